@@ -1,0 +1,251 @@
+//! Configuration: one struct, read from flags with environment fallbacks (PROTOCOL §4) and
+//! validated before anything binds or connects. Tests build it with [`Config::default`] and
+//! struct update syntax instead of touching the process environment.
+
+use std::net::IpAddr;
+
+use clap::{Parser, ValueEnum};
+
+pub const DEFAULT_PORT: u16 = 3001;
+pub const DEFAULT_PREFIX: &str = "afw:";
+pub const DEFAULT_SESSION_TTL_SECS: u64 = 24 * 60 * 60;
+pub const DEFAULT_MAX_EVENTS_PER_SESSION: usize = 10_000;
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+pub const DEFAULT_WS_OUTBOUND_LIMIT_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Every setting of the gateway. Each field's flag is also read from the environment variable
+/// shown as its value name, so `--port 4000` and `PORT=4000` mean the same.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "afw-gateway",
+    version,
+    about = "Real-time WebSocket event gateway"
+)]
+pub struct Config {
+    /// TCP port to listen on.
+    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Address to bind. A non-loopback address needs AFW_API_KEYS (or AFW_INSECURE=1).
+    #[arg(long, env = "HOST", value_name = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Redis URL (redis://[user:pass@]host:port/db). Unset: the embedded in-memory store.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        value_name = "REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and pub/sub channel.
+    #[arg(long, env = "REDIS_PREFIX", value_name = "REDIS_PREFIX", default_value = DEFAULT_PREFIX)]
+    pub redis_prefix: String,
+    /// Comma-separated API keys accepted as `Authorization: Bearer <key>`. Empty: no auth.
+    #[arg(
+        long,
+        env = "AFW_API_KEYS",
+        value_name = "AFW_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// Comma-separated origins allowed by CORS (`*` for any). Empty: no CORS headers.
+    #[arg(
+        long,
+        env = "AFW_CORS_ORIGINS",
+        value_name = "AFW_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// Seconds a session and its events live after their last activity.
+    #[arg(long, env = "SESSION_TTL_SECS", value_name = "SESSION_TTL_SECS", default_value_t = DEFAULT_SESSION_TTL_SECS)]
+    pub session_ttl_secs: u64,
+    /// Newest events kept per session; older ones are trimmed.
+    #[arg(long, env = "MAX_EVENTS_PER_SESSION", value_name = "MAX_EVENTS_PER_SESSION", default_value_t = DEFAULT_MAX_EVENTS_PER_SESSION)]
+    pub max_events_per_session: usize,
+    /// Largest accepted request body for one event (and most routes), in bytes.
+    #[arg(long, env = "MAX_EVENT_BYTES", value_name = "MAX_EVENT_BYTES", default_value_t = DEFAULT_MAX_EVENT_BYTES)]
+    pub max_event_bytes: usize,
+    /// Largest accepted body of `POST /api/events/batch`, in bytes.
+    #[arg(long, env = "MAX_BATCH_BYTES", value_name = "MAX_BATCH_BYTES", default_value_t = DEFAULT_MAX_BATCH_BYTES)]
+    pub max_batch_bytes: usize,
+    /// Bytes queued for one WebSocket client before it is closed with 4008 (slow_consumer).
+    #[arg(long, env = "WS_OUTBOUND_LIMIT_BYTES", value_name = "WS_OUTBOUND_LIMIT_BYTES", default_value_t = DEFAULT_WS_OUTBOUND_LIMIT_BYTES)]
+    pub ws_outbound_limit_bytes: usize,
+    /// Log format: pretty or json.
+    #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    /// Allow a non-loopback bind without credentials.
+    #[arg(long, env = "AFW_INSECURE", value_name = "AFW_INSECURE")]
+    pub insecure: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: DEFAULT_PORT,
+            host: IpAddr::from([127, 0, 0, 1]),
+            redis_url: None,
+            redis_prefix: DEFAULT_PREFIX.to_string(),
+            api_keys: Vec::new(),
+            cors_origins: Vec::new(),
+            session_ttl_secs: DEFAULT_SESSION_TTL_SECS,
+            max_events_per_session: DEFAULT_MAX_EVENTS_PER_SESSION,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            ws_outbound_limit_bytes: DEFAULT_WS_OUTBOUND_LIMIT_BYTES,
+            log_format: LogFormat::Pretty,
+            insecure: false,
+        }
+    }
+}
+
+/// A setting that cannot be used, named by its environment variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Checks what clap's types cannot: ranges, URL syntax, and the bind/credentials rule.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.redis_url {
+            redis::Client::open(url.as_str())
+                .map_err(|e| bad("REDIS_URL", format!("not a usable Redis URL ({e})")))?;
+        }
+        if self.redis_prefix.is_empty()
+            || self.redis_prefix.len() > 64
+            || self
+                .redis_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(bad(
+                "REDIS_PREFIX",
+                "must be 1-64 characters without whitespace",
+            ));
+        }
+        if self.api_keys.iter().any(|k| k.trim().is_empty()) {
+            return Err(bad(
+                "AFW_API_KEYS",
+                "contains an empty key (check for a stray comma)",
+            ));
+        }
+        if self.session_ttl_secs == 0 || self.session_ttl_secs > 365 * 24 * 3600 {
+            return Err(bad(
+                "SESSION_TTL_SECS",
+                "must be between 1 and 31536000 seconds",
+            ));
+        }
+        if self.max_events_per_session == 0 || self.max_events_per_session > 1_000_000 {
+            return Err(bad(
+                "MAX_EVENTS_PER_SESSION",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if self.max_event_bytes < 256 || self.max_event_bytes > 16 * 1024 * 1024 {
+            return Err(bad(
+                "MAX_EVENT_BYTES",
+                "must be between 256 and 16777216 bytes",
+            ));
+        }
+        if self.max_batch_bytes < self.max_event_bytes || self.max_batch_bytes > 256 * 1024 * 1024 {
+            return Err(bad(
+                "MAX_BATCH_BYTES",
+                "must be at least MAX_EVENT_BYTES and at most 268435456 bytes",
+            ));
+        }
+        if self.ws_outbound_limit_bytes < self.max_event_bytes {
+            return Err(bad(
+                "WS_OUTBOUND_LIMIT_BYTES",
+                "must be at least MAX_EVENT_BYTES, or no event could be delivered",
+            ));
+        }
+        if !self.host.is_loopback() && self.api_keys.is_empty() && !self.insecure {
+            return Err(bad(
+                "HOST",
+                format!(
+                    "{} is not a loopback address and no AFW_API_KEYS are set; set keys or AFW_INSECURE=1",
+                    self.host
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn store_kind(&self) -> &'static str {
+        if self.redis_url.is_some() {
+            "redis"
+        } else {
+            "memory"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_flags() {
+        let parsed = Config::try_parse_from(["afw-gateway"]).unwrap();
+        let default = Config::default();
+        // Environment may be set by the caller; compare only what no CI sets.
+        assert_eq!(parsed.max_event_bytes, default.max_event_bytes);
+        assert_eq!(
+            parsed.ws_outbound_limit_bytes,
+            default.ws_outbound_limit_bytes
+        );
+        assert!(default.validate().is_ok());
+    }
+
+    #[test]
+    fn non_loopback_without_keys_is_refused() {
+        let c = Config {
+            host: "0.0.0.0".parse().unwrap(),
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().var, "HOST");
+        let keyed = Config {
+            api_keys: vec!["k".into()],
+            ..c.clone()
+        };
+        assert!(keyed.validate().is_ok());
+        let insecure = Config {
+            insecure: true,
+            ..c
+        };
+        assert!(insecure.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let c = Config {
+            redis_url: Some("http://nope".into()),
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().var, "REDIS_URL");
+        let c = Config {
+            max_events_per_session: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().var, "MAX_EVENTS_PER_SESSION");
+        let err = Config::try_parse_from(["afw-gateway", "--port", "abc"]).unwrap_err();
+        assert!(err.to_string().contains("PORT"), "{err}");
+    }
+}

@@ -1,0 +1,62 @@
+//! Per-request context: the request id (the incoming `x-request-id`, else a fresh UUID) and
+//! correlation id, held in a task-local for the life of the request so that every error body
+//! and log line of the request carries them.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+pub const REQUEST_ID: &str = "x-request-id";
+pub const CORRELATION_ID: &str = "x-correlation-id";
+const MAX_ID_LEN: usize = 200;
+
+#[derive(Clone)]
+struct Context {
+    request_id: Arc<str>,
+}
+
+tokio::task_local! {
+    static CONTEXT: Context;
+}
+
+/// The current request's id ("" outside a request).
+pub fn request_id() -> String {
+    CONTEXT
+        .try_with(|c| c.request_id.to_string())
+        .unwrap_or_default()
+}
+
+/// A caller-supplied id, if it is short printable ASCII.
+pub fn usable_id(v: Option<&HeaderValue>) -> Option<String> {
+    let s = v?.to_str().ok()?;
+    (!s.is_empty() && s.len() <= MAX_ID_LEN && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_string())
+}
+
+pub async fn middleware(req: Request, next: Next) -> Response {
+    let request_id = usable_id(req.headers().get(REQUEST_ID))
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let correlation_id = usable_id(req.headers().get(CORRELATION_ID));
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %request_id,
+        correlation_id = correlation_id.as_deref().unwrap_or(""),
+    );
+    let ctx = Context {
+        request_id: request_id.as_str().into(),
+    };
+    let mut resp = CONTEXT
+        .scope(ctx, next.run(req).instrument(span.clone()))
+        .await;
+    span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), "response"));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    resp
+}

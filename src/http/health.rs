@@ -1,0 +1,37 @@
+//! Liveness (`/health`) and readiness (`/ready`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+pub async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "timestamp": crate::time::now().0,
+        "uptime": app.uptime_secs(),
+        "instanceId": app.instance_id(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": app.store().kind(),
+    }))
+}
+
+pub async fn ready(State(app): State<AppState>) -> Response {
+    if app.shutdown_token().is_cancelled() {
+        return not_ready("the instance is shutting down".into());
+    }
+    match app.store().readiness().await {
+        Ok(()) => Json(json!({"status": "ready", "store": app.store().kind()})).into_response(),
+        Err(reason) => not_ready(reason),
+    }
+}
+
+fn not_ready(reason: String) -> Response {
+    let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason);
+    err.retry_after_secs = Some(1);
+    err.into_response()
+}

@@ -1,0 +1,102 @@
+//! The HTTP edge: the router, its middleware, and one module per resource. Handlers are thin:
+//! parse, call the store, map the result; every failure leaves as an [`ApiError`].
+
+use std::any::Any;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, Any as AnyOrigin, CorsLayer};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::realtime::ws;
+
+pub mod auth;
+pub mod context;
+pub mod events;
+pub mod extract;
+pub mod health;
+pub mod sessions;
+
+pub fn router(app: AppState) -> Router {
+    let config = app.config().clone();
+    let batch = Router::new()
+        .route("/api/events/batch", post(events::post_batch))
+        .layer(DefaultBodyLimit::max(config.max_batch_bytes));
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/api/sessions", post(sessions::create).get(sessions::list))
+        .route(
+            "/api/sessions/{id}",
+            get(sessions::get)
+                .put(sessions::update)
+                .patch(sessions::update)
+                .delete(sessions::delete),
+        )
+        .route("/api/sessions/{id}/awaiting", post(sessions::awaiting))
+        .route("/api/events", post(events::post_one))
+        .route("/api/events/{session_id}", get(events::read))
+        .route("/api/events/{session_id}/recent", get(events::recent))
+        .route("/ws", get(ws::upgrade))
+        .layer(DefaultBodyLimit::max(config.max_event_bytes))
+        .merge(batch)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            auth::middleware,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(context::middleware))
+        .layer(cors(&config.cors_origins))
+        .with_state(app)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+    .into_response()
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers(AnyOrigin)
+        .expose_headers([HeaderName::from_static(context::REQUEST_ID)])
+}

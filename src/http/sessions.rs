@@ -1,0 +1,310 @@
+//! `/api/sessions`: create, list, read, update, delete, and mark a session as awaiting input.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::app::AppState;
+use crate::error::{ApiError, FieldProblem};
+use crate::model::{
+    check_session_id, draft_event, field, EventContext, Fields, SessionQuery, MAX_READ_LIMIT,
+    SESSION_STATUSES,
+};
+use crate::store::Now;
+
+const DEFAULT_LIST_LIMIT: usize = 100;
+const MAX_TEXT_CHARS: usize = 4096;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSession {
+    id: Option<String>,
+    cwd: Option<String>,
+    hostname: Option<String>,
+    platform: Option<String>,
+    #[serde(alias = "user")]
+    user_id: Option<String>,
+    metadata: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchSession {
+    status: Option<String>,
+    summary: Option<String>,
+    end_reason: Option<String>,
+    conversation_state: Option<String>,
+    metadata: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    user_id: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Awaiting {
+    prompt_type: Option<String>,
+    prompt_text: Option<String>,
+    quick_responses: Option<Vec<String>>,
+}
+
+fn check_text(problems: &mut Vec<FieldProblem>, name: &str, v: &Option<String>) {
+    if v.as_ref()
+        .is_some_and(|s| s.chars().count() > MAX_TEXT_CHARS)
+    {
+        problems.push(FieldProblem::new(
+            name,
+            format!("must be at most {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+}
+
+fn check_status(problems: &mut Vec<FieldProblem>, status: &Option<String>) {
+    if let Some(s) = status {
+        if !SESSION_STATUSES.contains(&s.as_str()) {
+            problems.push(FieldProblem::new(
+                "status",
+                format!("must be one of {}", SESSION_STATUSES.join(", ")),
+            ));
+        }
+    }
+}
+
+fn path_id(id: &str) -> Result<(), ApiError> {
+    check_session_id(id).map_err(|p| ApiError::validation(vec![p]))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    ApiJson(body): ApiJson<CreateSession>,
+) -> Result<Response, ApiError> {
+    let mut problems = Vec::new();
+    if let Some(id) = &body.id {
+        if let Err(p) = check_session_id(id) {
+            problems.push(FieldProblem::new("id", p.problem));
+        }
+    }
+    for (name, v) in [
+        ("cwd", &body.cwd),
+        ("hostname", &body.hostname),
+        ("platform", &body.platform),
+        ("userId", &body.user_id),
+    ] {
+        check_text(&mut problems, name, v);
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let id = body.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let now = Now::get();
+    let mut fields: Fields = vec![
+        (field::ID, id.clone()),
+        (field::STATUS, "in_progress".into()),
+        (field::STARTED_AT, now.iso.clone()),
+        (field::UPDATED_AT, now.iso.clone()),
+    ];
+    let optional = [
+        (field::CWD, body.cwd),
+        (field::HOSTNAME, body.hostname),
+        (field::PLATFORM, body.platform),
+        (field::USER_ID, body.user_id),
+        (field::METADATA, body.metadata.map(|m| m.to_string())),
+    ];
+    fields.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+    let session = app.store().create_session(&id, fields, &now).await?;
+    Ok((StatusCode::CREATED, Json(session)).into_response())
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut problems = Vec::new();
+    check_status(&mut problems, &q.status);
+    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if limit == 0 || limit > MAX_READ_LIMIT {
+        problems.push(FieldProblem::new(
+            "limit",
+            format!("must be 1-{MAX_READ_LIMIT}"),
+        ));
+    }
+    let cursor = match q.cursor.as_deref().map(decode_cursor) {
+        Some(None) => {
+            problems.push(FieldProblem::new(
+                "cursor",
+                "is not a cursor this API returned",
+            ));
+            None
+        }
+        Some(Some(c)) => Some(c),
+        None => None,
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let page = app
+        .store()
+        .list_sessions(&SessionQuery {
+            status: q.status,
+            user_id: q.user_id,
+            limit,
+            cursor,
+        })
+        .await?;
+    Ok(Json(json!({
+        "count": page.sessions.len(),
+        "sessions": page.sessions,
+        "nextCursor": page.next_cursor.as_deref().map(encode_cursor),
+    })))
+}
+
+/// Cursors are index members, hex-encoded so they survive any query string unescaped.
+fn encode_cursor(member: &str) -> String {
+    member.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(hex: &str) -> Option<String> {
+    if hex.len() % 2 != 0 || hex.len() > 1024 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    path_id(&id)?;
+    match app.store().get_session(&id).await? {
+        Some(s) => Ok(Json(s).into_response()),
+        None => Err(ApiError::not_found("session")),
+    }
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<PatchSession>,
+) -> Result<Response, ApiError> {
+    path_id(&id)?;
+    let mut problems = Vec::new();
+    check_status(&mut problems, &body.status);
+    check_text(&mut problems, "summary", &body.summary);
+    check_text(&mut problems, "endReason", &body.end_reason);
+    check_text(&mut problems, "conversationState", &body.conversation_state);
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let now = Now::get();
+    let mut fields: Fields = Vec::new();
+    if let Some(status) = &body.status {
+        if status == "completed" || status == "failed" {
+            fields.push((field::ENDED_AT, now.iso.clone()));
+        }
+    }
+    let given = [
+        (field::STATUS, body.status),
+        (field::SUMMARY, body.summary),
+        (field::END_REASON, body.end_reason),
+        (field::CONVERSATION_STATE, body.conversation_state),
+        (field::METADATA, body.metadata.map(|m| m.to_string())),
+    ];
+    fields.extend(given.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+    if fields.is_empty() {
+        return Err(ApiError::validation(vec![FieldProblem::new(
+            "body",
+            "name at least one of status, summary, endReason, conversationState, metadata",
+        )]));
+    }
+    fields.push((field::UPDATED_AT, now.iso));
+    match app.store().update_session(&id, fields).await? {
+        Some(s) => Ok(Json(s).into_response()),
+        None => Err(ApiError::not_found("session")),
+    }
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    path_id(&id)?;
+    if app.store().delete_session(&id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found("session"))
+    }
+}
+
+/// Marks the session as waiting for the user and publishes an `interaction:awaiting-input`
+/// event carrying the prompt.
+pub async fn awaiting(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Awaiting>,
+) -> Result<Response, ApiError> {
+    path_id(&id)?;
+    let mut problems = Vec::new();
+    check_text(&mut problems, "promptType", &body.prompt_type);
+    check_text(&mut problems, "promptText", &body.prompt_text);
+    if body.quick_responses.as_ref().is_some_and(|q| q.len() > 50) {
+        problems.push(FieldProblem::new(
+            "quickResponses",
+            "must hold at most 50 items",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let now = Now::get();
+    let prompt = json!({
+        "promptType": body.prompt_type,
+        "promptText": body.prompt_text,
+        "quickResponses": body.quick_responses,
+        "timestamp": now.iso,
+    });
+    let fields: Fields = vec![
+        (field::CONVERSATION_STATE, "awaiting_input".into()),
+        (field::LAST_PROMPT, prompt.to_string()),
+        (field::UPDATED_AT, now.iso.clone()),
+    ];
+    let Some(session) = app.store().update_session(&id, fields).await? else {
+        return Err(ApiError::not_found("session"));
+    };
+    let mut event = prompt;
+    event["sessionId"] = json!(id);
+    event["type"] = json!("interaction:awaiting-input");
+    let ctx = EventContext {
+        received_at: now.iso.clone(),
+        correlation_id: None,
+    };
+    let draft = draft_event(event, &ctx, "").map_err(ApiError::validation)?;
+    app.store().append(&[draft], &now).await?;
+    Ok(Json(session).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        let m = "0001767225600000:sess/ü 1";
+        assert_eq!(decode_cursor(&encode_cursor(m)).as_deref(), Some(m));
+        assert_eq!(decode_cursor("zz"), None);
+        assert_eq!(decode_cursor("abc"), None);
+    }
+}

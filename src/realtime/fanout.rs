@@ -1,0 +1,112 @@
+//! The instance's one fan-out task: reads the store's bus in order and hands each event to the
+//! hub. When the hub reports a gap (a pub/sub message was lost) or the bus reports that
+//! messages may have been lost (pub/sub reconnected, or this task lagged), the missing events
+//! are read from the store and delivered first, so subscribers still see every seq in order.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+
+use super::hub::{Admit, Hub};
+use super::protocol::REPLAY_PAGE;
+use crate::model::{BusMessage, LiveEvent, ReadFrom};
+use crate::store::Store;
+
+pub async fn run(
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    mut bus: broadcast::Receiver<BusMessage>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            m = bus.recv() => m,
+        };
+        match msg {
+            Ok(BusMessage::Event(ev)) => handle_event(&*store, &hub, &ev).await,
+            Ok(BusMessage::SessionDeleted(sid)) => hub.session_deleted(&sid),
+            Ok(BusMessage::Resync) => resync(&*store, &hub).await,
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "fan-out lagged behind the bus; resyncing from the store"
+                );
+                resync(&*store, &hub).await;
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn handle_event(store: &dyn Store, hub: &Hub, ev: &LiveEvent) {
+    match hub.admit(ev) {
+        Admit::NoSubscribers | Admit::Duplicate => {}
+        Admit::Next => hub.deliver(ev),
+        Admit::Gap { after } => {
+            tracing::warn!(session = %ev.session_id, after, seq = ev.seq, "gap in pub/sub; filling from the store");
+            fill(
+                store,
+                hub,
+                &ev.session_id,
+                &ev.epoch,
+                after,
+                Some(ev.seq - 1),
+            )
+            .await;
+            hub.deliver(ev);
+        }
+    }
+}
+
+async fn resync(store: &dyn Store, hub: &Hub) {
+    for (session_id, epoch, last) in hub.resync_targets() {
+        fill(store, hub, &session_id, &epoch, last, None).await;
+    }
+}
+
+/// Delivers the stored events of `session_id` after `after` (up to `until`, or all), as long
+/// as the stored stream is still `epoch`. A store failure is logged and leaves the gap to the
+/// connections' own check, which reads again when the next event shows it.
+async fn fill(
+    store: &dyn Store,
+    hub: &Hub,
+    session_id: &Arc<str>,
+    epoch: &Arc<str>,
+    mut after: u64,
+    until: Option<u64>,
+) {
+    loop {
+        if until.is_some_and(|u| after >= u) {
+            return;
+        }
+        let range = match store
+            .read_events(session_id, ReadFrom::After(after), REPLAY_PAGE)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(session = %session_id, error = %e, "could not fill gap from the store");
+                return;
+            }
+        };
+        if range.epoch.as_deref() != Some(&**epoch) || range.events.is_empty() {
+            return;
+        }
+        let start = (after + 1).max(range.first_seq);
+        for (i, event) in range.events.into_iter().enumerate() {
+            let seq = start + i as u64;
+            if until.is_some_and(|u| seq > u) {
+                return;
+            }
+            hub.deliver(&LiveEvent {
+                session_id: Arc::clone(session_id),
+                seq,
+                epoch: Arc::clone(epoch),
+                event,
+            });
+            after = seq;
+        }
+    }
+}

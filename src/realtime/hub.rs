@@ -1,0 +1,319 @@
+//! The hub: which local connections watch which session, and the fan-out to them.
+//!
+//! Each event is turned into a frame once per instance and the same bytes are queued for every
+//! subscriber. Queues are unbounded channels with a byte budget: pushing never waits, and a
+//! connection over its budget is cancelled (closed with 4008 by its own task), so one slow
+//! reader cannot slow the others or grow memory without bound. The hub also remembers the last
+//! seq it delivered per session, so the fan-out task can notice a gap in what the bus gave it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::event_frame;
+use crate::model::LiveEvent;
+
+/// Bytes charged to a queue for a message that is not an event frame.
+const CONTROL_COST: usize = 64;
+
+/// What the hub queues for a connection.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A stored event, already framed.
+    Event {
+        session_id: Arc<str>,
+        seq: u64,
+        epoch: Arc<str>,
+        frame: Utf8Bytes,
+    },
+    /// The session is gone for this connection (e.g. `deleted`).
+    Unsubscribed {
+        session_id: Arc<str>,
+        reason: &'static str,
+    },
+    /// The hub could not fill a possible gap for this session itself: read from the store
+    /// from the last seq this connection sent.
+    CatchUp { session_id: Arc<str> },
+}
+
+/// The hub's side of one connection's queue.
+#[derive(Clone, Debug)]
+pub struct ConnHandle {
+    pub id: u64,
+    tx: mpsc::UnboundedSender<Outbound>,
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+    /// Cancelled when the connection must go: over budget, or gone.
+    pub kill: CancellationToken,
+}
+
+/// The connection's side of its queue.
+pub struct ConnQueue {
+    pub rx: mpsc::UnboundedReceiver<Outbound>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl ConnQueue {
+    /// Gives back the budget of a message once it has been written to the socket.
+    pub fn release(&self, item: &Outbound) {
+        self.queued.fetch_sub(cost(item), Ordering::AcqRel);
+    }
+}
+
+fn cost(item: &Outbound) -> usize {
+    match item {
+        Outbound::Event { frame, .. } => frame.as_str().len(),
+        _ => CONTROL_COST,
+    }
+}
+
+/// A new queue with a budget of `limit` bytes.
+pub fn queue(id: u64, limit: usize) -> (ConnHandle, ConnQueue) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    (
+        ConnHandle {
+            id,
+            tx,
+            queued: Arc::clone(&queued),
+            limit,
+            kill: CancellationToken::new(),
+        },
+        ConnQueue { rx, queued },
+    )
+}
+
+impl ConnHandle {
+    /// Queues without waiting. `false` when the connection is gone or just went over budget.
+    fn push(&self, item: Outbound) -> bool {
+        if self.kill.is_cancelled() {
+            return false;
+        }
+        let c = cost(&item);
+        if self.queued.fetch_add(c, Ordering::AcqRel) + c > self.limit {
+            self.kill.cancel();
+            return false;
+        }
+        self.tx.send(item).is_ok()
+    }
+
+    /// Bytes waiting in the queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+struct SessionSubs {
+    conns: Vec<ConnHandle>,
+    /// Epoch and seq of the last event the hub delivered for this session.
+    last: Option<(Arc<str>, u64)>,
+}
+
+/// What the fan-out task should do with an event from the bus.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// No local subscriber: nothing to do.
+    NoSubscribers,
+    /// Already delivered (seq at or below the last one).
+    Duplicate,
+    /// Deliver it.
+    Next,
+    /// Events after this seq are missing; fill them from the store first.
+    Gap { after: u64 },
+}
+
+#[derive(Default)]
+pub struct Hub {
+    sessions: DashMap<Arc<str>, SessionSubs>,
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        Hub::default()
+    }
+
+    /// Adds a connection to a session's subscribers (once).
+    pub fn subscribe(&self, session_id: &str, conn: &ConnHandle) {
+        let mut entry = self
+            .sessions
+            .entry(Arc::from(session_id))
+            .or_insert_with(|| SessionSubs {
+                conns: Vec::new(),
+                last: None,
+            });
+        if !entry.conns.iter().any(|c| c.id == conn.id) {
+            entry.conns.push(conn.clone());
+        }
+    }
+
+    pub fn unsubscribe(&self, session_id: &str, conn_id: u64) {
+        self.sessions.remove_if_mut(session_id, |_, subs| {
+            subs.conns.retain(|c| c.id != conn_id);
+            subs.conns.is_empty()
+        });
+    }
+
+    /// Local subscriptions now (for metrics and tests).
+    pub fn subscription_count(&self) -> usize {
+        self.sessions.iter().map(|e| e.conns.len()).sum()
+    }
+
+    pub fn admit(&self, ev: &LiveEvent) -> Admit {
+        let Some(subs) = self.sessions.get(&*ev.session_id) else {
+            return Admit::NoSubscribers;
+        };
+        match &subs.last {
+            None => Admit::Next,
+            Some((epoch, _)) if **epoch != *ev.epoch => {
+                if ev.seq == 1 {
+                    Admit::Next
+                } else {
+                    Admit::Gap { after: 0 }
+                }
+            }
+            Some((_, last)) if ev.seq <= *last => Admit::Duplicate,
+            Some((_, last)) if ev.seq == last + 1 => Admit::Next,
+            Some((_, last)) => Admit::Gap { after: *last },
+        }
+    }
+
+    /// Frames the event once and queues it for every subscriber of its session, dropping
+    /// subscribers whose queue is gone or over budget.
+    pub fn deliver(&self, ev: &LiveEvent) {
+        let Some(mut subs) = self.sessions.get_mut(&*ev.session_id) else {
+            return;
+        };
+        if let Some((epoch, last)) = &subs.last {
+            if **epoch == *ev.epoch && ev.seq <= *last {
+                return;
+            }
+        }
+        subs.last = Some((Arc::clone(&ev.epoch), ev.seq));
+        let frame = Utf8Bytes::from(event_frame(&ev.session_id, ev.seq, &ev.epoch, &ev.event));
+        subs.conns.retain(|c| {
+            c.push(Outbound::Event {
+                session_id: Arc::clone(&ev.session_id),
+                seq: ev.seq,
+                epoch: Arc::clone(&ev.epoch),
+                frame: frame.clone(),
+            })
+        });
+        if subs.conns.is_empty() {
+            drop(subs);
+            self.sessions
+                .remove_if(&*ev.session_id, |_, s| s.conns.is_empty());
+        }
+    }
+
+    /// Tells every subscriber of a deleted session, and forgets the session.
+    pub fn session_deleted(&self, session_id: &str) {
+        if let Some((sid, subs)) = self.sessions.remove(session_id) {
+            for c in subs.conns {
+                c.push(Outbound::Unsubscribed {
+                    session_id: Arc::clone(&sid),
+                    reason: "deleted",
+                });
+            }
+        }
+    }
+
+    /// After messages may have been lost: the sessions whose last delivered seq is known (the
+    /// fan-out task fills them from the store), after asking the subscribers of every other
+    /// session to catch up on their own.
+    pub fn resync_targets(&self) -> Vec<(Arc<str>, Arc<str>, u64)> {
+        let mut known = Vec::new();
+        for entry in self.sessions.iter() {
+            match &entry.last {
+                Some((epoch, seq)) => {
+                    known.push((Arc::clone(entry.key()), Arc::clone(epoch), *seq))
+                }
+                None => {
+                    for c in &entry.conns {
+                        c.push(Outbound::CatchUp {
+                            session_id: Arc::clone(entry.key()),
+                        });
+                    }
+                }
+            }
+        }
+        known
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: u64, epoch: &str) -> LiveEvent {
+        LiveEvent {
+            session_id: "s".into(),
+            seq,
+            epoch: epoch.into(),
+            event: format!("{{\"seq\":{seq}}}").into(),
+        }
+    }
+
+    #[test]
+    fn admits_in_order_and_spots_gaps() {
+        let hub = Hub::new();
+        let (h, mut q) = queue(1, 1 << 20);
+        assert_eq!(hub.admit(&ev(5, "e")), Admit::NoSubscribers);
+        hub.subscribe("s", &h);
+        assert_eq!(hub.admit(&ev(5, "e")), Admit::Next);
+        hub.deliver(&ev(5, "e"));
+        assert_eq!(hub.admit(&ev(5, "e")), Admit::Duplicate);
+        assert_eq!(hub.admit(&ev(6, "e")), Admit::Next);
+        assert_eq!(hub.admit(&ev(8, "e")), Admit::Gap { after: 5 });
+        assert_eq!(hub.admit(&ev(3, "f")), Admit::Gap { after: 0 });
+        assert_eq!(hub.admit(&ev(1, "f")), Admit::Next);
+        match q.rx.try_recv().unwrap() {
+            Outbound::Event { seq, frame, .. } => {
+                assert_eq!(seq, 5);
+                assert!(frame.as_str().contains("\"seq\":5"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn over_budget_connection_is_cancelled_and_dropped() {
+        let hub = Hub::new();
+        let (slow, _slow_q) = queue(1, 150);
+        let (fast, mut fast_q) = queue(2, 1 << 20);
+        hub.subscribe("s", &slow);
+        hub.subscribe("s", &fast);
+        for seq in 1..=4 {
+            hub.deliver(&ev(seq, "e"));
+        }
+        assert!(slow.kill.is_cancelled());
+        assert!(!fast.kill.is_cancelled());
+        assert_eq!(hub.subscription_count(), 1);
+        let mut got = 0;
+        while let Ok(item) = fast_q.rx.try_recv() {
+            fast_q.release(&item);
+            got += 1;
+        }
+        assert_eq!(got, 4);
+        assert_eq!(fast.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn deletion_tells_subscribers() {
+        let hub = Hub::new();
+        let (h, mut q) = queue(1, 1 << 20);
+        hub.subscribe("s", &h);
+        hub.session_deleted("s");
+        assert!(matches!(
+            q.rx.try_recv().unwrap(),
+            Outbound::Unsubscribed {
+                reason: "deleted",
+                ..
+            }
+        ));
+        assert_eq!(hub.subscription_count(), 0);
+    }
+}

@@ -1,0 +1,9 @@
+//! Live delivery. The store's bus feeds one fan-out task per instance ([`fanout`]), which
+//! hands each event to the [`hub::Hub`]; the hub serializes it once and pushes it into the
+//! bounded queue of every local subscriber; each connection ([`ws`]) drains its queue to its
+//! socket. The wire messages and limits live in [`protocol`].
+
+pub mod fanout;
+pub mod hub;
+pub mod protocol;
+pub mod ws;

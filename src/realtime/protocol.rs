@@ -1,0 +1,229 @@
+//! The WebSocket protocol (PROTOCOL §2): message types, close codes and limits, in one place.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Protocol version announced on connect.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The server pings this often...
+pub const PING_EVERY: Duration = Duration::from_secs(25);
+/// ...and closes a connection whose pong has not come back within this.
+pub const PONG_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest message a client may send.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+/// Sessions one connection may be subscribed to at once.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1024;
+/// Events read from the store per step of a replay or gap fill.
+pub const REPLAY_PAGE: usize = 1000;
+
+/// Close codes the server uses.
+pub mod close {
+    /// Server shutting down: reconnect (elsewhere) at once.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Bad or expired credentials.
+    pub const POLICY: u16 = 1008;
+    /// A client message over [`super::MAX_CLIENT_MESSAGE_BYTES`].
+    pub const TOO_BIG: u16 = 1009;
+    /// No pong within [`super::PONG_TIMEOUT`].
+    pub const PING_TIMEOUT: u16 = 1011;
+    /// The client did not keep up with its events; come back with `since`.
+    pub const SLOW_CONSUMER: u16 = 4008;
+}
+
+/// A message from a client.
+#[derive(Debug, PartialEq)]
+pub enum ClientMessage {
+    /// Start receiving a session's events; with `since`, first those after it.
+    Subscribe {
+        session_id: String,
+        since: Option<u64>,
+        epoch: Option<String>,
+    },
+    /// Stop receiving a session's events.
+    Unsubscribe { session_id: String },
+    /// Application-level ping, answered with `pong`.
+    Ping,
+}
+
+/// Why a client message could not be used; sent back as an `error` message.
+#[derive(Debug, PartialEq)]
+pub struct ProtocolError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn perr(code: &'static str, message: impl Into<String>) -> ProtocolError {
+    ProtocolError {
+        code,
+        message: message.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscribeFields {
+    session_id: String,
+    since: Option<u64>,
+    epoch: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UnsubscribeFields {
+    session_id: String,
+}
+
+impl ClientMessage {
+    pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| perr("invalid_json", format!("message is not JSON: {e}")))?;
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| perr("invalid_message", "message needs a string field \"type\""))?
+            .to_string();
+        let fields = |e: serde_json::Error| perr("invalid_message", format!("{kind}: {e}"));
+        match kind.as_str() {
+            "subscribe" => {
+                let f: SubscribeFields = serde_json::from_value(value).map_err(fields)?;
+                Ok(ClientMessage::Subscribe {
+                    session_id: f.session_id,
+                    since: f.since,
+                    epoch: f.epoch,
+                })
+            }
+            "unsubscribe" => {
+                let f: UnsubscribeFields = serde_json::from_value(value).map_err(fields)?;
+                Ok(ClientMessage::Unsubscribe {
+                    session_id: f.session_id,
+                })
+            }
+            "ping" => Ok(ClientMessage::Ping),
+            "input" | "auth" => Err(perr(
+                "not_supported",
+                format!("\"{kind}\" messages are not supported by this version yet"),
+            )),
+            other => Err(perr(
+                "unknown_type",
+                format!("unknown message type \"{other}\""),
+            )),
+        }
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
+/// `event`: one stored event, built by concatenation so the stored JSON is not re-encoded.
+pub fn event_frame(session_id: &str, seq: u64, epoch: &str, event: &str) -> String {
+    let sid = json_str(session_id);
+    let ep = json_str(epoch);
+    let mut s = String::with_capacity(event.len() + sid.len() + ep.len() + 64);
+    s.push_str("{\"type\":\"event\",\"sessionId\":");
+    s.push_str(&sid);
+    s.push_str(",\"seq\":");
+    s.push_str(&seq.to_string());
+    s.push_str(",\"epoch\":");
+    s.push_str(&ep);
+    s.push_str(",\"payload\":");
+    s.push_str(event);
+    s.push('}');
+    s
+}
+
+/// The greeting sent on connect.
+pub fn connected(client_id: &str, instance_id: &str) -> String {
+    json!({
+        "type": "subscription_confirmed",
+        "payload": {
+            "clientId": client_id,
+            "message": "connected",
+            "instanceId": instance_id,
+            "protocol": PROTOCOL_VERSION,
+        }
+    })
+    .to_string()
+}
+
+pub fn subscribed(session_id: &str, head_seq: u64, epoch: Option<&str>, recovered: bool) -> String {
+    json!({
+        "type": "subscription_confirmed",
+        "sessionId": session_id,
+        "payload": {
+            "message": format!("subscribed to {session_id}"),
+            "headSeq": head_seq,
+            "epoch": epoch,
+            "recovered": recovered,
+        }
+    })
+    .to_string()
+}
+
+pub fn unsubscribed(session_id: &str, reason: &str) -> String {
+    json!({"type": "unsubscribed", "sessionId": session_id, "reason": reason}).to_string()
+}
+
+pub fn pong(client_id: &str) -> String {
+    json!({"type": "pong", "clientId": client_id}).to_string()
+}
+
+pub fn error(code: &str, message: &str, session_id: Option<&str>) -> String {
+    let mut v = json!({"type": "error", "code": code, "payload": {"message": message}});
+    if let Some(sid) = session_id {
+        v["sessionId"] = json!(sid);
+    }
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_message() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"subscribe","sessionId":"s","since":4,"epoch":"e"}"#),
+            Ok(ClientMessage::Subscribe {
+                session_id: "s".into(),
+                since: Some(4),
+                epoch: Some("e".into())
+            })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"unsubscribe","sessionId":"s"}"#),
+            Ok(ClientMessage::Unsubscribe {
+                session_id: "s".into()
+            })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"ping"}"#),
+            Ok(ClientMessage::Ping)
+        );
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let code = |t: &str| ClientMessage::parse(t).unwrap_err().code;
+        assert_eq!(code("{nope"), "invalid_json");
+        assert_eq!(code("[1]"), "invalid_message");
+        assert_eq!(code(r#"{"type":"dance"}"#), "unknown_type");
+        assert_eq!(code(r#"{"type":"subscribe"}"#), "invalid_message");
+        assert_eq!(
+            code(r#"{"type":"subscribe","sessionId":"s","since":-1}"#),
+            "invalid_message"
+        );
+        assert_eq!(code(r#"{"type":"auth","token":"t"}"#), "not_supported");
+    }
+
+    #[test]
+    fn event_frame_is_valid_json() {
+        let f = event_frame("a\"b", 3, "e1", r#"{"x":1}"#);
+        let v: Value = serde_json::from_str(&f).unwrap();
+        assert_eq!(v["sessionId"], "a\"b");
+        assert_eq!(v["seq"], 3);
+        assert_eq!(v["payload"]["x"], 1);
+    }
+}

@@ -1,0 +1,388 @@
+//! One WebSocket connection: a single task that reads client messages, drains the hub's
+//! queue for this connection, pings, and closes (1001 on shutdown, 4008 when over budget).
+//!
+//! It also keeps, per subscribed session, the epoch and last seq it sent. Everything it sends
+//! goes through that check, so replay and live events meet without a gap or a duplicate:
+//! it registers with the hub *before* reading history, sends the history, and then skips the
+//! live events the history already covered. A live event further ahead than the next seq
+//! makes it read the missing ones from the store first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::hub::{self, ConnHandle, ConnQueue, Outbound};
+use super::protocol::{self as proto, close, ClientMessage};
+use crate::app::AppState;
+use crate::error::StoreError;
+use crate::model::{check_session_id, ReadFrom};
+
+/// How long a closing handshake may take before the socket is simply dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let id = app.next_connection_id();
+    ws.max_message_size(proto::MAX_CLIENT_MESSAGE_BYTES)
+        .max_frame_size(proto::MAX_CLIENT_MESSAGE_BYTES)
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| {
+            let tracker = app.connections().clone();
+            let span = tracing::info_span!("ws", conn = id);
+            tracker.track_future(
+                async move { Connection::new(app, id, socket).run().await }.instrument(span),
+            )
+        })
+}
+
+/// Why the connection loop stopped.
+enum End {
+    /// The client went away or the socket failed: nothing more to send.
+    Gone,
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+}
+
+struct Sub {
+    epoch: Option<Arc<str>>,
+    last: u64,
+}
+
+struct Connection {
+    app: AppState,
+    client_id: String,
+    handle: ConnHandle,
+    queue: Option<ConnQueue>,
+    sink: SplitSink<WebSocket, Message>,
+    stream: Option<SplitStream<WebSocket>>,
+    subs: HashMap<Arc<str>, Sub>,
+}
+
+impl Connection {
+    fn new(app: AppState, id: u64, socket: WebSocket) -> Connection {
+        let (handle, queue) = hub::queue(id, app.config().ws_outbound_limit_bytes);
+        let (sink, stream) = socket.split();
+        Connection {
+            app,
+            client_id: uuid::Uuid::now_v7().to_string(),
+            handle,
+            queue: Some(queue),
+            sink,
+            stream: Some(stream),
+            subs: HashMap::new(),
+        }
+    }
+
+    async fn run(mut self) {
+        tracing::debug!(client = %self.client_id, "connected");
+        let end = self.serve().await;
+        for sid in self.subs.keys() {
+            self.app.hub().unsubscribe(sid, self.handle.id);
+        }
+        if let End::Close(code, reason) = end {
+            let frame = Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            }));
+            let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.send(frame)).await;
+        }
+        self.handle.kill.cancel();
+        tracing::debug!(client = %self.client_id, "disconnected");
+    }
+
+    async fn serve(&mut self) -> End {
+        let greeting = proto::connected(&self.client_id, self.app.instance_id());
+        if self.send_text(greeting).await.is_err() {
+            return End::Gone;
+        }
+        let mut queue = self.queue.take().expect("serve runs once");
+        let mut stream = self.stream.take().expect("serve runs once");
+        let shutdown = self.app.shutdown_token().clone();
+        let kill = self.handle.kill.clone();
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + proto::PING_EVERY, proto::PING_EVERY);
+        let mut pong_due: Option<Instant> = None;
+        loop {
+            let pong_deadline = async {
+                match pong_due {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let step = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
+                _ = kill.cancelled() => return End::Close(close::SLOW_CONSUMER, "slow_consumer"),
+                incoming = stream.next() => match incoming {
+                    None | Some(Ok(Message::Close(_))) => return End::Gone,
+                    Some(Err(e)) => {
+                        let text = e.to_string();
+                        // tungstenite reports an oversized message as a capacity error.
+                        if text.contains("too long") || text.contains("Space limit") {
+                            return End::Close(close::TOO_BIG, "message too big");
+                        }
+                        return End::Gone;
+                    }
+                    Some(Ok(Message::Text(t))) => self.on_text(t.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        self.send_error("binary_not_supported", "send JSON text messages", None).await
+                    }
+                    Some(Ok(Message::Pong(_))) => {
+                        pong_due = None;
+                        Ok(())
+                    }
+                    Some(Ok(Message::Ping(_))) => Ok(()),
+                },
+                item = queue.rx.recv() => match item {
+                    Some(item) => {
+                        let r = self.on_outbound(&item).await;
+                        queue.release(&item);
+                        r
+                    }
+                    None => return End::Gone,
+                },
+                _ = ping.tick() => {
+                    if pong_due.is_none() {
+                        pong_due = Some(Instant::now() + proto::PONG_TIMEOUT);
+                    }
+                    self.send(Message::Ping(Default::default())).await
+                }
+                _ = pong_deadline => return End::Close(close::PING_TIMEOUT, "ping timeout"),
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn send(&mut self, msg: Message) -> Result<(), End> {
+        let kill = self.handle.kill.clone();
+        tokio::select! {
+            r = self.sink.send(msg) => r.map_err(|_| End::Gone),
+            _ = kill.cancelled() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
+        }
+    }
+
+    async fn send_text(&mut self, text: String) -> Result<(), End> {
+        self.send(Message::Text(text.into())).await
+    }
+
+    async fn send_error(
+        &mut self,
+        code: &str,
+        message: &str,
+        session_id: Option<&str>,
+    ) -> Result<(), End> {
+        self.send_text(proto::error(code, message, session_id))
+            .await
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        match ClientMessage::parse(text) {
+            Err(e) => self.send_error(e.code, &e.message, None).await,
+            Ok(ClientMessage::Ping) => self.send_text(proto::pong(&self.client_id)).await,
+            Ok(ClientMessage::Unsubscribe { session_id }) => {
+                self.subs.remove(session_id.as_str());
+                self.app.hub().unsubscribe(&session_id, self.handle.id);
+                self.send_text(proto::unsubscribed(&session_id, "client"))
+                    .await
+            }
+            Ok(ClientMessage::Subscribe {
+                session_id,
+                since,
+                epoch,
+            }) => self.subscribe(session_id, since, epoch).await,
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        session_id: String,
+        since: Option<u64>,
+        epoch: Option<String>,
+    ) -> Result<(), End> {
+        if let Err(p) = check_session_id(&session_id) {
+            return self
+                .send_error(
+                    "invalid_message",
+                    &format!("{}: {}", p.field, p.problem),
+                    None,
+                )
+                .await;
+        }
+        let sid: Arc<str> = session_id.into();
+        if !self.subs.contains_key(&sid)
+            && self.subs.len() >= proto::MAX_SUBSCRIPTIONS_PER_CONNECTION
+        {
+            return self
+                .send_error(
+                    "too_many_subscriptions",
+                    "unsubscribe from a session first",
+                    Some(&sid),
+                )
+                .await;
+        }
+        // Register first: every event stored after the read below reaches the queue.
+        self.app.hub().subscribe(&sid, &self.handle);
+        let read = match since {
+            Some(s) => ReadFrom::After(s),
+            None => ReadFrom::Tail(0),
+        };
+        let limit = if since.is_some() {
+            proto::REPLAY_PAGE
+        } else {
+            0
+        };
+        let range = match self.app.store().read_events(&sid, read, limit).await {
+            Ok(r) => r,
+            Err(e) => return self.subscribe_failed(&sid, e).await,
+        };
+        let recovered = since.is_some_and(|s| range.can_resume(s, epoch.as_deref()));
+        self.subs.insert(
+            Arc::clone(&sid),
+            Sub {
+                epoch: range.epoch.as_deref().map(Arc::from),
+                last: range.head_seq,
+            },
+        );
+        let confirm = proto::subscribed(&sid, range.head_seq, range.epoch.as_deref(), recovered);
+        self.send_text(confirm).await?;
+        if recovered {
+            let since = since.unwrap_or(0);
+            // Send from `since`; the live queue then continues from whatever was sent last.
+            self.sub_mut(&sid).last = since;
+            let start = (since + 1).max(range.first_seq);
+            let epoch = range.epoch.clone().unwrap_or_default();
+            self.send_stored(&sid, &epoch, start, range.events).await?;
+            self.catch_up(&sid, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn subscribe_failed(&mut self, sid: &Arc<str>, e: StoreError) -> Result<(), End> {
+        tracing::warn!(session = %sid, error = %e, "subscribe failed");
+        self.subs.remove(sid);
+        self.app.hub().unsubscribe(sid, self.handle.id);
+        self.send_error(
+            "store_unavailable",
+            "the store did not answer; subscribe again shortly",
+            Some(sid),
+        )
+        .await
+    }
+
+    fn sub_mut(&mut self, sid: &str) -> &mut Sub {
+        self.subs.get_mut(sid).expect("subscribed")
+    }
+
+    /// Sends stored events (seq `start`, `start + 1`, ...) that this connection has not sent.
+    async fn send_stored(
+        &mut self,
+        sid: &Arc<str>,
+        epoch: &str,
+        start: u64,
+        events: Vec<Arc<str>>,
+    ) -> Result<(), End> {
+        for (i, event) in events.iter().enumerate() {
+            let seq = start + i as u64;
+            if seq <= self.subs.get(sid).map_or(u64::MAX, |s| s.last) {
+                continue;
+            }
+            self.send_text(proto::event_frame(sid, seq, epoch, event))
+                .await?;
+            self.sub_mut(sid).last = seq;
+        }
+        Ok(())
+    }
+
+    /// Reads and sends what the store has after this connection's last seq for `sid`, up to
+    /// `until` (or everything), staying within the connection's epoch.
+    async fn catch_up(&mut self, sid: &Arc<str>, until: Option<u64>) -> Result<(), End> {
+        loop {
+            let Some(sub) = self.subs.get(sid) else {
+                return Ok(());
+            };
+            let (last, epoch) = (sub.last, sub.epoch.clone());
+            if until.is_some_and(|u| last >= u) {
+                return Ok(());
+            }
+            let range = match self
+                .app
+                .store()
+                .read_events(sid, ReadFrom::After(last), proto::REPLAY_PAGE)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(session = %sid, error = %e, "catch-up read failed");
+                    return Ok(());
+                }
+            };
+            let Some(stored_epoch) = range.epoch.clone() else {
+                return Ok(());
+            };
+            if epoch.as_deref().is_some_and(|e| e != stored_epoch) {
+                return Ok(());
+            }
+            if range.events.is_empty() {
+                return Ok(());
+            }
+            self.sub_mut(sid).epoch = Some(Arc::from(stored_epoch.as_str()));
+            let start = (last + 1).max(range.first_seq);
+            let events = match until {
+                Some(u) => range
+                    .events
+                    .into_iter()
+                    .take((u + 1).saturating_sub(start) as usize)
+                    .collect(),
+                None => range.events,
+            };
+            self.send_stored(sid, &stored_epoch, start, events).await?;
+        }
+    }
+
+    async fn on_outbound(&mut self, item: &Outbound) -> Result<(), End> {
+        match item {
+            Outbound::Event {
+                session_id,
+                seq,
+                epoch,
+                frame,
+            } => {
+                let Some(sub) = self.subs.get_mut(session_id) else {
+                    return Ok(()); // unsubscribed while it was queued
+                };
+                if sub.epoch.as_deref() != Some(&**epoch) {
+                    // The stream started again (or had not started when we subscribed).
+                    sub.epoch = Some(Arc::clone(epoch));
+                    sub.last = 0;
+                }
+                if *seq <= sub.last {
+                    return Ok(());
+                }
+                if *seq > sub.last + 1 {
+                    self.catch_up(session_id, Some(seq - 1)).await?;
+                }
+                self.send(Message::Text(frame.clone())).await?;
+                if let Some(sub) = self.subs.get_mut(session_id) {
+                    sub.last = *seq;
+                }
+                Ok(())
+            }
+            Outbound::Unsubscribed { session_id, reason } => {
+                self.subs.remove(session_id);
+                self.send_text(proto::unsubscribed(session_id, reason))
+                    .await
+            }
+            Outbound::CatchUp { session_id } => self.catch_up(session_id, None).await,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The `Store` trait: everything the gateway keeps, behind one interface with two
+//! implementations of the same semantics, [`memory::MemoryStore`] (one process) and
+//! [`redis::RedisStore`] (any number of instances). The conformance suite in
+//! `tests/conformance.rs` runs against both so they cannot drift.
+//!
+//! Every write that changes a session's stream also publishes it on the store's bus in the
+//! same atomic step, so the bus carries a session's events in seq order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::error::StoreError;
+use crate::model::{
+    Appended, BusMessage, EventDraft, EventRange, Fields, ReadFrom, Session, SessionPage,
+    SessionQuery,
+};
+
+pub mod memory;
+pub mod redis;
+
+/// How long an `eventId` is remembered for idempotent publishing.
+pub const DEDUP_WINDOW: Duration = Duration::from_secs(600);
+/// Messages the bus holds for the hub before it counts as lagging (and resyncs from the store).
+pub const BUS_CAPACITY: usize = 65_536;
+
+/// Limits and identity every store needs.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub session_ttl: Duration,
+    pub max_events_per_session: usize,
+    pub dedup_window: Duration,
+    pub instance_id: Arc<str>,
+}
+
+/// The current time, as stored (`iso`) and as the listing index orders it (`ms`).
+#[derive(Debug, Clone)]
+pub struct Now {
+    pub iso: String,
+    pub ms: i64,
+}
+
+impl Now {
+    pub fn get() -> Now {
+        let (iso, ms) = crate::time::now();
+        Now { iso, ms }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"memory"` or `"redis"`.
+    fn kind(&self) -> &'static str;
+
+    /// Creates a session from `fields` (which carry `id`, `status` and the timestamps);
+    /// [`StoreError::Conflict`] when the id exists. Starts the session's stream (a new epoch).
+    async fn create_session(
+        &self,
+        id: &str,
+        fields: Fields,
+        now: &Now,
+    ) -> Result<Session, StoreError>;
+
+    async fn get_session(&self, id: &str) -> Result<Option<Session>, StoreError>;
+
+    /// Writes exactly `fields` (nothing else is read or rewritten) and renews the TTLs.
+    /// `None` when the session does not exist.
+    async fn update_session(&self, id: &str, fields: Fields)
+        -> Result<Option<Session>, StoreError>;
+
+    /// Removes the session, its events and queues, and tells every instance's subscribers.
+    /// `false` when there was nothing to delete.
+    async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Sessions newest first, filtered, one page at a time.
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError>;
+
+    /// Stores and publishes the drafts as one atomic step, in order: each gets the next seq
+    /// of its session, or the original seq when its `eventId` is a duplicate. Creates missing
+    /// sessions, trims to the per-session cap, renews TTLs.
+    async fn append(&self, drafts: &[EventDraft], now: &Now) -> Result<Vec<Appended>, StoreError>;
+
+    /// Reads up to `limit` stored events of a session, and where its stream stands.
+    async fn read_events(
+        &self,
+        session_id: &str,
+        from: ReadFrom,
+        limit: usize,
+    ) -> Result<EventRange, StoreError>;
+
+    /// The ordered feed of stored events and notifications, for the hub.
+    fn subscribe_bus(&self) -> broadcast::Receiver<BusMessage>;
+
+    /// `Ok` when the store answers and its bus is live; otherwise why not.
+    async fn readiness(&self) -> Result<(), String>;
+}
+
+/// Opens the store the config asks for and starts its background tasks on `tasks`.
+pub async fn open(
+    config: &Config,
+    instance_id: Arc<str>,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let settings = StoreSettings {
+        session_ttl: Duration::from_secs(config.session_ttl_secs),
+        max_events_per_session: config.max_events_per_session,
+        dedup_window: DEDUP_WINDOW,
+        instance_id,
+    };
+    match &config.redis_url {
+        None => Ok(memory::MemoryStore::start(settings, tasks, shutdown)),
+        Some(url) => {
+            redis::RedisStore::start(url, &config.redis_prefix, settings, tasks, shutdown).await
+        }
+    }
+}
+
+/// Walks a newest-first index from `cursor`, keeping sessions that match, until a page is
+/// full. Shared by both stores so paging means the same thing on each. `fetch` returns the
+/// next index members after the given one (exclusive) with their sessions, `None` for
+/// members whose session is gone.
+pub(crate) async fn page_sessions<F, Fut>(
+    query: &SessionQuery,
+    mut fetch: F,
+) -> Result<SessionPage, StoreError>
+where
+    F: FnMut(Option<String>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<(String, Option<Session>)>, StoreError>>,
+{
+    let limit = query.limit.max(1);
+    let batch = (limit + 1).max(100);
+    let mut cursor = query.cursor.clone();
+    let mut page = SessionPage::default();
+    loop {
+        let rows = fetch(cursor.clone(), batch).await?;
+        let exhausted = rows.len() < batch;
+        for (member, session) in rows {
+            cursor = Some(member.clone());
+            let Some(session) = session else { continue };
+            if !query.matches(&session) {
+                continue;
+            }
+            if page.sessions.len() == limit {
+                // One more match exists beyond the page: the page ends at the previous one.
+                return Ok(page);
+            }
+            page.sessions.push((&session).into());
+            page.next_cursor = Some(member);
+        }
+        if exhausted {
+            page.next_cursor = None;
+            return Ok(page);
+        }
+    }
+}

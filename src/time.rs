@@ -1,0 +1,36 @@
+//! Wall-clock timestamps in the one format of the wire contract: ISO 8601 UTC with
+//! milliseconds (`2026-01-01T00:00:00.000Z`).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Now, as the contract writes it, and as milliseconds since the Unix epoch.
+pub fn now() -> (String, i64) {
+    let t = Utc::now();
+    (format(t), t.timestamp_millis())
+}
+
+pub fn format(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses an RFC 3339 / ISO 8601 timestamp with any offset.
+pub fn parse(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_offsets() {
+        let t = parse("2026-01-01T01:00:00+01:00").unwrap();
+        assert_eq!(format(t), "2026-01-01T00:00:00.000Z");
+        assert!(parse("yesterday").is_none());
+        assert!(parse("2026-01-01").is_none());
+        let (iso, ms) = now();
+        assert_eq!(parse(&iso).unwrap().timestamp_millis(), ms);
+    }
+}
