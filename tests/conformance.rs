@@ -1,0 +1,515 @@
+//! One suite, run against both stores through the HTTP API: the memory store must behave
+//! exactly like Redis. Each test body is a function of an [`Env`]; the macro at the bottom
+//! makes a `memory::` and a `redis::` test of each.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use afw_gateway::Config;
+use serde_json::{json, Value};
+use support::{Gateway, RedisServer};
+
+pub struct Env {
+    pub gw: Gateway,
+    pub redis: Option<RedisServer>,
+}
+
+impl Env {
+    async fn start(redis: bool, tweak: fn(&mut Config)) -> Env {
+        let redis = if redis {
+            Some(RedisServer::start().await)
+        } else {
+            None
+        };
+        let mut config = support::config(redis.as_ref());
+        tweak(&mut config);
+        Env {
+            gw: Gateway::start(config).await,
+            redis,
+        }
+    }
+}
+
+fn defaults(_: &mut Config) {}
+
+async fn events_of(gw: &Gateway, sid: &str, query: &str) -> Value {
+    let (status, v) = gw.get(&format!("/api/events/{sid}{query}")).await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn seqs(page: &Value) -> Vec<u64> {
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect()
+}
+
+async fn session_crud(env: Env) {
+    let gw = &env.gw;
+    let (s, v) = gw
+        .post("/api/sessions", json!({"id": "crud-1", "cwd": "/w", "hostname": "h", "platform": "linux", "userId": "u1", "metadata": {"k": [1, 2]}}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["id"], "crud-1");
+    assert_eq!(v["status"], "in_progress");
+    assert_eq!(v["metadata"], json!({"k": [1, 2]}));
+    assert!(v["startedAt"].as_str().unwrap().ends_with('Z'));
+
+    let (s, v) = gw.post("/api/sessions", json!({"id": "crud-1"})).await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("conflict")));
+
+    let (s, v) = gw.post("/api/sessions", json!({})).await;
+    assert_eq!(s, 201, "an id is made when none is given: {v}");
+    assert!(!v["id"].as_str().unwrap().is_empty());
+
+    let (s, v) = gw.get("/api/sessions/crud-1").await;
+    assert_eq!(
+        (s, v["cwd"].as_str(), v["userId"].as_str()),
+        (200, Some("/w"), Some("u1"))
+    );
+
+    let (s, v) = gw
+        .patch(
+            "/api/sessions/crud-1",
+            json!({"status": "completed", "summary": "done"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["summary"], "done");
+    assert!(v["endedAt"].is_string(), "endedAt is set on completed: {v}");
+    assert_eq!(v["cwd"], "/w", "a patch keeps the other fields");
+
+    let (s, v) = gw
+        .patch("/api/sessions/crud-1", json!({"status": "exploded"}))
+        .await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("validation_failed")));
+    let (s, _) = gw
+        .patch("/api/sessions/nope", json!({"status": "failed"}))
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = gw.get("/api/sessions/crud-1").await;
+    assert_eq!(s, 200);
+
+    let (s, _) = gw.delete("/api/sessions/crud-1").await;
+    assert_eq!(s, 204);
+    let (s, v) = gw.get("/api/sessions/crud-1").await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("not_found")));
+    let (s, _) = gw.delete("/api/sessions/crud-1").await;
+    assert_eq!(s, 404);
+}
+
+async fn concurrent_patches_of_different_fields_both_survive(env: Env) {
+    let gw = &env.gw;
+    gw.post("/api/sessions", json!({"id": "atomic"})).await;
+    for round in 0..20 {
+        let a = gw.patch(
+            "/api/sessions/atomic",
+            json!({"summary": format!("s{round}")}),
+        );
+        let b = gw.patch(
+            "/api/sessions/atomic",
+            json!({"metadata": {"round": round}}),
+        );
+        let c = gw.patch(
+            "/api/sessions/atomic",
+            json!({"endReason": format!("r{round}")}),
+        );
+        let ((sa, _), (sb, _), (sc, _)) = tokio::join!(a, b, c);
+        assert_eq!((sa, sb, sc), (200, 200, 200));
+        let (_, v) = gw.get("/api/sessions/atomic").await;
+        assert_eq!(v["summary"], format!("s{round}"), "{v}");
+        assert_eq!(v["metadata"], json!({"round": round}), "{v}");
+        assert_eq!(v["endReason"], format!("r{round}"), "{v}");
+    }
+}
+
+async fn events_get_consecutive_seqs_and_create_the_session(env: Env) {
+    let gw = &env.gw;
+    let mut posters = Vec::new();
+    for p in 0..5 {
+        let http = gw.http.clone();
+        let url = gw.url("/api/events");
+        posters.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..20 {
+                let r = http
+                    .post(&url)
+                    .json(&json!({"sessionId": "seq-1", "type": "tick", "poster": p, "i": i}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                got.push(r.json::<Value>().await.unwrap()["seq"].as_u64().unwrap());
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for p in posters {
+        all.extend(p.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(all, (1..=100).collect::<Vec<_>>(), "each seq exactly once");
+
+    let page = events_of(gw, "seq-1", "").await;
+    assert_eq!(seqs(&page), (1..=100).collect::<Vec<_>>());
+    assert_eq!(page["headSeq"], 100);
+    assert!(page["epoch"].is_string());
+    let first = &page["events"][0];
+    for f in ["eventId", "receivedAt", "timestamp", "sessionId", "type"] {
+        assert!(first[f].is_string(), "stored event has {f}: {first}");
+    }
+
+    let (s, v) = gw.get("/api/sessions/seq-1").await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (200, Some("in_progress")),
+        "the first event creates the session: {v}"
+    );
+
+    // A client's own seq never overrides the store's.
+    let seq = gw
+        .post_event(json!({"sessionId": "seq-1", "type": "t", "seq": 5}))
+        .await;
+    assert_eq!(seq, 101);
+}
+
+async fn batch_follows_array_order_and_is_all_or_nothing(env: Env) {
+    let gw = &env.gw;
+    let (s, v) = gw
+        .post(
+            "/api/events/batch",
+            json!({"events": [
+                {"sessionId": "b1", "type": "a"},
+                {"sessionId": "b2", "type": "a"},
+                {"sessionId": "b1", "type": "b"},
+                {"sessionId": "b1", "type": "c"},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let got: Vec<(String, u64)> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["sessionId"].as_str().unwrap().to_string(),
+                r["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("b1".into(), 1),
+            ("b2".into(), 1),
+            ("b1".into(), 2),
+            ("b1".into(), 3)
+        ]
+    );
+    let types: Vec<_> = events_of(gw, "b1", "").await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types, ["a", "b", "c"]);
+
+    let (s, v) = gw
+        .post(
+            "/api/events/batch",
+            json!({"events": [{"sessionId": "b3", "type": "ok"}, {"sessionId": "b3"}]}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(v["details"][0]["field"], "events[1].type", "{v}");
+    assert_eq!(
+        events_of(gw, "b3", "").await["count"],
+        0,
+        "nothing of a rejected batch is stored"
+    );
+    let (s, _) = gw.get("/api/sessions/b3").await;
+    assert_eq!(s, 404);
+
+    let too_many: Vec<Value> = (0..1001)
+        .map(|_| json!({"sessionId": "b4", "type": "x"}))
+        .collect();
+    let (s, _) = gw
+        .post("/api/events/batch", json!({"events": too_many}))
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = gw.post("/api/events/batch", json!({"events": []})).await;
+    assert_eq!(s, 400);
+}
+
+async fn reads_by_after_since_and_recent(env: Env) {
+    let gw = &env.gw;
+    for i in 0..3 {
+        gw.post_event(json!({"sessionId": "r1", "type": "early", "i": i}))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let cutoff = afw_gateway::time::now().0;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for i in 0..2 {
+        gw.post_event(json!({"sessionId": "r1", "type": "late", "i": i}))
+            .await;
+    }
+
+    let page = events_of(gw, "r1", "?after=2&limit=2").await;
+    assert_eq!(seqs(&page), [3, 4]);
+    assert_eq!(page["nextAfter"], 4);
+    assert_eq!(page["headSeq"], 5);
+    let page = events_of(gw, "r1", "?after=4").await;
+    assert_eq!(seqs(&page), [5]);
+    assert!(
+        page.get("nextAfter").is_none(),
+        "no nextAfter at the head: {page}"
+    );
+    assert_eq!(
+        seqs(&events_of(gw, "r1", "?after=5").await),
+        Vec::<u64>::new()
+    );
+
+    let page = events_of(gw, "r1", &format!("?since={cutoff}")).await;
+    assert_eq!(
+        seqs(&page),
+        [4, 5],
+        "since returns events received at or after it"
+    );
+    let page = events_of(gw, "r1", &format!("?since={cutoff}&limit=1")).await;
+    assert_eq!(
+        (seqs(&page), page["nextAfter"].as_u64()),
+        (vec![4], Some(4))
+    );
+
+    let recent = events_of(gw, "r1", "/recent?limit=3&seconds=60").await;
+    assert_eq!(seqs(&recent), [3, 4, 5]);
+    assert!(recent["cutoffTime"].is_string());
+
+    let (s, v) = gw
+        .get("/api/events/r1?after=1&since=2026-01-01T00:00:00Z")
+        .await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("validation_failed")));
+    let (s, _) = gw.get("/api/events/r1?since=yesterday").await;
+    assert_eq!(s, 400);
+    let (s, _) = gw.get("/api/events/r1?limit=1001").await;
+    assert_eq!(s, 400);
+    let (s, _) = gw.get("/api/events/r1?after=-1").await;
+    assert_eq!(s, 400);
+
+    let empty = events_of(gw, "never-posted", "").await;
+    assert_eq!(
+        (empty["count"].as_u64(), empty["headSeq"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(empty["epoch"].is_null());
+}
+
+async fn event_ids_are_idempotent(env: Env) {
+    let gw = &env.gw;
+    let (s, first) = gw
+        .post(
+            "/api/events",
+            json!({"sessionId": "i1", "type": "t", "eventId": "once"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    gw.post_event(json!({"sessionId": "i1", "type": "t"})).await;
+    let (s, again) = gw
+        .post(
+            "/api/events",
+            json!({"sessionId": "i1", "type": "t", "eventId": "once"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["seq"], first["seq"]);
+    let (s, v) = gw
+        .post(
+            "/api/events/batch",
+            json!({"events": [
+                {"sessionId": "i1", "type": "t", "eventId": "once"},
+                {"sessionId": "i1", "type": "t", "eventId": "twice"},
+                {"sessionId": "i1", "type": "t", "eventId": "twice"},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(v["results"][0]["duplicate"], true);
+    assert_eq!(v["results"][1]["seq"], 3);
+    assert_eq!(v["results"][2]["seq"], 3);
+    assert_eq!(v["results"][2]["duplicate"], true);
+    assert_eq!(seqs(&events_of(gw, "i1", "").await), [1, 2, 3]);
+    // The same eventId in another session is another event.
+    let (s, _) = gw
+        .post(
+            "/api/events",
+            json!({"sessionId": "i2", "type": "t", "eventId": "once"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+}
+
+async fn each_session_keeps_its_newest_events(env: Env) {
+    let gw = &env.gw;
+    for i in 0..8 {
+        gw.post_event(json!({"sessionId": "trim", "type": "t", "i": i}))
+            .await;
+    }
+    let page = events_of(gw, "trim", "").await;
+    assert_eq!(seqs(&page), [4, 5, 6, 7, 8]);
+    assert_eq!(page["headSeq"], 8);
+    assert_eq!(
+        seqs(&events_of(gw, "trim", "?after=1").await),
+        [4, 5, 6, 7, 8]
+    );
+    assert_eq!(seqs(&events_of(gw, "trim", "?after=6").await), [7, 8]);
+}
+
+async fn sessions_expire_and_their_stream_starts_a_new_epoch(env: Env) {
+    let gw = &env.gw;
+    gw.post_event(json!({"sessionId": "ttl", "type": "t"}))
+        .await;
+    let old_epoch = events_of(gw, "ttl", "").await["epoch"].clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, _) = gw.get("/api/sessions/ttl").await;
+        if s == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        events_of(gw, "ttl", "").await["count"],
+        0,
+        "its events expire with it"
+    );
+    let seq = gw
+        .post_event(json!({"sessionId": "ttl", "type": "t"}))
+        .await;
+    assert_eq!(seq, 1, "a new stream starts at 1");
+    let new_epoch = events_of(gw, "ttl", "").await["epoch"].clone();
+    assert_ne!(old_epoch, new_epoch, "and has a new epoch");
+    let (s, _) = gw.get("/api/sessions?limit=10").await;
+    assert_eq!(s, 200);
+}
+
+async fn sessions_list_pages_and_filters(env: Env) {
+    let gw = &env.gw;
+    for i in 0..7 {
+        let user = if i % 2 == 0 { "even" } else { "odd" };
+        let (s, _) = gw
+            .post(
+                "/api/sessions",
+                json!({"id": format!("list-{i}"), "userId": user}),
+            )
+            .await;
+        assert_eq!(s, 201);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    gw.patch("/api/sessions/list-3", json!({"status": "failed"}))
+        .await;
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let q = match &cursor {
+            Some(c) => format!("/api/sessions?limit=3&cursor={c}"),
+            None => "/api/sessions?limit=3".to_string(),
+        };
+        let (s, v) = gw.get(&q).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            v["count"].as_u64().unwrap() as usize,
+            v["sessions"].as_array().unwrap().len()
+        );
+        seen.extend(
+            v["sessions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_string()),
+        );
+        match v["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..7).rev().map(|i| format!("list-{i}")).collect();
+    assert_eq!(seen, expected, "newest first, each once");
+
+    let (_, v) = gw.get("/api/sessions?userId=odd").await;
+    let ids: HashSet<_> = v["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, HashSet::from(["list-1", "list-3", "list-5"]));
+    let (_, v) = gw.get("/api/sessions?status=failed").await;
+    assert_eq!(v["count"], 1);
+    assert_eq!(v["sessions"][0]["id"], "list-3");
+    assert_eq!(v["nextCursor"], Value::Null);
+    let (s, _) = gw.get("/api/sessions?status=nope").await;
+    assert_eq!(s, 400);
+    let (s, _) = gw.get("/api/sessions?cursor=zz").await;
+    assert_eq!(s, 400);
+
+    gw.delete("/api/sessions/list-0").await;
+    let (_, v) = gw.get("/api/sessions?userId=even").await;
+    assert_eq!(v["count"], 3, "a deleted session leaves the listing: {v}");
+}
+
+async fn awaiting_sets_state_and_publishes_an_event(env: Env) {
+    let gw = &env.gw;
+    let (s, _) = gw.post("/api/sessions/ghost/awaiting", json!({})).await;
+    assert_eq!(s, 404);
+    gw.post("/api/sessions", json!({"id": "aw"})).await;
+    let (s, v) = gw
+        .post("/api/sessions/aw/awaiting", json!({"promptType": "choice", "promptText": "Proceed?", "quickResponses": ["yes", "no"]}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["conversationState"], "awaiting_input");
+    assert_eq!(v["lastPrompt"]["promptText"], "Proceed?");
+    let page = events_of(gw, "aw", "").await;
+    assert_eq!(page["events"][0]["type"], "interaction:awaiting-input");
+    assert_eq!(page["events"][0]["quickResponses"], json!(["yes", "no"]));
+}
+
+macro_rules! conformance {
+    ($($name:ident => $tweak:expr),* $(,)?) => {
+        mod memory {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Env::start(false, $tweak).await).await; } )*
+        }
+        mod redis {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Env::start(true, $tweak).await).await; } )*
+        }
+    };
+}
+
+conformance! {
+    session_crud => super::defaults,
+    concurrent_patches_of_different_fields_both_survive => super::defaults,
+    events_get_consecutive_seqs_and_create_the_session => super::defaults,
+    batch_follows_array_order_and_is_all_or_nothing => super::defaults,
+    reads_by_after_since_and_recent => super::defaults,
+    event_ids_are_idempotent => super::defaults,
+    each_session_keeps_its_newest_events => |c| c.max_events_per_session = 5,
+    sessions_expire_and_their_stream_starts_a_new_epoch => |c| c.session_ttl_secs = 1,
+    sessions_list_pages_and_filters => super::defaults,
+    awaiting_sets_state_and_publishes_an_event => super::defaults,
+}
