@@ -11,7 +11,9 @@ pub const DEFAULT_PREFIX: &str = "afw:";
 pub const DEFAULT_SESSION_TTL_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_MAX_EVENTS_PER_SESSION: usize = 10_000;
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
-pub const DEFAULT_MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// One full batch fits an empty outbound queue of the default size, so a batch delivered at
+/// once does not close a subscriber that keeps up.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_WS_OUTBOUND_LIMIT_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

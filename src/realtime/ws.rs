@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -25,8 +24,10 @@ use crate::app::AppState;
 use crate::error::StoreError;
 use crate::model::{check_session_id, ReadFrom};
 
-/// How long a closing handshake may take before the socket is simply dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long a close frame may wait to be written before the socket is simply dropped. By then
+/// the connection's queue and subscriptions are already gone, so waiting holds only the
+/// socket; it lets a reader that was stalled (the slow consumer) still learn why it was closed.
+const CLOSE_GRACE: std::time::Duration = proto::PONG_TIMEOUT;
 
 pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let id = app.next_connection_id();
