@@ -53,7 +53,7 @@ pub fn router(app: AppState) -> Router {
         ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(context::middleware))
-        .layer(cors(&config.cors_origins))
+        .layer(tower::util::option_layer(cors(&config.cors_origins)))
         .with_state(app)
 }
 
@@ -79,24 +79,27 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     .into_response()
 }
 
-fn cors(origins: &[String]) -> CorsLayer {
+/// CORS only when origins are configured; without them the gateway adds no CORS headers.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
-        return CorsLayer::new();
+        return None;
     }
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
         AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
-    CorsLayer::new()
-        .allow_origin(allow)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
-        .allow_headers(AnyOrigin)
-        .expose_headers([HeaderName::from_static(context::REQUEST_ID)])
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers(AnyOrigin)
+            .expose_headers([HeaderName::from_static(context::REQUEST_ID)]),
+    )
 }

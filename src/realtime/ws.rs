@@ -10,9 +10,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::time::Instant;
@@ -21,7 +23,7 @@ use tracing::Instrument;
 use super::hub::{self, ConnHandle, ConnQueue, Outbound};
 use super::protocol::{self as proto, close, ClientMessage};
 use crate::app::AppState;
-use crate::error::StoreError;
+use crate::error::{ApiError, StoreError};
 use crate::model::{check_session_id, ReadFrom};
 
 /// How long a close frame may wait to be written before the socket is simply dropped. By then
@@ -29,7 +31,24 @@ use crate::model::{check_session_id, ReadFrom};
 /// socket; it lets a reader that was stalled (the slow consumer) still learn why it was closed.
 const CLOSE_GRACE: std::time::Duration = proto::PONG_TIMEOUT;
 
-pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(app): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "upgrade_required",
+                format!(
+                    "/ws takes WebSocket connections only ({})",
+                    rejection.body_text()
+                ),
+            )
+            .into_response()
+        }
+    };
     let id = app.next_connection_id();
     ws.max_message_size(proto::MAX_CLIENT_MESSAGE_BYTES)
         .max_frame_size(proto::MAX_CLIENT_MESSAGE_BYTES)
