@@ -224,6 +224,11 @@ pub struct EventRange {
 }
 
 impl EventRange {
+    /// The seq of the first event in `events` when they were read with `ReadFrom::After(after)`.
+    pub fn start_after(&self, after: u64) -> u64 {
+        after.saturating_add(1).max(self.first_seq)
+    }
+
     /// Whether a client that has seen everything up to `since` in `epoch` can be brought up
     /// to date from what is stored.
     pub fn can_resume(&self, since: u64, epoch: Option<&str>) -> bool {

@@ -304,6 +304,12 @@ async fn reads_by_after_since_and_recent(env: Env) {
     assert_eq!(s, 400);
     let (s, _) = gw.get("/api/events/r1?after=-1").await;
     assert_eq!(s, 400);
+    let page = events_of(gw, "r1", "?after=18446744073709551615").await;
+    assert_eq!(
+        (page["count"].as_u64(), page["headSeq"].as_u64()),
+        (Some(0), Some(5)),
+        "{page}"
+    );
 
     let empty = events_of(gw, "never-posted", "").await;
     assert_eq!(

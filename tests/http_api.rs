@@ -370,3 +370,42 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_only_for_configured_origins() {
+    let gw = Gateway::start(Config {
+        cors_origins: vec!["http://dash.test".into()],
+        ..support::config(None)
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        gw.http
+            .request(reqwest::Method::OPTIONS, gw.url("/api/events"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let r = preflight("http://dash.test").await.unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://dash.test"
+    );
+    let r = preflight("http://evil.test").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    gw.stop().await;
+
+    let plain = Gateway::start(support::config(None)).await;
+    let r = plain
+        .http
+        .get(plain.url("/health"))
+        .header("origin", "http://dash.test")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers().get("access-control-allow-origin").is_none(),
+        "no CORS unless configured"
+    );
+    plain.stop().await;
+}

@@ -209,7 +209,7 @@ pub async fn read(
                 .store()
                 .read_events(&session_id, ReadFrom::After(after), limit)
                 .await?;
-            let start = (after + 1).max(range.first_seq);
+            let start = range.start_after(after);
             let events = std::mem::take(&mut range.events);
             (range, start, events)
         }
@@ -245,7 +245,7 @@ async fn read_since(
             .store()
             .read_events(session_id, ReadFrom::After(after), MAX_READ_LIMIT)
             .await?;
-        let start = (after + 1).max(range.first_seq);
+        let start = range.start_after(after);
         let n = range.events.len() as u64;
         for (i, e) in range.events.iter().enumerate() {
             if found.len() == limit {

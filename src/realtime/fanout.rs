@@ -94,7 +94,7 @@ async fn fill(
         if range.epoch.as_deref() != Some(&**epoch) || range.events.is_empty() {
             return;
         }
-        let start = (after + 1).max(range.first_seq);
+        let start = range.start_after(after);
         for (i, event) in range.events.into_iter().enumerate() {
             let seq = start + i as u64;
             if until.is_some_and(|u| seq > u) {

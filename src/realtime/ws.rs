@@ -279,7 +279,7 @@ impl Connection {
             let since = since.unwrap_or(0);
             // Send from `since`; the live queue then continues from whatever was sent last.
             self.sub_mut(&sid).last = since;
-            let start = (since + 1).max(range.first_seq);
+            let start = range.start_after(since);
             let epoch = range.epoch.clone().unwrap_or_default();
             self.send_stored(&sid, &epoch, start, range.events).await?;
             self.catch_up(&sid, None).await?;
@@ -356,7 +356,7 @@ impl Connection {
                 return Ok(());
             }
             self.sub_mut(sid).epoch = Some(Arc::from(stored_epoch.as_str()));
-            let start = (last + 1).max(range.first_seq);
+            let start = range.start_after(last);
             let events = match until {
                 Some(u) => range
                     .events

@@ -301,7 +301,7 @@ impl Store for MemoryStore {
         let first_seq = slot.seq + 1 - len;
         let (skip, take) = match from {
             ReadFrom::After(after) => {
-                let start = after.max(first_seq - 1) + 1;
+                let start = after.saturating_add(1).max(first_seq);
                 ((start - first_seq) as usize, limit)
             }
             ReadFrom::Tail(n) => {
