@@ -312,6 +312,17 @@ pub fn check_session_id(id: &str) -> Result<(), FieldProblem> {
     Ok(())
 }
 
+/// Validates the page size of a read or listing.
+pub fn check_limit(limit: usize) -> Result<(), FieldProblem> {
+    if limit == 0 || limit > MAX_READ_LIMIT {
+        return Err(FieldProblem::new(
+            "limit",
+            format!("must be 1-{MAX_READ_LIMIT}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Context a request adds to each event it stores.
 #[derive(Debug, Clone, Default)]
 pub struct EventContext {

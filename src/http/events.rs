@@ -11,12 +11,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context::{usable_id, CORRELATION_ID};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem};
 use crate::model::{
-    check_session_id, draft_event, EventContext, EventRange, ReadFrom, MAX_BATCH_EVENTS,
-    MAX_READ_LIMIT,
+    check_limit, draft_event, EventContext, EventRange, ReadFrom, MAX_BATCH_EVENTS, MAX_READ_LIMIT,
 };
 use crate::store::Now;
 
@@ -173,15 +172,10 @@ pub async fn read(
     ApiPath(session_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    check_session_id(&session_id).map_err(|p| ApiError::validation(vec![p]))?;
+    session_path_id(&session_id)?;
     let limit = q.limit.unwrap_or(MAX_READ_LIMIT);
     let mut problems = Vec::new();
-    if limit == 0 || limit > MAX_READ_LIMIT {
-        problems.push(FieldProblem::new(
-            "limit",
-            format!("must be 1-{MAX_READ_LIMIT}"),
-        ));
-    }
+    problems.extend(check_limit(limit).err());
     if q.after.is_some() && q.since.is_some() {
         problems.push(FieldProblem::new(
             "since",
@@ -290,16 +284,11 @@ pub async fn recent(
     ApiPath(session_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<RecentQuery>,
 ) -> Result<Response, ApiError> {
-    check_session_id(&session_id).map_err(|p| ApiError::validation(vec![p]))?;
+    session_path_id(&session_id)?;
     let limit = q.limit.unwrap_or(DEFAULT_RECENT_LIMIT);
     let seconds = q.seconds.unwrap_or(DEFAULT_RECENT_SECONDS);
     let mut problems = Vec::new();
-    if limit == 0 || limit > MAX_READ_LIMIT {
-        problems.push(FieldProblem::new(
-            "limit",
-            format!("must be 1-{MAX_READ_LIMIT}"),
-        ));
-    }
+    problems.extend(check_limit(limit).err());
     if seconds == 0 || seconds > 7 * 24 * 3600 {
         problems.push(FieldProblem::new("seconds", "must be 1-604800"));
     }

@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::model::check_session_id;
 
 /// A JSON body. An empty body reads as `{}`; otherwise the content type must be JSON.
 pub struct ApiJson<T>(pub T);
@@ -112,4 +113,9 @@ where
             .map(|Path(v)| ApiPath(v))
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))
     }
+}
+
+/// Checks a session id taken from the path.
+pub fn session_path_id(id: &str) -> Result<(), ApiError> {
+    check_session_id(id).map_err(|p| ApiError::validation(vec![p]))
 }

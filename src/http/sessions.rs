@@ -7,11 +7,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem};
 use crate::model::{
-    check_session_id, draft_event, field, EventContext, Fields, SessionQuery, MAX_READ_LIMIT,
+    check_limit, check_session_id, draft_event, field, EventContext, Fields, SessionQuery,
     SESSION_STATUSES,
 };
 use crate::store::Now;
@@ -80,10 +80,6 @@ fn check_status(problems: &mut Vec<FieldProblem>, status: &Option<String>) {
     }
 }
 
-fn path_id(id: &str) -> Result<(), ApiError> {
-    check_session_id(id).map_err(|p| ApiError::validation(vec![p]))
-}
-
 pub async fn create(
     State(app): State<AppState>,
     ApiJson(body): ApiJson<CreateSession>,
@@ -132,12 +128,7 @@ pub async fn list(
     let mut problems = Vec::new();
     check_status(&mut problems, &q.status);
     let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    if limit == 0 || limit > MAX_READ_LIMIT {
-        problems.push(FieldProblem::new(
-            "limit",
-            format!("must be 1-{MAX_READ_LIMIT}"),
-        ));
-    }
+    problems.extend(check_limit(limit).err());
     let cursor = match q.cursor.as_deref().map(decode_cursor) {
         Some(None) => {
             problems.push(FieldProblem::new(
@@ -188,7 +179,7 @@ pub async fn get(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    path_id(&id)?;
+    session_path_id(&id)?;
     match app.store().get_session(&id).await? {
         Some(s) => Ok(Json(s).into_response()),
         None => Err(ApiError::not_found("session")),
@@ -200,7 +191,7 @@ pub async fn update(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PatchSession>,
 ) -> Result<Response, ApiError> {
-    path_id(&id)?;
+    session_path_id(&id)?;
     let mut problems = Vec::new();
     check_status(&mut problems, &body.status);
     check_text(&mut problems, "summary", &body.summary);
@@ -241,7 +232,7 @@ pub async fn delete(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    path_id(&id)?;
+    session_path_id(&id)?;
     if app.store().delete_session(&id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
@@ -256,7 +247,7 @@ pub async fn awaiting(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Awaiting>,
 ) -> Result<Response, ApiError> {
-    path_id(&id)?;
+    session_path_id(&id)?;
     let mut problems = Vec::new();
     check_text(&mut problems, "promptType", &body.prompt_type);
     check_text(&mut problems, "promptText", &body.prompt_text);
