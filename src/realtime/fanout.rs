@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{Admit, Hub};
+use super::hub::{Hub, Offer};
 use super::protocol::REPLAY_PAGE;
 use crate::model::{BusMessage, LiveEvent, ReadFrom};
 use crate::store::Store;
@@ -41,10 +41,9 @@ pub async fn run(
 }
 
 async fn handle_event(store: &dyn Store, hub: &Hub, ev: &LiveEvent) {
-    match hub.admit(ev) {
-        Admit::NoSubscribers | Admit::Duplicate => {}
-        Admit::Next => hub.deliver(ev),
-        Admit::Gap { after } => {
+    match hub.offer(ev) {
+        Offer::Delivered | Offer::Duplicate => {}
+        Offer::Gap { after } => {
             tracing::warn!(session = %ev.session_id, after, seq = ev.seq, "gap in pub/sub; filling from the store");
             fill(
                 store,

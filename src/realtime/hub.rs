@@ -113,16 +113,14 @@ struct SessionSubs {
     last: Option<(Arc<str>, u64)>,
 }
 
-/// What the fan-out task should do with an event from the bus.
+/// What became of an event offered to the hub.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Admit {
-    /// No local subscriber: nothing to do.
-    NoSubscribers,
-    /// Already delivered (seq at or below the last one).
+pub enum Offer {
+    /// Queued for every local subscriber, or nobody here watches the session.
+    Delivered,
+    /// Already delivered (seq at or below the last one): dropped.
     Duplicate,
-    /// Deliver it.
-    Next,
-    /// Events after this seq are missing; fill them from the store first.
+    /// Events after this seq are missing: fill them from the store, then [`Hub::deliver`] it.
     Gap { after: u64 },
 }
 
@@ -162,27 +160,36 @@ impl Hub {
         self.sessions.iter().map(|e| e.conns.len()).sum()
     }
 
-    pub fn admit(&self, ev: &LiveEvent) -> Admit {
-        let Some(subs) = self.sessions.get(&*ev.session_id) else {
-            return Admit::NoSubscribers;
+    /// Delivers the event if it is the next one of its session (one map lookup), or says
+    /// why not.
+    pub fn offer(&self, ev: &LiveEvent) -> Offer {
+        let Some(mut subs) = self.sessions.get_mut(&*ev.session_id) else {
+            return Offer::Delivered;
         };
-        match &subs.last {
-            None => Admit::Next,
+        let verdict = match &subs.last {
+            None => Offer::Delivered,
             Some((epoch, _)) if **epoch != *ev.epoch => {
                 if ev.seq == 1 {
-                    Admit::Next
+                    Offer::Delivered
                 } else {
-                    Admit::Gap { after: 0 }
+                    Offer::Gap { after: 0 }
                 }
             }
-            Some((_, last)) if ev.seq <= *last => Admit::Duplicate,
-            Some((_, last)) if ev.seq == last + 1 => Admit::Next,
-            Some((_, last)) => Admit::Gap { after: *last },
+            Some((_, last)) if ev.seq <= *last => Offer::Duplicate,
+            Some((_, last)) if ev.seq == last + 1 => Offer::Delivered,
+            Some((_, last)) => Offer::Gap { after: *last },
+        };
+        if verdict == Offer::Delivered {
+            let emptied = Self::fan_out(&mut subs, ev);
+            drop(subs);
+            if emptied {
+                self.drop_if_empty(&ev.session_id);
+            }
         }
+        verdict
     }
 
-    /// Frames the event once and queues it for every subscriber of its session, dropping
-    /// subscribers whose queue is gone or over budget.
+    /// Delivers the event unless its seq was already delivered (used after a gap fill).
     pub fn deliver(&self, ev: &LiveEvent) {
         let Some(mut subs) = self.sessions.get_mut(&*ev.session_id) else {
             return;
@@ -192,6 +199,16 @@ impl Hub {
                 return;
             }
         }
+        let emptied = Self::fan_out(&mut subs, ev);
+        drop(subs);
+        if emptied {
+            self.drop_if_empty(&ev.session_id);
+        }
+    }
+
+    /// Frames the event once and queues the same bytes for every subscriber, dropping
+    /// subscribers whose queue is gone or over budget. True when none is left.
+    fn fan_out(subs: &mut SessionSubs, ev: &LiveEvent) -> bool {
         subs.last = Some((Arc::clone(&ev.epoch), ev.seq));
         let frame = Utf8Bytes::from(event_frame(&ev.session_id, ev.seq, &ev.epoch, &ev.event));
         subs.conns.retain(|c| {
@@ -202,11 +219,12 @@ impl Hub {
                 frame: frame.clone(),
             })
         });
-        if subs.conns.is_empty() {
-            drop(subs);
-            self.sessions
-                .remove_if(&*ev.session_id, |_, s| s.conns.is_empty());
-        }
+        subs.conns.is_empty()
+    }
+
+    fn drop_if_empty(&self, session_id: &str) {
+        self.sessions
+            .remove_if(session_id, |_, s| s.conns.is_empty());
     }
 
     /// Tells every subscriber of a deleted session, and forgets the session.
@@ -258,25 +276,31 @@ mod tests {
     }
 
     #[test]
-    fn admits_in_order_and_spots_gaps() {
+    fn offers_in_order_and_spots_gaps() {
         let hub = Hub::new();
         let (h, mut q) = queue(1, 1 << 20);
-        assert_eq!(hub.admit(&ev(5, "e")), Admit::NoSubscribers);
+        assert_eq!(hub.offer(&ev(5, "e")), Offer::Delivered, "nobody watches");
         hub.subscribe("s", &h);
-        assert_eq!(hub.admit(&ev(5, "e")), Admit::Next);
-        hub.deliver(&ev(5, "e"));
-        assert_eq!(hub.admit(&ev(5, "e")), Admit::Duplicate);
-        assert_eq!(hub.admit(&ev(6, "e")), Admit::Next);
-        assert_eq!(hub.admit(&ev(8, "e")), Admit::Gap { after: 5 });
-        assert_eq!(hub.admit(&ev(3, "f")), Admit::Gap { after: 0 });
-        assert_eq!(hub.admit(&ev(1, "f")), Admit::Next);
-        match q.rx.try_recv().unwrap() {
-            Outbound::Event { seq, frame, .. } => {
-                assert_eq!(seq, 5);
-                assert!(frame.as_str().contains("\"seq\":5"));
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(hub.offer(&ev(5, "e")), Offer::Delivered);
+        assert_eq!(hub.offer(&ev(5, "e")), Offer::Duplicate);
+        assert_eq!(hub.offer(&ev(6, "e")), Offer::Delivered);
+        assert_eq!(hub.offer(&ev(8, "e")), Offer::Gap { after: 6 });
+        assert_eq!(hub.offer(&ev(3, "f")), Offer::Gap { after: 0 });
+        assert_eq!(
+            hub.offer(&ev(1, "f")),
+            Offer::Delivered,
+            "a new epoch starts at 1"
+        );
+        let seqs: Vec<u64> = std::iter::from_fn(|| q.rx.try_recv().ok())
+            .map(|item| match item {
+                Outbound::Event { seq, frame, .. } => {
+                    assert!(frame.as_str().contains(&format!("\"seq\":{seq}")));
+                    seq
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(seqs, [5, 6, 1], "gaps and duplicates are not queued");
     }
 
     #[test]
