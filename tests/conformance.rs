@@ -408,8 +408,18 @@ async fn sessions_expire_and_their_stream_starts_a_new_epoch(env: Env) {
     assert_eq!(seq, 1, "a new stream starts at 1");
     let new_epoch = events_of(gw, "ttl", "").await["epoch"].clone();
     assert_ne!(old_epoch, new_epoch, "and has a new epoch");
-    let (s, _) = gw.get("/api/sessions?limit=10").await;
+    let (s, v) = gw.get("/api/sessions?limit=10").await;
     assert_eq!(s, 200);
+    let listed = v["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["id"] == "ttl")
+        .count();
+    assert_eq!(
+        listed, 1,
+        "the session comes back once, not once per life: {v}"
+    );
 }
 
 async fn sessions_list_pages_and_filters(env: Env) {

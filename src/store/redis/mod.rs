@@ -21,8 +21,8 @@ use tokio_util::task::TaskTracker;
 use super::{page_sessions, Now, Store, StoreSettings, BUS_CAPACITY};
 use crate::error::StoreError;
 use crate::model::{
-    index_member, Appended, BusMessage, EventDraft, EventRange, Fields, LiveEvent, PublishedEvent,
-    ReadFrom, Session, SessionPage, SessionQuery,
+    field, index_member, Appended, BusMessage, EventDraft, EventRange, Fields, LiveEvent,
+    PublishedEvent, ReadFrom, Session, SessionPage, SessionQuery,
 };
 
 pub mod keys;
@@ -227,14 +227,19 @@ impl Store for RedisStore {
                 let mut rows = Vec::with_capacity(members.len());
                 let mut stale = Vec::new();
                 for (m, map) in members.into_iter().zip(maps) {
-                    let session = session_from_reply(Some(map))?;
+                    // A member is live only if its session names it: an expired session
+                    // leaves its member behind, and the id may since have been used again.
+                    let session = if map.get(field::INDEX) == Some(&m) {
+                        session_from_reply(Some(map))?
+                    } else {
+                        None
+                    };
                     if session.is_none() {
                         stale.push(m.clone());
                     }
                     rows.push((m, session));
                 }
                 if !stale.is_empty() {
-                    // Expired sessions leave their index entry behind; drop it on sight.
                     let _: i64 = conn.zrem(&index, stale).await?;
                 }
                 Ok(rows)
