@@ -392,6 +392,59 @@ async fn events_lost_by_pubsub_are_filled_from_the_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_restarts_with_no_data_a_new_epoch_flows_to_old_subscribers() {
+    let mut redis = RedisServer::start().await;
+    let a = Gateway::start(support::config(Some(&redis))).await;
+    let b = Gateway::start(support::config(Some(&redis))).await;
+    let mut c = WsClient::connect(&b.ws_url()).await;
+    c.subscribe("phoenix", None, None).await;
+    for _ in 0..3 {
+        a.post_event(json!({"sessionId": "phoenix", "type": "t"}))
+            .await;
+    }
+    let old = receive_in_order(&mut c, 3, &BTreeMap::from([("phoenix".to_string(), 1)])).await;
+    assert_eq!(old["phoenix"].len(), 3);
+    let old_epoch = a.get("/api/events/phoenix").await.1["epoch"].clone();
+
+    redis.restart().await;
+    // Both instances come back by themselves (ready = store answers and pub/sub is live).
+    for gw in [&a, &b] {
+        let deadline = std::time::Instant::now() + support::WAIT;
+        while gw.get("/ready").await.0 != 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "instance never became ready again"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for _ in 0..3 {
+        assert!(
+            a.post_event(json!({"sessionId": "phoenix", "type": "t"}))
+                .await
+                >= 1
+        );
+    }
+    let page = a.get("/api/events/phoenix").await.1;
+    assert_eq!(
+        page["headSeq"], 3,
+        "the stream started again from nothing: {page}"
+    );
+    assert_ne!(page["epoch"], old_epoch, "under a new epoch");
+    for seq in 1..=3 {
+        let m = c.next_event().await;
+        assert_eq!(
+            (m["seq"].as_u64(), &m["epoch"]),
+            (Some(seq), &page["epoch"]),
+            "{m}"
+        );
+    }
+    assert!(c.try_recv(Duration::from_millis(300)).await.is_none());
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_session_unsubscribes_its_watchers_everywhere() {
     let redis = RedisServer::start().await;
     let a = Gateway::start(support::config(Some(&redis))).await;

@@ -81,6 +81,35 @@ impl RedisServer {
         panic!("redis-server did not start after 5 attempts");
     }
 
+    /// Stops the server and starts a new one on the same port with no data (as a Redis
+    /// without persistence comes back from a crash).
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Command::new(redis_server_binary())
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self._dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("restart redis-server");
+        assert!(
+            self.wait_ready().await,
+            "redis-server did not come back on port {}",
+            self.port
+        );
+    }
+
     async fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
