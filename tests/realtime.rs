@@ -55,10 +55,7 @@ async fn memory_mode_delivers_http_events_live() {
         .await;
     let start = BTreeMap::from([("live".to_string(), 1)]);
     receive_in_order(&mut c, 5, &start).await;
-    assert!(
-        c.try_recv(Duration::from_millis(200)).await.is_none(),
-        "nothing from an unsubscribed session"
-    );
+    c.assert_quiet("nothing from an unsubscribed session").await;
     c.close().await;
     gw.stop().await;
 }
@@ -108,10 +105,7 @@ async fn three_instances_deliver_every_event_once_in_order() {
         let start: BTreeMap<String, u64> = sessions.iter().map(|s| (s.clone(), 1)).collect();
         tokio::spawn(async move {
             let ids = receive_in_order(&mut c, POSTERS * EACH, &start).await;
-            assert!(
-                c.try_recv(Duration::from_millis(300)).await.is_none(),
-                "no extra event"
-            );
+            c.assert_quiet("no extra event").await;
             ids
         })
     });
@@ -181,10 +175,7 @@ async fn resume_without_gap_or_duplicate(first: &Gateway, second: &Gateway) {
     let start = BTreeMap::from([("resume".to_string(), 11)]);
     receive_in_order(&mut c, 70, &start).await;
     poster.await.unwrap();
-    assert!(
-        c.try_recv(Duration::from_millis(300)).await.is_none(),
-        "nothing after seq 80"
-    );
+    c.assert_quiet("nothing after seq 80").await;
     c.close().await;
 }
 
@@ -233,10 +224,7 @@ async fn resume_that_cannot_be_exact_says_so_and_replays_nothing() {
             "since {since} epoch {ep}: {confirm}"
         );
         assert_eq!(confirm["payload"]["headSeq"], 10);
-        assert!(
-            c.try_recv(Duration::from_millis(200)).await.is_none(),
-            "nothing replayed"
-        );
+        c.assert_quiet("nothing replayed").await;
     }
     // The exact edge of what is stored still works: seqs 6..10 are kept.
     let confirm = c.subscribe("lost", Some(5), Some(&epoch)).await;
@@ -386,7 +374,7 @@ async fn events_lost_by_pubsub_are_filled_from_the_store() {
     }
     let start = BTreeMap::from([("drop".to_string(), 2)]);
     receive_in_order(&mut c, total - 1, &start).await;
-    assert!(c.try_recv(Duration::from_millis(300)).await.is_none());
+    c.assert_quiet("no further message").await;
     a.stop().await;
     b.stop().await;
 }
@@ -439,7 +427,7 @@ async fn after_redis_restarts_with_no_data_a_new_epoch_flows_to_old_subscribers(
             "{m}"
         );
     }
-    assert!(c.try_recv(Duration::from_millis(300)).await.is_none());
+    c.assert_quiet("no further message").await;
     a.stop().await;
     b.stop().await;
 }
@@ -462,10 +450,7 @@ async fn deleting_a_session_unsubscribes_its_watchers_everywhere() {
     );
     a.post_event(json!({"sessionId": "doomed", "type": "t"}))
         .await;
-    assert!(
-        c.try_recv(Duration::from_millis(300)).await.is_none(),
-        "no longer subscribed"
-    );
+    c.assert_quiet("no longer subscribed").await;
     a.stop().await;
     b.stop().await;
 }
@@ -522,7 +507,7 @@ async fn bad_frames_get_errors_and_the_socket_stays_open() {
         json!({"type": "unsubscribed", "sessionId": "u", "reason": "client"})
     );
     gw.post_event(json!({"sessionId": "u", "type": "t"})).await;
-    assert!(c.try_recv(Duration::from_millis(300)).await.is_none());
+    c.assert_quiet("no further message").await;
 
     // Too big a message closes with 1009.
     let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(70 * 1024));

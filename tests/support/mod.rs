@@ -30,6 +30,34 @@ fn redis_server_binary() -> String {
     std::env::var("AFW_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
 }
 
+/// Starts redis-server on `port` (loopback only, no persistence). Panics, failing the test,
+/// when the binary cannot run: the Redis tests are required, never skipped.
+fn spawn_redis(port: u16, dir: &std::path::Path) -> Child {
+    Command::new(redis_server_binary())
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run redis-server ({e}). The Redis tests are required: install it \
+                 (scripts/test.sh does, or `apt-get install redis-server`), or point \
+                 AFW_REDIS_SERVER at the binary"
+            )
+        })
+}
+
 fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -44,29 +72,7 @@ impl RedisServer {
         for _ in 0..5 {
             let port = free_port();
             let dir = tempfile::tempdir().expect("temp dir");
-            let child = Command::new(redis_server_binary())
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot run redis-server ({e}). The Redis tests are required: install it \
-                         (scripts/test.sh does, or `apt-get install redis-server`), or point \
-                         AFW_REDIS_SERVER at the binary"
-                    )
-                });
+            let child = spawn_redis(port, dir.path());
             let mut server = RedisServer {
                 child,
                 port,
@@ -86,23 +92,7 @@ impl RedisServer {
     pub async fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Command::new(redis_server_binary())
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(self._dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("restart redis-server");
+        self.child = spawn_redis(self.port, self._dir.path());
         assert!(
             self.wait_ready().await,
             "redis-server did not come back on port {}",
@@ -228,41 +218,34 @@ impl Gateway {
         }
     }
 
+    /// Sends a request (with a JSON body when given) and reads the JSON answer.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut rb = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            rb = rb.json(&body);
+        }
+        status_json(rb.send().await.expect("HTTP request")).await
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
-        status_json(r).await
+        self.request(reqwest::Method::POST, path, Some(body)).await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.url(path)).send().await.expect("GET");
-        status_json(r).await
+        self.request(reqwest::Method::GET, path, None).await
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .patch(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("PATCH");
-        status_json(r).await
+        self.request(reqwest::Method::PATCH, path, Some(body)).await
     }
 
     pub async fn delete(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .delete(self.url(path))
-            .send()
-            .await
-            .expect("DELETE");
-        status_json(r).await
+        self.request(reqwest::Method::DELETE, path, None).await
     }
 
     /// Posts an event and returns its seq (panics unless stored).
@@ -366,6 +349,13 @@ impl WsClient {
                 Message::Close(f) => panic!("connection closed: {f:?}"),
                 _ => continue,
             }
+        }
+    }
+
+    /// Fails if any message arrives within a short while.
+    pub async fn assert_quiet(&mut self, why: &str) {
+        if let Some(m) = self.try_recv(Duration::from_millis(300)).await {
+            panic!("{why}: got {m}");
         }
     }
 
