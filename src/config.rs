@@ -3,6 +3,7 @@
 //! struct update syntax instead of touching the process environment.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
@@ -86,6 +87,13 @@ pub struct Config {
     /// Allow a non-loopback bind without credentials.
     #[arg(long, env = "AFW_INSECURE", value_name = "AFW_INSECURE")]
     pub insecure: bool,
+    /// How often the server pings each WebSocket (the protocol's 25 s; not a flag, so that
+    /// tests can shorten it).
+    #[arg(skip = crate::realtime::protocol::PING_EVERY)]
+    pub ws_ping_every: Duration,
+    /// How long a pong may take before the connection is closed (the protocol's 10 s).
+    #[arg(skip = crate::realtime::protocol::PONG_TIMEOUT)]
+    pub ws_pong_timeout: Duration,
 }
 
 impl Default for Config {
@@ -104,6 +112,8 @@ impl Default for Config {
             ws_outbound_limit_bytes: DEFAULT_WS_OUTBOUND_LIMIT_BYTES,
             log_format: LogFormat::Pretty,
             insecure: false,
+            ws_ping_every: crate::realtime::protocol::PING_EVERY,
+            ws_pong_timeout: crate::realtime::protocol::PONG_TIMEOUT,
         }
     }
 }

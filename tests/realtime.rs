@@ -576,3 +576,32 @@ async fn shutdown_closes_connections_with_1001() {
     gw.stop().await;
     assert_eq!(c.recv_close().await, Some(1001));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_pings_and_closes_a_client_that_does_not_answer() {
+    let gw = Gateway::start(Config {
+        ws_ping_every: Duration::from_millis(100),
+        ws_pong_timeout: Duration::from_millis(300),
+        ..support::config(None)
+    })
+    .await;
+    let mut answering = WsClient::connect(&gw.ws_url()).await;
+    let mut silent = WsClient::connect(&gw.ws_url()).await;
+    // Reading lets the client library answer each ping with a pong; the silent one reads nothing.
+    answering.assert_quiet("only pings arrive").await;
+    answering.assert_quiet("only pings arrive").await;
+    answering.assert_quiet("only pings arrive").await;
+    answering.assert_quiet("only pings arrive").await;
+    answering.send(json!({"type": "ping"})).await;
+    assert_eq!(
+        answering.recv().await["type"],
+        "pong",
+        "the answering client is still connected"
+    );
+    assert_eq!(
+        silent.recv_close().await,
+        Some(1011),
+        "no pong within the timeout"
+    );
+    gw.stop().await;
+}

@@ -26,9 +26,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, StoreError};
 use crate::model::{check_session_id, ReadFrom};
 
-/// How long a close frame may wait to be written before the socket is simply dropped. By then
-/// the connection's queue and subscriptions are already gone, so waiting holds only the
-/// socket; it lets a reader that was stalled (the slow consumer) still learn why it was closed.
+/// How long a closing connection waits for its close frame to be written and answered.
 const CLOSE_GRACE: std::time::Duration = proto::PONG_TIMEOUT;
 
 pub async fn upgrade(
@@ -103,7 +101,8 @@ impl Connection {
 
     async fn run(mut self) {
         tracing::debug!(client = %self.client_id, "connected");
-        let end = self.serve().await;
+        let mut stream = self.stream.take().expect("run runs once");
+        let end = self.serve(&mut stream).await;
         for sid in self.subs.keys() {
             self.app.hub().unsubscribe(sid, self.handle.id);
         }
@@ -112,23 +111,39 @@ impl Connection {
                 code,
                 reason: Utf8Bytes::from_static(reason),
             }));
-            let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.send(frame)).await;
+            // The closing handshake (RFC 6455 §7): send Close, then wait for the client's
+            // Close before dropping the TCP connection; dropping it first can make the
+            // client's stack reset the connection and lose the close frame with the reason.
+            // The queue and subscriptions are already gone, so waiting holds only the socket,
+            // and it lets a client that fell behind (slow, or not answering pings) still learn
+            // why. On shutdown the instance does not wait: clients move on at once.
+            let handshake = code != close::GOING_AWAY;
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                if self.sink.send(frame).await.is_ok() && handshake {
+                    while let Some(Ok(m)) = stream.next().await {
+                        if matches!(m, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                }
+            })
+            .await;
         }
         self.handle.kill.cancel();
         tracing::debug!(client = %self.client_id, "disconnected");
     }
 
-    async fn serve(&mut self) -> End {
+    async fn serve(&mut self, stream: &mut SplitStream<WebSocket>) -> End {
         let greeting = proto::connected(&self.client_id, self.app.instance_id());
         if self.send_text(greeting).await.is_err() {
             return End::Gone;
         }
         let mut queue = self.queue.take().expect("serve runs once");
-        let mut stream = self.stream.take().expect("serve runs once");
         let shutdown = self.app.shutdown_token().clone();
         let kill = self.handle.kill.clone();
-        let mut ping =
-            tokio::time::interval_at(Instant::now() + proto::PING_EVERY, proto::PING_EVERY);
+        let every = self.app.config().ws_ping_every;
+        let pong_timeout = self.app.config().ws_pong_timeout;
+        let mut ping = tokio::time::interval_at(Instant::now() + every, every);
         let mut pong_due: Option<Instant> = None;
         loop {
             let pong_deadline = async {
@@ -171,7 +186,7 @@ impl Connection {
                 },
                 _ = ping.tick() => {
                     if pong_due.is_none() {
-                        pong_due = Some(Instant::now() + proto::PONG_TIMEOUT);
+                        pong_due = Some(Instant::now() + pong_timeout);
                     }
                     self.send(Message::Ping(Default::default())).await
                 }

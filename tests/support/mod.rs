@@ -367,7 +367,12 @@ impl WsClient {
                 .await
                 .ok()?
             {
-                Some(Ok(Message::Close(f))) => return f.map(|f| f.code.into()),
+                Some(Ok(Message::Close(f))) => {
+                    // Finish the closing handshake as browsers do: reading on after the
+                    // server's Close makes the library send its reply.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.next()).await;
+                    return f.map(|f| f.code.into());
+                }
                 Some(Ok(_)) => continue,
                 _ => return None,
             }
