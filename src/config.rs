@@ -199,14 +199,6 @@ impl Config {
         }
         Ok(())
     }
-
-    pub fn store_kind(&self) -> &'static str {
-        if self.redis_url.is_some() {
-            "redis"
-        } else {
-            "memory"
-        }
-    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, Offer};
 use super::protocol::REPLAY_PAGE;
-use crate::model::{BusMessage, LiveEvent, ReadFrom};
-use crate::store::Store;
+use crate::model::{BusMessage, LiveEvent};
+use crate::store::{Pages, Store};
 
 pub async fn run(
     store: Arc<dyn Store>,
@@ -73,39 +73,26 @@ async fn fill(
     hub: &Hub,
     session_id: &Arc<str>,
     epoch: &Arc<str>,
-    mut after: u64,
+    after: u64,
     until: Option<u64>,
 ) {
+    let mut pages = Pages::new(store, session_id, Some(Arc::clone(epoch)), after, until);
     loop {
-        if until.is_some_and(|u| after >= u) {
-            return;
-        }
-        let range = match store
-            .read_events(session_id, ReadFrom::After(after), REPLAY_PAGE)
-            .await
-        {
-            Ok(r) => r,
+        let page = match pages.next(REPLAY_PAGE).await {
+            Ok(Some(page)) => page,
+            Ok(None) => return,
             Err(e) => {
                 tracing::warn!(session = %session_id, error = %e, "could not fill gap from the store");
                 return;
             }
         };
-        if range.epoch.as_deref() != Some(&**epoch) || range.events.is_empty() {
-            return;
-        }
-        let start = range.start_after(after);
-        for (i, event) in range.events.into_iter().enumerate() {
-            let seq = start + i as u64;
-            if until.is_some_and(|u| seq > u) {
-                return;
-            }
+        for (i, event) in page.events.into_iter().enumerate() {
             hub.deliver(&LiveEvent {
                 session_id: Arc::clone(session_id),
-                seq,
-                epoch: Arc::clone(epoch),
+                seq: page.start + i as u64,
+                epoch: Arc::clone(&page.epoch),
                 event,
             });
-            after = seq;
         }
     }
 }

@@ -25,6 +25,7 @@ use super::protocol::{self as proto, close, ClientMessage};
 use crate::app::AppState;
 use crate::error::{ApiError, StoreError};
 use crate::model::{check_session_id, ReadFrom};
+use crate::store::Pages;
 
 /// How long a closing connection waits for its close frame to be written and answered.
 const CLOSE_GRACE: std::time::Duration = proto::PONG_TIMEOUT;
@@ -199,10 +200,9 @@ impl Connection {
     }
 
     async fn send(&mut self, msg: Message) -> Result<(), End> {
-        let kill = self.handle.kill.clone();
         tokio::select! {
             r = self.sink.send(msg) => r.map_err(|_| End::Gone),
-            _ = kill.cancelled() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
+            _ = self.handle.kill.cancelled() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
         }
     }
 
@@ -341,46 +341,26 @@ impl Connection {
     /// Reads and sends what the store has after this connection's last seq for `sid`, up to
     /// `until` (or everything), staying within the connection's epoch.
     async fn catch_up(&mut self, sid: &Arc<str>, until: Option<u64>) -> Result<(), End> {
+        let Some(sub) = self.subs.get(sid) else {
+            return Ok(());
+        };
+        let app = self.app.clone();
+        let mut pages = Pages::new(app.store(), sid, sub.epoch.clone(), sub.last, until);
         loop {
-            let Some(sub) = self.subs.get(sid) else {
-                return Ok(());
-            };
-            let (last, epoch) = (sub.last, sub.epoch.clone());
-            if until.is_some_and(|u| last >= u) {
-                return Ok(());
-            }
-            let range = match self
-                .app
-                .store()
-                .read_events(sid, ReadFrom::After(last), proto::REPLAY_PAGE)
-                .await
-            {
-                Ok(r) => r,
+            let page = match pages.next(proto::REPLAY_PAGE).await {
+                Ok(Some(page)) => page,
+                Ok(None) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(session = %sid, error = %e, "catch-up read failed");
                     return Ok(());
                 }
             };
-            let Some(stored_epoch) = range.epoch.clone() else {
-                return Ok(());
-            };
-            if epoch.as_deref().is_some_and(|e| e != stored_epoch) {
-                return Ok(());
+            match self.subs.get_mut(sid) {
+                Some(sub) => sub.epoch = Some(Arc::clone(&page.epoch)),
+                None => return Ok(()),
             }
-            if range.events.is_empty() {
-                return Ok(());
-            }
-            self.sub_mut(sid).epoch = Some(Arc::from(stored_epoch.as_str()));
-            let start = range.start_after(last);
-            let events = match until {
-                Some(u) => range
-                    .events
-                    .into_iter()
-                    .take((u + 1).saturating_sub(start) as usize)
-                    .collect(),
-                None => range.events,
-            };
-            self.send_stored(sid, &stored_epoch, start, events).await?;
+            self.send_stored(sid, &page.epoch, page.start, page.events)
+                .await?;
         }
     }
 
@@ -403,14 +383,18 @@ impl Connection {
                 if *seq <= sub.last {
                     return Ok(());
                 }
-                if *seq > sub.last + 1 {
-                    self.catch_up(session_id, Some(seq - 1)).await?;
-                }
-                self.send(Message::Text(frame.clone())).await?;
-                if let Some(sub) = self.subs.get_mut(session_id) {
+                if *seq == sub.last + 1 {
+                    // The usual case: one lookup, then the shared frame. Recording the seq
+                    // before the write is safe, since a failed write ends the connection.
                     sub.last = *seq;
+                } else {
+                    self.catch_up(session_id, Some(seq - 1)).await?;
+                    match self.subs.get_mut(session_id) {
+                        Some(sub) => sub.last = *seq,
+                        None => return Ok(()),
+                    }
                 }
-                Ok(())
+                self.send(Message::Text(frame.clone())).await
             }
             Outbound::Unsubscribed { session_id, reason } => {
                 self.subs.remove(session_id);
