@@ -59,6 +59,10 @@ impl AppState {
         &self.0.hub
     }
 
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        self.0.hub.metrics()
+    }
+
     pub fn instance_id(&self) -> &str {
         &self.0.instance_id
     }

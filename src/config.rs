@@ -87,13 +87,20 @@ pub struct Config {
     /// Allow a non-loopback bind without credentials.
     #[arg(long, env = "AFW_INSECURE", value_name = "AFW_INSECURE")]
     pub insecure: bool,
-    /// How often the server pings each WebSocket (the protocol's 25 s; not a flag, so that
-    /// tests can shorten it).
-    #[arg(skip = crate::realtime::protocol::PING_EVERY)]
+    /// Seconds between the server's pings on each WebSocket (decimals allowed).
+    #[arg(long, env = "WS_PING_INTERVAL_SECS", value_name = "WS_PING_INTERVAL_SECS", value_parser = parse_secs, default_value = "25")]
     pub ws_ping_every: Duration,
-    /// How long a pong may take before the connection is closed (the protocol's 10 s).
-    #[arg(skip = crate::realtime::protocol::PONG_TIMEOUT)]
+    /// Seconds a pong may take before the connection is closed with 1011.
+    #[arg(long, env = "WS_PONG_TIMEOUT_SECS", value_name = "WS_PONG_TIMEOUT_SECS", value_parser = parse_secs, default_value = "10")]
     pub ws_pong_timeout: Duration,
+    /// Seconds between probes of the Redis pub/sub subscription. A probe that has not come back
+    /// by the next one means the subscription is wedged: it is dropped and made again.
+    #[arg(long, env = "PUBSUB_PROBE_SECS", value_name = "PUBSUB_PROBE_SECS", value_parser = parse_secs, default_value = "5")]
+    pub pubsub_probe_every: Duration,
+    /// Seconds shutdown waits for in-flight requests and background tasks after closing every
+    /// WebSocket with 1001; then the process exits anyway.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", value_name = "SHUTDOWN_TIMEOUT_SECS", value_parser = parse_secs, default_value = "10")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Config {
@@ -114,6 +121,8 @@ impl Default for Config {
             insecure: false,
             ws_ping_every: crate::realtime::protocol::PING_EVERY,
             ws_pong_timeout: crate::realtime::protocol::PONG_TIMEOUT,
+            pubsub_probe_every: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -131,6 +140,18 @@ fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
         var,
         problem: problem.into(),
     }
+}
+
+/// A number of seconds, decimals allowed (`25`, `0.5`), between 1 ms and one day.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(0.001..=86_400.0).contains(&secs) {
+        return Err(format!("`{text}` must be between 0.001 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 impl Config {
@@ -187,6 +208,16 @@ impl Config {
                 "WS_OUTBOUND_LIMIT_BYTES",
                 "must be at least MAX_EVENT_BYTES, or no event could be delivered",
             ));
+        }
+        for (var, d) in [
+            ("WS_PING_INTERVAL_SECS", self.ws_ping_every),
+            ("WS_PONG_TIMEOUT_SECS", self.ws_pong_timeout),
+            ("PUBSUB_PROBE_SECS", self.pubsub_probe_every),
+            ("SHUTDOWN_TIMEOUT_SECS", self.shutdown_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(bad(var, "must be more than 0 seconds"));
+            }
         }
         if !self.host.is_loopback() && self.api_keys.is_empty() && !self.insecure {
             return Err(bad(
@@ -253,5 +284,19 @@ mod tests {
             .try_get_matches_from(["afw-gateway", "--port", "abc"])
             .unwrap_err();
         assert!(err.to_string().contains("PORT"), "{err}");
+        let err = Config::command()
+            .mut_args(|a| a.env(None))
+            .try_get_matches_from(["afw-gateway", "--ws-ping-interval-secs", "-1"])
+            .unwrap_err();
+        assert!(err.to_string().contains("WS_PING_INTERVAL_SECS"), "{err}");
+    }
+
+    #[test]
+    fn durations_take_decimal_seconds() {
+        assert_eq!(parse_secs("25"), Ok(Duration::from_secs(25)));
+        assert_eq!(parse_secs("0.25"), Ok(Duration::from_millis(250)));
+        assert!(parse_secs("0").is_err());
+        assert!(parse_secs("soon").is_err());
+        assert!(parse_secs("1e9").is_err());
     }
 }

@@ -13,8 +13,8 @@
 //! on `127.0.0.1:0`.
 
 use std::future::Future;
+use std::future::IntoFuture;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -24,16 +24,13 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod realtime;
 pub mod store;
 pub mod time;
 
 pub use config::Config;
-
-/// How long shutdown waits for connections to take their close frames and for background
-/// tasks to stop.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -45,19 +42,29 @@ pub enum RunError {
     Io(#[from] std::io::Error),
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then closes every WebSocket
-/// with 1001 and waits (briefly) for connections and background tasks to finish.
+/// Serves the gateway on `listener` until `shutdown` completes, then stops accepting, closes
+/// every WebSocket with 1001, and waits at most `SHUTDOWN_TIMEOUT_SECS` for in-flight requests,
+/// connections and background tasks to finish.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     config.validate()?;
+    let grace = config.shutdown_timeout;
     let token = CancellationToken::new();
     let tasks = TaskTracker::new();
     let instance_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
-    let store = store::open(&config, Arc::clone(&instance_id), &tasks, token.clone()).await?;
-    let hub = Arc::new(realtime::hub::Hub::new());
+    let metrics = Arc::new(metrics::Metrics::new());
+    let store = store::open(
+        &config,
+        Arc::clone(&instance_id),
+        Arc::clone(&metrics),
+        &tasks,
+        token.clone(),
+    )
+    .await?;
+    let hub = Arc::new(realtime::hub::Hub::new(metrics));
     // Subscribe to the bus before serving, so no stored event can precede the fan-out.
     let bus = store.subscribe_bus();
     tasks.spawn(realtime::fanout::run(
@@ -75,20 +82,42 @@ pub async fn run(
         shutdown.await;
         trigger.cancel();
     });
-    let served = axum::serve(listener, router)
+    let serve = axum::serve(listener, router)
         .with_graceful_shutdown(token.clone().cancelled_owned())
-        .await;
+        .into_future();
+    let mut server = tokio::spawn(serve);
+    // Serve until the shutdown signal (or until serving fails).
+    let early = tokio::select! {
+        r = &mut server => Some(r),
+        _ = token.cancelled() => None,
+    };
+    // From here everything is bounded by the grace period: the listener stops accepting,
+    // every WebSocket closes with 1001, in-flight HTTP requests finish, background tasks stop.
     token.cancel();
     tasks.close();
     app.connections().close();
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+    let drained = tokio::time::timeout(grace, async {
+        let served = match early {
+            Some(r) => r,
+            None => (&mut server).await,
+        };
         app.connections().wait().await;
         tasks.wait().await;
+        served
     })
     .await;
-    if drained.is_err() {
-        tracing::warn!("shutdown grace period ended with tasks still running");
-    }
+    let result = match drained {
+        Ok(Ok(served)) => served.map_err(RunError::Io),
+        Ok(Err(join)) => Err(RunError::Io(std::io::Error::other(join))),
+        Err(_) => {
+            tracing::warn!(
+                ?grace,
+                "shutdown grace period ended with requests or tasks still running; stopping anyway"
+            );
+            server.abort();
+            Ok(())
+        }
+    };
     tracing::info!("afw-gateway stopped");
-    served.map_err(RunError::Io)
+    result
 }

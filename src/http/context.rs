@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
+
+use crate::app::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
 pub const CORRELATION_ID: &str = "x-correlation-id";
@@ -37,7 +39,7 @@ pub fn usable_id(v: Option<&HeaderValue>) -> Option<String> {
         .then(|| s.to_string())
 }
 
-pub async fn middleware(req: Request, next: Next) -> Response {
+pub async fn middleware(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let request_id = usable_id(req.headers().get(REQUEST_ID))
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let correlation_id = usable_id(req.headers().get(CORRELATION_ID));
@@ -54,7 +56,9 @@ pub async fn middleware(req: Request, next: Next) -> Response {
     let mut resp = CONTEXT
         .scope(ctx, next.run(req).instrument(span.clone()))
         .await;
-    span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), "response"));
+    let status = resp.status().as_u16();
+    app.metrics().http_response(status);
+    span.in_scope(|| tracing::debug!(status, "response"));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }

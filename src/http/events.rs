@@ -15,7 +15,8 @@ use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem};
 use crate::model::{
-    check_limit, draft_event, EventContext, EventRange, ReadFrom, MAX_BATCH_EVENTS, MAX_READ_LIMIT,
+    check_limit, draft_event, Appended, EventContext, EventDraft, EventRange, ReadFrom,
+    MAX_BATCH_EVENTS, MAX_READ_LIMIT,
 };
 use crate::store::Now;
 
@@ -29,6 +30,18 @@ fn context(headers: &HeaderMap, now: &Now) -> EventContext {
     }
 }
 
+/// Stores the drafts and counts the events that were new.
+async fn append(
+    app: &AppState,
+    drafts: &[EventDraft],
+    now: &Now,
+) -> Result<Vec<Appended>, ApiError> {
+    let stored = app.store().append(drafts, now).await?;
+    let new = stored.iter().filter(|a| !a.duplicate).count();
+    app.metrics().events_appended.inc_by(new as u64);
+    Ok(stored)
+}
+
 pub async fn post_one(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -36,10 +49,7 @@ pub async fn post_one(
 ) -> Result<Response, ApiError> {
     let now = Now::get();
     let draft = draft_event(body, &context(&headers, &now), "").map_err(ApiError::validation)?;
-    let stored = app
-        .store()
-        .append(std::slice::from_ref(&draft), &now)
-        .await?;
+    let stored = append(&app, std::slice::from_ref(&draft), &now).await?;
     let a = stored.into_iter().next().ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -96,7 +106,7 @@ pub async fn post_batch(
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
-    let stored = app.store().append(&drafts, &now).await?;
+    let stored = append(&app, &drafts, &now).await?;
     let results: Vec<Value> = stored
         .into_iter()
         .map(|a| {

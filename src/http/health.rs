@@ -1,4 +1,4 @@
-//! Liveness (`/health`) and readiness (`/ready`).
+//! Liveness (`/health`), readiness (`/ready`) and the counters (`/metrics`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -28,6 +28,18 @@ pub async fn ready(State(app): State<AppState>) -> Response {
         Ok(()) => Json(json!({"status": "ready", "store": app.store().kind()})).into_response(),
         Err(reason) => not_ready(reason),
     }
+}
+
+/// The instance's counters in the OpenMetrics text format (Prometheus scrapes this).
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics().render(),
+    )
+        .into_response()
 }
 
 fn not_ready(reason: String) -> Response {

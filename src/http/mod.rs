@@ -30,6 +30,7 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
         .route("/api/sessions", post(sessions::create).get(sessions::list))
         .route(
             "/api/sessions/{id}",
@@ -52,7 +53,10 @@ pub fn router(app: AppState) -> Router {
             auth::middleware,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(context::middleware))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            context::middleware,
+        ))
         .layer(tower::util::option_layer(cors(&config.cors_origins)))
         .with_state(app)
 }

@@ -2,10 +2,16 @@
 //! hub. When the hub reports a gap (a pub/sub message was lost) or the bus reports that
 //! messages may have been lost (pub/sub reconnected, or this task lagged), the missing events
 //! are read from the store and delivered first, so subscribers still see every seq in order.
+//!
+//! A resync whose store read fails (the pub/sub connection came back before the command
+//! connection did) is tried again with backoff until it succeeds: after a resubscribe there
+//! may be no later event to reveal what was missed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, Offer};
@@ -19,23 +25,58 @@ pub async fn run(
     mut bus: broadcast::Receiver<BusMessage>,
     shutdown: CancellationToken,
 ) {
+    let mut retry = Retry::default();
     loop {
+        let retry_due = retry.due();
         let msg = tokio::select! {
             _ = shutdown.cancelled() => return,
+            _ = retry_due => Ok(BusMessage::Resync),
             m = bus.recv() => m,
         };
         match msg {
             Ok(BusMessage::Event(ev)) => handle_event(&*store, &hub, &ev).await,
             Ok(BusMessage::SessionDeleted(sid)) => hub.session_deleted(&sid),
-            Ok(BusMessage::Resync) => resync(&*store, &hub).await,
+            Ok(BusMessage::Resync) => retry.after(resync(&*store, &hub).await),
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(
                     missed = n,
                     "fan-out lagged behind the bus; resyncing from the store"
                 );
-                resync(&*store, &hub).await;
+                retry.after(resync(&*store, &hub).await);
             }
             Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// When to resync again after a resync that could not read the store.
+#[derive(Default)]
+struct Retry {
+    at: Option<Instant>,
+    delay: Duration,
+}
+
+impl Retry {
+    /// Completes when a retry is due (never, when none is pending).
+    fn due(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let at = self.at;
+        async move {
+            match at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn after(&mut self, complete: bool) {
+        if complete {
+            *self = Retry::default();
+        } else {
+            self.delay = (self.delay * 2).clamp(RETRY_FIRST, RETRY_MAX);
+            self.at = Some(Instant::now() + self.delay);
         }
     }
 }
@@ -45,6 +86,7 @@ async fn handle_event(store: &dyn Store, hub: &Hub, ev: &LiveEvent) {
         Offer::Delivered | Offer::Duplicate => {}
         Offer::Gap { after } => {
             tracing::warn!(session = %ev.session_id, after, seq = ev.seq, "gap in pub/sub; filling from the store");
+            hub.metrics().gap_fills.inc();
             fill(
                 store,
                 hub,
@@ -54,20 +96,28 @@ async fn handle_event(store: &dyn Store, hub: &Hub, ev: &LiveEvent) {
                 Some(ev.seq - 1),
             )
             .await;
+            // Delivered even if the fill failed: each connection then sees the gap itself and
+            // reads the store, or closes so that its client resumes with `since`.
             hub.deliver(ev);
         }
     }
 }
 
-async fn resync(store: &dyn Store, hub: &Hub) {
+/// Fills every locally watched session from the store; false if some read failed.
+async fn resync(store: &dyn Store, hub: &Hub) -> bool {
+    hub.metrics().resyncs.inc();
+    let mut complete = true;
     for (session_id, epoch, last) in hub.resync_targets() {
-        fill(store, hub, &session_id, &epoch, last, None).await;
+        complete &= fill(store, hub, &session_id, &epoch, last, None).await;
     }
+    if !complete {
+        tracing::warn!("resync could not read the store; trying again shortly");
+    }
+    complete
 }
 
 /// Delivers the stored events of `session_id` after `after` (up to `until`, or all), as long
-/// as the stored stream is still `epoch`. A store failure is logged and leaves the gap to the
-/// connections' own check, which reads again when the next event shows it.
+/// as the stored stream is still `epoch`. False when a store read failed.
 async fn fill(
     store: &dyn Store,
     hub: &Hub,
@@ -75,17 +125,18 @@ async fn fill(
     epoch: &Arc<str>,
     after: u64,
     until: Option<u64>,
-) {
+) -> bool {
     let mut pages = Pages::new(store, session_id, Some(Arc::clone(epoch)), after, until);
     loop {
         let page = match pages.next(REPLAY_PAGE).await {
             Ok(Some(page)) => page,
-            Ok(None) => return,
+            Ok(None) => return true,
             Err(e) => {
                 tracing::warn!(session = %session_id, error = %e, "could not fill gap from the store");
-                return;
+                return false;
             }
         };
+        hub.metrics().filled_events.inc_by(page.events.len() as u64);
         for (i, event) in page.events.into_iter().enumerate() {
             hub.deliver(&LiveEvent {
                 session_id: Arc::clone(session_id),

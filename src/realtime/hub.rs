@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::event_frame;
+use crate::metrics::Metrics;
 use crate::model::LiveEvent;
 
 /// Bytes charged to a queue for a message that is not an event frame.
@@ -127,11 +128,19 @@ pub enum Offer {
 #[derive(Default)]
 pub struct Hub {
     sessions: DashMap<Arc<str>, SessionSubs>,
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
-    pub fn new() -> Hub {
-        Hub::default()
+    pub fn new(metrics: Arc<Metrics>) -> Hub {
+        Hub {
+            sessions: DashMap::new(),
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Adds a connection to a session's subscribers (once).
@@ -180,7 +189,7 @@ impl Hub {
             Some((_, last)) => Offer::Gap { after: *last },
         };
         if verdict == Offer::Delivered {
-            let emptied = Self::fan_out(&mut subs, ev);
+            let emptied = self.fan_out(&mut subs, ev);
             drop(subs);
             if emptied {
                 self.drop_if_empty(&ev.session_id);
@@ -199,7 +208,7 @@ impl Hub {
                 return;
             }
         }
-        let emptied = Self::fan_out(&mut subs, ev);
+        let emptied = self.fan_out(&mut subs, ev);
         drop(subs);
         if emptied {
             self.drop_if_empty(&ev.session_id);
@@ -208,7 +217,7 @@ impl Hub {
 
     /// Frames the event once and queues the same bytes for every subscriber, dropping
     /// subscribers whose queue is gone or over budget. True when none is left.
-    fn fan_out(subs: &mut SessionSubs, ev: &LiveEvent) -> bool {
+    fn fan_out(&self, subs: &mut SessionSubs, ev: &LiveEvent) -> bool {
         subs.last = Some((Arc::clone(&ev.epoch), ev.seq));
         let frame = Utf8Bytes::from(event_frame(&ev.session_id, ev.seq, &ev.epoch, &ev.event));
         subs.conns.retain(|c| {
@@ -219,6 +228,7 @@ impl Hub {
                 frame: frame.clone(),
             })
         });
+        self.metrics.deliveries.inc_by(subs.conns.len() as u64);
         subs.conns.is_empty()
     }
 
@@ -277,7 +287,7 @@ mod tests {
 
     #[test]
     fn offers_in_order_and_spots_gaps() {
-        let hub = Hub::new();
+        let hub = Hub::default();
         let (h, mut q) = queue(1, 1 << 20);
         assert_eq!(hub.offer(&ev(5, "e")), Offer::Delivered, "nobody watches");
         hub.subscribe("s", &h);
@@ -305,7 +315,7 @@ mod tests {
 
     #[test]
     fn over_budget_connection_is_cancelled_and_dropped() {
-        let hub = Hub::new();
+        let hub = Hub::default();
         let (slow, _slow_q) = queue(1, 150);
         let (fast, mut fast_q) = queue(2, 1 << 20);
         hub.subscribe("s", &slow);
@@ -327,7 +337,7 @@ mod tests {
 
     #[test]
     fn deletion_tells_subscribers() {
-        let hub = Hub::new();
+        let hub = Hub::default();
         let (h, mut q) = queue(1, 1 << 20);
         hub.subscribe("s", &h);
         hub.session_deleted("s");

@@ -28,6 +28,9 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// No pong within [`super::PONG_TIMEOUT`].
     pub const PING_TIMEOUT: u16 = 1011;
+    /// The store did not answer a read this connection needed to keep its stream gapless;
+    /// the client resumes with `since`.
+    pub const STORE_UNAVAILABLE: u16 = 1011;
     /// The client did not keep up with its events; come back with `since`.
     pub const SLOW_CONSUMER: u16 = 4008;
 }

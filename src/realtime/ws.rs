@@ -102,12 +102,14 @@ impl Connection {
 
     async fn run(mut self) {
         tracing::debug!(client = %self.client_id, "connected");
+        self.app.metrics().ws_connections.inc();
         let mut stream = self.stream.take().expect("run runs once");
         let end = self.serve(&mut stream).await;
         for sid in self.subs.keys() {
             self.app.hub().unsubscribe(sid, self.handle.id);
         }
         if let End::Close(code, reason) = end {
+            self.app.metrics().ws_closed(code);
             let frame = Message::Close(Some(CloseFrame {
                 code,
                 reason: Utf8Bytes::from_static(reason),
@@ -131,6 +133,7 @@ impl Connection {
             .await;
         }
         self.handle.kill.cancel();
+        self.app.metrics().ws_connections.dec();
         tracing::debug!(client = %self.client_id, "disconnected");
     }
 
@@ -351,8 +354,13 @@ impl Connection {
                 Ok(Some(page)) => page,
                 Ok(None) => return Ok(()),
                 Err(e) => {
-                    tracing::warn!(session = %sid, error = %e, "catch-up read failed");
-                    return Ok(());
+                    // Sending on would leave a gap: close, and the client resumes with
+                    // `since` (here once the store answers, or on another instance).
+                    tracing::warn!(session = %sid, error = %e, "catch-up read failed; closing");
+                    return Err(End::Close(
+                        close::STORE_UNAVAILABLE,
+                        "store unavailable; resume with since",
+                    ));
                 }
             };
             match self.subs.get_mut(sid) {

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::error::StoreError;
+use crate::metrics::Metrics;
 use crate::model::{
     Appended, BusMessage, EventDraft, EventRange, Fields, ReadFrom, Session, SessionPage,
     SessionQuery,
@@ -36,6 +37,9 @@ pub struct StoreSettings {
     pub max_events_per_session: usize,
     pub dedup_window: Duration,
     pub instance_id: Arc<str>,
+    /// How often the Redis store probes its pub/sub subscription.
+    pub pubsub_probe_every: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The current time, as stored (`iso`) and as the listing index orders it (`ms`).
@@ -104,6 +108,7 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(
     config: &Config,
     instance_id: Arc<str>,
+    metrics: Arc<Metrics>,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<Arc<dyn Store>, StoreError> {
@@ -112,6 +117,8 @@ pub async fn open(
         max_events_per_session: config.max_events_per_session,
         dedup_window: DEDUP_WINDOW,
         instance_id,
+        pubsub_probe_every: config.pubsub_probe_every,
+        metrics,
     };
     match &config.redis_url {
         None => Ok(memory::MemoryStore::start(settings, tasks, shutdown)),

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{page_sessions, Now, Store, StoreSettings, BUS_CAPACITY};
 use crate::error::StoreError;
+use crate::metrics::Metrics;
 use crate::model::{
     field, index_member, Appended, BusMessage, EventDraft, EventRange, Fields, LiveEvent,
     PublishedEvent, ReadFrom, Session, SessionPage, SessionQuery,
@@ -30,7 +31,7 @@ use keys::Keys;
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const PUBSUB_BACKOFF_MAX: Duration = Duration::from_secs(5);
+const PUBSUB_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 struct Scripts {
     append: Script,
@@ -81,13 +82,17 @@ impl RedisStore {
         let keys = Keys::new(prefix);
         let bus = broadcast::channel(BUS_CAPACITY).0;
         let pubsub_live = Arc::new(AtomicBool::new(false));
-        tasks.spawn(pubsub_loop(
+        let pubsub = PubSub {
             client,
-            keys.clone(),
-            bus.clone(),
-            Arc::clone(&pubsub_live),
-            shutdown,
-        ));
+            conn: conn.clone(),
+            keys: keys.clone(),
+            bus: bus.clone(),
+            live: Arc::clone(&pubsub_live),
+            instance_id: Arc::clone(&settings.instance_id),
+            probe_every: settings.pubsub_probe_every,
+            metrics: Arc::clone(&settings.metrics),
+        };
+        tasks.spawn(pubsub.run(shutdown));
         Ok(Arc::new(RedisStore {
             conn,
             keys,
@@ -331,96 +336,179 @@ impl Store for RedisStore {
     }
 }
 
-/// The instance's one pub/sub connection: subscribes to the events and control channels,
-/// turns each message into a [`BusMessage`], and on any drop reconnects with backoff and
-/// sends [`BusMessage::Resync`] so the hub fills what was published meanwhile.
-async fn pubsub_loop(
+/// The instance's one pub/sub connection and what it needs to keep it honest.
+struct PubSub {
     client: redis::Client,
+    /// The command connection, for probe publishes.
+    conn: ConnectionManager,
     keys: Keys,
     bus: broadcast::Sender<BusMessage>,
     live: Arc<AtomicBool>,
-    shutdown: CancellationToken,
-) {
-    let events_channel = keys.events_channel();
-    let control_channel = keys.control_channel();
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let connected = async {
-            let mut ps = client.get_async_pubsub().await?;
-            ps.subscribe(&[events_channel.as_str(), control_channel.as_str()])
-                .await?;
-            Ok::<_, redis::RedisError>(ps)
-        };
-        let attempt = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = tokio::time::timeout(CONNECT_TIMEOUT * 2, connected) => r,
-        };
-        match attempt {
-            Ok(Ok(ps)) => {
-                live.store(true, Ordering::Release);
-                backoff = Duration::from_millis(50);
-                tracing::info!(channel = %events_channel, "pub/sub subscribed");
-                let _ = bus.send(BusMessage::Resync);
-                let mut messages = ps.into_on_message();
-                loop {
-                    let msg = tokio::select! {
-                        _ = shutdown.cancelled() => {
-                            live.store(false, Ordering::Release);
-                            return;
+    instance_id: Arc<str>,
+    probe_every: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a subscription ended.
+enum Ended {
+    Shutdown,
+    Dropped,
+    Wedged,
+}
+
+impl PubSub {
+    /// Subscribes to the events and control channels, turns each message into a
+    /// [`BusMessage`], and on any drop reconnects with backoff and sends
+    /// [`BusMessage::Resync`] so the hub fills what was published meanwhile.
+    async fn run(self, shutdown: CancellationToken) {
+        let channels = [self.keys.events_channel(), self.keys.control_channel()];
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let connected = async {
+                let mut ps = self.client.get_async_pubsub().await?;
+                ps.subscribe(&channels).await?;
+                Ok::<_, redis::RedisError>(ps)
+            };
+            let attempt = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = tokio::time::timeout(CONNECT_TIMEOUT * 2, connected) => r,
+            };
+            match attempt {
+                Ok(Ok(ps)) => {
+                    self.live.store(true, Ordering::Release);
+                    self.metrics.pubsub_subscribes.inc();
+                    backoff = Duration::from_millis(50);
+                    tracing::info!(channel = %channels[0], "pub/sub subscribed");
+                    let _ = self.bus.send(BusMessage::Resync);
+                    let ended = self.pump(ps, &shutdown).await;
+                    self.live.store(false, Ordering::Release);
+                    match ended {
+                        Ended::Shutdown => return,
+                        Ended::Dropped => tracing::warn!("pub/sub connection lost; reconnecting"),
+                        Ended::Wedged => {
+                            self.metrics.pubsub_probe_timeouts.inc();
+                            tracing::warn!(
+                                probe_every = ?self.probe_every,
+                                "pub/sub probe did not come back: the subscription is wedged; \
+                                 resubscribing"
+                            );
                         }
-                        m = messages.next() => m,
-                    };
-                    let Some(msg) = msg else { break };
-                    let decoded = if msg.get_channel_name() == events_channel {
-                        decode_event(msg.get_payload_bytes())
-                    } else {
-                        decode_control(msg.get_payload_bytes())
-                    };
-                    match decoded {
-                        Some(m) => {
-                            let _ = bus.send(m);
-                        }
-                        None => tracing::warn!(
-                            channel = msg.get_channel_name(),
-                            "ignoring a pub/sub message this gateway cannot read"
-                        ),
                     }
                 }
-                live.store(false, Ordering::Release);
-                tracing::warn!("pub/sub connection lost; reconnecting");
+                Ok(Err(e)) => tracing::warn!(error = %e, "pub/sub connect failed"),
+                Err(_) => tracing::warn!("pub/sub connect timed out"),
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "pub/sub connect failed"),
-            Err(_) => tracing::warn!("pub/sub connect timed out"),
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(PUBSUB_BACKOFF_MAX);
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+    }
+
+    /// Forwards messages until the subscription ends. Every `probe_every` it publishes a
+    /// probe on the control channel; a connection can stay open while Redis no longer
+    /// delivers to it, and a probe still missing at the next tick shows exactly that.
+    async fn pump(&self, ps: redis::aio::PubSub, shutdown: &CancellationToken) -> Ended {
+        let events_channel = self.keys.events_channel();
+        let control_channel = self.keys.control_channel();
+        let mut messages = ps.into_on_message();
+        let mut probe = tokio::time::interval(self.probe_every);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sent: u64 = 0;
+        let mut awaiting: Option<u64> = None;
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => return Ended::Shutdown,
+                _ = probe.tick() => {
+                    if awaiting.is_some() {
+                        return Ended::Wedged;
+                    }
+                    sent += 1;
+                    awaiting = Some(sent);
+                    self.publish_probe(&control_channel, sent);
+                    continue;
+                }
+                m = messages.next() => m,
+            };
+            let Some(msg) = msg else {
+                return Ended::Dropped;
+            };
+            let decoded = if msg.get_channel_name() == events_channel {
+                decode_event(msg.get_payload_bytes())
+            } else {
+                decode_control(msg.get_payload_bytes())
+            };
+            match decoded {
+                Some(Control::Bus(m)) => {
+                    let _ = self.bus.send(m);
+                }
+                Some(Control::Probe { origin, n }) => {
+                    if *origin == *self.instance_id && awaiting.is_some_and(|a| n >= a) {
+                        awaiting = None;
+                    }
+                }
+                None => tracing::warn!(
+                    channel = msg.get_channel_name(),
+                    "ignoring a pub/sub message this gateway cannot read"
+                ),
+            }
         }
-        backoff = (backoff * 2).min(PUBSUB_BACKOFF_MAX);
+    }
+
+    /// Publishes probe `n` without holding up the message loop; a failed publish shows up
+    /// as a probe that does not come back.
+    fn publish_probe(&self, channel: &str, n: u64) {
+        let mut conn = self.conn.clone();
+        let channel = channel.to_string();
+        let payload =
+            serde_json::json!({"kind": "probe", "origin": &*self.instance_id, "n": n}).to_string();
+        tokio::spawn(async move {
+            let r: redis::RedisResult<i64> = conn.publish(channel, payload).await;
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "pub/sub probe publish failed");
+            }
+        });
     }
 }
 
-fn decode_event(payload: &[u8]) -> Option<BusMessage> {
+/// A message from one of the instance's channels.
+enum Control {
+    Bus(BusMessage),
+    Probe { origin: String, n: u64 },
+}
+
+fn decode_event(payload: &[u8]) -> Option<Control> {
     let p: PublishedEvent<'_> = serde_json::from_slice(payload).ok()?;
-    Some(BusMessage::Event(Arc::new(LiveEvent {
+    Some(Control::Bus(BusMessage::Event(Arc::new(LiveEvent {
         session_id: p.session_id.into(),
         seq: p.seq,
         epoch: p.epoch.into(),
         event: p.event.get().into(),
-    })))
+    }))))
 }
 
 #[derive(serde::Deserialize)]
 struct ControlMessage {
     kind: String,
-    #[serde(rename = "sessionId")]
-    session_id: String,
+    #[serde(rename = "sessionId", default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    origin: Option<String>,
+    #[serde(default)]
+    n: Option<u64>,
 }
 
-fn decode_control(payload: &[u8]) -> Option<BusMessage> {
+fn decode_control(payload: &[u8]) -> Option<Control> {
     let m: ControlMessage = serde_json::from_slice(payload).ok()?;
     match m.kind.as_str() {
-        "session_deleted" => Some(BusMessage::SessionDeleted(m.session_id.into())),
+        "session_deleted" => Some(Control::Bus(BusMessage::SessionDeleted(
+            m.session_id?.into(),
+        ))),
+        "probe" => Some(Control::Probe {
+            origin: m.origin?,
+            n: m.n?,
+        }),
         _ => None,
     }
 }

@@ -1,0 +1,157 @@
+//! The instance's counters, served at `GET /metrics` in the OpenMetrics text format
+//! (Prometheus scrapes it). One [`Metrics`] per instance, shared by the store's pub/sub task,
+//! the fan-out, the WebSocket connections and the HTTP layer. Every update is one atomic add;
+//! nothing here takes a lock on the delivery path.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label of a counter split by a code (an HTTP status or a WebSocket close code).
+pub type CodeLabel = Vec<(&'static str, u16)>;
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Successful pub/sub subscribes; every one after the first is a reconnect.
+    pub pubsub_subscribes: Counter,
+    /// Probes of our own that did not come back in time: the subscription was wedged.
+    pub pubsub_probe_timeouts: Counter,
+    /// Gaps the hub noticed in a session's pub/sub stream and filled from the store.
+    pub gap_fills: Counter,
+    /// Resyncs of every locally watched session (after a resubscribe or a bus lag).
+    pub resyncs: Counter,
+    /// Events delivered from the store by gap fills and resyncs.
+    pub filled_events: Counter,
+    /// Events stored (duplicates by `eventId` not counted).
+    pub events_appended: Counter,
+    /// Event frames queued to local WebSocket clients.
+    pub deliveries: Counter,
+    /// Open WebSocket connections.
+    pub ws_connections: Gauge,
+    /// WebSocket connections the server closed, by close code (1001, 1009, 1011, 4008, ...).
+    pub ws_closes: Family<CodeLabel, Counter>,
+    /// HTTP responses by status.
+    pub http_responses: Family<CodeLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("afw");
+        let m = Metrics {
+            registry: Registry::default(),
+            pubsub_subscribes: Counter::default(),
+            pubsub_probe_timeouts: Counter::default(),
+            gap_fills: Counter::default(),
+            resyncs: Counter::default(),
+            filled_events: Counter::default(),
+            events_appended: Counter::default(),
+            deliveries: Counter::default(),
+            ws_connections: Gauge::default(),
+            ws_closes: Family::default(),
+            http_responses: Family::default(),
+        };
+        registry.register(
+            "pubsub_subscribes",
+            "Redis pub/sub subscribes (each after the first is a reconnect)",
+            m.pubsub_subscribes.clone(),
+        );
+        registry.register(
+            "pubsub_probe_timeouts",
+            "Pub/sub probes that did not come back in time (wedged subscription)",
+            m.pubsub_probe_timeouts.clone(),
+        );
+        registry.register(
+            "gap_fills",
+            "Gaps in a session's pub/sub stream filled from the store",
+            m.gap_fills.clone(),
+        );
+        registry.register(
+            "resyncs",
+            "Resyncs of every locally watched session from the store",
+            m.resyncs.clone(),
+        );
+        registry.register(
+            "filled_events",
+            "Events delivered from the store by gap fills and resyncs",
+            m.filled_events.clone(),
+        );
+        registry.register(
+            "events_appended",
+            "Events stored by this instance",
+            m.events_appended.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Event frames queued to local WebSocket clients",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "ws_connections",
+            "Open WebSocket connections",
+            m.ws_connections.clone(),
+        );
+        registry.register(
+            "ws_closes",
+            "WebSocket connections closed by the server, by close code",
+            m.ws_closes.clone(),
+        );
+        registry.register(
+            "http_responses",
+            "HTTP responses by status",
+            m.http_responses.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts a WebSocket close the server initiated.
+    pub fn ws_closed(&self, code: u16) {
+        self.ws_closes.get_or_create(&vec![("code", code)]).inc();
+    }
+
+    /// Counts an HTTP response.
+    pub fn http_response(&self, status: u16) {
+        self.http_responses
+            .get_or_create(&vec![("status", status)])
+            .inc();
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_prefix_and_labels() {
+        let m = Metrics::new();
+        m.gap_fills.inc();
+        m.ws_closed(4008);
+        m.http_response(503);
+        let text = m.render();
+        assert!(text.contains("afw_gap_fills_total 1"), "{text}");
+        assert!(
+            text.contains("afw_ws_closes_total{code=\"4008\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("afw_http_responses_total{status=\"503\"} 1"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
