@@ -428,6 +428,13 @@ async fn after_redis_restarts_with_no_data_a_new_epoch_flows_to_old_subscribers(
         );
     }
     c.assert_quiet("no further message").await;
+    // A client that was away and resumes from the old stream cannot be answered exactly.
+    let mut back = WsClient::connect(&a.ws_url()).await;
+    let confirm = back.subscribe("phoenix", Some(3), old_epoch.as_str()).await;
+    assert_eq!(confirm["payload"]["recovered"], false, "{confirm}");
+    assert_eq!(confirm["payload"]["epoch"], page["epoch"], "{confirm}");
+    back.assert_quiet("nothing replayed from the wrong stream")
+        .await;
     a.stop().await;
     b.stop().await;
 }
