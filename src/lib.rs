@@ -64,7 +64,10 @@ pub async fn run(
         token.clone(),
     )
     .await?;
-    let hub = Arc::new(realtime::hub::Hub::new(metrics));
+    let hub = Arc::new(realtime::hub::Hub::new(
+        metrics,
+        config.ws_outbound_limit_bytes,
+    ));
     // Subscribe to the bus before serving, so no stored event can precede the fan-out.
     let bus = store.subscribe_bus();
     tasks.spawn(realtime::fanout::run(

@@ -77,6 +77,45 @@ async fn a_wedged_subscription_is_caught_by_its_probe_and_nothing_is_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_after_pubsub_loss_does_not_close_readers_that_keep_up() {
+    let redis = RedisServer::start().await;
+    let proxy = Proxy::start(redis.port).await;
+    let a = Gateway::start(Config {
+        redis_url: Some(proxy.url()),
+        pubsub_probe_every: Duration::from_millis(500),
+        ..Config::default()
+    })
+    .await;
+    let b = Gateway::start(support::config(Some(&redis))).await;
+    let mut c = WsClient::connect(&a.ws_url()).await;
+    c.subscribe("backlog", None, None).await;
+    b.post_event(json!({"sessionId": "backlog", "type": "t"}))
+        .await;
+    assert_eq!(c.next_event().await["seq"], 1);
+    // While A's subscription is wedged, 3 MiB is posted on B: three times A's 1 MiB queue.
+    proxy.wedge_subscribers();
+    let pad = "b".repeat(16 * 1024);
+    for i in 0..12 {
+        let events: Vec<Value> = (0..16)
+            .map(|j| json!({"sessionId": "backlog", "type": "t", "i": i, "j": j, "pad": pad}))
+            .collect();
+        let (s, v) = b.post("/api/events/batch", json!({"events": events})).await;
+        assert_eq!(s, 201, "{v}");
+    }
+    for seq in 2..=193 {
+        assert_eq!(
+            c.next_event().await["seq"],
+            seq,
+            "the whole backlog, in order, on the same connection"
+        );
+    }
+    assert_eq!(a.metric("afw_ws_closes_total{code=\"4008\"}").await, 0.0);
+    assert!(a.metric("afw_pubsub_probe_timeouts_total").await >= 1.0);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_of_an_instance_killed_with_sigkill_resume_elsewhere_with_every_event_once() {
     let redis = RedisServer::start().await;
     let env = [("REDIS_URL", redis.url())];

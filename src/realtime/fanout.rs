@@ -117,7 +117,8 @@ async fn resync(store: &dyn Store, hub: &Hub) -> bool {
 }
 
 /// Delivers the stored events of `session_id` after `after` (up to `until`, or all), as long
-/// as the stored stream is still `epoch`. False when a store read failed.
+/// as the stored stream is still `epoch`; a backlog over the hub's fill budget is handed to
+/// the connections instead. False when a store read failed.
 async fn fill(
     store: &dyn Store,
     hub: &Hub,
@@ -127,6 +128,7 @@ async fn fill(
     until: Option<u64>,
 ) -> bool {
     let mut pages = Pages::new(store, session_id, Some(Arc::clone(epoch)), after, until);
+    let mut pushed = 0;
     loop {
         let page = match pages.next(REPLAY_PAGE).await {
             Ok(Some(page)) => page,
@@ -136,6 +138,13 @@ async fn fill(
                 return false;
             }
         };
+        pushed += page.events.iter().map(|e| e.len()).sum::<usize>();
+        if pushed > hub.fill_budget() {
+            // A backlog this large would push fast readers over their queue budget at once:
+            // let each connection read it from the store at the pace of its own socket.
+            hub.hand_over(session_id);
+            return true;
+        }
         hub.metrics().filled_events.inc_by(page.events.len() as u64);
         for (i, event) in page.events.into_iter().enumerate() {
             hub.deliver(&LiveEvent {

@@ -125,17 +125,54 @@ pub enum Offer {
     Gap { after: u64 },
 }
 
-#[derive(Default)]
 pub struct Hub {
     sessions: DashMap<Arc<str>, SessionSubs>,
     metrics: Arc<Metrics>,
+    fill_budget: usize,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub::new(
+            Arc::default(),
+            crate::config::DEFAULT_WS_OUTBOUND_LIMIT_BYTES,
+        )
+    }
 }
 
 impl Hub {
-    pub fn new(metrics: Arc<Metrics>) -> Hub {
+    /// A hub whose connections have queues of `outbound_limit` bytes.
+    pub fn new(metrics: Arc<Metrics>, outbound_limit: usize) -> Hub {
         Hub {
             sessions: DashMap::new(),
             metrics,
+            fill_budget: outbound_limit / 4,
+        }
+    }
+
+    /// Bytes of missed events the fan-out may push to a session's subscribers at once; a
+    /// larger backlog is handed to the connections with [`Hub::hand_over`].
+    pub fn fill_budget(&self) -> usize {
+        self.fill_budget
+    }
+
+    /// Asks every subscriber of the session to read what it misses from the store itself, and
+    /// forgets the session's last seq (each connection tracks its own).
+    pub fn hand_over(&self, session_id: &str) {
+        let Some(mut subs) = self.sessions.get_mut(session_id) else {
+            return;
+        };
+        subs.last = None;
+        let sid = Arc::clone(subs.key());
+        subs.conns.retain(|c| {
+            c.push(Outbound::CatchUp {
+                session_id: Arc::clone(&sid),
+            })
+        });
+        let emptied = subs.conns.is_empty();
+        drop(subs);
+        if emptied {
+            self.drop_if_empty(session_id);
         }
     }
 

@@ -771,6 +771,8 @@ pub struct Tally {
     pub connects: u32,
     /// Close codes the server sent, with counts.
     pub closes: std::collections::BTreeMap<u16, u32>,
+    /// Subscribes with `since` answered `recovered:true` (exact resumes).
+    pub resumed: u32,
     /// Subscribes with `since` answered `recovered:false`.
     pub unrecovered: u32,
 }
@@ -909,8 +911,12 @@ pub async fn follow(f: Follow, mut target: tokio::sync::watch::Receiver<Option<u
             let v: Value = serde_json::from_str(&text).expect("server sent JSON");
             match v["type"].as_str() {
                 Some("subscription_confirmed") if v["sessionId"] == f.session.as_str() => {
-                    if asked_since && v["payload"]["recovered"] == false {
-                        tally.unrecovered += 1;
+                    if asked_since {
+                        if v["payload"]["recovered"] == true {
+                            tally.resumed += 1;
+                        } else {
+                            tally.unrecovered += 1;
+                        }
                     }
                     if let Some(e) = v["payload"]["epoch"].as_str() {
                         epoch = Some(e.to_string());
