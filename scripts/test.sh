@@ -33,4 +33,10 @@ ensure_redis
 # on free ports and never use it.
 say "using $(command -v redis-server 2>/dev/null || echo "$AFW_REDIS_SERVER") ($(${AFW_REDIS_SERVER:-redis-server} --version | awk '{print $3}'))"
 
-cargo test --all-targets "$@"
+if [ $# -gt 0 ]; then
+  cargo test --all-targets "$@"
+else
+  cargo test --all-targets -- --skip chaos_
+  # The chaos test prints what it proved (delivered, lost, duplicated, reordered, resumes).
+  cargo test --test chaos -- --nocapture
+fi

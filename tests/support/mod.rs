@@ -433,12 +433,8 @@ impl GatewayProcess {
 
     /// Sends SIGTERM.
     pub fn term(&self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill -TERM {}", self.pid());
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     }
 
     /// Waits up to `limit` for the process to exit; its status, or None if still running.
