@@ -122,15 +122,8 @@ async fn chaos_every_client_ends_with_every_event_once_in_order() {
     }
 
     // The faults, while the agents post.
-    let mut conn = redis.connection().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let killed = redis.kill_pubsub_clients().await;
     println!("chaos: killed {killed} pub/sub connections");
 
     tokio::time::sleep(Duration::from_millis(1000)).await;

@@ -29,27 +29,37 @@ fn followers(sessions: &[&str], n: usize, instances: &support::Instances, start:
     crowd
 }
 
+/// Redis, instance A reaching it through a [`Proxy`] that can wedge A's subscription (A
+/// probes every `probe`), instance B reaching it directly, and a client on A subscribed to
+/// `session` that has received seq 1 (posted on B).
+async fn wedgeable(
+    probe: Duration,
+    session: &str,
+) -> (RedisServer, Proxy, Gateway, Gateway, WsClient) {
+    let redis = RedisServer::start().await;
+    let proxy = Proxy::start(redis.port).await;
+    let a = Gateway::start(Config {
+        redis_url: Some(proxy.url()),
+        pubsub_probe_every: probe,
+        ..Config::default()
+    })
+    .await;
+    let b = Gateway::start(support::config(Some(&redis))).await;
+    let mut c = WsClient::connect(&a.ws_url()).await;
+    c.subscribe(session, None, None).await;
+    b.post_event(json!({"sessionId": session, "type": "t"}))
+        .await;
+    assert_eq!(c.next_event().await["seq"], 1);
+    (redis, proxy, a, b, c)
+}
+
 fn event(session: &str, n: u64) -> Value {
     json!({"sessionId": session, "type": "t", "eventId": format!("{session}-{n}"), "payload": {"n": n}})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wedged_subscription_is_caught_by_its_probe_and_nothing_is_lost() {
-    let redis = RedisServer::start().await;
-    let proxy = Proxy::start(redis.port).await;
-    // A reaches Redis through the proxy; B directly.
-    let a = Gateway::start(Config {
-        redis_url: Some(proxy.url()),
-        pubsub_probe_every: Duration::from_millis(200),
-        ..Config::default()
-    })
-    .await;
-    let b = Gateway::start(support::config(Some(&redis))).await;
-    let mut c = WsClient::connect(&a.ws_url()).await;
-    c.subscribe("wedge", None, None).await;
-    b.post_event(json!({"sessionId": "wedge", "type": "t"}))
-        .await;
-    assert_eq!(c.next_event().await["seq"], 1);
+    let (_redis, proxy, a, b, mut c) = wedgeable(Duration::from_millis(200), "wedge").await;
 
     // A's subscription stays connected but Redis no longer reaches it; B keeps posting.
     proxy.wedge_subscribers();
@@ -78,20 +88,7 @@ async fn a_wedged_subscription_is_caught_by_its_probe_and_nothing_is_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_after_pubsub_loss_does_not_close_readers_that_keep_up() {
-    let redis = RedisServer::start().await;
-    let proxy = Proxy::start(redis.port).await;
-    let a = Gateway::start(Config {
-        redis_url: Some(proxy.url()),
-        pubsub_probe_every: Duration::from_millis(500),
-        ..Config::default()
-    })
-    .await;
-    let b = Gateway::start(support::config(Some(&redis))).await;
-    let mut c = WsClient::connect(&a.ws_url()).await;
-    c.subscribe("backlog", None, None).await;
-    b.post_event(json!({"sessionId": "backlog", "type": "t"}))
-        .await;
-    assert_eq!(c.next_event().await["seq"], 1);
+    let (_redis, proxy, a, b, mut c) = wedgeable(Duration::from_millis(500), "backlog").await;
     // While A's subscription is wedged, 3 MiB is posted on B: three times A's 1 MiB queue.
     proxy.wedge_subscribers();
     let pad = "b".repeat(16 * 1024);

@@ -358,13 +358,7 @@ async fn events_lost_by_pubsub_are_filled_from_the_store() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let killed: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("pubsub")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let killed = redis.kill_pubsub_clients().await;
         assert!(killed >= 2, "round {round}: killed {killed}");
         for i in 0..30 {
             a.post_event(json!({"sessionId": "drop", "type": "t", "round": round, "i": i}))

@@ -152,6 +152,18 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// `CLIENT KILL TYPE pubsub`: drops every subscriber connection; returns how many.
+    pub async fn kill_pubsub_clients(&self) -> i64 {
+        let mut c = self.connection().await.expect("redis connection");
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut c)
+            .await
+            .expect("CLIENT KILL")
+    }
+
     pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         redis::Client::open(self.url())?
             .get_multiplexed_async_connection()
