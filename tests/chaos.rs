@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Crowd, Follow, GatewayProcess, Poster, RedisServer, Verdict};
+use support::{Crowd, Follow, GatewayProcess, Poster, RedisServer, Stall, Verdict};
 
 const SESSIONS: usize = 20;
 const CLIENTS_PER_SESSION: usize = 12;
@@ -54,27 +54,26 @@ async fn chaos_every_client_ends_with_every_event_once_in_order() {
                 instances: live.clone(),
                 start: n,
                 // One client in six stops reading for 3 s, somewhere in the first 5 s.
-                stall: (n % 6 == 0).then(|| {
-                    (
-                        Duration::from_millis(500 + (n as u64 * 97) % 4500),
-                        Duration::from_secs(3),
-                    )
+                stall: (n % 6 == 0).then(|| Stall {
+                    after: Duration::from_millis(500 + (n as u64 * 97) % 4500),
+                    max: Duration::from_secs(3),
+                    resume: None,
                 }),
             });
         }
     }
-    // Half the firehose's readers stop reading for 4 s early on: megabytes behind, they are
-    // closed with 4008 and come back with `since`.
+    // Half the firehose's readers stop reading early on until the firehose is done: megabytes
+    // behind, they are closed with 4008 and come back with `since`.
+    let (firehose_done, resume) = tokio::sync::watch::channel(false);
     for n in 0..FIREHOSE_CLIENTS {
         crowd.add(Follow {
             session: FIREHOSE.to_string(),
             instances: live.clone(),
             start: n,
-            stall: (n % 2 == 0).then(|| {
-                (
-                    Duration::from_millis(200 + 50 * n as u64),
-                    Duration::from_secs(4),
-                )
+            stall: (n % 2 == 0).then(|| Stall {
+                after: Duration::from_millis(100 + 50 * n as u64),
+                max: Duration::from_secs(30),
+                resume: Some(resume.clone()),
             }),
         });
     }
@@ -117,6 +116,7 @@ async fn chaos_every_client_ends_with_every_event_once_in_order() {
                 acked.push((FIREHOSE.to_string(), id));
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
+            firehose_done.send_replace(true);
             (acked, poster.failures)
         }));
     }

@@ -247,6 +247,17 @@ async fn a_client_that_never_reads_is_closed_and_the_gateway_memory_stays_bounde
         assert_eq!(reader.next_event().await["seq"], seq);
     }
     let baseline = gw.rss_kib();
+    // The server waits a bounded time to hand its Close to a client that reads nothing;
+    // start reading as soon as it has given up on this one, so the frame arrives.
+    let closed = {
+        let at = gw.endpoint();
+        tokio::spawn(async move {
+            while at.metric("afw_ws_closes_total{code=\"4008\"}").await < 1.0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            stuck.recv_close().await
+        })
+    };
     let pid = gw.pid();
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
@@ -276,7 +287,7 @@ async fn a_client_that_never_reads_is_closed_and_the_gateway_memory_stays_bounde
         "never-reading client: RSS baseline {baseline} KiB, peak {peak} KiB, while {posted_mib} MiB was posted"
     );
     assert_eq!(
-        stuck.recv_close().await,
+        closed.await.unwrap(),
         Some(4008),
         "closed as a slow consumer"
     );

@@ -834,8 +834,31 @@ pub struct Follow {
     /// `start` and moves to the next one on every disconnect.
     pub instances: std::sync::Arc<parking_lot::Mutex<Vec<std::net::SocketAddr>>>,
     pub start: usize,
-    /// Stop reading once, `.0` after starting, for `.1`.
-    pub stall: Option<(Duration, Duration)>,
+    /// Stop reading once.
+    pub stall: Option<Stall>,
+}
+
+/// A pause in a client's reading: starts `after` the client starts, lasts until `resume` turns
+/// true (when given), or `max` at most.
+#[derive(Clone)]
+pub struct Stall {
+    pub after: Duration,
+    pub max: Duration,
+    pub resume: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl Stall {
+    async fn wait(mut self) {
+        let resumed = async {
+            match &mut self.resume {
+                Some(rx) => {
+                    let _ = rx.wait_for(|r| *r).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let _ = tokio::time::timeout(self.max, resumed).await;
+    }
 }
 
 /// A client as a browser should be written: subscribes with `since` = the last seq it has and
@@ -850,7 +873,7 @@ pub async fn follow(f: Follow, mut target: tokio::sync::watch::Receiver<Option<u
     let mut next = f.start;
     let stall_at = f
         .stall
-        .map(|(after, dur)| (tokio::time::Instant::now() + after, dur));
+        .map(|st| (tokio::time::Instant::now() + st.after, st));
     let mut stalled = false;
     let reached = |t: &Tally, target: Option<u64>| target.is_some_and(|h| t.last() >= h);
     loop {
@@ -889,10 +912,10 @@ pub async fn follow(f: Follow, mut target: tokio::sync::watch::Receiver<Option<u
         }
         let asked_since = tally.last() > 0;
         loop {
-            if let Some((at, dur)) = stall_at {
-                if !stalled && tokio::time::Instant::now() >= at {
+            if let Some((at, st)) = &stall_at {
+                if !stalled && tokio::time::Instant::now() >= *at {
                     stalled = true;
-                    tokio::time::sleep(dur).await;
+                    st.clone().wait().await;
                 }
             }
             let m = tokio::select! {
