@@ -11,6 +11,7 @@ pub const DEFAULT_PORT: u16 = 3001;
 pub const DEFAULT_PREFIX: &str = "afw:";
 pub const DEFAULT_SESSION_TTL_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_MAX_EVENTS_PER_SESSION: usize = 10_000;
+pub const DEFAULT_QUEUE_TTL_SECS: u64 = 300;
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
 /// One full batch fits an empty outbound queue of the default size, so a batch delivered at
 /// once does not close a subscriber that keeps up.
@@ -69,6 +70,9 @@ pub struct Config {
     /// Seconds a session and its events live after their last activity.
     #[arg(long, env = "SESSION_TTL_SECS", value_name = "SESSION_TTL_SECS", default_value_t = DEFAULT_SESSION_TTL_SECS)]
     pub session_ttl_secs: u64,
+    /// Seconds each command and each input item lives in its queue (its own clock).
+    #[arg(long, env = "QUEUE_TTL_SECS", value_name = "QUEUE_TTL_SECS", default_value_t = DEFAULT_QUEUE_TTL_SECS)]
+    pub queue_ttl_secs: u64,
     /// Newest events kept per session; older ones are trimmed.
     #[arg(long, env = "MAX_EVENTS_PER_SESSION", value_name = "MAX_EVENTS_PER_SESSION", default_value_t = DEFAULT_MAX_EVENTS_PER_SESSION)]
     pub max_events_per_session: usize,
@@ -113,6 +117,7 @@ impl Default for Config {
             api_keys: Vec::new(),
             cors_origins: Vec::new(),
             session_ttl_secs: DEFAULT_SESSION_TTL_SECS,
+            queue_ttl_secs: DEFAULT_QUEUE_TTL_SECS,
             max_events_per_session: DEFAULT_MAX_EVENTS_PER_SESSION,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
@@ -183,6 +188,12 @@ impl Config {
             return Err(bad(
                 "SESSION_TTL_SECS",
                 "must be between 1 and 31536000 seconds",
+            ));
+        }
+        if self.queue_ttl_secs == 0 || self.queue_ttl_secs > 7 * 24 * 3600 {
+            return Err(bad(
+                "QUEUE_TTL_SECS",
+                "must be between 1 and 604800 seconds",
             ));
         }
         if self.max_events_per_session == 0 || self.max_events_per_session > 1_000_000 {

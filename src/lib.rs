@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod http;
 pub mod metrics;

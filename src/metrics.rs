@@ -31,6 +31,8 @@ pub struct Metrics {
     pub deliveries: Counter,
     /// Open WebSocket connections.
     pub ws_connections: Gauge,
+    /// Long polls (commands or input) waiting now.
+    pub long_polls: Gauge,
     /// WebSocket connections the server closed, by close code (1001, 1009, 1011, 4008, ...).
     pub ws_closes: Family<CodeLabel, Counter>,
     /// HTTP responses by status.
@@ -50,6 +52,7 @@ impl Metrics {
             events_appended: Counter::default(),
             deliveries: Counter::default(),
             ws_connections: Gauge::default(),
+            long_polls: Gauge::default(),
             ws_closes: Family::default(),
             http_responses: Family::default(),
         };
@@ -92,6 +95,11 @@ impl Metrics {
             "ws_connections",
             "Open WebSocket connections",
             m.ws_connections.clone(),
+        );
+        registry.register(
+            "long_polls",
+            "Long polls on command or input queues waiting now",
+            m.long_polls.clone(),
         );
         registry.register(
             "ws_closes",

@@ -250,6 +250,17 @@ pub enum BusMessage {
     /// Messages may have been lost (pub/sub reconnected or the bus lagged): every locally
     /// subscribed session must be caught up from the store.
     Resync,
+    /// A new command (its stored record): pushed to the session's subscribers, and it wakes
+    /// the session's command long polls.
+    Command {
+        session_id: Arc<str>,
+        record: Arc<str>,
+    },
+    /// Something was queued: wakes the session's long polls on that queue.
+    Wake {
+        session_id: Arc<str>,
+        queue: crate::control::Queue,
+    },
 }
 
 #[derive(Debug)]

@@ -42,6 +42,17 @@ async fn append(
     Ok(stored)
 }
 
+/// Stores (and so publishes) an event the gateway itself produces.
+pub async fn store_event(app: &AppState, event: Value, now: &Now) -> Result<(), ApiError> {
+    let ctx = EventContext {
+        received_at: now.iso.clone(),
+        correlation_id: None,
+    };
+    let draft = draft_event(event, &ctx, "").map_err(ApiError::validation)?;
+    append(app, &[draft], now).await?;
+    Ok(())
+}
+
 pub async fn post_one(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -20,6 +20,7 @@ pub mod context;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod queues;
 pub mod sessions;
 
 pub fn router(app: AppState) -> Router {
@@ -40,6 +41,27 @@ pub fn router(app: AppState) -> Router {
                 .delete(sessions::delete),
         )
         .route("/api/sessions/{id}/awaiting", post(sessions::awaiting))
+        .route(
+            "/api/sessions/{id}/commands",
+            post(queues::create_command).get(queues::list_commands),
+        )
+        .route(
+            "/api/commands/{id}/commands",
+            post(queues::create_command).get(queues::list_commands),
+        )
+        .route("/api/commands/{command_id}/ack", post(queues::ack_command))
+        .route(
+            "/api/sessions/{id}/commands/{command_id}/ack",
+            post(queues::ack_session_command),
+        )
+        .route(
+            "/api/sessions/{id}/input",
+            post(queues::create_input).get(queues::take_input),
+        )
+        .route(
+            "/api/sessions/{id}/input/{input_id}/ack",
+            post(queues::ack_input),
+        )
         .route("/api/events", post(events::post_one))
         .route("/api/events/{session_id}", get(events::read))
         .route("/api/events/{session_id}/recent", get(events::recent))

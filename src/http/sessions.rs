@@ -10,10 +10,7 @@ use serde_json::{json, Value};
 use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem};
-use crate::model::{
-    check_limit, check_session_id, draft_event, field, EventContext, Fields, SessionQuery,
-    SESSION_STATUSES,
-};
+use crate::model::{check_limit, check_session_id, field, Fields, SessionQuery, SESSION_STATUSES};
 use crate::store::Now;
 
 const DEFAULT_LIST_LIMIT: usize = 100;
@@ -278,12 +275,7 @@ pub async fn awaiting(
     let mut event = prompt;
     event["sessionId"] = json!(id);
     event["type"] = json!("interaction:awaiting-input");
-    let ctx = EventContext {
-        received_at: now.iso.clone(),
-        correlation_id: None,
-    };
-    let draft = draft_event(event, &ctx, "").map_err(ApiError::validation)?;
-    app.store().append(&[draft], &now).await?;
+    super::events::store_event(&app, event, &now).await?;
     Ok(Json(session).into_response())
 }
 

@@ -15,7 +15,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, Offer};
-use super::protocol::REPLAY_PAGE;
+use super::protocol::{command_frame, REPLAY_PAGE};
+use crate::control::Queue;
 use crate::model::{BusMessage, LiveEvent};
 use crate::store::{Pages, Store};
 
@@ -36,6 +37,11 @@ pub async fn run(
         match msg {
             Ok(BusMessage::Event(ev)) => handle_event(&*store, &hub, &ev).await,
             Ok(BusMessage::SessionDeleted(sid)) => hub.session_deleted(&sid),
+            Ok(BusMessage::Command { session_id, record }) => {
+                hub.push_message(&session_id, command_frame(&session_id, &record));
+                hub.waiters().wake(&session_id, Queue::Commands);
+            }
+            Ok(BusMessage::Wake { session_id, queue }) => hub.waiters().wake(&session_id, queue),
             Ok(BusMessage::Resync) => retry.after(resync(&*store, &hub).await),
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::event_frame;
+use super::waiters::Waiters;
 use crate::metrics::Metrics;
 use crate::model::LiveEvent;
 
@@ -39,6 +40,11 @@ pub enum Outbound {
     /// The hub could not fill a possible gap for this session itself: read from the store
     /// from the last seq this connection sent.
     CatchUp { session_id: Arc<str> },
+    /// A framed message about the session that is not a stored event (`command`, `chain`).
+    Message {
+        session_id: Arc<str>,
+        frame: Utf8Bytes,
+    },
 }
 
 /// The hub's side of one connection's queue.
@@ -67,7 +73,7 @@ impl ConnQueue {
 
 fn cost(item: &Outbound) -> usize {
     match item {
-        Outbound::Event { frame, .. } => frame.as_str().len(),
+        Outbound::Event { frame, .. } | Outbound::Message { frame, .. } => frame.as_str().len(),
         _ => CONTROL_COST,
     }
 }
@@ -129,6 +135,7 @@ pub struct Hub {
     sessions: DashMap<Arc<str>, SessionSubs>,
     metrics: Arc<Metrics>,
     fill_budget: usize,
+    waiters: Waiters,
 }
 
 impl Default for Hub {
@@ -145,8 +152,34 @@ impl Hub {
     pub fn new(metrics: Arc<Metrics>, outbound_limit: usize) -> Hub {
         Hub {
             sessions: DashMap::new(),
+            waiters: Waiters::new(Arc::clone(&metrics)),
             metrics,
             fill_budget: outbound_limit / 4,
+        }
+    }
+
+    /// Long polls waiting on this instance.
+    pub fn waiters(&self) -> &Waiters {
+        &self.waiters
+    }
+
+    /// Queues a framed message (not a stored event) for every subscriber of the session.
+    pub fn push_message(&self, session_id: &str, frame: String) {
+        let Some(mut subs) = self.sessions.get_mut(session_id) else {
+            return;
+        };
+        let sid = Arc::clone(subs.key());
+        let frame = Utf8Bytes::from(frame);
+        subs.conns.retain(|c| {
+            c.push(Outbound::Message {
+                session_id: Arc::clone(&sid),
+                frame: frame.clone(),
+            })
+        });
+        let emptied = subs.conns.is_empty();
+        drop(subs);
+        if emptied {
+            self.drop_if_empty(session_id);
         }
     }
 

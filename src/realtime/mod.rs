@@ -6,4 +6,5 @@
 pub mod fanout;
 pub mod hub;
 pub mod protocol;
+pub mod waiters;
 pub mod ws;

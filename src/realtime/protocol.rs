@@ -48,6 +48,8 @@ pub enum ClientMessage {
     Unsubscribe { session_id: String },
     /// Application-level ping, answered with `pong`.
     Ping,
+    /// Input for the session's agent, queued like `POST /api/sessions/:id/input`.
+    Input { session_id: String, payload: Value },
 }
 
 /// Why a client message could not be used; sent back as an `error` message.
@@ -78,6 +80,13 @@ struct UnsubscribeFields {
     session_id: String,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InputFields {
+    session_id: String,
+    payload: Value,
+}
+
 impl ClientMessage {
     pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
         let value: Value = serde_json::from_str(text)
@@ -104,7 +113,14 @@ impl ClientMessage {
                 })
             }
             "ping" => Ok(ClientMessage::Ping),
-            "input" | "auth" => Err(perr(
+            "input" => {
+                let f: InputFields = serde_json::from_value(value).map_err(fields)?;
+                Ok(ClientMessage::Input {
+                    session_id: f.session_id,
+                    payload: f.payload,
+                })
+            }
+            "auth" => Err(perr(
                 "not_supported",
                 format!("\"{kind}\" messages are not supported by this version yet"),
             )),
@@ -133,6 +149,29 @@ pub fn event_frame(session_id: &str, seq: u64, epoch: &str, event: &str) -> Stri
     s.push_str(&ep);
     s.push_str(",\"payload\":");
     s.push_str(event);
+    s.push('}');
+    s
+}
+
+/// `command`: a new command's record, pushed to the session's subscribers.
+pub fn command_frame(session_id: &str, record: &str) -> String {
+    message_frame("command", session_id, record)
+}
+
+/// `chain`: a chain as it now stands, pushed to the session's subscribers.
+pub fn chain_frame(session_id: &str, chain: &str) -> String {
+    message_frame("chain", session_id, chain)
+}
+
+fn message_frame(kind: &str, session_id: &str, payload: &str) -> String {
+    let sid = json_str(session_id);
+    let mut s = String::with_capacity(payload.len() + sid.len() + 48);
+    s.push_str("{\"type\":\"");
+    s.push_str(kind);
+    s.push_str("\",\"sessionId\":");
+    s.push_str(&sid);
+    s.push_str(",\"payload\":");
+    s.push_str(payload);
     s.push('}');
     s
 }
@@ -167,6 +206,10 @@ pub fn subscribed(session_id: &str, head_seq: u64, epoch: Option<&str>, recovere
 
 pub fn unsubscribed(session_id: &str, reason: &str) -> String {
     json!({"type": "unsubscribed", "sessionId": session_id, "reason": reason}).to_string()
+}
+
+pub fn input_queued(session_id: &str, input_id: &Value) -> String {
+    json!({"type": "input_queued", "sessionId": session_id, "inputId": input_id}).to_string()
 }
 
 pub fn pong(client_id: &str) -> String {

@@ -17,13 +17,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
+use serde_json::Value;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::hub::{self, ConnHandle, ConnQueue, Outbound};
 use super::protocol::{self as proto, close, ClientMessage};
 use crate::app::AppState;
+use crate::control::NewInput;
 use crate::error::{ApiError, StoreError};
+use crate::http::queues::queue_input;
 use crate::model::{check_session_id, ReadFrom};
 use crate::store::Pages;
 
@@ -238,6 +241,38 @@ impl Connection {
                 since,
                 epoch,
             }) => self.subscribe(session_id, since, epoch).await,
+            Ok(ClientMessage::Input {
+                session_id,
+                payload,
+            }) => self.input(session_id, payload).await,
+        }
+    }
+
+    /// Queues `payload` as input: `{input, prompt?}` as over HTTP, or the bare input value.
+    async fn input(&mut self, session_id: String, payload: Value) -> Result<(), End> {
+        let body = match payload {
+            Value::Object(mut o) if o.contains_key("input") => NewInput {
+                input: o.remove("input"),
+                prompt: o.remove("prompt"),
+            },
+            other => NewInput {
+                input: Some(other),
+                prompt: None,
+            },
+        };
+        let app = self.app.clone();
+        match queue_input(&app, &session_id, body, "ws").await {
+            Ok(item) => {
+                self.send_text(proto::input_queued(&session_id, &item["inputId"]))
+                    .await
+            }
+            Err(e) => {
+                let message = match &e.details {
+                    Some(d) => format!("{} {d}", e.message),
+                    None => e.message.clone(),
+                };
+                self.send_error(e.code, &message, Some(&session_id)).await
+            }
         }
     }
 
@@ -410,6 +445,12 @@ impl Connection {
                     .await
             }
             Outbound::CatchUp { session_id } => self.catch_up(session_id, None).await,
+            Outbound::Message { session_id, frame } => {
+                if !self.subs.contains_key(session_id) {
+                    return Ok(()); // unsubscribed while it was queued
+                }
+                self.send(Message::Text(frame.clone())).await
+            }
         }
     }
 }

@@ -13,7 +13,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{page_sessions, Now, Store, StoreSettings, BUS_CAPACITY};
+use super::{page_sessions, AckedCommand, Now, Store, StoreSettings, BUS_CAPACITY};
+use crate::control::Queue;
 use crate::error::StoreError;
 use crate::model::{
     field, index_member, Appended, BusMessage, EventDraft, EventRange, Fields, LiveEvent, ReadFrom,
@@ -33,6 +34,25 @@ struct State {
     sessions: HashMap<String, Slot>,
     /// Listing index, members as [`index_member`] makes them.
     index: BTreeSet<String>,
+    /// Every command by id, until it expires (acknowledged or not).
+    commands: HashMap<String, CommandSlot>,
+    /// Per session, the ids of commands not yet acknowledged or consumed, oldest first.
+    pending: HashMap<String, VecDeque<String>>,
+    /// Per session, queued input, oldest first.
+    input: HashMap<String, VecDeque<InputSlot>>,
+}
+
+struct CommandSlot {
+    session_id: String,
+    record: Arc<str>,
+    acked: bool,
+    expires: Instant,
+}
+
+struct InputSlot {
+    id: String,
+    item: Arc<str>,
+    expires: Instant,
 }
 
 /// A session and its stream; they are created, renewed and expire together.
@@ -124,6 +144,18 @@ impl MemoryStore {
         for slot in state.sessions.values_mut() {
             slot.dedup.retain(|_, (_, until)| *until > now);
         }
+        state.commands.retain(|_, c| c.expires > now);
+        let State {
+            commands, pending, ..
+        } = &mut *state;
+        pending.retain(|_, ids| {
+            ids.retain(|id| commands.contains_key(id));
+            !ids.is_empty()
+        });
+        state.input.retain(|_, q| {
+            q.retain(|i| i.expires > now);
+            !q.is_empty()
+        });
     }
 }
 
@@ -185,6 +217,8 @@ impl Store for MemoryStore {
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
         let mut state = self.state.lock();
         let existed = state.slot(id, Instant::now()).is_some() && state.remove(id);
+        state.pending.remove(id);
+        state.input.remove(id);
         if existed {
             let _ = self.bus.send(BusMessage::SessionDeleted(id.into()));
         }
@@ -315,6 +349,149 @@ impl Store for MemoryStore {
             epoch: Some(slot.epoch.to_string()),
             events: slot.events.iter().skip(skip).take(take).cloned().collect(),
         })
+    }
+
+    async fn push_command(
+        &self,
+        session_id: &str,
+        command_id: &str,
+        record: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let record: Arc<str> = record.into();
+        let mut state = self.state.lock();
+        state.commands.insert(
+            command_id.to_string(),
+            CommandSlot {
+                session_id: session_id.to_string(),
+                record: Arc::clone(&record),
+                acked: false,
+                expires: Instant::now() + ttl,
+            },
+        );
+        state
+            .pending
+            .entry(session_id.to_string())
+            .or_default()
+            .push_back(command_id.to_string());
+        let _ = self.bus.send(BusMessage::Command {
+            session_id: session_id.into(),
+            record,
+        });
+        Ok(())
+    }
+
+    async fn pending_commands(
+        &self,
+        session_id: &str,
+        consume: bool,
+    ) -> Result<Vec<Arc<str>>, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let State {
+            commands, pending, ..
+        } = &mut *state;
+        let Some(ids) = pending.get_mut(session_id) else {
+            return Ok(Vec::new());
+        };
+        ids.retain(|id| commands.get(id).is_some_and(|c| c.expires > now));
+        let out = ids
+            .iter()
+            .filter_map(|id| commands.get(id).map(|c| Arc::clone(&c.record)))
+            .collect();
+        if consume || ids.is_empty() {
+            pending.remove(session_id);
+        }
+        Ok(out)
+    }
+
+    async fn ack_command(
+        &self,
+        command_id: &str,
+        session_id: Option<&str>,
+        _ack: &str,
+    ) -> Result<Option<AckedCommand>, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let Some(c) = state.commands.get_mut(command_id) else {
+            return Ok(None);
+        };
+        if c.expires <= now {
+            state.commands.remove(command_id);
+            return Ok(None);
+        }
+        if session_id.is_some_and(|s| s != c.session_id) {
+            return Ok(None);
+        }
+        let first = !c.acked;
+        c.acked = true;
+        let acked = AckedCommand {
+            session_id: c.session_id.clone(),
+            record: Arc::clone(&c.record),
+            first,
+        };
+        if let Some(ids) = state.pending.get_mut(&acked.session_id) {
+            ids.retain(|id| id != command_id);
+        }
+        Ok(Some(acked))
+    }
+
+    async fn push_input(
+        &self,
+        session_id: &str,
+        input_id: &str,
+        item: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state.lock();
+        state
+            .input
+            .entry(session_id.to_string())
+            .or_default()
+            .push_back(InputSlot {
+                id: input_id.to_string(),
+                item: item.into(),
+                expires: Instant::now() + ttl,
+            });
+        let _ = self.bus.send(BusMessage::Wake {
+            session_id: session_id.into(),
+            queue: Queue::Input,
+        });
+        Ok(())
+    }
+
+    async fn take_input(
+        &self,
+        session_id: &str,
+        consume: bool,
+    ) -> Result<Vec<Arc<str>>, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let Some(q) = state.input.get_mut(session_id) else {
+            return Ok(Vec::new());
+        };
+        q.retain(|i| i.expires > now);
+        let out = q.iter().map(|i| Arc::clone(&i.item)).collect();
+        if consume || q.is_empty() {
+            state.input.remove(session_id);
+        }
+        Ok(out)
+    }
+
+    async fn ack_input(&self, session_id: &str, input_id: &str) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let Some(q) = state.input.get_mut(session_id) else {
+            return Ok(false);
+        };
+        let before = q.len();
+        q.retain(|i| i.id != input_id || i.expires <= now);
+        let removed = q.len() < before;
+        q.retain(|i| i.expires > now);
+        if q.is_empty() {
+            state.input.remove(session_id);
+        }
+        Ok(removed)
     }
 
     fn subscribe_bus(&self) -> broadcast::Receiver<BusMessage> {

@@ -30,6 +30,14 @@ pub const DEDUP_WINDOW: Duration = Duration::from_secs(600);
 /// Messages the bus holds for the hub before it counts as lagging (and resyncs from the store).
 pub const BUS_CAPACITY: usize = 65_536;
 
+/// A command that was acknowledged: its record, and whether this was the first ack.
+#[derive(Debug, Clone)]
+pub struct AckedCommand {
+    pub session_id: String,
+    pub record: Arc<str>,
+    pub first: bool,
+}
+
 /// Limits and identity every store needs.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
@@ -96,6 +104,55 @@ pub trait Store: Send + Sync + 'static {
         from: ReadFrom,
         limit: usize,
     ) -> Result<EventRange, StoreError>;
+
+    /// Queues a command (its stored record) for `ttl`, and announces it
+    /// ([`BusMessage::Command`]) on every instance.
+    async fn push_command(
+        &self,
+        session_id: &str,
+        command_id: &str,
+        record: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// The session's commands that are neither acknowledged nor expired, oldest first. With
+    /// `consume`, what is returned leaves the queue in the same atomic step (it can still be
+    /// acknowledged until it expires).
+    async fn pending_commands(
+        &self,
+        session_id: &str,
+        consume: bool,
+    ) -> Result<Vec<Arc<str>>, StoreError>;
+
+    /// Marks a command acknowledged with `ack` (JSON) and takes it off its queue. `None` for
+    /// an unknown or expired command, or one of another session than `session_id` (when
+    /// given); `first` is false for a repeated acknowledgement.
+    async fn ack_command(
+        &self,
+        command_id: &str,
+        session_id: Option<&str>,
+        ack: &str,
+    ) -> Result<Option<AckedCommand>, StoreError>;
+
+    /// Queues an input item for `ttl` and wakes the session's input long polls everywhere.
+    async fn push_input(
+        &self,
+        session_id: &str,
+        input_id: &str,
+        item: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// The session's queued input, oldest first; with `consume`, taken off the queue in the
+    /// same atomic step (every item returned, none dropped).
+    async fn take_input(
+        &self,
+        session_id: &str,
+        consume: bool,
+    ) -> Result<Vec<Arc<str>>, StoreError>;
+
+    /// Removes one queued input item; false when it is not queued (taken, expired, unknown).
+    async fn ack_input(&self, session_id: &str, input_id: &str) -> Result<bool, StoreError>;
 
     /// The ordered feed of stored events and notifications, for the hub.
     fn subscribe_bus(&self) -> broadcast::Receiver<BusMessage>;

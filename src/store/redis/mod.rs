@@ -18,7 +18,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{page_sessions, Now, Store, StoreSettings, BUS_CAPACITY};
+use super::{page_sessions, AckedCommand, Now, Store, StoreSettings, BUS_CAPACITY};
+use crate::control::Queue;
 use crate::error::StoreError;
 use crate::metrics::Metrics;
 use crate::model::{
@@ -39,6 +40,12 @@ struct Scripts {
     create_session: Script,
     update_session: Script,
     delete_session: Script,
+    push_command: Script,
+    pending_commands: Script,
+    ack_command: Script,
+    push_input: Script,
+    take_input: Script,
+    ack_input: Script,
 }
 
 impl Scripts {
@@ -49,6 +56,12 @@ impl Scripts {
             create_session: Script::new(include_str!("scripts/create_session.lua")),
             update_session: Script::new(include_str!("scripts/update_session.lua")),
             delete_session: Script::new(include_str!("scripts/delete_session.lua")),
+            push_command: Script::new(include_str!("scripts/push_command.lua")),
+            pending_commands: Script::new(include_str!("scripts/pending_commands.lua")),
+            ack_command: Script::new(include_str!("scripts/ack_command.lua")),
+            push_input: Script::new(include_str!("scripts/push_input.lua")),
+            take_input: Script::new(include_str!("scripts/take_input.lua")),
+            ack_input: Script::new(include_str!("scripts/ack_input.lua")),
         }
     }
 }
@@ -106,6 +119,10 @@ impl RedisStore {
     fn ttl_secs(&self) -> u64 {
         self.settings.session_ttl.as_secs().max(1)
     }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 fn json_string(s: &str) -> String {
@@ -320,6 +337,114 @@ impl Store for RedisStore {
         })
     }
 
+    async fn push_command(
+        &self,
+        session_id: &str,
+        command_id: &str,
+        record: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let _: i64 = self
+            .scripts
+            .push_command
+            .arg(self.keys.prefix())
+            .arg(session_id)
+            .arg(json_string(session_id))
+            .arg(command_id)
+            .arg(record)
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn pending_commands(
+        &self,
+        session_id: &str,
+        consume: bool,
+    ) -> Result<Vec<Arc<str>>, StoreError> {
+        let records: Vec<String> = self
+            .scripts
+            .pending_commands
+            .arg(self.keys.prefix())
+            .arg(session_id)
+            .arg(if consume { "1" } else { "0" })
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(records.into_iter().map(Arc::from).collect())
+    }
+
+    async fn ack_command(
+        &self,
+        command_id: &str,
+        session_id: Option<&str>,
+        ack: &str,
+    ) -> Result<Option<AckedCommand>, StoreError> {
+        let reply: Option<(String, String, i64)> = self
+            .scripts
+            .ack_command
+            .arg(self.keys.prefix())
+            .arg(command_id)
+            .arg(ack)
+            .arg(session_id.unwrap_or(""))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(reply.map(|(record, session_id, first)| AckedCommand {
+            session_id,
+            record: record.into(),
+            first: first == 1,
+        }))
+    }
+
+    async fn push_input(
+        &self,
+        session_id: &str,
+        input_id: &str,
+        item: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let _: i64 = self
+            .scripts
+            .push_input
+            .arg(self.keys.prefix())
+            .arg(session_id)
+            .arg(json_string(session_id))
+            .arg(input_id)
+            .arg(item)
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn take_input(
+        &self,
+        session_id: &str,
+        consume: bool,
+    ) -> Result<Vec<Arc<str>>, StoreError> {
+        let items: Vec<String> = self
+            .scripts
+            .take_input
+            .arg(self.keys.prefix())
+            .arg(session_id)
+            .arg(if consume { "1" } else { "0" })
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(items.into_iter().map(Arc::from).collect())
+    }
+
+    async fn ack_input(&self, session_id: &str, input_id: &str) -> Result<bool, StoreError> {
+        let removed: i64 = self
+            .scripts
+            .ack_input
+            .arg(self.keys.prefix())
+            .arg(session_id)
+            .arg(input_id)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(removed == 1)
+    }
+
     fn subscribe_bus(&self) -> broadcast::Receiver<BusMessage> {
         self.bus.subscribe()
     }
@@ -489,7 +614,7 @@ fn decode_event(payload: &[u8]) -> Option<Control> {
 }
 
 #[derive(serde::Deserialize)]
-struct ControlMessage {
+struct ControlMessage<'a> {
     kind: String,
     #[serde(rename = "sessionId", default)]
     session_id: Option<String>,
@@ -497,14 +622,26 @@ struct ControlMessage {
     origin: Option<String>,
     #[serde(default)]
     n: Option<u64>,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default, borrow)]
+    command: Option<&'a serde_json::value::RawValue>,
 }
 
 fn decode_control(payload: &[u8]) -> Option<Control> {
-    let m: ControlMessage = serde_json::from_slice(payload).ok()?;
+    let m: ControlMessage<'_> = serde_json::from_slice(payload).ok()?;
     match m.kind.as_str() {
         "session_deleted" => Some(Control::Bus(BusMessage::SessionDeleted(
             m.session_id?.into(),
         ))),
+        "command" => Some(Control::Bus(BusMessage::Command {
+            session_id: m.session_id?.into(),
+            record: m.command?.get().into(),
+        })),
+        "wake" => Some(Control::Bus(BusMessage::Wake {
+            session_id: m.session_id?.into(),
+            queue: Queue::parse(m.queue.as_deref()?)?,
+        })),
         "probe" => Some(Control::Probe {
             origin: m.origin?,
             n: m.n?,
