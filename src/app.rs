@@ -59,6 +59,14 @@ impl AppState {
         &self.0.hub
     }
 
+    /// Chain changes on this instance's store; chains live as long as sessions.
+    pub fn chains(&self) -> crate::chains::Chains<'_> {
+        crate::chains::Chains {
+            store: self.store(),
+            ttl: std::time::Duration::from_secs(self.config().session_ttl_secs),
+        }
+    }
+
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         self.0.hub.metrics()
     }

@@ -12,6 +12,7 @@ pub const DEFAULT_PREFIX: &str = "afw:";
 pub const DEFAULT_SESSION_TTL_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_MAX_EVENTS_PER_SESSION: usize = 10_000;
 pub const DEFAULT_QUEUE_TTL_SECS: u64 = 300;
+pub const DEFAULT_CHAIN_STALE_SECS: u64 = 3600;
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
 /// One full batch fits an empty outbound queue of the default size, so a batch delivered at
 /// once does not close a subscriber that keeps up.
@@ -73,6 +74,9 @@ pub struct Config {
     /// Seconds each command and each input item lives in its queue (its own clock).
     #[arg(long, env = "QUEUE_TTL_SECS", value_name = "QUEUE_TTL_SECS", default_value_t = DEFAULT_QUEUE_TTL_SECS)]
     pub queue_ttl_secs: u64,
+    /// Seconds without an update after which `POST /api/chains/cleanup` fails an active chain.
+    #[arg(long, env = "CHAIN_STALE_SECS", value_name = "CHAIN_STALE_SECS", default_value_t = DEFAULT_CHAIN_STALE_SECS)]
+    pub chain_stale_secs: u64,
     /// Newest events kept per session; older ones are trimmed.
     #[arg(long, env = "MAX_EVENTS_PER_SESSION", value_name = "MAX_EVENTS_PER_SESSION", default_value_t = DEFAULT_MAX_EVENTS_PER_SESSION)]
     pub max_events_per_session: usize,
@@ -118,6 +122,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             session_ttl_secs: DEFAULT_SESSION_TTL_SECS,
             queue_ttl_secs: DEFAULT_QUEUE_TTL_SECS,
+            chain_stale_secs: DEFAULT_CHAIN_STALE_SECS,
             max_events_per_session: DEFAULT_MAX_EVENTS_PER_SESSION,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
@@ -195,6 +200,9 @@ impl Config {
                 "QUEUE_TTL_SECS",
                 "must be between 1 and 604800 seconds",
             ));
+        }
+        if self.chain_stale_secs == 0 {
+            return Err(bad("CHAIN_STALE_SECS", "must be at least 1 second"));
         }
         if self.max_events_per_session == 0 || self.max_events_per_session > 1_000_000 {
             return Err(bad(

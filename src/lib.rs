@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub mod app;
+pub mod chains;
 pub mod config;
 pub mod control;
 pub mod error;

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub ws_connections: Gauge,
     /// Long polls (commands or input) waiting now.
     pub long_polls: Gauge,
+    /// Chain or step events stored whose chain change could not be written.
+    pub chain_update_failures: Counter,
     /// WebSocket connections the server closed, by close code (1001, 1009, 1011, 4008, ...).
     pub ws_closes: Family<CodeLabel, Counter>,
     /// HTTP responses by status.
@@ -53,6 +55,7 @@ impl Metrics {
             deliveries: Counter::default(),
             ws_connections: Gauge::default(),
             long_polls: Gauge::default(),
+            chain_update_failures: Counter::default(),
             ws_closes: Family::default(),
             http_responses: Family::default(),
         };
@@ -100,6 +103,11 @@ impl Metrics {
             "long_polls",
             "Long polls on command or input queues waiting now",
             m.long_polls.clone(),
+        );
+        registry.register(
+            "chain_update_failures",
+            "Chain or step events stored whose chain change could not be written",
+            m.chain_update_failures.clone(),
         );
         registry.register(
             "ws_closes",

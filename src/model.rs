@@ -38,6 +38,8 @@ pub mod field {
     pub const LAST_PROMPT: &str = "lastPrompt";
     pub const METADATA: &str = "metadata";
     pub const INDEX: &str = "_idx";
+    /// How many chains the session has had (kept by the chain writes).
+    pub const CHAINS: &str = "_chains";
 }
 
 /// A session as the API shows it.
@@ -68,6 +70,8 @@ pub struct Session {
     pub last_prompt: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    #[serde(default)]
+    pub chains_count: u64,
 }
 
 impl Session {
@@ -100,6 +104,10 @@ impl Session {
             conversation_state: get(field::CONVERSATION_STATE),
             last_prompt: json(field::LAST_PROMPT)?,
             metadata: json(field::METADATA)?,
+            chains_count: fields
+                .get(field::CHAINS)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
         })
     }
 }
@@ -131,7 +139,7 @@ impl From<&Session> for SessionSummary {
             started_at: s.started_at.clone(),
             ended_at: s.ended_at.clone(),
             updated_at: s.updated_at.clone(),
-            chains_count: 0,
+            chains_count: s.chains_count,
         }
     }
 }
@@ -255,6 +263,11 @@ pub enum BusMessage {
     Command {
         session_id: Arc<str>,
         record: Arc<str>,
+    },
+    /// A chain changed (its JSON as it now stands): pushed to the session's subscribers.
+    Chain {
+        session_id: Arc<str>,
+        chain: Arc<str>,
     },
     /// Something was queued: wakes the session's long polls on that queue.
     Wake {

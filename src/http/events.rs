@@ -59,8 +59,12 @@ pub async fn post_one(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let now = Now::get();
+    let chain_event = super::chains::is_chain_event(&body).then(|| body.clone());
     let draft = draft_event(body, &context(&headers, &now), "").map_err(ApiError::validation)?;
     let stored = append(&app, std::slice::from_ref(&draft), &now).await?;
+    if let Some(event) = chain_event {
+        super::chains::apply_events(&app, &[(event, draft.event_id.clone())]).await;
+    }
     let a = stored.into_iter().next().ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -101,6 +105,13 @@ pub async fn post_batch(
     let limit = app.config().max_event_bytes;
     let mut drafts = Vec::with_capacity(batch.events.len());
     let mut problems = Vec::new();
+    let chain_events: Vec<(usize, Value)> = batch
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| super::chains::is_chain_event(e))
+        .map(|(i, e)| (i, e.clone()))
+        .collect();
     for (i, ev) in batch.events.into_iter().enumerate() {
         match draft_event(ev, &ctx, &format!("events[{i}].")) {
             Ok(d) if d.json_head.len() > limit => {
@@ -118,6 +129,11 @@ pub async fn post_batch(
         return Err(ApiError::validation(problems));
     }
     let stored = append(&app, &drafts, &now).await?;
+    let chain_events: Vec<(Value, String)> = chain_events
+        .into_iter()
+        .map(|(i, e)| (e, drafts[i].event_id.clone()))
+        .collect();
+    super::chains::apply_events(&app, &chain_events).await;
     let results: Vec<Value> = stored
         .into_iter()
         .map(|a| {

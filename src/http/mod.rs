@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::realtime::ws;
 
 pub mod auth;
+pub mod chains;
 pub mod context;
 pub mod events;
 pub mod extract;
@@ -62,6 +63,14 @@ pub fn router(app: AppState) -> Router {
             "/api/sessions/{id}/input/{input_id}/ack",
             post(queues::ack_input),
         )
+        .route(
+            "/api/sessions/{id}/chains",
+            post(chains::create).get(chains::of_session),
+        )
+        .route("/api/chains", get(chains::list))
+        .route("/api/chains/stats", get(chains::stats))
+        .route("/api/chains/cleanup", post(chains::cleanup))
+        .route("/api/chains/{id}", get(chains::get).patch(chains::patch))
         .route("/api/events", post(events::post_one))
         .route("/api/events/{session_id}", get(events::read))
         .route("/api/events/{session_id}/recent", get(events::recent))

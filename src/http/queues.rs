@@ -225,6 +225,12 @@ async fn acknowledge(
             event["error"] = e;
         }
         store_event(app, event, &now).await?;
+        if succeeded {
+            if let Err(e) = app.chains().apply_command(&acked.session_id, &record).await {
+                app.metrics().chain_update_failures.inc();
+                tracing::warn!(session = %acked.session_id, error = %e, "could not move chains for a command");
+            }
+        }
     }
     Ok(
         Json(json!({"success": true, "commandId": command_id, "acknowledged": true}))

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, Offer};
-use super::protocol::{command_frame, REPLAY_PAGE};
+use super::protocol::{chain_frame, command_frame, REPLAY_PAGE};
 use crate::control::Queue;
 use crate::model::{BusMessage, LiveEvent};
 use crate::store::{Pages, Store};
@@ -42,6 +42,9 @@ pub async fn run(
                 hub.waiters().wake(&session_id, Queue::Commands);
             }
             Ok(BusMessage::Wake { session_id, queue }) => hub.waiters().wake(&session_id, queue),
+            Ok(BusMessage::Chain { session_id, chain }) => {
+                hub.push_message(&session_id, chain_frame(&session_id, &chain))
+            }
             Ok(BusMessage::Resync) => retry.after(resync(&*store, &hub).await),
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(

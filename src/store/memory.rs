@@ -13,7 +13,9 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{page_sessions, AckedCommand, Now, Store, StoreSettings, BUS_CAPACITY};
+use super::{
+    page_sessions, AckedCommand, ChainFilter, ChainWrite, Now, Store, StoreSettings, BUS_CAPACITY,
+};
 use crate::control::Queue;
 use crate::error::StoreError;
 use crate::model::{
@@ -40,6 +42,18 @@ struct State {
     pending: HashMap<String, VecDeque<String>>,
     /// Per session, queued input, oldest first.
     input: HashMap<String, VecDeque<InputSlot>>,
+    /// Every chain by id.
+    chains: HashMap<String, ChainSlot>,
+    /// Per session, its chain ids in creation order.
+    session_chains: HashMap<String, Vec<String>>,
+}
+
+struct ChainSlot {
+    version: u64,
+    json: Arc<str>,
+    active: bool,
+    updated_ms: i64,
+    expires: Instant,
 }
 
 struct CommandSlot {
@@ -156,6 +170,16 @@ impl MemoryStore {
             q.retain(|i| i.expires > now);
             !q.is_empty()
         });
+        state.chains.retain(|_, c| c.expires > now);
+        let State {
+            chains,
+            session_chains,
+            ..
+        } = &mut *state;
+        session_chains.retain(|_, ids| {
+            ids.retain(|id| chains.contains_key(id));
+            !ids.is_empty()
+        });
     }
 }
 
@@ -219,6 +243,9 @@ impl Store for MemoryStore {
         let existed = state.slot(id, Instant::now()).is_some() && state.remove(id);
         state.pending.remove(id);
         state.input.remove(id);
+        for chain_id in state.session_chains.remove(id).unwrap_or_default() {
+            state.chains.remove(&chain_id);
+        }
         if existed {
             let _ = self.bus.send(BusMessage::SessionDeleted(id.into()));
         }
@@ -492,6 +519,91 @@ impl Store for MemoryStore {
             state.input.remove(session_id);
         }
         Ok(removed)
+    }
+
+    async fn get_chain(&self, id: &str) -> Result<Option<(u64, Arc<str>)>, StoreError> {
+        let now = Instant::now();
+        let state = self.state.lock();
+        Ok(state
+            .chains
+            .get(id)
+            .filter(|c| c.expires > now)
+            .map(|c| (c.version, Arc::clone(&c.json))))
+    }
+
+    async fn put_chain(&self, c: &ChainWrite, expected: u64) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let current = state
+            .chains
+            .get(&c.id)
+            .filter(|s| s.expires > now)
+            .map_or(0, |s| s.version);
+        if current != expected {
+            return Ok(false);
+        }
+        let json: Arc<str> = c.json.as_str().into();
+        state.chains.insert(
+            c.id.clone(),
+            ChainSlot {
+                version: current + 1,
+                json: Arc::clone(&json),
+                active: c.active,
+                updated_ms: c.updated_ms,
+                expires: now + c.ttl,
+            },
+        );
+        if current == 0 {
+            let ids = state
+                .session_chains
+                .entry(c.session_id.clone())
+                .or_default();
+            if !ids.contains(&c.id) {
+                ids.push(c.id.clone());
+            }
+            if let Some(slot) = state.slot(&c.session_id, now) {
+                let n: u64 = slot
+                    .fields
+                    .get(field::CHAINS)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                slot.fields
+                    .insert(field::CHAINS.into(), (n + 1).to_string());
+            }
+        }
+        let _ = self.bus.send(BusMessage::Chain {
+            session_id: c.session_id.as_str().into(),
+            chain: json,
+        });
+        Ok(true)
+    }
+
+    async fn list_chains(&self, filter: ChainFilter<'_>) -> Result<Vec<Arc<str>>, StoreError> {
+        let now = Instant::now();
+        let state = self.state.lock();
+        let live = |id: &String| state.chains.get(id).filter(|c| c.expires > now);
+        Ok(match filter {
+            ChainFilter::Session(sid) => state
+                .session_chains
+                .get(sid)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(live)
+                        .map(|c| Arc::clone(&c.json))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ChainFilter::Active | ChainFilter::All => {
+                let active_only = matches!(filter, ChainFilter::Active);
+                let mut rows: Vec<&ChainSlot> = state
+                    .chains
+                    .values()
+                    .filter(|c| c.expires > now && (c.active || !active_only))
+                    .collect();
+                rows.sort_by_key(|c| c.updated_ms);
+                rows.into_iter().map(|c| Arc::clone(&c.json)).collect()
+            }
+        })
     }
 
     fn subscribe_bus(&self) -> broadcast::Receiver<BusMessage> {

@@ -38,6 +38,26 @@ pub struct AckedCommand {
     pub first: bool,
 }
 
+/// Which chains to list.
+#[derive(Debug, Clone, Copy)]
+pub enum ChainFilter<'a> {
+    Session(&'a str),
+    /// `pending`, `in_progress` or `paused`.
+    Active,
+    All,
+}
+
+/// A chain as the stores write it: its JSON plus what the indexes need.
+#[derive(Debug, Clone)]
+pub struct ChainWrite {
+    pub id: String,
+    pub session_id: String,
+    pub json: String,
+    pub active: bool,
+    pub updated_ms: i64,
+    pub ttl: Duration,
+}
+
 /// Limits and identity every store needs.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
@@ -153,6 +173,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes one queued input item; false when it is not queued (taken, expired, unknown).
     async fn ack_input(&self, session_id: &str, input_id: &str) -> Result<bool, StoreError>;
+
+    /// A chain's version and JSON.
+    async fn get_chain(&self, id: &str) -> Result<Option<(u64, Arc<str>)>, StoreError>;
+
+    /// Writes a chain if its stored version is still `expected` (0: it must not exist yet), in
+    /// one atomic step with its indexes and TTL, and announces it ([`BusMessage::Chain`]).
+    /// False when the version moved on (or, for 0, the chain exists): read again and retry.
+    async fn put_chain(&self, chain: &ChainWrite, expected: u64) -> Result<bool, StoreError>;
+
+    /// Chains' JSON: a session's in creation order, or the active ones or all of them in
+    /// order of last update.
+    async fn list_chains(&self, filter: ChainFilter<'_>) -> Result<Vec<Arc<str>>, StoreError>;
 
     /// The ordered feed of stored events and notifications, for the hub.
     fn subscribe_bus(&self) -> broadcast::Receiver<BusMessage>;

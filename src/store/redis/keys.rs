@@ -33,6 +33,11 @@ impl Keys {
         format!("{}index:sessions", self.prefix)
     }
 
+    /// HASH of a chain: `json` (the chain), `v` (its version), `sessionId`.
+    pub fn chain(&self, id: &str) -> String {
+        format!("{}chain:{id}", self.prefix)
+    }
+
     /// Pub/sub channel of every stored event.
     pub fn events_channel(&self) -> String {
         format!("{}events", self.prefix)

@@ -18,7 +18,9 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{page_sessions, AckedCommand, Now, Store, StoreSettings, BUS_CAPACITY};
+use super::{
+    page_sessions, AckedCommand, ChainFilter, ChainWrite, Now, Store, StoreSettings, BUS_CAPACITY,
+};
 use crate::control::Queue;
 use crate::error::StoreError;
 use crate::metrics::Metrics;
@@ -46,6 +48,8 @@ struct Scripts {
     push_input: Script,
     take_input: Script,
     ack_input: Script,
+    put_chain: Script,
+    list_chains: Script,
 }
 
 impl Scripts {
@@ -62,6 +66,8 @@ impl Scripts {
             push_input: Script::new(include_str!("scripts/push_input.lua")),
             take_input: Script::new(include_str!("scripts/take_input.lua")),
             ack_input: Script::new(include_str!("scripts/ack_input.lua")),
+            put_chain: Script::new(include_str!("scripts/put_chain.lua")),
+            list_chains: Script::new(include_str!("scripts/list_chains.lua")),
         }
     }
 }
@@ -445,6 +451,54 @@ impl Store for RedisStore {
         Ok(removed == 1)
     }
 
+    async fn get_chain(&self, id: &str) -> Result<Option<(u64, Arc<str>)>, StoreError> {
+        let (v, json): (Option<u64>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.chain(id))
+            .arg("v")
+            .arg("json")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(match (v, json) {
+            (Some(v), Some(json)) => Some((v, json.into())),
+            _ => None,
+        })
+    }
+
+    async fn put_chain(&self, c: &ChainWrite, expected: u64) -> Result<bool, StoreError> {
+        let version: u64 = self
+            .scripts
+            .put_chain
+            .arg(self.keys.prefix())
+            .arg(&c.id)
+            .arg(&c.session_id)
+            .arg(json_string(&c.session_id))
+            .arg(expected)
+            .arg(&c.json)
+            .arg(if c.active { "1" } else { "0" })
+            .arg(c.updated_ms)
+            .arg(c.ttl.as_secs().max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(version > 0)
+    }
+
+    async fn list_chains(&self, filter: ChainFilter<'_>) -> Result<Vec<Arc<str>>, StoreError> {
+        let (mode, sid) = match filter {
+            ChainFilter::Session(s) => ("session", s),
+            ChainFilter::Active => ("active", ""),
+            ChainFilter::All => ("all", ""),
+        };
+        let chains: Vec<String> = self
+            .scripts
+            .list_chains
+            .arg(self.keys.prefix())
+            .arg(mode)
+            .arg(sid)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(chains.into_iter().map(Arc::from).collect())
+    }
+
     fn subscribe_bus(&self) -> broadcast::Receiver<BusMessage> {
         self.bus.subscribe()
     }
@@ -626,6 +680,8 @@ struct ControlMessage<'a> {
     queue: Option<String>,
     #[serde(default, borrow)]
     command: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    chain: Option<&'a serde_json::value::RawValue>,
 }
 
 fn decode_control(payload: &[u8]) -> Option<Control> {
@@ -637,6 +693,10 @@ fn decode_control(payload: &[u8]) -> Option<Control> {
         "command" => Some(Control::Bus(BusMessage::Command {
             session_id: m.session_id?.into(),
             record: m.command?.get().into(),
+        })),
+        "chain" => Some(Control::Bus(BusMessage::Chain {
+            session_id: m.session_id?.into(),
+            chain: m.chain?.get().into(),
         })),
         "wake" => Some(Control::Bus(BusMessage::Wake {
             session_id: m.session_id?.into(),
