@@ -206,3 +206,64 @@ async fn a_long_poll_stops_when_its_client_goes_away() {
     waiting(0.0).await;
     let _: Value = gw.get("/health").await.1;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_chain_updates_from_three_instances_lose_nothing() {
+    let redis = RedisServer::start().await;
+    let gws = three(&redis).await;
+    gws[0].post("/api/sessions", json!({"id": "race"})).await;
+    const STEPS: u64 = 60;
+    let steps: Vec<Value> = (1..=STEPS).map(|n| json!(format!("step {n}"))).collect();
+    let (s, v) = gws[0]
+        .post(
+            "/api/sessions/race/chains",
+            json!({"id": "wide", "title": "Fan-out", "steps": steps}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let mut watcher = WsClient::connect(&gws[2].ws_url()).await;
+    watcher.subscribe("race", None, None).await;
+    // Every step completes at once, through all three instances, alongside data patches.
+    let mut tasks = Vec::new();
+    for n in 1..=STEPS {
+        let ep = gws[n as usize % 3].endpoint();
+        tasks.push(tokio::spawn(async move {
+            let seq = ep
+                .post_event(json!({"sessionId": "race", "type": "step:completed", "chainId": "wide", "stepNumber": n}))
+                .await;
+            assert!(seq >= 1);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (_, c) = gws[1].get("/api/chains/wide").await;
+    let done = c["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "completed")
+        .count();
+    println!(
+        "{STEPS} concurrent step updates on 3 instances: {done} steps completed, completedSteps {}",
+        c["completedSteps"]
+    );
+    assert_eq!(done as u64, STEPS, "no update lost: {c}");
+    assert_eq!(c["completedSteps"], STEPS);
+    assert_eq!(c["progress"], 100.0);
+
+    // Every change reached the subscriber on the third instance as a chain message; the last
+    // one it sees has every step done.
+    let deadline = Instant::now() + support::WAIT;
+    loop {
+        let m = watcher.recv().await;
+        if m["type"] == "chain" {
+            assert_eq!(m["sessionId"], "race");
+            assert_eq!(m["payload"]["id"], "wide");
+            if m["payload"]["completedSteps"] == STEPS {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "never saw the final chain state");
+    }
+}
