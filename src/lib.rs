@@ -87,7 +87,9 @@ pub async fn run(
         shutdown.await;
         trigger.cancel();
     });
-    let serve = axum::serve(listener, router)
+    // `into_make_service` hands each connection a clone of the built router; serving the
+    // `Router` itself would rebuild every route for every connection.
+    let serve = axum::serve(listener, router.into_make_service())
         .with_graceful_shutdown(token.clone().cancelled_owned())
         .into_future();
     let mut server = tokio::spawn(serve);

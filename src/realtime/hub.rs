@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
-use tokio::sync::mpsc;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::event_frame;
@@ -47,12 +49,25 @@ pub enum Outbound {
     },
 }
 
+/// A connection's queue: a deque under a lock held only to push or pop, and a wake-up. It
+/// allocates nothing until something is queued and gives its memory back once drained, so an
+/// idle connection costs a few dozen bytes here (a channel would allocate a block of slots up
+/// front for every connection).
+#[derive(Debug, Default)]
+struct Shared {
+    items: Mutex<VecDeque<Outbound>>,
+    ready: Notify,
+    queued: AtomicUsize,
+}
+
+/// Capacity kept by a drained queue; a larger one is freed.
+const KEEP_CAPACITY: usize = 16;
+
 /// The hub's side of one connection's queue.
 #[derive(Clone, Debug)]
 pub struct ConnHandle {
     pub id: u64,
-    tx: mpsc::UnboundedSender<Outbound>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     limit: usize,
     /// Cancelled when the connection must go: over budget, or gone.
     pub kill: CancellationToken,
@@ -60,14 +75,33 @@ pub struct ConnHandle {
 
 /// The connection's side of its queue.
 pub struct ConnQueue {
-    pub rx: mpsc::UnboundedReceiver<Outbound>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
 }
 
 impl ConnQueue {
+    /// The next queued message, waiting for one if there is none.
+    pub async fn recv(&mut self) -> Outbound {
+        loop {
+            if let Some(item) = self.try_recv() {
+                return item;
+            }
+            // A push between the check above and this wait leaves a permit: no lost wake-up.
+            self.shared.ready.notified().await;
+        }
+    }
+
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let mut items = self.shared.items.lock();
+        let item = items.pop_front();
+        if items.is_empty() && items.capacity() > KEEP_CAPACITY {
+            *items = VecDeque::new();
+        }
+        item
+    }
+
     /// Gives back the budget of a message once it has been written to the socket.
     pub fn release(&self, item: &Outbound) {
-        self.queued.fetch_sub(cost(item), Ordering::AcqRel);
+        self.shared.queued.fetch_sub(cost(item), Ordering::AcqRel);
     }
 }
 
@@ -80,17 +114,15 @@ fn cost(item: &Outbound) -> usize {
 
 /// A new queue with a budget of `limit` bytes.
 pub fn queue(id: u64, limit: usize) -> (ConnHandle, ConnQueue) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Shared::default());
     (
         ConnHandle {
             id,
-            tx,
-            queued: Arc::clone(&queued),
+            shared: Arc::clone(&shared),
             limit,
             kill: CancellationToken::new(),
         },
-        ConnQueue { rx, queued },
+        ConnQueue { shared },
     )
 }
 
@@ -101,16 +133,18 @@ impl ConnHandle {
             return false;
         }
         let c = cost(&item);
-        if self.queued.fetch_add(c, Ordering::AcqRel) + c > self.limit {
+        if self.shared.queued.fetch_add(c, Ordering::AcqRel) + c > self.limit {
             self.kill.cancel();
             return false;
         }
-        self.tx.send(item).is_ok()
+        self.shared.items.lock().push_back(item);
+        self.shared.ready.notify_one();
+        true
     }
 
     /// Bytes waiting in the queue.
     pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
+        self.shared.queued.load(Ordering::Acquire)
     }
 }
 
@@ -371,7 +405,7 @@ mod tests {
             Offer::Delivered,
             "a new epoch starts at 1"
         );
-        let seqs: Vec<u64> = std::iter::from_fn(|| q.rx.try_recv().ok())
+        let seqs: Vec<u64> = std::iter::from_fn(|| q.try_recv())
             .map(|item| match item {
                 Outbound::Event { seq, frame, .. } => {
                     assert!(frame.as_str().contains(&format!("\"seq\":{seq}")));
@@ -397,7 +431,7 @@ mod tests {
         assert!(!fast.kill.is_cancelled());
         assert_eq!(hub.subscription_count(), 1);
         let mut got = 0;
-        while let Ok(item) = fast_q.rx.try_recv() {
+        while let Some(item) = fast_q.try_recv() {
             fast_q.release(&item);
             got += 1;
         }
@@ -412,7 +446,7 @@ mod tests {
         hub.subscribe("s", &h);
         hub.session_deleted("s");
         assert!(matches!(
-            q.rx.try_recv().unwrap(),
+            q.try_recv().unwrap(),
             Outbound::Unsubscribed {
                 reason: "deleted",
                 ..

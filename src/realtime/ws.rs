@@ -54,14 +54,15 @@ pub async fn upgrade(
     let id = app.next_connection_id();
     ws.max_message_size(proto::MAX_CLIENT_MESSAGE_BYTES)
         .max_frame_size(proto::MAX_CLIENT_MESSAGE_BYTES)
-        .read_buffer_size(8 * 1024)
+        // Eagerly allocated per connection; clients send little (subscribe, ping), and a larger
+        // message just takes more reads. Idle connections are what a gateway holds most of.
+        .read_buffer_size(256)
         .write_buffer_size(0)
         .on_upgrade(move |socket| {
             let tracker = app.connections().clone();
-            let span = tracing::info_span!("ws", conn = id);
-            tracker.track_future(
-                async move { Connection::new(app, id, socket).run().await }.instrument(span),
-            )
+            let span = tracing::debug_span!("ws", conn = id);
+            let fut = async move { Connection::new(app, id, socket).run().await }.instrument(span);
+            tracker.track_future(fut)
         })
 }
 
@@ -80,7 +81,8 @@ struct Sub {
 
 struct Connection {
     app: AppState,
-    client_id: String,
+    /// Kept as 16 bytes and formatted when sent: it is held by every idle connection.
+    client_id: uuid::Uuid,
     handle: ConnHandle,
     queue: Option<ConnQueue>,
     sink: SplitSink<WebSocket, Message>,
@@ -94,7 +96,7 @@ impl Connection {
         let (sink, stream) = socket.split();
         Connection {
             app,
-            client_id: uuid::Uuid::now_v7().to_string(),
+            client_id: uuid::Uuid::now_v7(),
             handle,
             queue: Some(queue),
             sink,
@@ -141,7 +143,7 @@ impl Connection {
     }
 
     async fn serve(&mut self, stream: &mut SplitStream<WebSocket>) -> End {
-        let greeting = proto::connected(&self.client_id, self.app.instance_id());
+        let greeting = proto::connected(&self.client_id.to_string(), self.app.instance_id());
         if self.send_text(greeting).await.is_err() {
             return End::Gone;
         }
@@ -150,15 +152,13 @@ impl Connection {
         let kill = self.handle.kill.clone();
         let every = self.app.config().ws_ping_every;
         let pong_timeout = self.app.config().ws_pong_timeout;
-        let mut ping = tokio::time::interval_at(Instant::now() + every, every);
+        // One timer serves both the next ping and the pong deadline: an idle connection holds
+        // a single timer entry.
+        let mut next_ping = Instant::now() + every;
         let mut pong_due: Option<Instant> = None;
+        let timer = tokio::time::sleep_until(next_ping);
+        tokio::pin!(timer);
         loop {
-            let pong_deadline = async {
-                match pong_due {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            };
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
@@ -183,21 +183,26 @@ impl Connection {
                     }
                     Some(Ok(Message::Ping(_))) => Ok(()),
                 },
-                item = queue.rx.recv() => match item {
-                    Some(item) => {
-                        let r = self.on_outbound(&item).await;
-                        queue.release(&item);
-                        r
-                    }
-                    None => return End::Gone,
-                },
-                _ = ping.tick() => {
-                    if pong_due.is_none() {
-                        pong_due = Some(Instant::now() + pong_timeout);
-                    }
-                    self.send(Message::Ping(Default::default())).await
+                item = queue.recv() => {
+                    let r = self.on_outbound(&item).await;
+                    queue.release(&item);
+                    r
                 }
-                _ = pong_deadline => return End::Close(close::PING_TIMEOUT, "ping timeout"),
+                _ = &mut timer => {
+                    let now = Instant::now();
+                    if pong_due.is_some_and(|due| due <= now) {
+                        return End::Close(close::PING_TIMEOUT, "ping timeout");
+                    }
+                    let mut r = Ok(());
+                    if next_ping <= now {
+                        next_ping = now + every;
+                        pong_due.get_or_insert(now + pong_timeout);
+                        r = self.send(Message::Ping(Default::default())).await;
+                    }
+                    let wake = pong_due.map_or(next_ping, |due| due.min(next_ping));
+                    timer.as_mut().reset(wake);
+                    r
+                }
             };
             if let Err(end) = step {
                 return end;
@@ -229,7 +234,10 @@ impl Connection {
     async fn on_text(&mut self, text: &str) -> Result<(), End> {
         match ClientMessage::parse(text) {
             Err(e) => self.send_error(e.code, &e.message, None).await,
-            Ok(ClientMessage::Ping) => self.send_text(proto::pong(&self.client_id)).await,
+            Ok(ClientMessage::Ping) => {
+                self.send_text(proto::pong(&self.client_id.to_string()))
+                    .await
+            }
             Ok(ClientMessage::Unsubscribe { session_id }) => {
                 self.subs.remove(session_id.as_str());
                 self.app.hub().unsubscribe(&session_id, self.handle.id);
@@ -240,11 +248,11 @@ impl Connection {
                 session_id,
                 since,
                 epoch,
-            }) => self.subscribe(session_id, since, epoch).await,
+            }) => Box::pin(self.subscribe(session_id, since, epoch)).await,
             Ok(ClientMessage::Input {
                 session_id,
                 payload,
-            }) => self.input(session_id, payload).await,
+            }) => Box::pin(self.input(session_id, payload)).await,
         }
     }
 
@@ -431,7 +439,7 @@ impl Connection {
                     // before the write is safe, since a failed write ends the connection.
                     sub.last = *seq;
                 } else {
-                    self.catch_up(session_id, Some(seq - 1)).await?;
+                    Box::pin(self.catch_up(session_id, Some(seq - 1))).await?;
                     match self.subs.get_mut(session_id) {
                         Some(sub) => sub.last = *seq,
                         None => return Ok(()),
@@ -444,7 +452,7 @@ impl Connection {
                 self.send_text(proto::unsubscribed(session_id, reason))
                     .await
             }
-            Outbound::CatchUp { session_id } => self.catch_up(session_id, None).await,
+            Outbound::CatchUp { session_id } => Box::pin(self.catch_up(session_id, None)).await,
             Outbound::Message { session_id, frame } => {
                 if !self.subs.contains_key(session_id) {
                     return Ok(()); // unsubscribed while it was queued
