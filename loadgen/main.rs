@@ -692,3 +692,19 @@ async fn ingest(args: &Args, targets: &[Target]) -> Value {
         "costs": costs(args, cpu_start, self_cpu),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+
+    #[test]
+    fn counts_gaps_reorders_and_duplicates() {
+        let mut s = Seen::default();
+        for n in [0, 1, 3, 2, 2, 5] {
+            s.saw(n);
+        }
+        assert_eq!((s.received, s.reordered, s.duplicated), (6, 1, 1));
+        // 4 never came, and 6 and 7 of the 8 sent did not either.
+        assert_eq!(s.lost(8), 3);
+    }
+}

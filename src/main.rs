@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     }
     init_tracing(config.log_format);
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -59,6 +60,19 @@ fn main() -> ExitCode {
     // Whatever is still running after the grace period is dropped, not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code
+}
+
+/// Every WebSocket holds a file descriptor: lift the soft open-file limit to the hard one (the
+/// default soft limit, often 1024, would cap the instance at about a thousand clients).
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+            tracing::info!(from = soft, to = hard, "raised the open-file limit");
+        } else {
+            tracing::info!(limit = soft, "open-file limit");
+        }
+    }
 }
 
 fn init_tracing(format: LogFormat) {

@@ -6,7 +6,7 @@
 //! reader cannot slow the others or grow memory without bound. The hub also remembers the last
 //! seq it delivered per session, so the fan-out task can notice a gap in what the bus gave it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
@@ -58,6 +58,8 @@ struct Shared {
     items: Mutex<VecDeque<Outbound>>,
     ready: Notify,
     queued: AtomicUsize,
+    /// Set with `kill`; checked on every push without the token's lock.
+    dead: AtomicBool,
 }
 
 /// Capacity kept by a drained queue; a larger one is freed.
@@ -129,17 +131,23 @@ pub fn queue(id: u64, limit: usize) -> (ConnHandle, ConnQueue) {
 impl ConnHandle {
     /// Queues without waiting. `false` when the connection is gone or just went over budget.
     fn push(&self, item: Outbound) -> bool {
-        if self.kill.is_cancelled() {
+        if self.shared.dead.load(Ordering::Acquire) {
             return false;
         }
         let c = cost(&item);
         if self.shared.queued.fetch_add(c, Ordering::AcqRel) + c > self.limit {
-            self.kill.cancel();
+            self.close();
             return false;
         }
         self.shared.items.lock().push_back(item);
         self.shared.ready.notify_one();
         true
+    }
+
+    /// Ends the connection: nothing more is queued for it, and its task is told.
+    pub fn close(&self) {
+        self.shared.dead.store(true, Ordering::Release);
+        self.kill.cancel();
     }
 
     /// Bytes waiting in the queue.

@@ -30,6 +30,11 @@ use crate::http::queues::queue_input;
 use crate::model::{check_session_id, ReadFrom};
 use crate::store::Pages;
 
+/// Messages written per flush at most.
+const BATCH: usize = 64;
+/// Bytes buffered before the socket is written without waiting for the flush.
+const WRITE_BUFFER: usize = 16 * 1024;
+
 /// How long a closing connection waits for its close frame to be written and answered.
 const CLOSE_GRACE: std::time::Duration = proto::PONG_TIMEOUT;
 
@@ -57,7 +62,7 @@ pub async fn upgrade(
         // Eagerly allocated per connection; clients send little (subscribe, ping), and a larger
         // message just takes more reads. Idle connections are what a gateway holds most of.
         .read_buffer_size(256)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| {
             let tracker = app.connections().clone();
             let span = tracing::debug_span!("ws", conn = id);
@@ -137,7 +142,7 @@ impl Connection {
             })
             .await;
         }
-        self.handle.kill.cancel();
+        self.handle.close();
         self.app.metrics().ws_connections.dec();
         tracing::debug!(client = %self.client_id, "disconnected");
     }
@@ -183,11 +188,7 @@ impl Connection {
                     }
                     Some(Ok(Message::Ping(_))) => Ok(()),
                 },
-                item = queue.recv() => {
-                    let r = self.on_outbound(&item).await;
-                    queue.release(&item);
-                    r
-                }
+                item = queue.recv() => self.drain(&mut queue, item).await,
                 _ = &mut timer => {
                     let now = Instant::now();
                     if pong_due.is_some_and(|due| due <= now) {
@@ -215,6 +216,38 @@ impl Connection {
             r = self.sink.send(msg) => r.map_err(|_| End::Gone),
             _ = self.handle.kill.cancelled() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
         }
+    }
+
+    /// Writes into the socket's buffer without flushing (it flushes by itself past
+    /// [`WRITE_BUFFER`]); [`Connection::flush`] sends the rest.
+    async fn feed(&mut self, msg: Message) -> Result<(), End> {
+        tokio::select! {
+            r = self.sink.feed(msg) => r.map_err(|_| End::Gone),
+            _ = self.handle.kill.cancelled() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        tokio::select! {
+            r = self.sink.flush() => r.map_err(|_| End::Gone),
+            _ = self.handle.kill.cancelled() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
+        }
+    }
+
+    /// Sends `first` and whatever else is already queued (up to [`BATCH`] messages), then
+    /// flushes once: under load one write carries many frames.
+    async fn drain(&mut self, queue: &mut ConnQueue, first: Outbound) -> Result<(), End> {
+        let mut item = first;
+        for _ in 0..BATCH {
+            let r = self.on_outbound(&item).await;
+            queue.release(&item);
+            r?;
+            match queue.try_recv() {
+                Some(next) => item = next,
+                None => break,
+            }
+        }
+        self.flush().await
     }
 
     async fn send_text(&mut self, text: String) -> Result<(), End> {
@@ -364,7 +397,8 @@ impl Connection {
         self.subs.get_mut(sid).expect("subscribed")
     }
 
-    /// Sends stored events (seq `start`, `start + 1`, ...) that this connection has not sent.
+    /// Sends stored events (seq `start`, `start + 1`, ...) that this connection has not sent,
+    /// in as few writes as the write buffer allows.
     async fn send_stored(
         &mut self,
         sid: &Arc<str>,
@@ -377,11 +411,11 @@ impl Connection {
             if seq <= self.subs.get(sid).map_or(u64::MAX, |s| s.last) {
                 continue;
             }
-            self.send_text(proto::event_frame(sid, seq, epoch, event))
-                .await?;
+            let frame = proto::event_frame(sid, seq, epoch, event);
+            self.feed(Message::Text(frame.into())).await?;
             self.sub_mut(sid).last = seq;
         }
-        Ok(())
+        self.flush().await
     }
 
     /// Reads and sends what the store has after this connection's last seq for `sid`, up to
@@ -445,7 +479,7 @@ impl Connection {
                         None => return Ok(()),
                     }
                 }
-                self.send(Message::Text(frame.clone())).await
+                self.feed(Message::Text(frame.clone())).await
             }
             Outbound::Unsubscribed { session_id, reason } => {
                 self.subs.remove(session_id);
@@ -457,7 +491,7 @@ impl Connection {
                 if !self.subs.contains_key(session_id) {
                     return Ok(()); // unsubscribed while it was queued
                 }
-                self.send(Message::Text(frame.clone())).await
+                self.feed(Message::Text(frame.clone())).await
             }
         }
     }

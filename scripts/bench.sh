@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Reruns every row of BENCHMARKS.md on this machine, side by side in one run:
+#   - nginx answering a constant (the HTTP ceiling here),
+#   - the gateway on its memory store (one instance),
+#   - the gateway on Redis with persistence on (AOF, fsync every second): one and three instances.
+# Results go to bench-results/<scenario>-<setup>.json and a summary table to stdout.
+# Installs nginx and redis-server with apt-get when missing. Traffic stays on loopback.
+#
+# Knobs (environment): DURATION (s, default 10), IDLE_CONNECTIONS (default 18000; the
+# machine's open-file hard limit caps it), FANOUT_SUBSCRIBERS (1000), FANOUT_SESSIONS (10),
+# FANOUT_RATE (events/s, default 1000), INGEST_CONNECTIONS (32).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-18000}
+FANOUT_SUBSCRIBERS=${FANOUT_SUBSCRIBERS:-1000}
+FANOUT_SESSIONS=${FANOUT_SESSIONS:-10}
+FANOUT_RATE=${FANOUT_RATE:-1000}
+INGEST_CONNECTIONS=${INGEST_CONNECTIONS:-32}
+OUT=bench-results
+mkdir -p "$OUT"
+
+say() { echo "bench.sh: $*" >&2; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+need() {
+  local bin=$1 pkg=$2
+  command -v "$bin" >/dev/null 2>&1 && return 0
+  if command -v apt-get >/dev/null 2>&1; then
+    say "$bin is missing; installing $pkg with apt-get"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null || true
+  fi
+  command -v "$bin" >/dev/null 2>&1 || { say "$bin is required: install $pkg"; exit 1; }
+}
+need nginx nginx
+need redis-server redis-server
+need python3 python3
+
+cargo build --release --bins >&2
+GW=target/release/afw-gateway
+LG=target/release/afw-loadgen
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  [ -f "$TMP/nginx.pid" ] && kill "$(cat "$TMP/nginx.pid")" 2>/dev/null || true
+  sleep 0.5
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 100); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; say "$1 never answered"; exit 1; }
+
+# Both print "pid port"; they run in a subshell, so the caller records the pid in PIDS.
+start_gateway() { # args: env assignments
+  local port; port=$(free_port)
+  env PORT="$port" LOG_FORMAT=json RUST_LOG=warn "$@" "$GW" >"$TMP/gw-$port.log" 2>&1 &
+  local pid=$!
+  wait_http "http://127.0.0.1:$port/ready"
+  echo "$pid $port"
+}
+
+start_redis() { # prints "pid port"
+  local port; port=$(free_port)
+  mkdir -p "$TMP/redis-$port"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$TMP/redis-$port" --save "" \
+    --appendonly yes --appendfsync everysec >"$TMP/redis-$port.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "$pid $port"
+}
+
+stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; }
+
+run() { # name, loadgen args...
+  local name=$1; shift
+  say "$name: afw-loadgen $*"
+  "$LG" "$@" --json >"$OUT/$name.json" 2>"$OUT/$name.log" || say "$name reported a failure (see $OUT/$name.json)"
+}
+
+# nginx answering a constant to POST /api/events.
+NGINX_PORT=$(free_port)
+cat >"$TMP/nginx.conf" <<EOF
+worker_processes auto;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / { return 201 '{"success":true}'; }
+  }
+}
+EOF
+nginx -c "$TMP/nginx.conf" -p "$TMP"
+wait_http "http://127.0.0.1:$NGINX_PORT/"
+NGINX_MASTER=$(cat "$TMP/nginx.pid")
+NGINX_PIDS=$(echo "$NGINX_MASTER" $(pgrep -P "$NGINX_MASTER") | tr ' ' ',')
+
+# --- ingest -------------------------------------------------------------------------------
+run ingest-nginx ingest --target "http://127.0.0.1:$NGINX_PORT" --connections "$INGEST_CONNECTIONS" \
+  --duration "$DURATION" --gateway-pid "$NGINX_PIDS"
+read -r P1 PORT1 < <(start_gateway); PIDS+=("$P1")
+run ingest-memory ingest --target "http://127.0.0.1:$PORT1" --connections "$INGEST_CONNECTIONS" \
+  --duration "$DURATION" --gateway-pid "$P1"
+stop "$P1"
+read -r RP RPORT < <(start_redis); PIDS+=("$RP")
+read -r P1 PORT1 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P1")
+run ingest-redis-1 ingest --target "http://127.0.0.1:$PORT1" --connections "$INGEST_CONNECTIONS" \
+  --duration "$DURATION" --gateway-pid "$P1"
+read -r P2 PORT2 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P2")
+read -r P3 PORT3 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P3")
+run ingest-redis-3 ingest --target "http://127.0.0.1:$PORT1,http://127.0.0.1:$PORT2,http://127.0.0.1:$PORT3" \
+  --connections "$INGEST_CONNECTIONS" --duration "$DURATION" --gateway-pid "$P1,$P2,$P3"
+
+# --- fanout -------------------------------------------------------------------------------
+FAN=(--connections "$FANOUT_SUBSCRIBERS" --sessions "$FANOUT_SESSIONS" --rate "$FANOUT_RATE" --duration "$DURATION")
+run fanout-redis-3 fanout --target "http://127.0.0.1:$PORT1,http://127.0.0.1:$PORT2,http://127.0.0.1:$PORT3" \
+  "${FAN[@]}" --gateway-pid "$P1,$P2,$P3"
+stop "$P2" "$P3"
+run fanout-redis-1 fanout --target "http://127.0.0.1:$PORT1" "${FAN[@]}" --gateway-pid "$P1"
+stop "$P1" "$RP"
+read -r P1 PORT1 < <(start_gateway); PIDS+=("$P1")
+run fanout-memory fanout --target "http://127.0.0.1:$PORT1" "${FAN[@]}" --gateway-pid "$P1"
+
+# --- idle (a fresh instance, so memory freed by earlier runs does not flatter it) ----------
+stop "$P1"
+read -r P1 PORT1 < <(start_gateway); PIDS+=("$P1")
+run idle-memory idle --target "http://127.0.0.1:$PORT1" --connections "$IDLE_CONNECTIONS" \
+  --sessions 1000 --duration 5 --gateway-pid "$P1"
+stop "$P1"
+
+python3 - "$OUT" <<'EOF'
+import json, os, sys
+out = sys.argv[1]
+def load(name):
+    try:
+        with open(os.path.join(out, name + ".json")) as f:
+            return json.load(f)
+    except Exception:
+        return None
+def f(v, nd=0):
+    return "n/a" if v is None else (f"{v:,.{nd}f}")
+print(f"Machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")
+print()
+print("| ingest | events/s | vs nginx | p50 ms | p99 ms | server CPU s | loadgen CPU s | errors |")
+print("|---|---|---|---|---|---|---|---|")
+ng = load("ingest-nginx")
+for name in ["ingest-nginx", "ingest-memory", "ingest-redis-1", "ingest-redis-3"]:
+    r = load(name)
+    if not r: continue
+    ratio = r["eventsPerSec"] / ng["eventsPerSec"] if ng else None
+    print(f"| {name[7:]} | {f(r['eventsPerSec'])} | {f(ratio * 100 if ratio else None, 1)}% | {r['latency']['p50Ms']} | {r['latency']['p99Ms']} | {f(r['costs']['gatewayCpuSecs'], 1)} | {f(r['costs']['loadgenCpuSecs'], 1)} | {r['errors']} |")
+print()
+print("| fanout | events/s | deliveries/s | deliveries per gateway CPU-s | lost / dup / reordered | p50 ms | p99 ms | p999 ms | max ms | gateway CPU s | loadgen CPU s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for name in ["fanout-memory", "fanout-redis-1", "fanout-redis-3"]:
+    r = load(name)
+    if not r: continue
+    l = r["latency"]
+    print(f"| {name[7:]} | {f(r['eventsPerSec'])} | {f(r['deliveriesPerSec'])} | {f(r['deliveriesPerGatewayCpuSec'])} | {r['lost']} / {r['duplicated']} / {r['reordered']} | {l['p50Ms']} | {l['p99Ms']} | {l['p999Ms']} | {l['maxMs']} | {f(r['costs']['gatewayCpuSecs'], 1)} | {f(r['costs']['loadgenCpuSecs'], 1)} |")
+print()
+r = load("idle-memory")
+if r:
+    print("| idle | connections held | failures | gateway RSS before | held | per connection |")
+    print("|---|---|---|---|---|---|")
+    print(f"| memory | {r['connectionsHeld']:,} | {r['failures']} | {f(r['gatewayRssBeforeBytes'] / 2**20, 1)} MiB | {f(r['gatewayRssHeldBytes'] / 2**20, 1)} MiB | {f(r['gatewayRssPerConnectionBytes'])} B |")
+EOF

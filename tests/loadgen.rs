@@ -1,0 +1,128 @@
+//! Smoke runs of the load generator against real gateway processes: seconds long, tiny
+//! numbers, but every figure checked, so the tool and the guarantees it measures stay honest.
+
+mod support;
+
+use serde_json::Value;
+use support::{GatewayProcess, RedisServer};
+
+fn loadgen(args: &[String]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_afw-loadgen"))
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run afw-loadgen");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "afw-loadgen printed no JSON ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    println!("{report}");
+    assert!(
+        out.status.success(),
+        "afw-loadgen reported a failure: {report}"
+    );
+    report
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_holds_every_connection_and_measures_memory() {
+    let gw = GatewayProcess::start(&[]).await;
+    let mut a = args(&[
+        "idle",
+        "--connections",
+        "200",
+        "--sessions",
+        "20",
+        "--duration",
+        "1",
+    ]);
+    a.extend([
+        "--target".into(),
+        gw.url(""),
+        "--gateway-pid".into(),
+        gw.pid().to_string(),
+    ]);
+    let r = tokio::task::spawn_blocking(move || loadgen(&a))
+        .await
+        .unwrap();
+    assert_eq!(r["connectionsHeld"], 200);
+    assert_eq!(r["failures"], 0);
+    assert_eq!(r["closedByServer"], 0);
+    assert!(
+        r["gatewayRssPerConnectionBytes"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_two_instances_loses_duplicates_and_reorders_nothing() {
+    let redis = RedisServer::start().await;
+    let a = GatewayProcess::start(&[("REDIS_URL", redis.url())]).await;
+    let b = GatewayProcess::start(&[("REDIS_URL", redis.url())]).await;
+    let mut list = args(&[
+        "fanout",
+        "--connections",
+        "60",
+        "--sessions",
+        "6",
+        "--rate",
+        "300",
+        "--duration",
+        "2",
+        "--publishers",
+        "3",
+        "--payload-bytes",
+        "200",
+    ]);
+    list.extend([
+        "--target".into(),
+        format!("{},{}", a.url(""), b.url("")),
+        "--gateway-pid".into(),
+        format!("{},{}", a.pid(), b.pid()),
+    ]);
+    let r = tokio::task::spawn_blocking(move || loadgen(&list))
+        .await
+        .unwrap();
+    let sent = r["eventsSent"].as_u64().unwrap();
+    assert!(sent > 100, "{r}");
+    assert_eq!(
+        r["deliveriesExpected"],
+        sent * 10,
+        "60 subscribers over 6 sessions"
+    );
+    assert_eq!(r["deliveriesReceived"], r["deliveriesExpected"]);
+    for k in ["lost", "duplicated", "reordered", "subscriberFailures"] {
+        assert_eq!(r[k], 0, "{k}: {r}");
+    }
+    assert!(r["latency"]["p99Ms"].as_f64().unwrap() > 0.0);
+    assert!(r["deliveriesPerGatewayCpuSec"].as_f64().unwrap() > 0.0);
+    // And the counts agree with the store: every event was stored once.
+    assert_eq!(r["publishStatuses"]["201"], sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_stores_every_post() {
+    let gw = GatewayProcess::start(&[]).await;
+    let mut a = args(&["ingest", "--connections", "4", "--duration", "1"]);
+    a.extend([
+        "--target".into(),
+        gw.url(""),
+        "--gateway-pid".into(),
+        gw.pid().to_string(),
+    ]);
+    let r = tokio::task::spawn_blocking(move || loadgen(&a))
+        .await
+        .unwrap();
+    let stored = r["stored"].as_u64().unwrap();
+    assert!(stored > 0, "{r}");
+    assert_eq!(r["errors"], 0);
+    assert_eq!(r["requests"], stored);
+    assert_eq!(r["statuses"]["201"], stored);
+}
