@@ -14,7 +14,6 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use super::protocol::event_frame;
 use super::waiters::Waiters;
@@ -58,7 +57,8 @@ struct Shared {
     items: Mutex<VecDeque<Outbound>>,
     ready: Notify,
     queued: AtomicUsize,
-    /// Set with `kill`; checked on every push without the token's lock.
+    /// Set when the connection must go (over budget, or gone); its task is woken through
+    /// `ready`. One flag and the one wake-up the queue has anyway: no per-connection token.
     dead: AtomicBool,
 }
 
@@ -71,8 +71,6 @@ pub struct ConnHandle {
     pub id: u64,
     shared: Arc<Shared>,
     limit: usize,
-    /// Cancelled when the connection must go: over budget, or gone.
-    pub kill: CancellationToken,
 }
 
 /// The connection's side of its queue.
@@ -81,13 +79,18 @@ pub struct ConnQueue {
 }
 
 impl ConnQueue {
-    /// The next queued message, waiting for one if there is none.
-    pub async fn recv(&mut self) -> Outbound {
+    /// The next queued message, waiting for one if there is none; `None` once the
+    /// connection has been closed (over its budget).
+    pub async fn recv(&mut self) -> Option<Outbound> {
         loop {
-            if let Some(item) = self.try_recv() {
-                return item;
+            if self.shared.dead.load(Ordering::Acquire) {
+                return None;
             }
-            // A push between the check above and this wait leaves a permit: no lost wake-up.
+            if let Some(item) = self.try_recv() {
+                return Some(item);
+            }
+            // A push or close between the checks above and this wait leaves a permit: no lost
+            // wake-up.
             self.shared.ready.notified().await;
         }
     }
@@ -122,7 +125,6 @@ pub fn queue(id: u64, limit: usize) -> (ConnHandle, ConnQueue) {
             id,
             shared: Arc::clone(&shared),
             limit,
-            kill: CancellationToken::new(),
         },
         ConnQueue { shared },
     )
@@ -147,7 +149,19 @@ impl ConnHandle {
     /// Ends the connection: nothing more is queued for it, and its task is told.
     pub fn close(&self) {
         self.shared.dead.store(true, Ordering::Release);
-        self.kill.cancel();
+        self.shared.ready.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.dead.load(Ordering::Acquire)
+    }
+
+    /// Completes once the connection is closed (for a write that may block on a client that
+    /// stopped reading).
+    pub async fn closed(&self) {
+        while !self.is_closed() {
+            self.shared.ready.notified().await;
+        }
     }
 
     /// Bytes waiting in the queue.
@@ -435,8 +449,8 @@ mod tests {
         for seq in 1..=4 {
             hub.deliver(&ev(seq, "e"));
         }
-        assert!(slow.kill.is_cancelled());
-        assert!(!fast.kill.is_cancelled());
+        assert!(slow.is_closed());
+        assert!(!fast.is_closed());
         assert_eq!(hub.subscription_count(), 1);
         let mut got = 0;
         while let Some(item) = fast_q.try_recv() {

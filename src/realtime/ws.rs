@@ -154,7 +154,6 @@ impl Connection {
         }
         let mut queue = self.queue.take().expect("serve runs once");
         let shutdown = self.app.shutdown_token().clone();
-        let kill = self.handle.kill.clone();
         let every = self.app.config().ws_ping_every;
         let pong_timeout = self.app.config().ws_pong_timeout;
         // One timer serves both the next ping and the pong deadline: an idle connection holds
@@ -167,7 +166,6 @@ impl Connection {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
-                _ = kill.cancelled() => return End::Close(close::SLOW_CONSUMER, "slow_consumer"),
                 incoming = stream.next() => match incoming {
                     None | Some(Ok(Message::Close(_))) => return End::Gone,
                     Some(Err(e)) => {
@@ -188,7 +186,10 @@ impl Connection {
                     }
                     Some(Ok(Message::Ping(_))) => Ok(()),
                 },
-                item = queue.recv() => self.drain(&mut queue, item).await,
+                item = queue.recv() => match item {
+                    Some(item) => self.drain(&mut queue, item).await,
+                    None => return End::Close(close::SLOW_CONSUMER, "slow_consumer"),
+                },
                 _ = &mut timer => {
                     let now = Instant::now();
                     if pong_due.is_some_and(|due| due <= now) {
@@ -212,25 +213,31 @@ impl Connection {
     }
 
     async fn send(&mut self, msg: Message) -> Result<(), End> {
+        // Biased: the write goes first, so the close check costs nothing unless it blocks.
         tokio::select! {
+            biased;
             r = self.sink.send(msg) => r.map_err(|_| End::Gone),
-            _ = self.handle.kill.cancelled() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
+            _ = self.handle.closed() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
         }
     }
 
     /// Writes into the socket's buffer without flushing (it flushes by itself past
     /// [`WRITE_BUFFER`]); [`Connection::flush`] sends the rest.
     async fn feed(&mut self, msg: Message) -> Result<(), End> {
+        // Biased: the write goes first, so the close check costs nothing unless it blocks.
         tokio::select! {
+            biased;
             r = self.sink.feed(msg) => r.map_err(|_| End::Gone),
-            _ = self.handle.kill.cancelled() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
+            _ = self.handle.closed() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
         }
     }
 
     async fn flush(&mut self) -> Result<(), End> {
+        // Biased: the write goes first, so the close check costs nothing unless it blocks.
         tokio::select! {
+            biased;
             r = self.sink.flush() => r.map_err(|_| End::Gone),
-            _ = self.handle.kill.cancelled() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
+            _ = self.handle.closed() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
         }
     }
 
