@@ -128,12 +128,23 @@ stop "$P1" "$RP"
 read -r P1 PORT1 < <(start_gateway); PIDS+=("$P1")
 run fanout-memory fanout --target "http://127.0.0.1:$PORT1" "${FAN[@]}" --gateway-pid "$P1"
 
-# --- idle (a fresh instance, so memory freed by earlier runs does not flatter it) ----------
+# --- idle (fresh instances, so memory freed by earlier runs does not flatter them) --------
 stop "$P1"
 read -r P1 PORT1 < <(start_gateway); PIDS+=("$P1")
 run idle-memory idle --target "http://127.0.0.1:$PORT1" --connections "$IDLE_CONNECTIONS" \
   --sessions 1000 --duration 5 --gateway-pid "$P1"
 stop "$P1"
+read -r RP RPORT < <(start_redis); PIDS+=("$RP")
+read -r P1 PORT1 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P1")
+run idle-redis-1 idle --target "http://127.0.0.1:$PORT1" --connections "$IDLE_CONNECTIONS" \
+  --sessions 1000 --duration 5 --gateway-pid "$P1"
+stop "$P1"
+read -r P1 PORT1 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P1")
+read -r P2 PORT2 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P2")
+read -r P3 PORT3 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P3")
+run idle-redis-3 idle --target "http://127.0.0.1:$PORT1,http://127.0.0.1:$PORT2,http://127.0.0.1:$PORT3" \
+  --connections "$IDLE_CONNECTIONS" --sessions 1000 --duration 5 --gateway-pid "$P1,$P2,$P3"
+stop "$P1" "$P2" "$P3" "$RP"
 
 python3 - "$OUT" <<'EOF'
 import json, os, sys
@@ -165,9 +176,10 @@ for name in ["fanout-memory", "fanout-redis-1", "fanout-redis-3"]:
     l = r["latency"]
     print(f"| {name[7:]} | {f(r['eventsPerSec'])} | {f(r['deliveriesPerSec'])} | {f(r['deliveriesPerGatewayCpuSec'])} | {r['lost']} / {r['duplicated']} / {r['reordered']} | {l['p50Ms']} | {l['p99Ms']} | {l['p999Ms']} | {l['maxMs']} | {f(r['costs']['gatewayCpuSecs'], 1)} | {f(r['costs']['loadgenCpuSecs'], 1)} |")
 print()
-r = load("idle-memory")
-if r:
-    print("| idle | connections held | failures | gateway RSS before | held | per connection |")
-    print("|---|---|---|---|---|---|")
-    print(f"| memory | {r['connectionsHeld']:,} | {r['failures']} | {f(r['gatewayRssBeforeBytes'] / 2**20, 1)} MiB | {f(r['gatewayRssHeldBytes'] / 2**20, 1)} MiB | {f(r['gatewayRssPerConnectionBytes'])} B |")
+print("| idle | connections held | failures | gateway RSS before | held | per connection |")
+print("|---|---|---|---|---|---|")
+for name in ["idle-memory", "idle-redis-1", "idle-redis-3"]:
+    r = load(name)
+    if not r: continue
+    print(f"| {name[5:]} | {r['connectionsHeld']:,} | {r['failures']} | {f(r['gatewayRssBeforeBytes'] / 2**20, 1)} MiB | {f(r['gatewayRssHeldBytes'] / 2**20, 1)} MiB | {f(r['gatewayRssPerConnectionBytes'])} B |")
 EOF
