@@ -22,13 +22,7 @@ pub enum Queue {
 }
 
 impl Queue {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Queue::Commands => "commands",
-            Queue::Input => "input",
-        }
-    }
-
+    /// The name used on the control channel (`{"kind":"wake","queue":"input"}`).
     pub fn parse(s: &str) -> Option<Queue> {
         match s {
             "commands" => Some(Queue::Commands),
