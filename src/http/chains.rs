@@ -40,9 +40,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     session_path_id(&session_id)?;
     let (id, spec) = body.check().map_err(ApiError::validation)?;
-    if app.store().get_session(&session_id).await?.is_none() {
-        return Err(ApiError::not_found("session"));
-    }
+    super::sessions::require_session(&app, &session_id).await?;
     let id = id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let chain = Chain::new(id, session_id, spec, Utc::now());
     app.chains().create(&chain).await?;

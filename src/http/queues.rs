@@ -12,10 +12,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::events::store_event;
 use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
+use super::sessions::require_session;
 use crate::app::AppState;
 use crate::control::{self, CommandAck, NewCommand, NewInput, Queue, MAX_WAIT_SECS};
 use crate::error::{ApiError, FieldProblem, StoreError};
@@ -113,19 +115,16 @@ where
     }
 }
 
-fn raw_list(items: &[Arc<str>]) -> Vec<Value> {
+/// Stored items as they are (not re-encoded). An item that is not JSON is an error, never
+/// silently left out: with take-all it has already left the queue.
+fn raw_list(items: &[Arc<str>]) -> Result<Vec<Box<RawValue>>, ApiError> {
     items
         .iter()
-        .filter_map(|s| serde_json::from_str(s).ok())
+        .map(|s| {
+            RawValue::from_string(s.to_string())
+                .map_err(|e| StoreError::Corrupt(format!("queued item: {e}")).into())
+        })
         .collect()
-}
-
-async fn require_session(app: &AppState, id: &str) -> Result<(), ApiError> {
-    session_path_id(id)?;
-    match app.store().get_session(id).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::not_found("session")),
-    }
 }
 
 /// An ISO time `ttl` from now.
@@ -168,7 +167,7 @@ pub async fn list_commands(
     })
     .await?;
     Ok(
-        Json(json!({"sessionId": id, "count": items.len(), "commands": raw_list(&items)}))
+        Json(json!({"sessionId": id, "count": items.len(), "commands": raw_list(&items)?}))
             .into_response(),
     )
 }
@@ -287,12 +286,12 @@ pub async fn take_input(
         store.take_input(&id, consume)
     })
     .await?;
-    let inputs = raw_list(&items);
+    let inputs = raw_list(&items)?;
     Ok(Json(json!({
         "sessionId": id,
         "available": !inputs.is_empty(),
         "count": inputs.len(),
-        "input": inputs.first().cloned().unwrap_or(Value::Null),
+        "input": inputs.first(),
         "inputs": inputs,
     }))
     .into_response())

@@ -172,6 +172,15 @@ fn decode_cursor(hex: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
+/// Checks a session id from the path and that the session exists (404 otherwise).
+pub async fn require_session(app: &AppState, id: &str) -> Result<(), ApiError> {
+    session_path_id(id)?;
+    match app.store().get_session(id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found("session")),
+    }
+}
+
 pub async fn get(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<String>,
