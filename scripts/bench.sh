@@ -37,7 +37,7 @@ need nginx nginx
 need redis-server redis-server
 need python3 python3
 
-cargo build --release --bins >&2
+cargo build --release --workspace --bins >&2
 GW=target/release/afw-gateway
 LG=target/release/afw-loadgen
 

@@ -33,10 +33,13 @@ ensure_redis
 # on free ports and never use it.
 say "using $(command -v redis-server 2>/dev/null || echo "$AFW_REDIS_SERVER") ($(${AFW_REDIS_SERVER:-redis-server} --version | awk '{print $3}'))"
 
+# The load generator is a workspace member of its own; its tests in tests/loadgen.rs run its
+# binary, so build it first (the test support builds it too when it is missing).
+cargo build -p afw-loadgen
 if [ $# -gt 0 ]; then
-  cargo test --all-targets "$@"
+  cargo test --workspace --all-targets "$@"
 else
-  cargo test --all-targets -- --skip chaos_
+  cargo test --workspace --all-targets -- --skip chaos_
   # The chaos test prints what it proved (delivered, lost, duplicated, reordered, resumes).
   cargo test --test chaos -- --nocapture
 fi

@@ -1,23 +1,38 @@
-//! The state every handler shares: config, store, hub, identity, and the shutdown signal.
+//! The state every handler shares: config, the stores, the services built on them, the hub,
+//! identity, and the shutdown signal. Handlers extract just the service they use (each
+//! implements `FromRef<AppState>`), so a handler's signature says what it may touch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use axum::extract::FromRef;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
-use crate::store::Store;
+use crate::realtime::ws::WsContext;
+use crate::service::chains::Chains;
+use crate::service::control::Control;
+use crate::service::events::Events;
+use crate::service::sessions::Sessions;
+use crate::store::Stores;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
     config: Config,
-    store: Arc<dyn Store>,
+    stores: Stores,
+    sessions: Sessions,
+    events: Events,
+    control: Control,
+    chains: Chains,
     hub: Arc<Hub>,
+    /// What each WebSocket connection holds of the instance.
+    ws: Arc<WsContext>,
     instance_id: Arc<str>,
     started: Instant,
     /// Cancelled when the instance shuts down; connections close with 1001 on it.
@@ -30,15 +45,56 @@ struct Inner {
 impl AppState {
     pub fn new(
         config: Config,
-        store: Arc<dyn Store>,
+        stores: Stores,
         hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
         instance_id: Arc<str>,
         shutdown: CancellationToken,
     ) -> AppState {
+        let sessions = Sessions {
+            store: Arc::clone(&stores.sessions),
+        };
+        let chains = Chains {
+            store: Arc::clone(&stores.chains),
+            ttl: Duration::from_secs(config.session_ttl_secs),
+            stale_after: Duration::from_secs(config.chain_stale_secs),
+            metrics: Arc::clone(&metrics),
+        };
+        let events = Events {
+            store: Arc::clone(&stores.events),
+            chains: chains.clone(),
+            metrics: Arc::clone(&metrics),
+            max_event_bytes: config.max_event_bytes,
+        };
+        let control = Control {
+            queues: Arc::clone(&stores.queues),
+            sessions: sessions.clone(),
+            events: events.clone(),
+            chains: chains.clone(),
+            waiters: Arc::clone(hub.waiters()),
+            ttl: Duration::from_secs(config.queue_ttl_secs),
+            shutdown: shutdown.clone(),
+            metrics,
+        };
+        let ws = Arc::new(WsContext {
+            hub: Arc::clone(&hub),
+            events: Arc::clone(&stores.events),
+            control: control.clone(),
+            instance_id: Arc::clone(&instance_id),
+            shutdown: shutdown.clone(),
+            outbound_limit: config.ws_outbound_limit_bytes,
+            ping_every: config.ws_ping_every,
+            pong_timeout: config.ws_pong_timeout,
+        });
         AppState(Arc::new(Inner {
             config,
-            store,
+            stores,
+            sessions,
+            events,
+            control,
+            chains,
             hub,
+            ws,
             instance_id,
             started: Instant::now(),
             shutdown,
@@ -51,23 +107,35 @@ impl AppState {
         &self.0.config
     }
 
-    pub fn store(&self) -> &dyn Store {
-        &*self.0.store
+    pub fn stores(&self) -> &Stores {
+        &self.0.stores
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.0.sessions
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.0.events
+    }
+
+    pub fn control(&self) -> &Control {
+        &self.0.control
+    }
+
+    pub fn chains(&self) -> &Chains {
+        &self.0.chains
     }
 
     pub fn hub(&self) -> &Hub {
         &self.0.hub
     }
 
-    /// Chain changes on this instance's store; chains live as long as sessions.
-    pub fn chains(&self) -> crate::chains::Chains<'_> {
-        crate::chains::Chains {
-            store: self.store(),
-            ttl: std::time::Duration::from_secs(self.config().session_ttl_secs),
-        }
+    pub fn ws_context(&self) -> Arc<WsContext> {
+        Arc::clone(&self.0.ws)
     }
 
-    pub fn metrics(&self) -> &crate::metrics::Metrics {
+    pub fn metrics(&self) -> &Metrics {
         self.0.hub.metrics()
     }
 
@@ -90,4 +158,23 @@ impl AppState {
     pub fn next_connection_id(&self) -> u64 {
         self.0.next_connection_id.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// Each service (and the config) as an axum substate of the app.
+macro_rules! substate {
+    ($($ty:ty => $field:ident),* $(,)?) => {$(
+        impl FromRef<AppState> for $ty {
+            fn from_ref(app: &AppState) -> $ty {
+                app.0.$field.clone()
+            }
+        }
+    )*};
+}
+
+substate! {
+    Sessions => sessions,
+    Events => events,
+    Control => control,
+    Chains => chains,
+    Stores => stores,
 }

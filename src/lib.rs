@@ -1,13 +1,18 @@
 //! afw-gateway: a real-time WebSocket event gateway for agent workflows.
 //!
 //! # Layout
-//! - [`config`]: every setting, from flags and environment, validated before start.
-//! - [`model`]: sessions, events and the bus messages, as serde types, and event validation.
-//! - [`store`]: the `Store` trait; [`store::memory`] (one process) and [`store::redis`]
-//!   (many instances) behind it with the same semantics.
-//! - [`realtime`]: the fan-out task, the hub of local subscribers, and WebSocket connections.
-//! - [`http`]: the router, middleware (request ids, auth, errors) and one module per resource.
-//! - [`error`]: store errors and the one JSON error of the API.
+//! Layers from the bottom up; each imports only from the layers below it.
+//! - [`time`], [`metrics`], [`config`]: timestamps, counters, every setting.
+//! - [`domain`]: what the data is and its rules (sessions, events, commands and input, the
+//!   chain state machine), with no I/O.
+//! - [`bus`]: what instances tell each other.
+//! - [`store`]: one trait per service with a memory and a Redis implementation of each,
+//!   held together by [`store::Stores`]; Redis commands live only in [`store::redis`].
+//! - [`service`]: what combines stores (appending and counting, long polls, queueing input,
+//!   the chain compare-and-set), called by both edges.
+//! - [`realtime`]: the fan-out task, the hub of local subscribers, WebSocket connections.
+//! - [`app`]: the state the HTTP edge is built from, and each service as a substate of it.
+//! - [`http`]: the router, middleware, `ApiError`, and one module per resource.
 //!
 //! [`run`] takes an already-bound listener and a shutdown future, so tests run real instances
 //! on `127.0.0.1:0`.
@@ -21,14 +26,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub mod app;
-pub mod chains;
+pub mod bus;
 pub mod config;
-pub mod control;
-pub mod error;
+pub mod domain;
 pub mod http;
 pub mod metrics;
-pub mod model;
 pub mod realtime;
+pub mod service;
 pub mod store;
 pub mod time;
 
@@ -39,7 +43,7 @@ pub enum RunError {
     #[error("invalid configuration: {0}")]
     Config(#[from] config::ConfigError),
     #[error("cannot open the store: {0}")]
-    Store(#[from] error::StoreError),
+    Store(#[from] store::StoreError),
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -58,7 +62,7 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let instance_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
     let metrics = Arc::new(metrics::Metrics::new());
-    let store = store::open(
+    let stores = store::open(
         &config,
         Arc::clone(&instance_id),
         Arc::clone(&metrics),
@@ -67,20 +71,20 @@ pub async fn run(
     )
     .await?;
     let hub = Arc::new(realtime::hub::Hub::new(
-        metrics,
+        Arc::clone(&metrics),
         config.ws_outbound_limit_bytes,
     ));
     // Subscribe to the bus before serving, so no stored event can precede the fan-out.
-    let bus = store.subscribe_bus();
+    let bus = stores.bus.subscribe();
     tasks.spawn(realtime::fanout::run(
-        Arc::clone(&store),
+        Arc::clone(&stores.events),
         Arc::clone(&hub),
         bus,
         token.clone(),
     ));
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, store = store.kind(), instance = %instance_id, "afw-gateway listening");
-    let app = app::AppState::new(config, store, hub, instance_id, token.clone());
+    tracing::info!(%addr, store = stores.kind, instance = %instance_id, "afw-gateway listening");
+    let app = app::AppState::new(config, stores, hub, metrics, instance_id, token.clone());
     let router = http::router(app.clone());
     let trigger = token.clone();
     tokio::spawn(async move {

@@ -9,6 +9,20 @@ pub fn now() -> (String, i64) {
     (format(t), t.timestamp_millis())
 }
 
+/// The current time, as stored (`iso`) and as indexes order it (`ms`).
+#[derive(Debug, Clone)]
+pub struct Now {
+    pub iso: String,
+    pub ms: i64,
+}
+
+impl Now {
+    pub fn get() -> Now {
+        let (iso, ms) = now();
+        Now { iso, ms }
+    }
+}
+
 pub fn format(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -20,7 +20,7 @@ async fn loadgen(args: &[&str], gateways: &[&GatewayProcess]) -> Value {
         "--json".into(),
     ]);
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_afw-loadgen"))
+        std::process::Command::new(support::loadgen_binary())
             .args(&args)
             .output()
             .expect("run afw-loadgen")

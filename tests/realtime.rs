@@ -281,8 +281,8 @@ async fn redis_prefix_is_followed_by_keys_and_channel() {
     );
 
     let keys = redis.keys().await;
-    assert!(keys.contains(&"x:sessions:pfx".to_string()), "{keys:?}");
-    assert!(keys.contains(&"x:events:pfx".to_string()), "{keys:?}");
+    assert!(keys.contains(&"x:sessions:{pfx}".to_string()), "{keys:?}");
+    assert!(keys.contains(&"x:events:{pfx}".to_string()), "{keys:?}");
     assert!(
         keys.iter().all(|k| k.starts_with("x:")),
         "every key under the prefix: {keys:?}"
@@ -290,20 +290,20 @@ async fn redis_prefix_is_followed_by_keys_and_channel() {
 
     let mut conn = redis.connection().await.unwrap();
     let ttl: i64 = redis::cmd("TTL")
-        .arg("x:events:pfx")
+        .arg("x:events:{pfx}")
         .query_async(&mut conn)
         .await
         .unwrap();
     assert!(ttl > 86_000 && ttl <= 86_400, "events TTL {ttl}");
     let ttl: i64 = redis::cmd("TTL")
-        .arg("x:sessions:pfx")
+        .arg("x:sessions:{pfx}")
         .query_async(&mut conn)
         .await
         .unwrap();
     assert!(ttl > 86_000 && ttl <= 86_400, "session TTL {ttl}");
     let dedup = keys
         .iter()
-        .find(|k| k.starts_with("x:dedup:pfx:"))
+        .find(|k| k.starts_with("x:dedup:{pfx}:"))
         .expect("a dedup marker");
     let ttl: i64 = redis::cmd("TTL")
         .arg(dedup)
@@ -312,7 +312,7 @@ async fn redis_prefix_is_followed_by_keys_and_channel() {
         .unwrap();
     assert!(ttl > 500 && ttl <= 600, "dedup TTL {ttl}");
     let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
-        .arg("x:sessions:pfx")
+        .arg("x:sessions:{pfx}")
         .query_async(&mut conn)
         .await
         .unwrap();

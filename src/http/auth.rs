@@ -7,8 +7,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::error::ApiError;
 use crate::app::AppState;
-use crate::error::ApiError;
 
 const PUBLIC: [&str; 2] = ["/health", "/ready"];
 

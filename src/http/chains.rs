@@ -1,5 +1,6 @@
-//! Chains over HTTP (PROTOCOL §1, Chains). The state machine is [`crate::chains`]; these
-//! handlers parse, call it, and map the result.
+//! Chains over HTTP (PROTOCOL §1, Chains). The state machine is [`crate::domain::chain`]
+//! and the compare-and-set loop [`crate::service::chains`]; these handlers parse, call them,
+//! and map the result.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,53 +10,42 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::error::ApiError;
 use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
-use crate::app::AppState;
-use crate::chains::{self, check_chain_id, Chain, ChainError, ChainPatch, NewChainBody};
-use crate::error::ApiError;
+use crate::domain::chain::{self, Chain, CHAIN_STATUSES};
+use crate::domain::chain_input::{check_chain_id, ChainPatch, NewChainBody};
+use crate::domain::FieldProblem;
+use crate::service::chains::Chains;
+use crate::service::sessions::Sessions;
 use crate::store::ChainFilter;
-
-impl From<ChainError> for ApiError {
-    fn from(e: ChainError) -> Self {
-        match e {
-            ChainError::NotFound => ApiError::not_found("chain"),
-            ChainError::Exists => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "a chain with this id exists",
-            ),
-            ChainError::Store(e) => e.into(),
-        }
-    }
-}
 
 fn chain_path_id(id: &str) -> Result<(), ApiError> {
     check_chain_id(id).map_err(|p| ApiError::validation(vec![p]))
 }
 
 pub async fn create(
-    State(app): State<AppState>,
+    State(chains): State<Chains>,
+    State(sessions): State<Sessions>,
     ApiPath(session_id): ApiPath<String>,
     ApiJson(body): ApiJson<NewChainBody>,
 ) -> Result<Response, ApiError> {
     session_path_id(&session_id)?;
     let (id, spec) = body.check().map_err(ApiError::validation)?;
-    super::sessions::require_session(&app, &session_id).await?;
+    sessions.require(&session_id).await?;
     let id = id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let chain = Chain::new(id, session_id, spec, Utc::now());
-    app.chains().create(&chain).await?;
+    chains.create(&chain).await?;
     Ok((StatusCode::CREATED, Json(chain)).into_response())
 }
 
 pub async fn patch(
-    State(app): State<AppState>,
+    State(chains): State<Chains>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ChainPatch>,
 ) -> Result<Response, ApiError> {
     chain_path_id(&id)?;
     body.check().map_err(ApiError::validation)?;
-    let chain = app
-        .chains()
+    let chain = chains
         .update(&id, |c, now| {
             body.apply(c, now);
             true
@@ -65,26 +55,23 @@ pub async fn patch(
 }
 
 pub async fn get(
-    State(app): State<AppState>,
+    State(chains): State<Chains>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     chain_path_id(&id)?;
-    match app.chains().get(&id).await? {
+    match chains.get(&id).await? {
         Some(c) => Ok(Json(c).into_response()),
         None => Err(ApiError::not_found("chain")),
     }
 }
 
 pub async fn of_session(
-    State(app): State<AppState>,
+    State(chains): State<Chains>,
     ApiPath(session_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     session_path_id(&session_id)?;
-    let chains = app.chains().list(ChainFilter::Session(&session_id)).await?;
-    Ok(
-        Json(json!({"sessionId": session_id, "count": chains.len(), "chains": chains}))
-            .into_response(),
-    )
+    let list = chains.list(ChainFilter::Session(&session_id)).await?;
+    Ok(Json(json!({"sessionId": session_id, "count": list.len(), "chains": list})).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,34 +83,31 @@ pub struct ListQuery {
 /// `?status=active` (pending, in_progress or paused), a single status, or every chain; most
 /// recently updated first.
 pub async fn list(
-    State(app): State<AppState>,
+    State(chains): State<Chains>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let (filter, only) = match q.status.as_deref() {
         None => (ChainFilter::All, None),
         Some("active") => (ChainFilter::Active, None),
-        Some(s) if chains::CHAIN_STATUSES.contains(&s) => (ChainFilter::All, Some(s)),
+        Some(s) if CHAIN_STATUSES.contains(&s) => (ChainFilter::All, Some(s)),
         Some(_) => {
-            return Err(ApiError::validation(vec![crate::error::FieldProblem::new(
+            return Err(ApiError::validation(vec![FieldProblem::new(
                 "status",
-                format!(
-                    "must be active or one of {}",
-                    chains::CHAIN_STATUSES.join(", ")
-                ),
+                format!("must be active or one of {}", CHAIN_STATUSES.join(", ")),
             )]))
         }
     };
-    let mut chains = app.chains().list(filter).await?;
+    let mut list = chains.list(filter).await?;
     if let Some(s) = only {
-        chains.retain(|c| c.status == s);
+        list.retain(|c| c.status == s);
     }
-    chains.reverse();
-    Ok(Json(json!({"count": chains.len(), "chains": chains})).into_response())
+    list.reverse();
+    Ok(Json(json!({"count": list.len(), "chains": list})).into_response())
 }
 
-pub async fn stats(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let all = app.chains().list(ChainFilter::All).await?;
-    Ok(Json(chains::stats(&all)).into_response())
+pub async fn stats(State(chains): State<Chains>) -> Result<Response, ApiError> {
+    let all = chains.list(ChainFilter::All).await?;
+    Ok(Json(chain::stats(&all)).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,41 +118,12 @@ pub struct CleanupBody {
 
 /// Fails active chains with no update for `staleSecs` (default `CHAIN_STALE_SECS`).
 pub async fn cleanup(
-    State(app): State<AppState>,
+    State(chains): State<Chains>,
     ApiJson(body): ApiJson<CleanupBody>,
 ) -> Result<Response, ApiError> {
-    let stale =
-        std::time::Duration::from_secs(body.stale_secs.unwrap_or(app.config().chain_stale_secs));
-    let cleaned = app.chains().cleanup(stale).await?;
+    let stale = body
+        .stale_secs
+        .map_or(chains.stale_after, std::time::Duration::from_secs);
+    let cleaned = chains.cleanup(stale).await?;
     Ok(Json(json!({"cleaned": cleaned})).into_response())
-}
-
-/// Applies chain and step events (already stored, each with its `eventId`). A failure is
-/// logged and counted, not returned: the events are stored, and every chain change is
-/// idempotent (a `chain:compiled` without `chainId` takes its `eventId` as the chain id), so
-/// a retried post with the same `eventId` applies it again.
-pub async fn apply_events(app: &AppState, events: &[(serde_json::Value, String)]) {
-    for (event, event_id) in events {
-        let Some((chain_id, what)) = chains::chain_event(event) else {
-            continue;
-        };
-        let chain_id = match (&what, chain_id) {
-            (chains::ChainEvent::Compiled(_), None) => Some(event_id.clone()),
-            (_, id) => id,
-        };
-        let Some(session_id) = event["sessionId"].as_str() else {
-            continue;
-        };
-        if let Err(e) = app.chains().apply_event(session_id, chain_id, what).await {
-            app.metrics().chain_update_failures.inc();
-            tracing::warn!(session = session_id, error = %e, "could not apply a chain event");
-        }
-    }
-}
-
-/// Whether an event body may move a chain (checked before the body is consumed).
-pub fn is_chain_event(event: &serde_json::Value) -> bool {
-    event["type"]
-        .as_str()
-        .is_some_and(|t| t.starts_with("chain:") || t.starts_with("step:"))
 }

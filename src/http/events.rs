@@ -1,6 +1,5 @@
 //! `/api/events`: post one or a batch, read by seq (`after`) or time (`since`), read recent.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -11,14 +10,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context::{usable_id, CORRELATION_ID};
+use super::error::ApiError;
 use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
-use crate::app::AppState;
-use crate::error::{ApiError, FieldProblem};
-use crate::model::{
-    check_limit, draft_event, Appended, EventContext, EventDraft, EventRange, ReadFrom,
-    MAX_BATCH_EVENTS, MAX_READ_LIMIT,
+use crate::domain::event::{
+    check_limit, draft_event, EventContext, ReadFrom, MAX_BATCH_EVENTS, MAX_READ_LIMIT,
 };
-use crate::store::Now;
+use crate::domain::FieldProblem;
+use crate::service::events::{received_since, ChainEvents, Events};
+use crate::time::Now;
 
 const DEFAULT_RECENT_LIMIT: usize = 50;
 const DEFAULT_RECENT_SECONDS: u64 = 60;
@@ -30,41 +29,17 @@ fn context(headers: &HeaderMap, now: &Now) -> EventContext {
     }
 }
 
-/// Stores the drafts and counts the events that were new.
-async fn append(
-    app: &AppState,
-    drafts: &[EventDraft],
-    now: &Now,
-) -> Result<Vec<Appended>, ApiError> {
-    let stored = app.store().append(drafts, now).await?;
-    let new = stored.iter().filter(|a| !a.duplicate).count();
-    app.metrics().events_appended.inc_by(new as u64);
-    Ok(stored)
-}
-
-/// Stores (and so publishes) an event the gateway itself produces.
-pub async fn store_event(app: &AppState, event: Value, now: &Now) -> Result<(), ApiError> {
-    let ctx = EventContext {
-        received_at: now.iso.clone(),
-        correlation_id: None,
-    };
-    let draft = draft_event(event, &ctx, "").map_err(ApiError::validation)?;
-    append(app, &[draft], now).await?;
-    Ok(())
-}
-
 pub async fn post_one(
-    State(app): State<AppState>,
+    State(events): State<Events>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let now = Now::get();
-    let chain_event = super::chains::is_chain_event(&body).then(|| body.clone());
+    let chain_events = ChainEvents::of([&body]);
     let draft = draft_event(body, &context(&headers, &now), "").map_err(ApiError::validation)?;
-    let stored = append(&app, std::slice::from_ref(&draft), &now).await?;
-    if let Some(event) = chain_event {
-        super::chains::apply_events(&app, &[(event, draft.event_id.clone())]).await;
-    }
+    let stored = events
+        .post(std::slice::from_ref(&draft), chain_events, &now)
+        .await?;
     let a = stored.into_iter().next().ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -90,7 +65,7 @@ pub struct Batch {
 }
 
 pub async fn post_batch(
-    State(app): State<AppState>,
+    State(events): State<Events>,
     headers: HeaderMap,
     ApiJson(batch): ApiJson<Batch>,
 ) -> Result<Response, ApiError> {
@@ -102,16 +77,10 @@ pub async fn post_batch(
     }
     let now = Now::get();
     let ctx = context(&headers, &now);
-    let limit = app.config().max_event_bytes;
+    let limit = events.max_event_bytes;
     let mut drafts = Vec::with_capacity(batch.events.len());
     let mut problems = Vec::new();
-    let chain_events: Vec<(usize, Value)> = batch
-        .events
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| super::chains::is_chain_event(e))
-        .map(|(i, e)| (i, e.clone()))
-        .collect();
+    let chain_events = ChainEvents::of(&batch.events);
     for (i, ev) in batch.events.into_iter().enumerate() {
         match draft_event(ev, &ctx, &format!("events[{i}].")) {
             Ok(d) if d.json_head.len() > limit => {
@@ -128,12 +97,7 @@ pub async fn post_batch(
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
-    let stored = append(&app, &drafts, &now).await?;
-    let chain_events: Vec<(Value, String)> = chain_events
-        .into_iter()
-        .map(|(i, e)| (e, drafts[i].event_id.clone()))
-        .collect();
-    super::chains::apply_events(&app, &chain_events).await;
+    let stored = events.post(&drafts, chain_events, &now).await?;
     let results: Vec<Value> = stored
         .into_iter()
         .map(|a| {
@@ -157,18 +121,6 @@ pub struct ReadQuery {
     after: Option<u64>,
     limit: Option<usize>,
     since: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Received<'a> {
-    #[serde(rename = "receivedAt", borrow)]
-    received_at: Cow<'a, str>,
-}
-
-/// Whether a stored event was received at or after `cutoff`. Stored `receivedAt` values all
-/// have the one fixed-width UTC format, so comparing the strings compares the instants.
-fn received_since(event: &str, cutoff: &str) -> bool {
-    serde_json::from_str::<Received<'_>>(event).is_ok_and(|r| *r.received_at >= *cutoff)
 }
 
 /// Writes a JSON array of already-serialized events without re-encoding them.
@@ -205,7 +157,7 @@ fn json_response(status: StatusCode, head: Value, events: &[Arc<str>]) -> Respon
 }
 
 pub async fn read(
-    State(app): State<AppState>,
+    State(events): State<Events>,
     ApiPath(session_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
@@ -233,20 +185,20 @@ pub async fn read(
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
-    let (range, start, events) = match since {
+    let (range, start, found) = match since {
         None => {
             let after = q.after.unwrap_or(0);
-            let mut range = app
-                .store()
+            let mut range = events
+                .store
                 .read_events(&session_id, ReadFrom::After(after), limit)
                 .await?;
             let start = range.start_after(after);
-            let events = std::mem::take(&mut range.events);
-            (range, start, events)
+            let found = std::mem::take(&mut range.events);
+            (range, start, found)
         }
-        Some(cutoff) => read_since(&app, &session_id, &cutoff, limit).await?,
+        Some(cutoff) => events.read_since(&session_id, &cutoff, limit).await?,
     };
-    let count = events.len() as u64;
+    let count = found.len() as u64;
     let mut head = json!({
         "sessionId": session_id,
         "count": count,
@@ -257,56 +209,7 @@ pub async fn read(
     if count > 0 && last < range.head_seq {
         head["nextAfter"] = json!(last);
     }
-    Ok(json_response(StatusCode::OK, head, &events))
-}
-
-/// Events received at or after `cutoff`, scanning the stored stream page by page from its
-/// oldest event. Returns the stream state and the seq of the first event returned.
-async fn read_since(
-    app: &AppState,
-    session_id: &str,
-    cutoff: &str,
-    limit: usize,
-) -> Result<(EventRange, u64, Vec<Arc<str>>), ApiError> {
-    let mut after = 0;
-    let mut found: Vec<Arc<str>> = Vec::new();
-    let mut first_found = 0;
-    loop {
-        let range = app
-            .store()
-            .read_events(session_id, ReadFrom::After(after), MAX_READ_LIMIT)
-            .await?;
-        let start = range.start_after(after);
-        let n = range.events.len() as u64;
-        for (i, e) in range.events.iter().enumerate() {
-            if found.len() == limit {
-                break;
-            }
-            if !found.is_empty() || received_since(e, cutoff) {
-                if found.is_empty() {
-                    first_found = start + i as u64;
-                }
-                found.push(Arc::clone(e));
-            }
-        }
-        let done = n == 0 || found.len() == limit || start + n > range.head_seq;
-        if done {
-            let first = if found.is_empty() {
-                range.head_seq + 1
-            } else {
-                first_found
-            };
-            return Ok((
-                EventRange {
-                    events: Vec::new(),
-                    ..range
-                },
-                first,
-                found,
-            ));
-        }
-        after = start + n - 1;
-    }
+    Ok(json_response(StatusCode::OK, head, &found))
 }
 
 #[derive(Deserialize)]
@@ -317,7 +220,7 @@ pub struct RecentQuery {
 }
 
 pub async fn recent(
-    State(app): State<AppState>,
+    State(events): State<Events>,
     ApiPath(session_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<RecentQuery>,
 ) -> Result<Response, ApiError> {
@@ -334,19 +237,19 @@ pub async fn recent(
     }
     let cutoff =
         crate::time::format(chrono::Utc::now() - chrono::Duration::seconds(seconds as i64));
-    let range = app
-        .store()
+    let range = events
+        .store
         .read_events(&session_id, ReadFrom::Tail(limit), limit)
         .await?;
-    let events: Vec<Arc<str>> = range
+    let recent: Vec<Arc<str>> = range
         .events
         .into_iter()
         .filter(|e| received_since(e, &cutoff))
         .collect();
     let head = json!({
         "sessionId": session_id,
-        "count": events.len(),
+        "count": recent.len(),
         "cutoffTime": cutoff,
     });
-    Ok(json_response(StatusCode::OK, head, &events))
+    Ok(json_response(StatusCode::OK, head, &recent))
 }

@@ -7,8 +7,8 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
-use crate::model::check_session_id;
+use super::error::ApiError;
+use crate::domain::session::check_session_id;
 
 /// A JSON body. An empty body reads as `{}`; otherwise the content type must be JSON.
 pub struct ApiJson<T>(pub T);

@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use super::error::ApiError;
 use crate::app::AppState;
-use crate::error::ApiError;
 
 pub async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
@@ -16,7 +16,7 @@ pub async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {
         "uptime": app.uptime_secs(),
         "instanceId": app.instance_id(),
         "version": env!("CARGO_PKG_VERSION"),
-        "store": app.store().kind(),
+        "store": app.stores().kind,
     }))
 }
 
@@ -24,8 +24,8 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     if app.shutdown_token().is_cancelled() {
         return not_ready("the instance is shutting down".into());
     }
-    match app.store().readiness().await {
-        Ok(()) => Json(json!({"status": "ready", "store": app.store().kind()})).into_response(),
+    match app.stores().bus.readiness().await {
+        Ok(()) => Json(json!({"status": "ready", "store": app.stores().kind})).into_response(),
         Err(reason) => not_ready(reason),
     }
 }

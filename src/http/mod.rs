@@ -1,5 +1,5 @@
 //! The HTTP edge: the router, its middleware, and one module per resource. Handlers are thin:
-//! parse, call the store, map the result; every failure leaves as an [`ApiError`].
+//! parse, call a service or a store, map the result; every failure leaves as an [`ApiError`].
 
 use std::any::Any;
 
@@ -12,17 +12,18 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any as AnyOrigin, CorsLayer};
 
 use crate::app::AppState;
-use crate::error::ApiError;
-use crate::realtime::ws;
+use error::ApiError;
 
 pub mod auth;
 pub mod chains;
 pub mod context;
+pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
 pub mod queues;
 pub mod sessions;
+pub mod ws;
 
 pub fn router(app: AppState) -> Router {
     let config = app.config().clone();

@@ -7,11 +7,14 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::error::ApiError;
 use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
-use crate::app::AppState;
-use crate::error::{ApiError, FieldProblem};
-use crate::model::{check_limit, check_session_id, field, Fields, SessionQuery, SESSION_STATUSES};
-use crate::store::Now;
+use crate::domain::event::check_limit;
+use crate::domain::session::{check_session_id, field, Fields, SessionQuery, SESSION_STATUSES};
+use crate::domain::FieldProblem;
+use crate::service::events::Events;
+use crate::service::sessions::Sessions;
+use crate::time::Now;
 
 const DEFAULT_LIST_LIMIT: usize = 100;
 const MAX_TEXT_CHARS: usize = 4096;
@@ -78,7 +81,7 @@ fn check_status(problems: &mut Vec<FieldProblem>, status: &Option<String>) {
 }
 
 pub async fn create(
-    State(app): State<AppState>,
+    State(sessions): State<Sessions>,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<Response, ApiError> {
     let mut problems = Vec::new();
@@ -114,12 +117,12 @@ pub async fn create(
         (field::METADATA, body.metadata.map(|m| m.to_string())),
     ];
     fields.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
-    let session = app.store().create_session(&id, fields, &now).await?;
+    let session = sessions.store.create_session(&id, fields, &now).await?;
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
 pub async fn list(
-    State(app): State<AppState>,
+    State(sessions): State<Sessions>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let mut problems = Vec::new();
@@ -140,8 +143,8 @@ pub async fn list(
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
-    let page = app
-        .store()
+    let page = sessions
+        .store
         .list_sessions(&SessionQuery {
             status: q.status,
             user_id: q.user_id,
@@ -172,28 +175,15 @@ fn decode_cursor(hex: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
-/// Checks a session id from the path and that the session exists (404 otherwise).
-pub async fn require_session(app: &AppState, id: &str) -> Result<(), ApiError> {
-    session_path_id(id)?;
-    match app.store().get_session(id).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::not_found("session")),
-    }
-}
-
 pub async fn get(
-    State(app): State<AppState>,
+    State(sessions): State<Sessions>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    session_path_id(&id)?;
-    match app.store().get_session(&id).await? {
-        Some(s) => Ok(Json(s).into_response()),
-        None => Err(ApiError::not_found("session")),
-    }
+    Ok(Json(sessions.require(&id).await?).into_response())
 }
 
 pub async fn update(
-    State(app): State<AppState>,
+    State(sessions): State<Sessions>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PatchSession>,
 ) -> Result<Response, ApiError> {
@@ -228,18 +218,18 @@ pub async fn update(
         )]));
     }
     fields.push((field::UPDATED_AT, now.iso));
-    match app.store().update_session(&id, fields).await? {
+    match sessions.store.update_session(&id, fields).await? {
         Some(s) => Ok(Json(s).into_response()),
         None => Err(ApiError::not_found("session")),
     }
 }
 
 pub async fn delete(
-    State(app): State<AppState>,
+    State(sessions): State<Sessions>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     session_path_id(&id)?;
-    if app.store().delete_session(&id).await? {
+    if sessions.store.delete_session(&id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found("session"))
@@ -249,7 +239,8 @@ pub async fn delete(
 /// Marks the session as waiting for the user and publishes an `interaction:awaiting-input`
 /// event carrying the prompt.
 pub async fn awaiting(
-    State(app): State<AppState>,
+    State(sessions): State<Sessions>,
+    State(events): State<Events>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Awaiting>,
 ) -> Result<Response, ApiError> {
@@ -278,13 +269,13 @@ pub async fn awaiting(
         (field::LAST_PROMPT, prompt.to_string()),
         (field::UPDATED_AT, now.iso.clone()),
     ];
-    let Some(session) = app.store().update_session(&id, fields).await? else {
+    let Some(session) = sessions.store.update_session(&id, fields).await? else {
         return Err(ApiError::not_found("session"));
     };
     let mut event = prompt;
     event["sessionId"] = json!(id);
     event["type"] = json!("interaction:awaiting-input");
-    super::events::store_event(&app, event, &now).await?;
+    events.store_event(event, &now).await?;
     Ok(Json(session).into_response())
 }
 

@@ -16,12 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, Offer};
 use super::protocol::{chain_frame, command_frame, REPLAY_PAGE};
-use crate::control::Queue;
-use crate::model::{BusMessage, LiveEvent};
-use crate::store::{Pages, Store};
+use crate::bus::{BusMessage, LiveEvent};
+use crate::domain::control::Queue;
+use crate::store::{EventStore, Pages};
 
 pub async fn run(
-    store: Arc<dyn Store>,
+    store: Arc<dyn EventStore>,
     hub: Arc<Hub>,
     mut bus: broadcast::Receiver<BusMessage>,
     shutdown: CancellationToken,
@@ -90,7 +90,7 @@ impl Retry {
     }
 }
 
-async fn handle_event(store: &dyn Store, hub: &Hub, ev: &LiveEvent) {
+async fn handle_event(store: &dyn EventStore, hub: &Hub, ev: &LiveEvent) {
     match hub.offer(ev) {
         Offer::Delivered | Offer::Duplicate => {}
         Offer::Gap { after } => {
@@ -113,7 +113,7 @@ async fn handle_event(store: &dyn Store, hub: &Hub, ev: &LiveEvent) {
 }
 
 /// Fills every locally watched session from the store; false if some read failed.
-async fn resync(store: &dyn Store, hub: &Hub) -> bool {
+async fn resync(store: &dyn EventStore, hub: &Hub) -> bool {
     hub.metrics().resyncs.inc();
     let mut complete = true;
     for (session_id, epoch, last) in hub.resync_targets() {
@@ -129,7 +129,7 @@ async fn resync(store: &dyn Store, hub: &Hub) -> bool {
 /// as the stored stream is still `epoch`; a backlog over the hub's fill budget is handed to
 /// the connections instead. False when a store read failed.
 async fn fill(
-    store: &dyn Store,
+    store: &dyn EventStore,
     hub: &Hub,
     session_id: &Arc<str>,
     epoch: &Arc<str>,

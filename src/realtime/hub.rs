@@ -16,9 +16,9 @@ use std::collections::VecDeque;
 use tokio::sync::Notify;
 
 use super::protocol::event_frame;
-use super::waiters::Waiters;
+use crate::bus::LiveEvent;
 use crate::metrics::Metrics;
-use crate::model::LiveEvent;
+use crate::service::waiters::Waiters;
 
 /// Bytes charged to a queue for a message that is not an event frame.
 const CONTROL_COST: usize = 64;
@@ -191,7 +191,7 @@ pub struct Hub {
     sessions: DashMap<Arc<str>, SessionSubs>,
     metrics: Arc<Metrics>,
     fill_budget: usize,
-    waiters: Waiters,
+    waiters: Arc<Waiters>,
 }
 
 impl Default for Hub {
@@ -208,14 +208,14 @@ impl Hub {
     pub fn new(metrics: Arc<Metrics>, outbound_limit: usize) -> Hub {
         Hub {
             sessions: DashMap::new(),
-            waiters: Waiters::new(Arc::clone(&metrics)),
+            waiters: Arc::new(Waiters::new(Arc::clone(&metrics))),
             metrics,
             fill_budget: outbound_limit / 4,
         }
     }
 
-    /// Long polls waiting on this instance.
-    pub fn waiters(&self) -> &Waiters {
+    /// The long polls waiting on this instance, woken by the fan-out.
+    pub fn waiters(&self) -> &Arc<Waiters> {
         &self.waiters
     }
 

@@ -10,25 +10,22 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use std::time::Duration;
+
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::time::Instant;
-use tracing::Instrument;
+use tokio_util::sync::CancellationToken;
 
-use super::hub::{self, ConnHandle, ConnQueue, Outbound};
+use super::hub::{self, ConnHandle, ConnQueue, Hub, Outbound};
 use super::protocol::{self as proto, close, ClientMessage};
-use crate::app::AppState;
-use crate::control::NewInput;
-use crate::error::{ApiError, StoreError};
-use crate::http::queues::queue_input;
-use crate::model::{check_session_id, ReadFrom};
-use crate::store::Pages;
+use crate::domain::control::NewInput;
+use crate::domain::event::ReadFrom;
+use crate::domain::session::check_session_id;
+use crate::service::control::Control;
+use crate::store::{EventStore, Pages, StoreError};
 
 /// Messages written per flush at most.
 const BATCH: usize = 64;
@@ -38,37 +35,33 @@ const WRITE_BUFFER: usize = 16 * 1024;
 /// How long a closing connection waits for its close frame to be written and answered.
 const CLOSE_GRACE: std::time::Duration = proto::PONG_TIMEOUT;
 
-pub async fn upgrade(
-    State(app): State<AppState>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "upgrade_required",
-                format!(
-                    "/ws takes WebSocket connections only ({})",
-                    rejection.body_text()
-                ),
-            )
-            .into_response()
-        }
-    };
-    let id = app.next_connection_id();
+/// What every connection needs from its instance, shared by all of them (one `Arc` each).
+pub struct WsContext {
+    pub hub: Arc<Hub>,
+    pub events: Arc<dyn EventStore>,
+    /// Queues a WebSocket `input` message like HTTP input.
+    pub control: Control,
+    pub instance_id: Arc<str>,
+    /// Cancelled on shutdown: every connection closes with 1001.
+    pub shutdown: CancellationToken,
+    pub outbound_limit: usize,
+    pub ping_every: Duration,
+    pub pong_timeout: Duration,
+}
+
+/// Serves one upgraded connection until it closes.
+pub async fn serve(ctx: Arc<WsContext>, id: u64, socket: WebSocket) {
+    Connection::new(ctx, id, socket).run().await
+}
+
+/// How the upgrade configures a connection. Buffers are eagerly allocated per connection;
+/// clients send little (subscribe, ping), and a larger message just takes more reads. Idle
+/// connections are what a gateway holds most of.
+pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(proto::MAX_CLIENT_MESSAGE_BYTES)
         .max_frame_size(proto::MAX_CLIENT_MESSAGE_BYTES)
-        // Eagerly allocated per connection; clients send little (subscribe, ping), and a larger
-        // message just takes more reads. Idle connections are what a gateway holds most of.
         .read_buffer_size(256)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| {
-            let tracker = app.connections().clone();
-            let span = tracing::debug_span!("ws", conn = id);
-            let fut = async move { Connection::new(app, id, socket).run().await }.instrument(span);
-            tracker.track_future(fut)
-        })
 }
 
 /// Why the connection loop stopped.
@@ -85,7 +78,7 @@ struct Sub {
 }
 
 struct Connection {
-    app: AppState,
+    ctx: Arc<WsContext>,
     /// Kept as 16 bytes and formatted when sent: it is held by every idle connection.
     client_id: uuid::Uuid,
     handle: ConnHandle,
@@ -96,11 +89,11 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(app: AppState, id: u64, socket: WebSocket) -> Connection {
-        let (handle, queue) = hub::queue(id, app.config().ws_outbound_limit_bytes);
+    fn new(ctx: Arc<WsContext>, id: u64, socket: WebSocket) -> Connection {
+        let (handle, queue) = hub::queue(id, ctx.outbound_limit);
         let (sink, stream) = socket.split();
         Connection {
-            app,
+            ctx,
             client_id: uuid::Uuid::now_v7(),
             handle,
             queue: Some(queue),
@@ -112,14 +105,14 @@ impl Connection {
 
     async fn run(mut self) {
         tracing::debug!(client = %self.client_id, "connected");
-        self.app.metrics().ws_connections.inc();
+        self.ctx.hub.metrics().ws_connections.inc();
         let mut stream = self.stream.take().expect("run runs once");
         let end = self.serve(&mut stream).await;
         for sid in self.subs.keys() {
-            self.app.hub().unsubscribe(sid, self.handle.id);
+            self.ctx.hub.unsubscribe(sid, self.handle.id);
         }
         if let End::Close(code, reason) = end {
-            self.app.metrics().ws_closed(code);
+            self.ctx.hub.metrics().ws_closed(code);
             let frame = Message::Close(Some(CloseFrame {
                 code,
                 reason: Utf8Bytes::from_static(reason),
@@ -143,19 +136,19 @@ impl Connection {
             .await;
         }
         self.handle.close();
-        self.app.metrics().ws_connections.dec();
+        self.ctx.hub.metrics().ws_connections.dec();
         tracing::debug!(client = %self.client_id, "disconnected");
     }
 
     async fn serve(&mut self, stream: &mut SplitStream<WebSocket>) -> End {
-        let greeting = proto::connected(&self.client_id.to_string(), self.app.instance_id());
+        let greeting = proto::connected(&self.client_id.to_string(), &self.ctx.instance_id);
         if self.send_text(greeting).await.is_err() {
             return End::Gone;
         }
         let mut queue = self.queue.take().expect("serve runs once");
-        let shutdown = self.app.shutdown_token().clone();
-        let every = self.app.config().ws_ping_every;
-        let pong_timeout = self.app.config().ws_pong_timeout;
+        let shutdown = self.ctx.shutdown.clone();
+        let every = self.ctx.ping_every;
+        let pong_timeout = self.ctx.pong_timeout;
         // One timer serves both the next ping and the pong deadline: an idle connection holds
         // a single timer entry.
         let mut next_ping = Instant::now() + every;
@@ -280,7 +273,7 @@ impl Connection {
             }
             Ok(ClientMessage::Unsubscribe { session_id }) => {
                 self.subs.remove(session_id.as_str());
-                self.app.hub().unsubscribe(&session_id, self.handle.id);
+                self.ctx.hub.unsubscribe(&session_id, self.handle.id);
                 self.send_text(proto::unsubscribed(&session_id, "client"))
                     .await
             }
@@ -308,18 +301,15 @@ impl Connection {
                 prompt: None,
             },
         };
-        let app = self.app.clone();
-        match queue_input(&app, &session_id, body, "ws").await {
+        let ctx = Arc::clone(&self.ctx);
+        match ctx.control.push_input(&session_id, body, "ws").await {
             Ok(item) => {
                 self.send_text(proto::input_queued(&session_id, &item["inputId"]))
                     .await
             }
             Err(e) => {
-                let message = match &e.details {
-                    Some(d) => format!("{} {d}", e.message),
-                    None => e.message.clone(),
-                };
-                self.send_error(e.code, &message, Some(&session_id)).await
+                let (code, message) = proto::service_error(&e);
+                self.send_error(code, &message, Some(&session_id)).await
             }
         }
     }
@@ -352,7 +342,7 @@ impl Connection {
                 .await;
         }
         // Register first: every event stored after the read below reaches the queue.
-        self.app.hub().subscribe(&sid, &self.handle);
+        self.ctx.hub.subscribe(&sid, &self.handle);
         let read = match since {
             Some(s) => ReadFrom::After(s),
             None => ReadFrom::Tail(0),
@@ -362,7 +352,7 @@ impl Connection {
         } else {
             0
         };
-        let range = match self.app.store().read_events(&sid, read, limit).await {
+        let range = match self.ctx.events.read_events(&sid, read, limit).await {
             Ok(r) => r,
             Err(e) => return self.subscribe_failed(&sid, e).await,
         };
@@ -391,7 +381,7 @@ impl Connection {
     async fn subscribe_failed(&mut self, sid: &Arc<str>, e: StoreError) -> Result<(), End> {
         tracing::warn!(session = %sid, error = %e, "subscribe failed");
         self.subs.remove(sid);
-        self.app.hub().unsubscribe(sid, self.handle.id);
+        self.ctx.hub.unsubscribe(sid, self.handle.id);
         self.send_error(
             "store_unavailable",
             "the store did not answer; subscribe again shortly",
@@ -431,8 +421,8 @@ impl Connection {
         let Some(sub) = self.subs.get(sid) else {
             return Ok(());
         };
-        let app = self.app.clone();
-        let mut pages = Pages::new(app.store(), sid, sub.epoch.clone(), sub.last, until);
+        let ctx = Arc::clone(&self.ctx);
+        let mut pages = Pages::new(&*ctx.events, sid, sub.epoch.clone(), sub.last, until);
         loop {
             let page = match pages.next(proto::REPLAY_PAGE).await {
                 Ok(Some(page)) => page,

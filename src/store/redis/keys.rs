@@ -1,41 +1,138 @@
-//! Every Redis key and channel name the gateway uses, in one place (PROTOCOL §3). The Lua
-//! scripts build the same names from the prefix; the README lists each with type and TTL.
+//! Every Redis key and channel name the gateway uses, built here and nowhere else: the Lua
+//! scripts receive theirs in `KEYS[]` (channels in `ARGV`) and build none. The README lists
+//! each key with its type and TTL.
+//!
+//! # Layout
+//! `{prefix}{tenant scope}{kind}:{{session}}[:{rest}]`, for example `afw:events:{demo}`.
+//! - **Tenant scope**: empty for the default tenant (so today's keys cost nothing), and
+//!   `t:{tenant}:` for any other, so tenants fill it in rather than rewrite every key. No
+//!   key kind is `t`, so the two cannot meet.
+//! - **Hash tags**: every key of a session's atomic steps carries the session id as its one
+//!   hash tag (`{demo}`), so each script touches one Redis Cluster slot.
+//! - **Caller-chosen parts** (session, event, chain and item ids) are escaped: `%` → `%25`,
+//!   `{` → `%7B`, `}` → `%7D`. So a tag always ends where its id ends, and since every key
+//!   kind has a fixed shape with at most one free-form part at its end, no two distinct ids
+//!   give one key.
+//!
+//! # Keys that span sessions
+//! The listing indexes ([`Keys::session_index`], [`Keys::chain_index`]) and the owner lookups
+//! ([`Keys::chain_owner`], [`Keys::item_owner`]) live in slots of their own. Scripts that
+//! update them beside a session's keys (create, append, delete, chain writes), and a batch
+//! append over several sessions, are the exceptions to one slot per step. The plan for
+//! Cluster: move index and owner updates out of the scripts into commands of their own that
+//! run after the session's step, pruned on read as the indexes already are, and split a batch
+//! by slot.
 
-/// Names under one prefix (`REDIS_PREFIX`, default `afw:`).
+use crate::domain::control::Queue;
+
+/// Names under one prefix (`REDIS_PREFIX`, default `afw:`) and one tenant.
 #[derive(Debug, Clone)]
 pub struct Keys {
+    /// Prefix and tenant scope: every name starts with this.
+    base: String,
     prefix: String,
 }
 
+/// A caller-chosen part of a key, escaped so it cannot end a hash tag or forge another id.
+fn part(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['%', '{', '}']) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '{' => out.push_str("%7B"),
+            '}' => out.push_str("%7D"),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
 impl Keys {
+    /// The default tenant's names.
     pub fn new(prefix: &str) -> Keys {
         Keys {
+            base: prefix.to_string(),
             prefix: prefix.to_string(),
         }
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
+    /// Another tenant's names (tenant ids are checked to be short and plain before this).
+    pub fn for_tenant(&self, tenant: &str) -> Keys {
+        Keys {
+            base: format!("{}t:{}:", self.prefix, part(tenant)),
+            prefix: self.prefix.clone(),
+        }
     }
 
-    /// HASH of a session's fields plus `_seq`, `_epoch`, `_idx`.
+    /// `{base}{kind}:{{session}}`: a session's key of one kind.
+    fn tagged(&self, kind: &str, session_id: &str) -> String {
+        format!("{}{kind}:{{{}}}", self.base, part(session_id))
+    }
+
+    /// HASH of a session's fields, plus `_epoch`, `_seq` (its stream), `_idx` (its member in
+    /// the listing index) and `_chains`.
     pub fn session(&self, id: &str) -> String {
-        format!("{}sessions:{id}", self.prefix)
+        self.tagged("sessions", id)
     }
 
     /// LIST of a session's stored events, oldest first.
     pub fn events(&self, id: &str) -> String {
-        format!("{}events:{id}", self.prefix)
+        self.tagged("events", id)
     }
 
-    /// ZSET (all scores 0) of `"{startedAt ms}:{id}"`, for listing sessions without `KEYS`.
+    /// STRING `{epoch}:{seq}`: the event with this `eventId` is stored in that stream.
+    pub fn dedup(&self, session_id: &str, event_id: &str) -> String {
+        format!("{}:{}", self.tagged("dedup", session_id), part(event_id))
+    }
+
+    /// ZSET of a session's live items in `queue`, scored by expiry (ms, Redis's clock).
+    pub fn queue(&self, queue: Queue, session_id: &str) -> String {
+        self.tagged(queue.name(), session_id)
+    }
+
+    /// HASH of the items of a session's `queue`: `r:{id}` its record, `t:{id}` set once it
+    /// is no longer pending, `a:{id}` its acknowledgement.
+    pub fn queue_items(&self, queue: Queue, session_id: &str) -> String {
+        format!("{}:items", self.queue(queue, session_id))
+    }
+
+    /// STRING: the session an item of `queue` belongs to (spans sessions; see above).
+    pub fn item_owner(&self, queue: Queue, item_id: &str) -> String {
+        format!("{}{}-owner:{}", self.base, queue.name(), part(item_id))
+    }
+
+    /// HASH of a chain: `json` (the chain) and `v` (its version).
+    pub fn chain(&self, session_id: &str, chain_id: &str) -> String {
+        format!("{}:{}", self.tagged("chain", session_id), part(chain_id))
+    }
+
+    /// LIST of a session's chain ids in creation order.
+    pub fn session_chains(&self, session_id: &str) -> String {
+        self.tagged("chains", session_id)
+    }
+
+    /// STRING: the session a chain id belongs to (spans sessions; see above).
+    pub fn chain_owner(&self, chain_id: &str) -> String {
+        format!("{}chain-owner:{}", self.base, part(chain_id))
+    }
+
+    /// ZSET (all scores 0) of `"{startedAt ms}:{id}"`, for listing sessions without `KEYS`
+    /// (spans sessions; see above).
     pub fn session_index(&self) -> String {
-        format!("{}index:sessions", self.prefix)
+        format!("{}index:sessions", self.base)
     }
 
-    /// HASH of a chain: `json` (the chain), `v` (its version), `sessionId`.
-    pub fn chain(&self, id: &str) -> String {
-        format!("{}chain:{id}", self.prefix)
+    /// ZSET of chains scored by last update (ms), members from [`chain_member`]; `active`:
+    /// only pending, running and paused ones (spans sessions; see above).
+    pub fn chain_index(&self, active: bool) -> String {
+        if active {
+            format!("{}index:chains:active", self.base)
+        } else {
+            format!("{}index:chains", self.base)
+        }
     }
 
     /// Pub/sub channel of every stored event.
@@ -43,23 +140,138 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
-    /// Pub/sub channel of other notifications (session deletions, ...).
+    /// Pub/sub channel of other notifications (commands, chains, wake-ups, deletions, probes).
     pub fn control_channel(&self) -> String {
         format!("{}control", self.prefix)
     }
 }
 
+/// A chain's member in the chain indexes: its session and id, as a JSON array.
+pub fn chain_member(session_id: &str, chain_id: &str) -> String {
+    serde_json::to_string(&[session_id, chain_id]).expect("strings serialize")
+}
+
+/// The session and chain id of a chain index member.
+pub fn parse_chain_member(member: &str) -> Option<(String, String)> {
+    let [s, c]: [String; 2] = serde_json::from_str(member).ok()?;
+    Some((s, c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
+
+    /// Redis Cluster's key slot: CRC16 (XMODEM) of the hash tag, or of the whole key.
+    fn slot(key: &str) -> u16 {
+        let b = key.as_bytes();
+        let tagged = b.iter().position(|&c| c == b'{').and_then(|open| {
+            let close = b[open + 1..].iter().position(|&c| c == b'}')?;
+            (close > 0).then(|| &b[open + 1..open + 1 + close])
+        });
+        let mut crc: u16 = 0;
+        for &byte in tagged.unwrap_or(b) {
+            crc ^= (byte as u16) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc % 16384
+    }
+
+    const IDS: [&str; 12] = [
+        "demo",
+        "a:b",
+        "a}b",
+        "{x}",
+        "}",
+        "{",
+        "%7D",
+        "a%b",
+        "sp ace",
+        "ü-日本",
+        "*",
+        "a:b:c",
+    ];
+
+    /// Every key of one session's atomic steps.
+    fn session_keys(k: &Keys, sid: &str) -> Vec<String> {
+        vec![
+            k.session(sid),
+            k.events(sid),
+            k.dedup(sid, "e:1"),
+            k.dedup(sid, "}{"),
+            k.queue(Queue::Commands, sid),
+            k.queue_items(Queue::Commands, sid),
+            k.queue(Queue::Input, sid),
+            k.queue_items(Queue::Input, sid),
+            k.session_chains(sid),
+            k.chain(sid, "c}1"),
+        ]
+    }
 
     #[test]
-    fn everything_follows_the_prefix() {
+    fn every_key_of_a_session_step_is_in_one_slot() {
+        for k in [Keys::new("afw:"), Keys::new("afw:").for_tenant("acme")] {
+            for sid in IDS {
+                let keys = session_keys(&k, sid);
+                let first = slot(&keys[0]);
+                for key in &keys {
+                    assert_eq!(slot(key), first, "{key} is not in {sid:?}'s slot");
+                }
+            }
+        }
+        assert_eq!(slot("afw:sessions:{demo}"), slot("demo"));
+    }
+
+    #[test]
+    fn no_two_distinct_ids_give_one_key() {
+        let k = Keys::new("afw:");
+        let mut seen = HashSet::new();
+        let mut n = 0;
+        for tenant in [None, Some("acme"), Some("t")] {
+            let k = tenant.map_or(k.clone(), |t| k.for_tenant(t));
+            for a in IDS {
+                n += 3;
+                seen.insert(k.item_owner(Queue::Commands, a));
+                seen.insert(k.item_owner(Queue::Input, a));
+                seen.insert(k.chain_owner(a));
+                for b in IDS {
+                    for key in [k.dedup(a, b), k.chain(a, b)] {
+                        n += 1;
+                        seen.insert(key);
+                    }
+                }
+                for key in session_keys(&k, a) {
+                    n += 1;
+                    seen.insert(key);
+                }
+            }
+        }
+        // Every (tenant, kind, ids) above is distinct, so every key must be.
+        assert_eq!(seen.len(), n);
+    }
+
+    #[test]
+    fn names_follow_the_prefix_and_read_plainly() {
         let k = Keys::new("x:");
-        assert_eq!(k.session("s"), "x:sessions:s");
-        assert_eq!(k.events("s"), "x:events:s");
+        assert_eq!(k.session("s"), "x:sessions:{s}");
+        assert_eq!(k.events("s"), "x:events:{s}");
+        assert_eq!(k.dedup("s", "e"), "x:dedup:{s}:e");
+        assert_eq!(k.queue(Queue::Commands, "s"), "x:commands:{s}");
+        assert_eq!(k.queue_items(Queue::Input, "s"), "x:input:{s}:items");
+        assert_eq!(k.chain("s", "c"), "x:chain:{s}:c");
+        assert_eq!(k.chain_owner("c"), "x:chain-owner:c");
         assert_eq!(k.session_index(), "x:index:sessions");
         assert_eq!(k.events_channel(), "x:events");
         assert_eq!(k.control_channel(), "x:control");
+        assert_eq!(k.for_tenant("acme").session("s"), "x:t:acme:sessions:{s}");
+        assert_eq!(k.session("a}b"), "x:sessions:{a%7Db}");
+        let m = chain_member("s:1", "c\"2");
+        assert_eq!(parse_chain_member(&m), Some(("s:1".into(), "c\"2".into())));
     }
 }

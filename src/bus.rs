@@ -1,0 +1,44 @@
+//! What instances tell each other, in the order the store published it: stored events, new
+//! commands, chain changes, queue wake-ups and deletions. Each store feeds one broadcast of
+//! these per instance (Redis through pub/sub, memory in-process); the fan-out reads it.
+
+use std::sync::Arc;
+
+use crate::domain::control::Queue;
+
+/// How many messages the bus holds for the fan-out before it counts as lagging (and resyncs
+/// from the store).
+pub const BUS_CAPACITY: usize = 65_536;
+
+/// What one instance's bus hands the hub, in the order the store published it.
+#[derive(Debug, Clone)]
+pub enum BusMessage {
+    /// A stored event.
+    Event(Arc<LiveEvent>),
+    /// The session was deleted; its subscribers are told and dropped.
+    SessionDeleted(Arc<str>),
+    /// Messages may have been lost (pub/sub reconnected or the bus lagged): every locally
+    /// subscribed session must be caught up from the store.
+    Resync,
+    /// A new command (its stored record): pushed to the session's subscribers, and it wakes
+    /// the session's command long polls.
+    Command {
+        session_id: Arc<str>,
+        record: Arc<str>,
+    },
+    /// A chain changed (its JSON as it now stands): pushed to the session's subscribers.
+    Chain {
+        session_id: Arc<str>,
+        chain: Arc<str>,
+    },
+    /// Something was queued: wakes the session's long polls on that queue.
+    Wake { session_id: Arc<str>, queue: Queue },
+}
+
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub session_id: Arc<str>,
+    pub seq: u64,
+    pub epoch: Arc<str>,
+    pub event: Arc<str>,
+}

@@ -1,0 +1,40 @@
+//! `GET /ws`: the upgrade. The connection itself is [`crate::realtime::ws`]; this only turns
+//! a request that is not a WebSocket upgrade into the API's JSON error.
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::realtime::ws;
+
+pub async fn upgrade(
+    State(app): State<AppState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(rejection) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "upgrade_required",
+                format!(
+                    "/ws takes WebSocket connections only ({})",
+                    rejection.body_text()
+                ),
+            )
+            .into_response()
+        }
+    };
+    let id = app.next_connection_id();
+    let ctx = app.ws_context();
+    let tracker = app.connections().clone();
+    ws::configure(upgrade).on_upgrade(move |socket| {
+        let span = tracing::debug_span!("ws", conn = id);
+        tracker.track_future(ws::serve(ctx, id, socket).instrument(span))
+    })
+}

@@ -1,0 +1,215 @@
+//! The agent control loop: commands (posted by people, polled and acknowledged by the agent)
+//! and input (answers for an agent that waits), over one queue store. Polls can long-poll:
+//! they register with the instance's [`Waiters`] *before* reading, and the bus wakes them
+//! when an item is queued on any instance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::chains::Chains;
+use super::events::Events;
+use super::sessions::Sessions;
+use super::waiters::Waiters;
+use super::ServiceError;
+use crate::domain::control::{self, CommandAck, NewCommand, NewInput, Queue};
+use crate::domain::session::check_session_id;
+use crate::metrics::Metrics;
+use crate::store::{QueueStore, StoreError};
+use crate::time::Now;
+
+/// Longest item id an acknowledgement may name.
+const MAX_ITEM_ID_CHARS: usize = 200;
+
+#[derive(Clone)]
+pub struct Control {
+    pub queues: Arc<dyn QueueStore>,
+    pub sessions: Sessions,
+    pub events: Events,
+    pub chains: Chains,
+    pub waiters: Arc<Waiters>,
+    /// How long a queued item lives (`QUEUE_TTL_SECS`).
+    pub ttl: Duration,
+    /// Cancelled on shutdown: long polls answer at once.
+    pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
+}
+
+/// An ISO time `ttl` from now.
+fn expires_at(ttl: Duration) -> String {
+    let later = chrono::Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
+    crate::time::format(later)
+}
+
+impl Control {
+    /// Queues a command for an existing session and announces it; returns its record.
+    pub async fn push_command(
+        &self,
+        session_id: &str,
+        body: NewCommand,
+    ) -> Result<Value, ServiceError> {
+        self.sessions.require(session_id).await?;
+        let command_id = uuid::Uuid::now_v7().to_string();
+        let now = Now::get();
+        let record = control::command_record(
+            body,
+            session_id,
+            &command_id,
+            &now.iso,
+            &expires_at(self.ttl),
+        )
+        .map_err(ServiceError::Invalid)?;
+        self.queues
+            .push(
+                Queue::Commands,
+                session_id,
+                &command_id,
+                &record.to_string(),
+                self.ttl,
+            )
+            .await?;
+        Ok(record)
+    }
+
+    /// Queues input for an existing session (from HTTP or a WebSocket `input` message);
+    /// returns the stored item.
+    pub async fn push_input(
+        &self,
+        session_id: &str,
+        body: NewInput,
+        source: &str,
+    ) -> Result<Value, ServiceError> {
+        self.sessions.require(session_id).await?;
+        let input_id = uuid::Uuid::now_v7().to_string();
+        let now = Now::get();
+        let item = control::input_item(body, &input_id, source, &now.iso, &expires_at(self.ttl))
+            .map_err(ServiceError::Invalid)?;
+        self.queues
+            .push(
+                Queue::Input,
+                session_id,
+                &input_id,
+                &item.to_string(),
+                self.ttl,
+            )
+            .await?;
+        Ok(item)
+    }
+
+    /// The session's pending items of `queue`, waiting up to `wait` for one to arrive.
+    pub async fn poll(
+        &self,
+        queue: Queue,
+        session_id: &str,
+        wait: Duration,
+        take: bool,
+    ) -> Result<Vec<Arc<str>>, ServiceError> {
+        check_session_id(session_id).map_err(ServiceError::invalid)?;
+        if wait.is_zero() {
+            return Ok(self.queues.pending(queue, session_id, take).await?);
+        }
+        // Registers before each read, so an item queued between the read and the wait still
+        // wakes it. Ends early (empty) when the instance shuts down; dropping the future (the
+        // client went away) unregisters.
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let waiting = self.waiters.register(session_id, queue);
+            let notified = waiting.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let items = self.queues.pending(queue, session_id, take).await?;
+            if !items.is_empty() {
+                return Ok(items);
+            }
+            tokio::select! {
+                _ = notified => continue,
+                _ = tokio::time::sleep_until(deadline) => return Ok(items),
+                _ = self.shutdown.cancelled() => return Ok(items),
+            }
+        }
+    }
+
+    /// Removes one queued input item; [`ServiceError::NotFound`] when it is not queued.
+    pub async fn ack_input(&self, session_id: &str, input_id: &str) -> Result<(), ServiceError> {
+        check_session_id(session_id).map_err(ServiceError::invalid)?;
+        match self
+            .queues
+            .ack(Queue::Input, Some(session_id), input_id, "{}")
+            .await?
+        {
+            Some(_) => Ok(()),
+            None => Err(ServiceError::NotFound("input")),
+        }
+    }
+
+    /// Acknowledges a command (of `session_id`, when given). The first acknowledgement is
+    /// published as a `command:acknowledged` event, and a successful `pause`, `resume` or
+    /// `cancel` moves the session's chains.
+    pub async fn ack_command(
+        &self,
+        session_id: Option<&str>,
+        command_id: &str,
+        ack: CommandAck,
+    ) -> Result<(), ServiceError> {
+        if let Some(s) = session_id {
+            check_session_id(s).map_err(ServiceError::invalid)?;
+        }
+        if command_id.is_empty() || command_id.chars().count() > MAX_ITEM_ID_CHARS {
+            return Err(ServiceError::NotFound("command"));
+        }
+        let now = Now::get();
+        let succeeded = ack.succeeded();
+        let outcome = json!({"result": ack.result, "error": ack.error, "acknowledgedAt": now.iso});
+        let Some(acked) = self
+            .queues
+            .ack(
+                Queue::Commands,
+                session_id,
+                command_id,
+                &outcome.to_string(),
+            )
+            .await?
+        else {
+            return Err(ServiceError::NotFound("command"));
+        };
+        if !acked.first {
+            return Ok(());
+        }
+        let record: Value = serde_json::from_str(&acked.record).unwrap_or_default();
+        let mut event = json!({
+            "sessionId": acked.session_id,
+            "type": "command:acknowledged",
+            "commandId": command_id,
+            "commandType": record["command"]["type"],
+            "success": succeeded,
+        });
+        if let Some(r) = ack.result {
+            event["result"] = r;
+        }
+        if let Some(e) = ack.error {
+            event["error"] = e;
+        }
+        self.events.store_event(event, &now).await?;
+        if succeeded {
+            if let Err(e) = self.chains.apply_command(&acked.session_id, &record).await {
+                self.metrics.chain_update_failures.inc();
+                tracing::warn!(session = %acked.session_id, error = %e, "could not move chains for a command");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Stored items as they are (not re-encoded). An item that is not JSON is an error, never
+/// silently left out: with take-all it has already left the queue.
+pub fn raw_items(items: &[Arc<str>]) -> Result<Vec<Box<serde_json::value::RawValue>>, StoreError> {
+    items
+        .iter()
+        .map(|s| {
+            serde_json::value::RawValue::from_string(s.to_string())
+                .map_err(|e| StoreError::Corrupt(format!("queued item: {e}")))
+        })
+        .collect()
+}

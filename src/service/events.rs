@@ -1,0 +1,147 @@
+//! Storing events: append and count them, move the chains they describe, and store the
+//! events the gateway itself produces. Reading by time scans the stream page by page.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::chains::{is_chain_event, Chains};
+use super::ServiceError;
+use crate::domain::event::{
+    draft_event, Appended, EventContext, EventDraft, EventRange, ReadFrom, MAX_READ_LIMIT,
+};
+use crate::metrics::Metrics;
+use crate::store::{EventStore, StoreError};
+use crate::time::Now;
+
+#[derive(Clone)]
+pub struct Events {
+    pub store: Arc<dyn EventStore>,
+    pub chains: Chains,
+    pub metrics: Arc<Metrics>,
+    /// Largest stored event (`MAX_EVENT_BYTES`); a batch is checked event by event.
+    pub max_event_bytes: usize,
+}
+
+/// Posted events that may move a chain, kept (with their place in the request) before the
+/// bodies are consumed by drafting.
+pub struct ChainEvents(Vec<(usize, Value)>);
+
+impl ChainEvents {
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a Value>) -> ChainEvents {
+        ChainEvents(
+            events
+                .into_iter()
+                .enumerate()
+                .filter(|(_, e)| is_chain_event(e))
+                .map(|(i, e)| (i, e.clone()))
+                .collect(),
+        )
+    }
+}
+
+impl Events {
+    /// Stores the drafts and counts the events that were new.
+    pub async fn append(
+        &self,
+        drafts: &[EventDraft],
+        now: &Now,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let stored = self.store.append(drafts, now).await?;
+        let new = stored.iter().filter(|a| !a.duplicate).count();
+        self.metrics.events_appended.inc_by(new as u64);
+        Ok(stored)
+    }
+
+    /// Stores posted events (drafted from the bodies `chain_events` was taken from), then
+    /// applies the chain events among them.
+    pub async fn post(
+        &self,
+        drafts: &[EventDraft],
+        chain_events: ChainEvents,
+        now: &Now,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let stored = self.append(drafts, now).await?;
+        if !chain_events.0.is_empty() {
+            let events: Vec<(Value, String)> = chain_events
+                .0
+                .into_iter()
+                .filter_map(|(i, e)| Some((e, drafts.get(i)?.event_id.clone())))
+                .collect();
+            self.chains.apply_events(&events).await;
+        }
+        Ok(stored)
+    }
+
+    /// Stores (and so publishes) an event the gateway itself produces.
+    pub async fn store_event(&self, event: Value, now: &Now) -> Result<(), ServiceError> {
+        let ctx = EventContext {
+            received_at: now.iso.clone(),
+            correlation_id: None,
+        };
+        let draft = draft_event(event, &ctx, "").map_err(ServiceError::Invalid)?;
+        self.append(&[draft], now).await?;
+        Ok(())
+    }
+
+    /// Events received at or after `cutoff`, scanning the stored stream page by page from its
+    /// oldest event. Returns the stream state and the seq of the first event returned.
+    pub async fn read_since(
+        &self,
+        session_id: &str,
+        cutoff: &str,
+        limit: usize,
+    ) -> Result<(EventRange, u64, Vec<Arc<str>>), StoreError> {
+        let mut after = 0;
+        let mut found: Vec<Arc<str>> = Vec::new();
+        let mut first_found = 0;
+        loop {
+            let range = self
+                .store
+                .read_events(session_id, ReadFrom::After(after), MAX_READ_LIMIT)
+                .await?;
+            let start = range.start_after(after);
+            let n = range.events.len() as u64;
+            for (i, e) in range.events.iter().enumerate() {
+                if found.len() == limit {
+                    break;
+                }
+                if !found.is_empty() || received_since(e, cutoff) {
+                    if found.is_empty() {
+                        first_found = start + i as u64;
+                    }
+                    found.push(Arc::clone(e));
+                }
+            }
+            let done = n == 0 || found.len() == limit || start + n > range.head_seq;
+            if done {
+                let first = if found.is_empty() {
+                    range.head_seq + 1
+                } else {
+                    first_found
+                };
+                return Ok((
+                    EventRange {
+                        events: Vec::new(),
+                        ..range
+                    },
+                    first,
+                    found,
+                ));
+            }
+            after = start + n - 1;
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Received<'a> {
+    #[serde(rename = "receivedAt", borrow)]
+    received_at: std::borrow::Cow<'a, str>,
+}
+
+/// Whether a stored event was received at or after `cutoff`. Stored `receivedAt` values all
+/// have the one fixed-width UTC format, so comparing the strings compares the instants.
+pub fn received_since(event: &str, cutoff: &str) -> bool {
+    serde_json::from_str::<Received<'_>>(event).is_ok_and(|r| *r.received_at >= *cutoff)
+}

@@ -1,0 +1,42 @@
+//! The service layer: what combines stores, called by both the HTTP handlers and the
+//! WebSocket connections. Each service is a small cloneable value holding only the stores and
+//! settings it needs; the HTTP edge extracts it from the app state (axum `FromRef`), so a
+//! handler's signature says what it may touch.
+//!
+//! - [`sessions::Sessions`]: load a session or say it is not there.
+//! - [`events::Events`]: append (and count, and move chains), read by time.
+//! - [`control::Control`]: commands and input: queue, long-poll, acknowledge.
+//! - [`chains::Chains`]: the compare-and-set loop around the chain state machine.
+//! - [`waiters::Waiters`]: the long polls waiting on this instance, woken from the bus.
+
+use crate::domain::FieldProblem;
+use crate::store::StoreError;
+
+pub mod chains;
+pub mod control;
+pub mod events;
+pub mod sessions;
+pub mod waiters;
+
+/// Why a service did not do what it was asked, by whose fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is invalid; nothing was changed (400, with every problem).
+    #[error("invalid request: {0:?}")]
+    Invalid(Vec<FieldProblem>),
+    /// The named thing does not exist (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The thing to create already exists (409).
+    #[error("{0} exists")]
+    Exists(&'static str),
+    /// The store failed, refused, or was contended (see [`StoreError`]).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    pub fn invalid(problem: FieldProblem) -> ServiceError {
+        ServiceError::Invalid(vec![problem])
+    }
+}

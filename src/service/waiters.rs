@@ -1,0 +1,98 @@
+//! Long polls waiting on a session's command or input queue. A wait registers here before it
+//! reads the store, and the fan-out wakes it when the bus says something was queued (on any
+//! instance), so a long poll answers as soon as an item arrives, never by re-reading on a
+//! timer. Entries disappear with their last waiter.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::Notify;
+
+use crate::domain::control::Queue;
+use crate::metrics::Metrics;
+
+type Key = (Arc<str>, Queue);
+
+pub struct Waiters {
+    map: DashMap<Key, Arc<Notify>>,
+    metrics: Arc<Metrics>,
+}
+
+/// One registered wait; dropping it (the poll answered, or its client went away) unregisters.
+pub struct Waiting<'a> {
+    waiters: &'a Waiters,
+    key: Key,
+    pub notify: Arc<Notify>,
+}
+
+impl Waiters {
+    pub fn new(metrics: Arc<Metrics>) -> Waiters {
+        Waiters {
+            map: DashMap::new(),
+            metrics,
+        }
+    }
+
+    pub fn register(&self, session_id: &str, queue: Queue) -> Waiting<'_> {
+        let key: Key = (session_id.into(), queue);
+        let notify = Arc::clone(self.map.entry(key.clone()).or_default().value());
+        self.metrics.long_polls.inc();
+        Waiting {
+            waiters: self,
+            key,
+            notify,
+        }
+    }
+
+    /// Wakes every wait on the session's queue on this instance.
+    pub fn wake(&self, session_id: &str, queue: Queue) {
+        if let Some(n) = self.map.get(&(Arc::from(session_id), queue)) {
+            n.notify_waiters();
+        }
+    }
+
+    /// Sessions and queues with a wait registered (for tests).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.waiters.metrics.long_polls.dec();
+        // The map's reference and ours: nobody else waits on this key.
+        self.waiters
+            .map
+            .remove_if(&self.key, |_, n| Arc::strong_count(n) <= 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_registered_wait_is_woken_and_the_entry_goes_with_it() {
+        let w = Waiters::new(Arc::default());
+        let waiting = w.register("s", Queue::Input);
+        {
+            let notified = waiting.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            w.wake("s", Queue::Commands);
+            w.wake("s", Queue::Input);
+            tokio::time::timeout(std::time::Duration::from_secs(1), notified)
+                .await
+                .expect("woken");
+        }
+        let second = w.register("s", Queue::Input);
+        drop(waiting);
+        assert_eq!(w.len(), 1, "still one waiter");
+        drop(second);
+        assert!(w.is_empty());
+    }
+}

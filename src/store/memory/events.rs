@@ -1,0 +1,100 @@
+//! Events in memory: appended to their session's slot under the one lock, and published on
+//! the bus before it is released.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::bus::{BusMessage, LiveEvent};
+use crate::domain::event::{Appended, EventDraft, EventRange, ReadFrom};
+use crate::domain::session::field;
+use crate::store::{EventStore, StoreError};
+use crate::time::Now;
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn append(&self, drafts: &[EventDraft], now: &Now) -> Result<Vec<Appended>, StoreError> {
+        let ttl = self.settings.session_ttl;
+        let cap = self.settings.max_events_per_session;
+        let window = self.settings.dedup_window;
+        let clock = Instant::now();
+        let mut state = self.state.lock();
+        let mut out = Vec::with_capacity(drafts.len());
+        for d in drafts {
+            let slot = state.sessions.slot_or_start(&d.session_id, now, clock, ttl);
+            slot.expires = clock + ttl;
+            slot.fields
+                .insert(field::UPDATED_AT.to_string(), now.iso.clone());
+            if let Some((seq, until)) = slot.dedup.get(&d.event_id) {
+                if *until > clock {
+                    out.push(Appended {
+                        session_id: d.session_id.clone(),
+                        event_id: d.event_id.clone(),
+                        seq: *seq,
+                        epoch: slot.epoch.to_string(),
+                        duplicate: true,
+                    });
+                    continue;
+                }
+            }
+            slot.seq += 1;
+            let seq = slot.seq;
+            let stored: Arc<str> = d.complete(seq).into();
+            slot.events.push_back(Arc::clone(&stored));
+            while slot.events.len() > cap {
+                slot.events.pop_front();
+            }
+            slot.dedup.insert(d.event_id.clone(), (seq, clock + window));
+            let epoch = Arc::clone(&slot.epoch);
+            out.push(Appended {
+                session_id: d.session_id.clone(),
+                event_id: d.event_id.clone(),
+                seq,
+                epoch: epoch.to_string(),
+                duplicate: false,
+            });
+            self.publish(BusMessage::Event(Arc::new(LiveEvent {
+                session_id: d.session_id.as_str().into(),
+                seq,
+                epoch,
+                event: stored,
+            })));
+        }
+        Ok(out)
+    }
+
+    async fn read_events(
+        &self,
+        session_id: &str,
+        from: ReadFrom,
+        limit: usize,
+    ) -> Result<EventRange, StoreError> {
+        let mut state = self.state.lock();
+        let Some(slot) = state.sessions.slot(session_id, Instant::now()) else {
+            return Ok(EventRange {
+                first_seq: 1,
+                ..EventRange::default()
+            });
+        };
+        let len = slot.events.len() as u64;
+        let first_seq = slot.seq + 1 - len;
+        let (skip, take) = match from {
+            ReadFrom::After(after) => {
+                let start = after.saturating_add(1).max(first_seq);
+                ((start - first_seq) as usize, limit)
+            }
+            ReadFrom::Tail(n) => {
+                let n = n.min(limit).min(len as usize);
+                (len as usize - n, n)
+            }
+        };
+        Ok(EventRange {
+            head_seq: slot.seq,
+            first_seq,
+            epoch: Some(slot.epoch.to_string()),
+            events: slot.events.iter().skip(skip).take(take).cloned().collect(),
+        })
+    }
+}

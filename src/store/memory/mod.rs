@@ -1,0 +1,93 @@
+//! The embedded store: everything in this process, for one instance and for development.
+//! Same semantics as Redis, including TTLs (checked on access and swept periodically), the
+//! per-session cap and the dedup window.
+//!
+//! One mutex guards one [`State`] made of each service's part (sessions with their streams,
+//! queues, chains), so a step that spans parts (an append that creates its session, a delete
+//! that takes the session's queues and chains with it) is as atomic as a Redis script. It is
+//! never held across an `.await`, and bus publishes happen under it, so the bus order is the
+//! seq order.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Bus, StoreSettings, Stores};
+use crate::bus::{BusMessage, BUS_CAPACITY};
+
+mod chains;
+mod events;
+mod queues;
+mod sessions;
+
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+pub struct MemoryStore {
+    state: Mutex<State>,
+    bus: broadcast::Sender<BusMessage>,
+    settings: StoreSettings,
+}
+
+/// Each service's data; a new service adds its part here and to [`State::sweep`].
+#[derive(Default)]
+struct State {
+    sessions: sessions::Sessions,
+    queues: queues::Queues,
+    chains: chains::Chains,
+}
+
+impl State {
+    /// Drops whatever has expired, so memory stays bounded without reads.
+    fn sweep(&mut self, now: Instant) {
+        self.sessions.sweep(now);
+        self.queues.sweep(now);
+        self.chains.sweep(now);
+    }
+}
+
+impl MemoryStore {
+    pub fn start(
+        settings: StoreSettings,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Stores {
+        let store = Arc::new(MemoryStore {
+            state: Mutex::new(State::default()),
+            bus: broadcast::channel(BUS_CAPACITY).0,
+            settings,
+        });
+        let sweeper = Arc::clone(&store);
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => sweeper.state.lock().sweep(Instant::now()),
+                }
+            }
+        });
+        Stores::of("memory", store)
+    }
+
+    /// Publishes on this process's bus (call with the state locked, so bus order is store
+    /// order).
+    fn publish(&self, msg: BusMessage) {
+        let _ = self.bus.send(msg);
+    }
+}
+
+#[async_trait]
+impl Bus for MemoryStore {
+    fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
+        self.bus.subscribe()
+    }
+
+    async fn readiness(&self) -> Result<(), String> {
+        Ok(())
+    }
+}

@@ -1,0 +1,207 @@
+//! Queues in memory: per session and queue, item ids oldest first and each item with its own
+//! expiry; per queue, which session an item id belongs to (for acknowledgements by id alone).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::bus::BusMessage;
+use crate::domain::control::Queue;
+use crate::store::{Acked, QueueStore, StoreError};
+
+#[derive(Default)]
+pub(super) struct Queues {
+    queues: HashMap<(Queue, String), SessionQueue>,
+    /// Which session each live item belongs to.
+    owners: HashMap<(Queue, String), String>,
+}
+
+#[derive(Default)]
+struct SessionQueue {
+    /// Item ids oldest first, pending or not.
+    order: VecDeque<String>,
+    items: HashMap<String, Item>,
+}
+
+struct Item {
+    record: Arc<str>,
+    expires: Instant,
+    /// Taken by a poll or acknowledged: no longer pending.
+    taken: bool,
+    acked: bool,
+}
+
+impl SessionQueue {
+    /// Forgets expired items; returns the ids it dropped.
+    fn prune(&mut self, now: Instant) -> Vec<String> {
+        let items = &mut self.items;
+        let mut gone = Vec::new();
+        self.order.retain(|id| match items.get(id) {
+            Some(i) if i.expires > now => true,
+            _ => {
+                items.remove(id);
+                gone.push(id.clone());
+                false
+            }
+        });
+        gone
+    }
+
+    /// Takes an item off the queue: kept (but no longer pending) or forgotten, as the queue's
+    /// policy says.
+    fn take(&mut self, queue: Queue, id: &str) -> bool {
+        if queue.keeps_taken() {
+            if let Some(i) = self.items.get_mut(id) {
+                i.taken = true;
+            }
+            false
+        } else {
+            self.items.remove(id);
+            self.order.retain(|o| o != id);
+            true
+        }
+    }
+}
+
+impl Queues {
+    pub fn remove_session(&mut self, session_id: &str) {
+        for queue in [Queue::Commands, Queue::Input] {
+            if let Some(q) = self.queues.remove(&(queue, session_id.to_string())) {
+                for id in q.order {
+                    self.owners.remove(&(queue, id));
+                }
+            }
+        }
+    }
+
+    pub fn sweep(&mut self, now: Instant) {
+        let owners = &mut self.owners;
+        self.queues.retain(|(queue, _), q| {
+            for id in q.prune(now) {
+                owners.remove(&(*queue, id));
+            }
+            !q.order.is_empty()
+        });
+    }
+}
+
+#[async_trait]
+impl QueueStore for MemoryStore {
+    async fn push(
+        &self,
+        queue: Queue,
+        session_id: &str,
+        item_id: &str,
+        record: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let record: Arc<str> = record.into();
+        let mut state = self.state.lock();
+        let queues = &mut state.queues;
+        let q = queues
+            .queues
+            .entry((queue, session_id.to_string()))
+            .or_default();
+        q.order.push_back(item_id.to_string());
+        q.items.insert(
+            item_id.to_string(),
+            Item {
+                record: Arc::clone(&record),
+                expires: Instant::now() + ttl,
+                taken: false,
+                acked: false,
+            },
+        );
+        queues
+            .owners
+            .insert((queue, item_id.to_string()), session_id.to_string());
+        self.publish(match queue {
+            Queue::Commands => BusMessage::Command {
+                session_id: session_id.into(),
+                record,
+            },
+            _ => BusMessage::Wake {
+                session_id: session_id.into(),
+                queue,
+            },
+        });
+        Ok(())
+    }
+
+    async fn pending(
+        &self,
+        queue: Queue,
+        session_id: &str,
+        take: bool,
+    ) -> Result<Vec<Arc<str>>, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let queues = &mut state.queues;
+        let key = (queue, session_id.to_string());
+        let Some(q) = queues.queues.get_mut(&key) else {
+            return Ok(Vec::new());
+        };
+        for id in q.prune(now) {
+            queues.owners.remove(&(queue, id));
+        }
+        let ids: Vec<String> = q
+            .order
+            .iter()
+            .filter(|id| q.items.get(*id).is_some_and(|i| !i.taken))
+            .cloned()
+            .collect();
+        let out = ids
+            .iter()
+            .filter_map(|id| q.items.get(id).map(|i| Arc::clone(&i.record)))
+            .collect();
+        if take {
+            for id in ids {
+                if q.take(queue, &id) {
+                    queues.owners.remove(&(queue, id));
+                }
+            }
+        }
+        if q.order.is_empty() {
+            queues.queues.remove(&key);
+        }
+        Ok(out)
+    }
+
+    async fn ack(
+        &self,
+        queue: Queue,
+        session_id: Option<&str>,
+        item_id: &str,
+        _ack: &str,
+    ) -> Result<Option<Acked>, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let queues = &mut state.queues;
+        let Some(owner) = queues.owners.get(&(queue, item_id.to_string())).cloned() else {
+            return Ok(None);
+        };
+        if session_id.is_some_and(|s| s != owner) {
+            return Ok(None);
+        }
+        let Some(q) = queues.queues.get_mut(&(queue, owner.clone())) else {
+            return Ok(None);
+        };
+        let Some(item) = q.items.get_mut(item_id).filter(|i| i.expires > now) else {
+            return Ok(None);
+        };
+        let first = !item.acked;
+        item.acked = true;
+        let record = Arc::clone(&item.record);
+        if q.take(queue, item_id) {
+            queues.owners.remove(&(queue, item_id.to_string()));
+        }
+        Ok(Some(Acked {
+            session_id: owner,
+            record,
+            first,
+        }))
+    }
+}

@@ -1,0 +1,86 @@
+//! Events on Redis: one script appends a whole batch (seq, dedup, trim, publish), one reads a
+//! consistent slice with where the stream stands.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redis::Value;
+
+use super::{corrupt, int, json_string, script, text, RedisStore};
+use crate::domain::event::{Appended, EventDraft, EventRange, ReadFrom};
+use crate::domain::session::index_member;
+use crate::store::{EventStore, StoreError};
+use crate::time::Now;
+
+#[async_trait]
+impl EventStore for RedisStore {
+    async fn append(&self, drafts: &[EventDraft], now: &Now) -> Result<Vec<Appended>, StoreError> {
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let k = &self.keys;
+        let mut inv = script!("events_append.lua").prepare_invoke();
+        inv.key(k.session_index())
+            .arg(self.settings.max_events_per_session)
+            .arg(self.ttl_secs())
+            .arg(self.settings.dedup_window.as_secs().max(1))
+            .arg(&now.iso)
+            .arg(index_member(now.ms, ""))
+            .arg(&*self.settings.instance_id)
+            .arg(uuid::Uuid::now_v7().simple().to_string())
+            .arg(k.events_channel());
+        for d in drafts {
+            inv.key(k.session(&d.session_id))
+                .key(k.events(&d.session_id))
+                .key(k.dedup(&d.session_id, &d.event_id))
+                .arg(&d.session_id)
+                .arg(json_string(&d.session_id))
+                .arg(&d.json_head);
+        }
+        let reply: Vec<Vec<Value>> = inv.invoke_async(&mut self.conn()).await?;
+        if reply.len() != drafts.len() {
+            return Err(corrupt("append"));
+        }
+        drafts
+            .iter()
+            .zip(reply)
+            .map(|(d, r)| match r.as_slice() {
+                [seq, epoch, dup] => Ok(Appended {
+                    session_id: d.session_id.clone(),
+                    event_id: d.event_id.clone(),
+                    seq: int(seq).ok_or_else(|| corrupt("append"))?,
+                    epoch: text(epoch).ok_or_else(|| corrupt("append"))?,
+                    duplicate: int(dup) == Some(1),
+                }),
+                _ => Err(corrupt("append")),
+            })
+            .collect()
+    }
+
+    async fn read_events(
+        &self,
+        session_id: &str,
+        from: ReadFrom,
+        limit: usize,
+    ) -> Result<EventRange, StoreError> {
+        let (mode, n) = match from {
+            ReadFrom::After(after) => ("after", after),
+            ReadFrom::Tail(n) => ("tail", n as u64),
+        };
+        let (head, epoch, first, events): (u64, String, i64, Vec<String>) =
+            script!("events_read.lua")
+                .key(self.keys.session(session_id))
+                .key(self.keys.events(session_id))
+                .arg(mode)
+                .arg(n)
+                .arg(limit)
+                .invoke_async(&mut self.conn())
+                .await?;
+        Ok(EventRange {
+            head_seq: head,
+            first_seq: u64::try_from(first).map_err(|_| corrupt("read"))?,
+            epoch: (!epoch.is_empty()).then_some(epoch),
+            events: events.into_iter().map(Arc::from).collect(),
+        })
+    }
+}

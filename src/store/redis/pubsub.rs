@@ -1,0 +1,230 @@
+//! The instance's one pub/sub connection: subscribes to the events and control channels,
+//! turns each message into a [`BusMessage`], reconnects with backoff on any drop (then asks
+//! the fan-out to resync from the store), and probes itself so that a subscription that stays
+//! open but no longer delivers is noticed too.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::keys::Keys;
+use crate::bus::{BusMessage, LiveEvent};
+use crate::domain::control::Queue;
+use crate::metrics::Metrics;
+
+const PUBSUB_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// The message published on `{prefix}events`, as the contract writes it.
+#[derive(Debug, Deserialize)]
+struct PublishedEvent<'a> {
+    #[serde(rename = "sessionId")]
+    session_id: String,
+    seq: u64,
+    epoch: String,
+    #[serde(borrow)]
+    event: &'a RawValue,
+}
+
+/// The instance's one pub/sub connection and what it needs to keep it honest.
+pub(super) struct PubSub {
+    pub(super) client: redis::Client,
+    /// The command connection, for probe publishes.
+    pub(super) conn: ConnectionManager,
+    pub(super) keys: Keys,
+    pub(super) bus: broadcast::Sender<BusMessage>,
+    pub(super) live: Arc<AtomicBool>,
+    pub(super) instance_id: Arc<str>,
+    pub(super) probe_every: Duration,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) connect_timeout: Duration,
+}
+
+/// Why a subscription ended.
+enum Ended {
+    Shutdown,
+    Dropped,
+    Wedged,
+}
+
+impl PubSub {
+    /// Subscribes to the events and control channels, turns each message into a
+    /// [`BusMessage`], and on any drop reconnects with backoff and sends
+    /// [`BusMessage::Resync`] so the hub fills what was published meanwhile.
+    pub(super) async fn run(self, shutdown: CancellationToken) {
+        let channels = [self.keys.events_channel(), self.keys.control_channel()];
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let connected = async {
+                let mut ps = self.client.get_async_pubsub().await?;
+                ps.subscribe(&channels).await?;
+                Ok::<_, redis::RedisError>(ps)
+            };
+            let attempt = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = tokio::time::timeout(self.connect_timeout, connected) => r,
+            };
+            match attempt {
+                Ok(Ok(ps)) => {
+                    self.live.store(true, Ordering::Release);
+                    self.metrics.pubsub_subscribes.inc();
+                    backoff = Duration::from_millis(50);
+                    tracing::info!(channel = %channels[0], "pub/sub subscribed");
+                    let _ = self.bus.send(BusMessage::Resync);
+                    let ended = self.pump(ps, &shutdown).await;
+                    self.live.store(false, Ordering::Release);
+                    match ended {
+                        Ended::Shutdown => return,
+                        Ended::Dropped => tracing::warn!("pub/sub connection lost; reconnecting"),
+                        Ended::Wedged => {
+                            self.metrics.pubsub_probe_timeouts.inc();
+                            tracing::warn!(
+                                probe_every = ?self.probe_every,
+                                "pub/sub probe did not come back: the subscription is wedged; \
+                                 resubscribing"
+                            );
+                        }
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "pub/sub connect failed"),
+                Err(_) => tracing::warn!("pub/sub connect timed out"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(PUBSUB_BACKOFF_MAX);
+        }
+    }
+
+    /// Forwards messages until the subscription ends. Every `probe_every` it publishes a
+    /// probe on the control channel; a connection can stay open while Redis no longer
+    /// delivers to it, and a probe still missing at the next tick shows exactly that.
+    async fn pump(&self, ps: redis::aio::PubSub, shutdown: &CancellationToken) -> Ended {
+        let events_channel = self.keys.events_channel();
+        let control_channel = self.keys.control_channel();
+        let mut messages = ps.into_on_message();
+        let mut probe = tokio::time::interval(self.probe_every);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sent: u64 = 0;
+        let mut awaiting: Option<u64> = None;
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => return Ended::Shutdown,
+                _ = probe.tick() => {
+                    if awaiting.is_some() {
+                        return Ended::Wedged;
+                    }
+                    sent += 1;
+                    awaiting = Some(sent);
+                    self.publish_probe(&control_channel, sent);
+                    continue;
+                }
+                m = messages.next() => m,
+            };
+            let Some(msg) = msg else {
+                return Ended::Dropped;
+            };
+            let decoded = if msg.get_channel_name() == events_channel {
+                decode_event(msg.get_payload_bytes())
+            } else {
+                decode_control(msg.get_payload_bytes())
+            };
+            match decoded {
+                Some(Control::Bus(m)) => {
+                    let _ = self.bus.send(m);
+                }
+                Some(Control::Probe { origin, n }) => {
+                    if *origin == *self.instance_id && awaiting.is_some_and(|a| n >= a) {
+                        awaiting = None;
+                    }
+                }
+                None => tracing::warn!(
+                    channel = msg.get_channel_name(),
+                    "ignoring a pub/sub message this gateway cannot read"
+                ),
+            }
+        }
+    }
+
+    /// Publishes probe `n` without holding up the message loop; a failed publish shows up
+    /// as a probe that does not come back.
+    fn publish_probe(&self, channel: &str, n: u64) {
+        let mut conn = self.conn.clone();
+        let channel = channel.to_string();
+        let payload =
+            serde_json::json!({"kind": "probe", "origin": &*self.instance_id, "n": n}).to_string();
+        tokio::spawn(async move {
+            let r: redis::RedisResult<i64> = conn.publish(channel, payload).await;
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "pub/sub probe publish failed");
+            }
+        });
+    }
+}
+
+/// A message from one of the instance's channels.
+enum Control {
+    Bus(BusMessage),
+    Probe { origin: String, n: u64 },
+}
+
+fn decode_event(payload: &[u8]) -> Option<Control> {
+    let p: PublishedEvent<'_> = serde_json::from_slice(payload).ok()?;
+    Some(Control::Bus(BusMessage::Event(Arc::new(LiveEvent {
+        session_id: p.session_id.into(),
+        seq: p.seq,
+        epoch: p.epoch.into(),
+        event: p.event.get().into(),
+    }))))
+}
+
+#[derive(Deserialize)]
+struct ControlMessage<'a> {
+    kind: String,
+    #[serde(rename = "sessionId", default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    origin: Option<String>,
+    #[serde(default)]
+    n: Option<u64>,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default, borrow)]
+    command: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    chain: Option<&'a RawValue>,
+}
+
+fn decode_control(payload: &[u8]) -> Option<Control> {
+    let m: ControlMessage<'_> = serde_json::from_slice(payload).ok()?;
+    match m.kind.as_str() {
+        "session_deleted" => Some(Control::Bus(BusMessage::SessionDeleted(
+            m.session_id?.into(),
+        ))),
+        "command" => Some(Control::Bus(BusMessage::Command {
+            session_id: m.session_id?.into(),
+            record: m.command?.get().into(),
+        })),
+        "chain" => Some(Control::Bus(BusMessage::Chain {
+            session_id: m.session_id?.into(),
+            chain: m.chain?.get().into(),
+        })),
+        "wake" => Some(Control::Bus(BusMessage::Wake {
+            session_id: m.session_id?.into(),
+            queue: Queue::parse(m.queue.as_deref()?)?,
+        })),
+        "probe" => Some(Control::Probe {
+            origin: m.origin?,
+            n: m.n?,
+        }),
+        _ => None,
+    }
+}

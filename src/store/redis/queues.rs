@@ -1,0 +1,110 @@
+//! Queues on Redis: per session and queue a ZSET of live items scored by expiry and a HASH of
+//! their records and states, changed only by the `queue_*` scripts; a small owner key per item
+//! lets an item be acknowledged by its id alone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::AsyncCommands;
+
+use super::{json_string, script, ttl_ms, RedisStore};
+use crate::domain::control::Queue;
+use crate::store::{Acked, QueueStore, StoreError};
+
+fn flag(b: bool) -> &'static str {
+    if b {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+#[async_trait]
+impl QueueStore for RedisStore {
+    async fn push(
+        &self,
+        queue: Queue,
+        session_id: &str,
+        item_id: &str,
+        record: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let k = &self.keys;
+        let sid = json_string(session_id);
+        let announcement = match queue {
+            Queue::Commands => {
+                format!("{{\"kind\":\"command\",\"sessionId\":{sid},\"command\":{record}}}")
+            }
+            _ => format!(
+                "{{\"kind\":\"wake\",\"queue\":\"{}\",\"sessionId\":{sid}}}",
+                queue.name()
+            ),
+        };
+        // The owner first: an item is never queued without it, and an owner whose item was
+        // never queued (the push below failed) only expires.
+        let _: () = self
+            .conn()
+            .pset_ex(k.item_owner(queue, item_id), session_id, ttl_ms(ttl))
+            .await?;
+        let _: i64 = script!("queue_push.lua")
+            .key(k.queue(queue, session_id))
+            .key(k.queue_items(queue, session_id))
+            .arg(item_id)
+            .arg(record)
+            .arg(ttl_ms(ttl))
+            .arg(k.control_channel())
+            .arg(announcement)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn pending(
+        &self,
+        queue: Queue,
+        session_id: &str,
+        take: bool,
+    ) -> Result<Vec<Arc<str>>, StoreError> {
+        let records: Vec<String> = script!("queue_pending.lua")
+            .key(self.keys.queue(queue, session_id))
+            .key(self.keys.queue_items(queue, session_id))
+            .arg(flag(take))
+            .arg(flag(queue.keeps_taken()))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(records.into_iter().map(Arc::from).collect())
+    }
+
+    async fn ack(
+        &self,
+        queue: Queue,
+        session_id: Option<&str>,
+        item_id: &str,
+        ack: &str,
+    ) -> Result<Option<Acked>, StoreError> {
+        let owner: Option<String> = self
+            .conn()
+            .get(self.keys.item_owner(queue, item_id))
+            .await?;
+        let Some(owner) = owner else {
+            return Ok(None);
+        };
+        if session_id.is_some_and(|s| s != owner) {
+            return Ok(None);
+        }
+        let reply: Option<(String, i64)> = script!("queue_ack.lua")
+            .key(self.keys.queue(queue, &owner))
+            .key(self.keys.queue_items(queue, &owner))
+            .arg(item_id)
+            .arg(ack)
+            .arg(flag(queue.keeps_taken()))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(reply.map(|(record, first)| Acked {
+            session_id: owner,
+            record: record.into(),
+            first: first == 1,
+        }))
+    }
+}

@@ -1,0 +1,67 @@
+-- Appends a batch of events in one atomic step (PROTOCOL §3). For each event: find or start
+-- the session's stream (epoch, seq), skip it if its eventId is a recent duplicate in this
+-- stream, else assign the next seq, RPUSH the stored JSON, LTRIM to the cap, mark the eventId,
+-- create the session when this is its first event, and PUBLISH it. Publishing inside the
+-- script makes the channel order of a session its seq order.
+--
+-- KEYS: session index, then per event: session, events, dedup marker.
+-- ARGV: maxEvents, ttlSecs, dedupSecs, nowIso, indexPrefix, origin, epochSeed, channel,
+--       then per event: sessionId, sessionIdAsJson, jsonHead (the stored JSON up to and
+--       including '"seq":').
+-- Returns per event: {seq, epoch, duplicate (0|1)}.
+local index = KEYS[1]
+local maxEvents = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local dedupTtl = tonumber(ARGV[3])
+local now = ARGV[4]
+local indexPrefix = ARGV[5]
+local origin = ARGV[6]
+local epochSeed = ARGV[7]
+local channel = ARGV[8]
+
+local results = {}
+local touched = {}
+local fresh = 0
+local n = (#KEYS - 1) / 3
+for i = 0, n - 1 do
+  local sKey, evKey, dedupKey = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
+  local sid, sidJson, head = ARGV[9 + 3 * i], ARGV[10 + 3 * i], ARGV[11 + 3 * i]
+  local epoch = redis.call('HGET', sKey, '_epoch')
+  if not epoch then
+    fresh = fresh + 1
+    epoch = epochSeed .. '-' .. fresh
+    if redis.call('HSETNX', sKey, 'id', sid) == 1 then
+      local idx = indexPrefix .. sid
+      redis.call('HSET', sKey, 'status', 'in_progress', 'startedAt', now, 'updatedAt', now, '_idx', idx)
+      redis.call('ZADD', index, 0, idx)
+    end
+    redis.call('HSET', sKey, '_epoch', epoch, '_seq', 0)
+    redis.call('DEL', evKey)
+  end
+  -- The marker is "{epoch}:{seq}": an eventId of an earlier stream is no duplicate.
+  local prior = redis.call('GET', dedupKey)
+  local priorEpoch, priorSeq
+  if prior then
+    priorEpoch, priorSeq = string.match(prior, '^(.*):(%d+)$')
+  end
+  if priorEpoch == epoch then
+    results[#results + 1] = { tonumber(priorSeq), epoch, 1 }
+  else
+    local seq = redis.call('HINCRBY', sKey, '_seq', 1)
+    local stored = head .. seq .. '}'
+    redis.call('RPUSH', evKey, stored)
+    redis.call('LTRIM', evKey, -maxEvents, -1)
+    redis.call('SET', dedupKey, epoch .. ':' .. seq, 'EX', dedupTtl)
+    redis.call('PUBLISH', channel,
+      '{"sessionId":' .. sidJson .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
+      '","timestamp":"' .. now .. '","origin":"' .. origin .. '","event":' .. stored .. '}')
+    results[#results + 1] = { seq, epoch, 0 }
+  end
+  touched[sKey] = evKey
+end
+for sKey, evKey in pairs(touched) do
+  redis.call('HSET', sKey, 'updatedAt', now)
+  redis.call('EXPIRE', sKey, ttl)
+  redis.call('EXPIRE', evKey, ttl)
+end
+return results

@@ -1,0 +1,34 @@
+-- Deletes a session with its events, queues and chains, drops it and its chains from the
+-- indexes, and tells every instance on the control channel (in the same step, so no event of
+-- the old stream can be published after the notice).
+-- KEYS: session, events, chain list, commands, command items, input, input items,
+--       session index, chain index, active chain index, then each chain's HASH, then each
+--       chain's owner key.
+-- ARGV: control channel, notice, n (the chains the caller read), n chain ids, n index members.
+-- Returns 1 when the session existed, 0 when it did not, -1 when the session's chains are not
+-- the n given (one was created meanwhile): read them again and retry.
+local sKey, chainList = KEYS[1], KEYS[3]
+local channel, notice, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ids = redis.call('LRANGE', chainList, 0, -1)
+if #ids ~= n then return -1 end
+for i = 1, n do
+  if ids[i] ~= ARGV[3 + i] then return -1 end
+end
+local existed = redis.call('EXISTS', sKey)
+local idx = redis.call('HGET', sKey, '_idx')
+if idx then
+  redis.call('ZREM', KEYS[8], idx)
+end
+for i = 1, n do
+  local member = ARGV[3 + n + i]
+  redis.call('ZREM', KEYS[9], member)
+  redis.call('ZREM', KEYS[10], member)
+end
+redis.call('DEL', sKey, KEYS[2], chainList, KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+for i = 11, #KEYS do
+  redis.call('DEL', KEYS[i])
+end
+if existed == 1 then
+  redis.call('PUBLISH', channel, notice)
+end
+return existed

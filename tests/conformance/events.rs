@@ -1,0 +1,267 @@
+//! Events: consecutive seqs, batches in order and all or nothing, reads by seq and time,
+//! idempotent eventIds, the per-session cap.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::{events_of, seqs, Env};
+
+async fn events_get_consecutive_seqs_and_create_the_session(env: Env) {
+    let gw = &env.gw;
+    let mut posters = Vec::new();
+    for p in 0..5 {
+        let http = gw.http.clone();
+        let url = gw.url("/api/events");
+        posters.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..20 {
+                let r = http
+                    .post(&url)
+                    .json(&json!({"sessionId": "seq-1", "type": "tick", "poster": p, "i": i}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                got.push(r.json::<Value>().await.unwrap()["seq"].as_u64().unwrap());
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for p in posters {
+        all.extend(p.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(all, (1..=100).collect::<Vec<_>>(), "each seq exactly once");
+
+    let page = events_of(gw, "seq-1", "").await;
+    assert_eq!(seqs(&page), (1..=100).collect::<Vec<_>>());
+    assert_eq!(page["headSeq"], 100);
+    assert!(page["epoch"].is_string());
+    let first = &page["events"][0];
+    for f in ["eventId", "receivedAt", "timestamp", "sessionId", "type"] {
+        assert!(first[f].is_string(), "stored event has {f}: {first}");
+    }
+
+    let (s, v) = gw.get("/api/sessions/seq-1").await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (200, Some("in_progress")),
+        "the first event creates the session: {v}"
+    );
+
+    // A client's own seq never overrides the store's.
+    let seq = gw
+        .post_event(json!({"sessionId": "seq-1", "type": "t", "seq": 5}))
+        .await;
+    assert_eq!(seq, 101);
+}
+
+async fn batch_follows_array_order_and_is_all_or_nothing(env: Env) {
+    let gw = &env.gw;
+    let (s, v) = gw
+        .post(
+            "/api/events/batch",
+            json!({"events": [
+                {"sessionId": "b1", "type": "a"},
+                {"sessionId": "b2", "type": "a"},
+                {"sessionId": "b1", "type": "b"},
+                {"sessionId": "b1", "type": "c"},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let got: Vec<(String, u64)> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["sessionId"].as_str().unwrap().to_string(),
+                r["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("b1".into(), 1),
+            ("b2".into(), 1),
+            ("b1".into(), 2),
+            ("b1".into(), 3)
+        ]
+    );
+    let types: Vec<_> = events_of(gw, "b1", "").await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types, ["a", "b", "c"]);
+
+    let (s, v) = gw
+        .post(
+            "/api/events/batch",
+            json!({"events": [{"sessionId": "b3", "type": "ok"}, {"sessionId": "b3"}]}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(v["details"][0]["field"], "events[1].type", "{v}");
+    assert_eq!(
+        events_of(gw, "b3", "").await["count"],
+        0,
+        "nothing of a rejected batch is stored"
+    );
+    let (s, _) = gw.get("/api/sessions/b3").await;
+    assert_eq!(s, 404);
+
+    let too_many: Vec<Value> = (0..1001)
+        .map(|_| json!({"sessionId": "b4", "type": "x"}))
+        .collect();
+    let (s, _) = gw
+        .post("/api/events/batch", json!({"events": too_many}))
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = gw.post("/api/events/batch", json!({"events": []})).await;
+    assert_eq!(s, 400);
+}
+
+async fn reads_by_after_since_and_recent(env: Env) {
+    let gw = &env.gw;
+    for i in 0..3 {
+        gw.post_event(json!({"sessionId": "r1", "type": "early", "i": i}))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let cutoff = afw_gateway::time::now().0;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for i in 0..2 {
+        gw.post_event(json!({"sessionId": "r1", "type": "late", "i": i}))
+            .await;
+    }
+
+    let page = events_of(gw, "r1", "?after=2&limit=2").await;
+    assert_eq!(seqs(&page), [3, 4]);
+    assert_eq!(page["nextAfter"], 4);
+    assert_eq!(page["headSeq"], 5);
+    let page = events_of(gw, "r1", "?after=4").await;
+    assert_eq!(seqs(&page), [5]);
+    assert!(
+        page.get("nextAfter").is_none(),
+        "no nextAfter at the head: {page}"
+    );
+    assert_eq!(
+        seqs(&events_of(gw, "r1", "?after=5").await),
+        Vec::<u64>::new()
+    );
+
+    let page = events_of(gw, "r1", &format!("?since={cutoff}")).await;
+    assert_eq!(
+        seqs(&page),
+        [4, 5],
+        "since returns events received at or after it"
+    );
+    let page = events_of(gw, "r1", &format!("?since={cutoff}&limit=1")).await;
+    assert_eq!(
+        (seqs(&page), page["nextAfter"].as_u64()),
+        (vec![4], Some(4))
+    );
+
+    let recent = events_of(gw, "r1", "/recent?limit=3&seconds=60").await;
+    assert_eq!(seqs(&recent), [3, 4, 5]);
+    assert!(recent["cutoffTime"].is_string());
+
+    let (s, v) = gw
+        .get("/api/events/r1?after=1&since=2026-01-01T00:00:00Z")
+        .await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("validation_failed")));
+    let (s, _) = gw.get("/api/events/r1?since=yesterday").await;
+    assert_eq!(s, 400);
+    let (s, _) = gw.get("/api/events/r1?limit=1001").await;
+    assert_eq!(s, 400);
+    let (s, _) = gw.get("/api/events/r1?after=-1").await;
+    assert_eq!(s, 400);
+    let page = events_of(gw, "r1", "?after=18446744073709551615").await;
+    assert_eq!(
+        (page["count"].as_u64(), page["headSeq"].as_u64()),
+        (Some(0), Some(5)),
+        "{page}"
+    );
+
+    let empty = events_of(gw, "never-posted", "").await;
+    assert_eq!(
+        (empty["count"].as_u64(), empty["headSeq"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(empty["epoch"].is_null());
+}
+
+async fn event_ids_are_idempotent(env: Env) {
+    let gw = &env.gw;
+    let (s, first) = gw
+        .post(
+            "/api/events",
+            json!({"sessionId": "i1", "type": "t", "eventId": "once"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    gw.post_event(json!({"sessionId": "i1", "type": "t"})).await;
+    let (s, again) = gw
+        .post(
+            "/api/events",
+            json!({"sessionId": "i1", "type": "t", "eventId": "once"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["seq"], first["seq"]);
+    let (s, v) = gw
+        .post(
+            "/api/events/batch",
+            json!({"events": [
+                {"sessionId": "i1", "type": "t", "eventId": "once"},
+                {"sessionId": "i1", "type": "t", "eventId": "twice"},
+                {"sessionId": "i1", "type": "t", "eventId": "twice"},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(v["results"][0]["duplicate"], true);
+    assert_eq!(v["results"][1]["seq"], 3);
+    assert_eq!(v["results"][2]["seq"], 3);
+    assert_eq!(v["results"][2]["duplicate"], true);
+    assert_eq!(seqs(&events_of(gw, "i1", "").await), [1, 2, 3]);
+    // The same eventId in another session is another event.
+    let (s, _) = gw
+        .post(
+            "/api/events",
+            json!({"sessionId": "i2", "type": "t", "eventId": "once"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+}
+
+async fn each_session_keeps_its_newest_events(env: Env) {
+    let gw = &env.gw;
+    for i in 0..8 {
+        gw.post_event(json!({"sessionId": "trim", "type": "t", "i": i}))
+            .await;
+    }
+    let page = events_of(gw, "trim", "").await;
+    assert_eq!(seqs(&page), [4, 5, 6, 7, 8]);
+    assert_eq!(page["headSeq"], 8);
+    assert_eq!(
+        seqs(&events_of(gw, "trim", "?after=1").await),
+        [4, 5, 6, 7, 8]
+    );
+    assert_eq!(seqs(&events_of(gw, "trim", "?after=6").await), [7, 8]);
+}
+
+conformance! {
+    events_get_consecutive_seqs_and_create_the_session => crate::defaults,
+    batch_follows_array_order_and_is_all_or_nothing => crate::defaults,
+    reads_by_after_since_and_recent => crate::defaults,
+    event_ids_are_idempotent => crate::defaults,
+    each_session_keeps_its_newest_events => |c| c.max_events_per_session = 5,
+}

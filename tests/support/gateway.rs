@@ -1,0 +1,321 @@
+//! Gateway instances for tests: in this process on `127.0.0.1:0` ([`Gateway`]) or as a child
+//! process of the real binary ([`GatewayProcess`]), both reached through an [`Endpoint`].
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use afw_gateway::Config;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::redis::RedisServer;
+use super::WAIT;
+
+/// The HTTP and WebSocket address of a gateway instance, with request helpers. Both kinds of
+/// instance ([`Gateway`] in this process, [`GatewayProcess`] as a child) deref to it.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub addr: std::net::SocketAddr,
+    pub http: reqwest::Client,
+}
+
+impl Endpoint {
+    pub fn new(addr: std::net::SocketAddr) -> Endpoint {
+        Endpoint {
+            addr,
+            http: reqwest::Client::builder()
+                .timeout(WAIT)
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(r) = self.http.get(self.url("/ready")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway on {} never became ready",
+                self.addr
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends a request (with a JSON body when given) and reads the JSON answer.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut rb = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            rb = rb.json(&body);
+        }
+        status_json(rb.send().await.expect("HTTP request")).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Posts an event and returns its seq (panics unless stored).
+    pub async fn post_event(&self, body: Value) -> u64 {
+        let (status, v) = self.post("/api/events", body).await;
+        assert!(status == 201 || status == 200, "post event: {status} {v}");
+        v["seq"].as_u64().expect("seq")
+    }
+
+    /// The value of one metric line of `/metrics` (e.g. `afw_gap_fills_total`), 0 if absent.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .find_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                (k == name).then(|| v.parse().ok())?
+            })
+            .unwrap_or(0.0)
+    }
+}
+
+/// One gateway instance running in this process on its own loopback port.
+pub struct Gateway {
+    endpoint: Endpoint,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+impl Gateway {
+    /// Starts an instance and waits until `/ready` answers 200.
+    pub async fn start(config: Config) -> Gateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            afw_gateway::run(config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("gateway run");
+        });
+        let gw = Gateway {
+            endpoint: Endpoint::new(addr),
+            stop: Some(stop),
+            handle: Some(handle),
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
+    }
+
+    /// Stops the instance and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(WAIT, h).await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+    }
+}
+
+/// The gateway binary as a child process (for faults a process can suffer: `kill -9`,
+/// SIGTERM, its own RSS). It binds port 0 and the test reads the address from its log.
+pub struct GatewayProcess {
+    endpoint: Endpoint,
+    child: Child,
+}
+
+impl std::ops::Deref for GatewayProcess {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+impl GatewayProcess {
+    /// Starts `afw-gateway` with `env` (plus PORT=0 and JSON logs) and waits until ready.
+    pub async fn start(env: &[(&str, String)]) -> GatewayProcess {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_afw-gateway"));
+        cmd.env_clear()
+            .env("PORT", "0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn afw-gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the log for the bound address, then keeps draining it so the child never
+        // blocks on a full pipe.
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(t) = &tx {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        if v["fields"]["message"] == "afw-gateway listening" {
+                            if let Some(addr) = v["fields"]["addr"].as_str() {
+                                let _ = t.send(addr.to_string());
+                                tx = None;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(WAIT))
+            .await
+            .expect("join")
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("afw-gateway did not log its address")
+            });
+        let gw = GatewayProcess {
+            endpoint: Endpoint::new(addr.parse().expect("socket address")),
+            child,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
+    }
+
+    /// `kill -9`: the process ends without closing anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM.
+    pub fn term(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, or None if still running.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Resident memory of the process, in KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid())
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// VmRSS of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
+    };
+    (status, v)
+}
+
+/// A gateway config on the given Redis (or the memory store for `None`).
+pub fn config(redis: Option<&RedisServer>) -> Config {
+    Config {
+        redis_url: redis.map(|r| r.url()),
+        ..Config::default()
+    }
+}
