@@ -111,6 +111,11 @@ pub struct Config {
     pub shutdown_timeout: Duration,
 }
 
+/// The contract's WebSocket ping interval (PROTOCOL §2)...
+pub const DEFAULT_WS_PING_EVERY: Duration = Duration::from_secs(25);
+/// ...and how long a pong may take.
+pub const DEFAULT_WS_PONG_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -129,8 +134,8 @@ impl Default for Config {
             ws_outbound_limit_bytes: DEFAULT_WS_OUTBOUND_LIMIT_BYTES,
             log_format: LogFormat::Pretty,
             insecure: false,
-            ws_ping_every: crate::realtime::protocol::PING_EVERY,
-            ws_pong_timeout: crate::realtime::protocol::PONG_TIMEOUT,
+            ws_ping_every: DEFAULT_WS_PING_EVERY,
+            ws_pong_timeout: DEFAULT_WS_PONG_TIMEOUT,
             pubsub_probe_every: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
         }

@@ -11,9 +11,9 @@ use crate::store::StoreError;
 /// Protocol version announced on connect.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The server pings this often...
-pub const PING_EVERY: Duration = Duration::from_secs(25);
+pub const PING_EVERY: Duration = crate::config::DEFAULT_WS_PING_EVERY;
 /// ...and closes a connection whose pong has not come back within this.
-pub const PONG_TIMEOUT: Duration = Duration::from_secs(10);
+pub const PONG_TIMEOUT: Duration = crate::config::DEFAULT_WS_PONG_TIMEOUT;
 /// Largest message a client may send.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
 /// Sessions one connection may be subscribed to at once.

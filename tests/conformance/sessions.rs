@@ -211,10 +211,63 @@ async fn awaiting_sets_state_and_publishes_an_event(env: Env) {
     assert_eq!(page["events"][0]["quickResponses"], json!(["yes", "no"]));
 }
 
+async fn deleting_a_session_takes_its_stream_input_and_chains(env: Env) {
+    let gw = &env.gw;
+    gw.post("/api/sessions", json!({"id": "gone"})).await;
+    gw.post_event(json!({"sessionId": "gone", "type": "t"}))
+        .await;
+    gw.post("/api/sessions/gone/input", json!({"input": "yes"}))
+        .await;
+    let (s, cmd) = gw
+        .post("/api/sessions/gone/commands", json!({"type": "pause"}))
+        .await;
+    assert_eq!(s, 201, "{cmd}");
+    let (s, v) = gw
+        .post(
+            "/api/sessions/gone/chains",
+            json!({"id": "gone-chain", "title": "t"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+
+    let (s, _) = gw.delete("/api/sessions/gone").await;
+    assert_eq!(s, 204);
+    let (s, _) = gw.get("/api/chains/gone-chain").await;
+    assert_eq!(s, 404, "its chains go with it");
+    gw.post("/api/sessions", json!({"id": "gone"})).await;
+    let v = events_of(gw, "gone", "").await;
+    assert_eq!(
+        (v["count"].as_u64(), v["headSeq"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    let (_, v) = gw.get("/api/sessions/gone/input").await;
+    assert_eq!(v["count"], 0, "its input goes with it: {v}");
+    let (_, v) = gw.get("/api/sessions/gone/commands").await;
+    assert_eq!(v["count"], 0, "its commands are no longer pending: {v}");
+    let (_, v) = gw.get("/api/sessions/gone/chains").await;
+    assert_eq!(v["count"], 0, "{v}");
+    let id = cmd["commandId"].as_str().unwrap();
+    let (s, v) = gw.post(&format!("/api/commands/{id}/ack"), json!({})).await;
+    assert_eq!(
+        s, 200,
+        "a late acknowledgement still finds its command: {v}"
+    );
+    gw.post("/api/sessions", json!({"id": "other"})).await;
+    let (s, v) = gw
+        .post(
+            "/api/sessions/other/chains",
+            json!({"id": "gone-chain", "title": "t"}),
+        )
+        .await;
+    assert_eq!(s, 201, "the chain id is free again: {v}");
+}
+
 conformance! {
     session_crud => crate::defaults,
     concurrent_patches_of_different_fields_both_survive => crate::defaults,
     sessions_expire_and_their_stream_starts_a_new_epoch => |c| c.session_ttl_secs = 1,
     sessions_list_pages_and_filters => crate::defaults,
     awaiting_sets_state_and_publishes_an_event => crate::defaults,
+    deleting_a_session_takes_its_stream_input_and_chains => crate::defaults,
 }

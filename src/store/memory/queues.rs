@@ -67,9 +67,16 @@ impl SessionQueue {
 }
 
 impl Queues {
+    /// A deleted session's items stop being pending; those of a queue that keeps taken
+    /// items stay until they expire (a late acknowledgement still finds its command).
     pub fn remove_session(&mut self, session_id: &str) {
         for queue in [Queue::Commands, Queue::Input] {
-            if let Some(q) = self.queues.remove(&(queue, session_id.to_string())) {
+            let key = (queue, session_id.to_string());
+            if queue.keeps_taken() {
+                if let Some(q) = self.queues.get_mut(&key) {
+                    q.items.values_mut().for_each(|i| i.taken = true);
+                }
+            } else if let Some(q) = self.queues.remove(&key) {
                 for id in q.order {
                     self.owners.remove(&(queue, id));
                 }

@@ -1,4 +1,5 @@
--- Acknowledges an item and takes it off the queue. KEYS: the queue (ZSET), its items (HASH).
+-- Acknowledges an item and takes it off the queue.
+-- KEYS: the queue (ZSET), its items (HASH).
 -- ARGV: itemId, ack (JSON), keep ("1"/"0": the item stays readable until it expires).
 -- Returns nil for an unknown or expired item, else {record, first (1/0)}.
 local q, items = KEYS[1], KEYS[2]

@@ -1,4 +1,5 @@
--- The queue's pending items, oldest first. KEYS: the queue (ZSET), its items (HASH).
+-- The queue's pending items, oldest first.
+-- KEYS: the queue (ZSET), its items (HASH).
 -- ARGV: take ("1"/"0"), keep ("1"/"0": taken items stay readable until they expire).
 -- With take, what is returned leaves the pending items in this same step, so two pollers
 -- never get the same item.

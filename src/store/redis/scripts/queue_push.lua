@@ -1,4 +1,5 @@
--- Queues an item. KEYS: the queue (ZSET), its items (HASH).
+-- Queues an item.
+-- KEYS: the queue (ZSET), its items (HASH).
 -- ARGV: itemId, record (JSON), ttlMs, channel, announcement.
 -- Scores are the item's expiry (Redis's clock, ms) times 1000 plus a per-queue counter, so
 -- the queue reads oldest first even within one millisecond, and expired items are dropped by

@@ -1,6 +1,7 @@
--- Deletes a session with its events, queues and chains, drops it and its chains from the
+-- Deletes a session with its events, input and chains, drops it and its chains from the
 -- indexes, and tells every instance on the control channel (in the same step, so no event of
--- the old stream can be published after the notice).
+-- the old stream can be published after the notice). Its commands stop being pending but
+-- stay until they expire, so a late acknowledgement still finds its command.
 -- KEYS: session, events, chain list, commands, command items, input, input items,
 --       session index, chain index, active chain index, then each chain's HASH, then each
 --       chain's owner key.
@@ -24,7 +25,10 @@ for i = 1, n do
   redis.call('ZREM', KEYS[9], member)
   redis.call('ZREM', KEYS[10], member)
 end
-redis.call('DEL', sKey, KEYS[2], chainList, KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  redis.call('HSET', KEYS[5], 't:' .. id, '1')
+end
+redis.call('DEL', sKey, KEYS[2], chainList, KEYS[6], KEYS[7])
 for i = 11, #KEYS do
   redis.call('DEL', KEYS[i])
 end
