@@ -26,10 +26,10 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     config: Config,
     stores: Stores,
-    sessions: Sessions,
-    events: Events,
-    control: Control,
-    chains: Chains,
+    sessions: Arc<Sessions>,
+    events: Arc<Events>,
+    control: Arc<Control>,
+    chains: Arc<Chains>,
     hub: Arc<Hub>,
     /// What each WebSocket connection holds of the instance.
     ws: Arc<WsContext>,
@@ -89,10 +89,10 @@ impl AppState {
         AppState(Arc::new(Inner {
             config,
             stores,
-            sessions,
-            events,
-            control,
-            chains,
+            sessions: Arc::new(sessions),
+            events: Arc::new(events),
+            control: Arc::new(control),
+            chains: Arc::new(chains),
             hub,
             ws,
             instance_id,
@@ -160,12 +160,13 @@ impl AppState {
     }
 }
 
-/// Each service (and the config) as an axum substate of the app.
+/// Each service as an axum substate of the app. Behind one `Arc` each, so extracting one
+/// costs a single reference count, as extracting the whole app did.
 macro_rules! substate {
     ($($ty:ty => $field:ident),* $(,)?) => {$(
-        impl FromRef<AppState> for $ty {
-            fn from_ref(app: &AppState) -> $ty {
-                app.0.$field.clone()
+        impl FromRef<AppState> for Arc<$ty> {
+            fn from_ref(app: &AppState) -> Arc<$ty> {
+                Arc::clone(&app.0.$field)
             }
         }
     )*};
@@ -176,5 +177,4 @@ substate! {
     Events => events,
     Control => control,
     Chains => chains,
-    Stores => stores,
 }

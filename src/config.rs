@@ -57,6 +57,7 @@ pub struct Config {
         env = "AFW_API_KEYS",
         value_name = "AFW_API_KEYS",
         value_delimiter = ',',
+        value_parser = trimmed,
         hide_env_values = true
     )]
     pub api_keys: Vec<String>,
@@ -65,7 +66,8 @@ pub struct Config {
         long,
         env = "AFW_CORS_ORIGINS",
         value_name = "AFW_CORS_ORIGINS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = trimmed
     )]
     pub cors_origins: Vec<String>,
     /// Seconds a session and its events live after their last activity.
@@ -158,6 +160,11 @@ fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
 }
 
 /// A number of seconds, decimals allowed (`25`, `0.5`), between 1 ms and one day.
+/// One item of a comma-separated list, without the spaces around it (`"k1, k2"`).
+fn trimmed(text: &str) -> Result<String, String> {
+    Ok(text.trim().to_string())
+}
+
 fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .trim()
@@ -269,6 +276,27 @@ mod tests {
         let parsed = Config::from_arg_matches(&matches).unwrap();
         assert_eq!(format!("{parsed:?}"), format!("{:?}", Config::default()));
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn listed_keys_and_origins_are_trimmed_and_empty_ones_refused() {
+        use clap::{CommandFactory, FromArgMatches};
+        let parse = |args: &[&str]| {
+            let cmd = Config::command().mut_args(|a| a.env(None));
+            let m = cmd.try_get_matches_from(args).unwrap();
+            Config::from_arg_matches(&m).unwrap()
+        };
+        let c = parse(&[
+            "afw-gateway",
+            "--api-keys",
+            "k1, k2",
+            "--cors-origins",
+            " http://a , http://b",
+        ]);
+        assert_eq!(c.api_keys, ["k1", "k2"]);
+        assert_eq!(c.cors_origins, ["http://a", "http://b"]);
+        let c = parse(&["afw-gateway", "--api-keys", "k1, ,k2"]);
+        assert_eq!(c.validate().unwrap_err().var, "AFW_API_KEYS");
     }
 
     #[test]

@@ -26,14 +26,7 @@ pub struct NewChainBody {
 }
 
 pub fn check_chain_id(id: &str) -> Result<(), FieldProblem> {
-    if id.is_empty() || id.chars().count() > MAX_CHAIN_ID_CHARS || id.chars().any(char::is_control)
-    {
-        return Err(FieldProblem::new(
-            "id",
-            format!("must be 1-{MAX_CHAIN_ID_CHARS} characters without control characters"),
-        ));
-    }
-    Ok(())
+    super::check_id("id", id, MAX_CHAIN_ID_CHARS)
 }
 
 /// Steps as given: strings (titles) or objects with `stepNumber?`, `title?`/`name?`,

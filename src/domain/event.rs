@@ -84,6 +84,7 @@ impl EventRange {
     }
 }
 
+/// Checks a string field: an id field (`…Id`) by the one id rule, any other by its length.
 fn check_string(
     obj: &Map<String, Value>,
     key: &str,
@@ -96,6 +97,9 @@ fn check_string(
         None | Some(Value::Null) if !required => {}
         None | Some(Value::Null) => {
             problems.push(FieldProblem::new(format!("{prefix}{key}"), "is required"))
+        }
+        Some(Value::String(s)) if key.ends_with("Id") => {
+            problems.extend(super::check_id(&format!("{prefix}{key}"), s, max).err());
         }
         Some(Value::String(s)) => {
             let n = s.chars().count();

@@ -20,6 +20,19 @@ pub struct FieldProblem {
     pub problem: String,
 }
 
+/// The one rule for every id a caller chooses (sessions, events, chains): 1 to `max`
+/// characters, none of them a control character (ids reach logs, keys and headers).
+pub fn check_id(field: &str, id: &str, max: usize) -> Result<(), FieldProblem> {
+    let n = id.chars().count();
+    if n == 0 || n > max || id.chars().any(char::is_control) {
+        return Err(FieldProblem::new(
+            field,
+            format!("must be 1-{max} characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
 impl FieldProblem {
     pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
         FieldProblem {

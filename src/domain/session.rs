@@ -170,14 +170,7 @@ pub type Fields = Vec<(&'static str, String)>;
 
 /// Validates a session id taken from a path or message.
 pub fn check_session_id(id: &str) -> Result<(), FieldProblem> {
-    let n = id.chars().count();
-    if n == 0 || n > MAX_SESSION_ID_CHARS {
-        return Err(FieldProblem::new(
-            "sessionId",
-            format!("must be 1-{MAX_SESSION_ID_CHARS} characters"),
-        ));
-    }
-    Ok(())
+    super::check_id("sessionId", id, MAX_SESSION_ID_CHARS)
 }
 
 #[cfg(test)]
@@ -208,5 +201,8 @@ mod tests {
         assert_eq!(index_member(5, "a:b"), "0000000000005:a:b");
         assert!(check_session_id("").is_err());
         assert!(check_session_id(&"x".repeat(201)).is_err());
+        assert!(check_session_id("a\u{0}b").is_err());
+        assert!(check_session_id("a\r\nb").is_err());
+        assert!(check_session_id("a:{b} *ü").is_ok());
     }
 }

@@ -2,6 +2,8 @@
 //! and the compare-and-set loop [`crate::service::chains`]; these handlers parse, call them,
 //! and map the result.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,13 +21,16 @@ use crate::service::chains::Chains;
 use crate::service::sessions::Sessions;
 use crate::store::ChainFilter;
 
+/// Longest stale limit a cleanup may name: ten years.
+const MAX_STALE_SECS: u64 = 10 * 365 * 24 * 3600;
+
 fn chain_path_id(id: &str) -> Result<(), ApiError> {
     check_chain_id(id).map_err(|p| ApiError::validation(vec![p]))
 }
 
 pub async fn create(
-    State(chains): State<Chains>,
-    State(sessions): State<Sessions>,
+    State(chains): State<Arc<Chains>>,
+    State(sessions): State<Arc<Sessions>>,
     ApiPath(session_id): ApiPath<String>,
     ApiJson(body): ApiJson<NewChainBody>,
 ) -> Result<Response, ApiError> {
@@ -39,7 +44,7 @@ pub async fn create(
 }
 
 pub async fn patch(
-    State(chains): State<Chains>,
+    State(chains): State<Arc<Chains>>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ChainPatch>,
 ) -> Result<Response, ApiError> {
@@ -55,7 +60,7 @@ pub async fn patch(
 }
 
 pub async fn get(
-    State(chains): State<Chains>,
+    State(chains): State<Arc<Chains>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     chain_path_id(&id)?;
@@ -66,7 +71,7 @@ pub async fn get(
 }
 
 pub async fn of_session(
-    State(chains): State<Chains>,
+    State(chains): State<Arc<Chains>>,
     ApiPath(session_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     session_path_id(&session_id)?;
@@ -83,7 +88,7 @@ pub struct ListQuery {
 /// `?status=active` (pending, in_progress or paused), a single status, or every chain; most
 /// recently updated first.
 pub async fn list(
-    State(chains): State<Chains>,
+    State(chains): State<Arc<Chains>>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let (filter, only) = match q.status.as_deref() {
@@ -105,7 +110,7 @@ pub async fn list(
     Ok(Json(json!({"count": list.len(), "chains": list})).into_response())
 }
 
-pub async fn stats(State(chains): State<Chains>) -> Result<Response, ApiError> {
+pub async fn stats(State(chains): State<Arc<Chains>>) -> Result<Response, ApiError> {
     let all = chains.list(ChainFilter::All).await?;
     Ok(Json(chain::stats(&all)).into_response())
 }
@@ -118,9 +123,18 @@ pub struct CleanupBody {
 
 /// Fails active chains with no update for `staleSecs` (default `CHAIN_STALE_SECS`).
 pub async fn cleanup(
-    State(chains): State<Chains>,
+    State(chains): State<Arc<Chains>>,
     ApiJson(body): ApiJson<CleanupBody>,
 ) -> Result<Response, ApiError> {
+    if body
+        .stale_secs
+        .is_some_and(|s| s == 0 || s > MAX_STALE_SECS)
+    {
+        return Err(ApiError::validation(vec![FieldProblem::new(
+            "staleSecs",
+            format!("must be 1-{MAX_STALE_SECS} seconds"),
+        )]));
+    }
     let stale = body
         .stale_secs
         .map_or(chains.stale_after, std::time::Duration::from_secs);

@@ -30,7 +30,7 @@ fn context(headers: &HeaderMap, now: &Now) -> EventContext {
 }
 
 pub async fn post_one(
-    State(events): State<Events>,
+    State(events): State<Arc<Events>>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
@@ -65,7 +65,7 @@ pub struct Batch {
 }
 
 pub async fn post_batch(
-    State(events): State<Events>,
+    State(events): State<Arc<Events>>,
     headers: HeaderMap,
     ApiJson(batch): ApiJson<Batch>,
 ) -> Result<Response, ApiError> {
@@ -157,7 +157,7 @@ fn json_response(status: StatusCode, head: Value, events: &[Arc<str>]) -> Respon
 }
 
 pub async fn read(
-    State(events): State<Events>,
+    State(events): State<Arc<Events>>,
     ApiPath(session_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
@@ -220,7 +220,7 @@ pub struct RecentQuery {
 }
 
 pub async fn recent(
-    State(events): State<Events>,
+    State(events): State<Arc<Events>>,
     ApiPath(session_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<RecentQuery>,
 ) -> Result<Response, ApiError> {

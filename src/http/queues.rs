@@ -2,6 +2,8 @@
 //! the agent) and input (answers for an agent that waits). The queueing, long polls and
 //! acknowledgements are [`crate::service::control`]; these parse and answer.
 
+use std::sync::Arc;
+
 use std::time::Duration;
 
 use axum::extract::State;
@@ -75,7 +77,7 @@ impl PollQuery {
 }
 
 pub async fn create_command(
-    State(control): State<Control>,
+    State(control): State<Arc<Control>>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<NewCommand>,
 ) -> Result<Response, ApiError> {
@@ -89,7 +91,7 @@ pub async fn create_command(
 }
 
 pub async fn list_commands(
-    State(control): State<Control>,
+    State(control): State<Arc<Control>>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PollQuery>,
 ) -> Result<Response, ApiError> {
@@ -103,7 +105,7 @@ pub async fn list_commands(
 }
 
 pub async fn ack_command(
-    State(control): State<Control>,
+    State(control): State<Arc<Control>>,
     ApiPath(command_id): ApiPath<String>,
     ApiJson(body): ApiJson<CommandAck>,
 ) -> Result<Response, ApiError> {
@@ -112,7 +114,7 @@ pub async fn ack_command(
 }
 
 pub async fn ack_session_command(
-    State(control): State<Control>,
+    State(control): State<Arc<Control>>,
     ApiPath((id, command_id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<CommandAck>,
 ) -> Result<Response, ApiError> {
@@ -126,7 +128,7 @@ fn acknowledged(command_id: &str) -> Response {
 }
 
 pub async fn create_input(
-    State(control): State<Control>,
+    State(control): State<Arc<Control>>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<NewInput>,
 ) -> Result<Response, ApiError> {
@@ -144,7 +146,7 @@ pub async fn create_input(
 }
 
 pub async fn take_input(
-    State(control): State<Control>,
+    State(control): State<Arc<Control>>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PollQuery>,
 ) -> Result<Response, ApiError> {
@@ -163,7 +165,7 @@ pub async fn take_input(
 }
 
 pub async fn ack_input(
-    State(control): State<Control>,
+    State(control): State<Arc<Control>>,
     ApiPath((id, input_id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     control.ack_input(&id, &input_id).await?;

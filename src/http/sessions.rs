@@ -1,5 +1,7 @@
 //! `/api/sessions`: create, list, read, update, delete, and mark a session as awaiting input.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -81,7 +83,7 @@ fn check_status(problems: &mut Vec<FieldProblem>, status: &Option<String>) {
 }
 
 pub async fn create(
-    State(sessions): State<Sessions>,
+    State(sessions): State<Arc<Sessions>>,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<Response, ApiError> {
     let mut problems = Vec::new();
@@ -122,7 +124,7 @@ pub async fn create(
 }
 
 pub async fn list(
-    State(sessions): State<Sessions>,
+    State(sessions): State<Arc<Sessions>>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let mut problems = Vec::new();
@@ -176,14 +178,14 @@ fn decode_cursor(hex: &str) -> Option<String> {
 }
 
 pub async fn get(
-    State(sessions): State<Sessions>,
+    State(sessions): State<Arc<Sessions>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     Ok(Json(sessions.require(&id).await?).into_response())
 }
 
 pub async fn update(
-    State(sessions): State<Sessions>,
+    State(sessions): State<Arc<Sessions>>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PatchSession>,
 ) -> Result<Response, ApiError> {
@@ -225,7 +227,7 @@ pub async fn update(
 }
 
 pub async fn delete(
-    State(sessions): State<Sessions>,
+    State(sessions): State<Arc<Sessions>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     session_path_id(&id)?;
@@ -239,8 +241,8 @@ pub async fn delete(
 /// Marks the session as waiting for the user and publishes an `interaction:awaiting-input`
 /// event carrying the prompt.
 pub async fn awaiting(
-    State(sessions): State<Sessions>,
-    State(events): State<Events>,
+    State(sessions): State<Arc<Sessions>>,
+    State(events): State<Arc<Events>>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Awaiting>,
 ) -> Result<Response, ApiError> {

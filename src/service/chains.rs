@@ -212,7 +212,11 @@ impl Chains {
 
     /// Active chains with no update for longer than `stale` become `failed` (`error:"stale"`).
     pub async fn cleanup(&self, stale: Duration) -> Result<usize, ServiceError> {
-        let cutoff = Utc::now() - chrono::Duration::from_std(stale).unwrap_or_default();
+        // Saturating: a limit older than time itself fails nothing.
+        let cutoff = chrono::Duration::from_std(stale)
+            .ok()
+            .and_then(|d| Utc::now().checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let mut cleaned = 0;
         for c in self.list(ChainFilter::Active).await? {
             let old = crate::time::parse(&c.updated_at).is_some_and(|t| t < cutoff);

@@ -303,9 +303,38 @@ async fn acknowledged_commands_move_chains(env: Env) {
     assert!(c["completedAt"].is_string());
 }
 
+async fn cleanup_limits_are_checked_and_change_nothing_when_bad(env: Env) {
+    let gw = &env.gw;
+    gw.post("/api/sessions", json!({"id": "stale"})).await;
+    let (s, v) = gw
+        .post(
+            "/api/sessions/stale/chains",
+            json!({"id": "keep", "title": "t"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    // Overflowing and absurd limits once failed every chain, or panicked.
+    for body in [
+        r#"{"staleSecs":0}"#,
+        r#"{"staleSecs":18446744073709551615}"#,
+        r#"{"staleSecs":10000000000000}"#,
+        r#"{"staleSecs":-1}"#,
+    ] {
+        let body: Value = serde_json::from_str(body).unwrap();
+        let (s, v) = gw.post("/api/chains/cleanup", body.clone()).await;
+        assert_eq!(s, 400, "{body}: {v}");
+    }
+    let (s, v) = gw
+        .post("/api/chains/cleanup", json!({"staleSecs": 315_360_000}))
+        .await;
+    assert_eq!((s, v["cleaned"].as_u64()), (200, Some(0)), "{v}");
+    assert_eq!(chain(gw, "keep").await["status"], "pending");
+}
+
 conformance! {
     chain_progress_follows_its_events => crate::defaults,
     chain_routes_check_their_input => crate::defaults,
     chain_stats_count_finished_chains_and_cleanup_fails_stale_ones => crate::defaults,
     acknowledged_commands_move_chains => crate::defaults,
+    cleanup_limits_are_checked_and_change_nothing_when_bad => crate::defaults,
 }

@@ -258,10 +258,113 @@ async fn each_session_keeps_its_newest_events(env: Env) {
     assert_eq!(seqs(&events_of(gw, "trim", "?after=6").await), [7, 8]);
 }
 
+async fn odd_ids_are_ids_of_their_own(env: Env) {
+    let gw = &env.gw;
+    // A session named like another session's id plus its epoch, with an eventId that would
+    // complete the other's dedup key if keys were joined without escaping.
+    let v = gw
+        .post(
+            "/api/events",
+            json!({"sessionId": "V", "type": "t", "eventId": "z"}),
+        )
+        .await;
+    assert_eq!(v.0, 201, "{}", v.1);
+    let epoch = events_of(gw, "V", "").await["epoch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forged = format!("V:{epoch}");
+    let (s, v) = gw
+        .post(
+            "/api/events",
+            json!({"sessionId": forged, "type": "t", "eventId": "z"}),
+        )
+        .await;
+    assert_eq!((s, v["seq"].as_u64()), (201, Some(1)), "{v}");
+    let (s, v) = gw
+        .post(
+            "/api/events",
+            json!({"sessionId": "V", "type": "t", "eventId": format!("{epoch}:z")}),
+        )
+        .await;
+    assert_eq!(
+        (s, v.get("duplicate")),
+        (201, None),
+        "another session's event is not a duplicate: {v}"
+    );
+    assert_eq!(v["seq"], 2);
+    for id in [
+        "a:b",
+        "{x}",
+        "a}b",
+        "}",
+        "{",
+        "%7D",
+        "*",
+        "sp ace",
+        "ü-日本",
+        "a:b:{c}",
+    ] {
+        for (sid, eid) in [(id, "e"), ("odd", id)] {
+            let body = json!({"sessionId": sid, "type": "t", "eventId": eid});
+            let (s, first) = gw.post("/api/events", body.clone()).await;
+            assert_eq!(s, 201, "{sid:?} {eid:?}: {first}");
+            let (s, again) = gw.post("/api/events", body).await;
+            assert_eq!(
+                (s, again["duplicate"].as_bool()),
+                (200, Some(true)),
+                "{again}"
+            );
+            assert_eq!(again["seq"], first["seq"]);
+            let page = events_of(gw, &urlencode(sid), "").await;
+            assert!(
+                page["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["eventId"] == eid),
+                "{sid:?} holds {eid:?}: {page}"
+            );
+        }
+    }
+    let (_, page) = gw.get(&format!("/api/events/{}", urlencode("{x}"))).await;
+    assert_eq!(page["count"], 1, "one event in session {{x}}: {page}");
+    for sid in ["a\u{0}b", "a\r\nb"] {
+        let (s, v) = gw
+            .post("/api/events", json!({"sessionId": sid, "type": "t"}))
+            .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (400, Some("validation_failed")),
+            "{v}"
+        );
+        let (s, v) = gw
+            .post(
+                "/api/events",
+                json!({"sessionId": "ok", "type": "t", "eventId": sid}),
+            )
+            .await;
+        assert_eq!(s, 400, "control characters in an eventId: {v}");
+    }
+}
+
+/// Percent-encodes a path segment.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 conformance! {
     events_get_consecutive_seqs_and_create_the_session => crate::defaults,
     batch_follows_array_order_and_is_all_or_nothing => crate::defaults,
     reads_by_after_since_and_recent => crate::defaults,
     event_ids_are_idempotent => crate::defaults,
     each_session_keeps_its_newest_events => |c| c.max_events_per_session = 5,
+    odd_ids_are_ids_of_their_own => crate::defaults,
 }

@@ -263,6 +263,38 @@ async fn deleting_a_session_takes_its_stream_input_and_chains(env: Env) {
     assert_eq!(s, 201, "the chain id is free again: {v}");
 }
 
+async fn a_listing_past_the_end_is_an_empty_page(env: Env) {
+    let gw = &env.gw;
+    let (s, v) = gw.get("/api/sessions").await;
+    assert_eq!(
+        (s, v["count"].as_u64()),
+        (200, Some(0)),
+        "an empty store: {v}"
+    );
+    let events: Vec<Value> = (0..100)
+        .map(|i| json!({"sessionId": format!("end-{i}"), "type": "t"}))
+        .collect();
+    let (s, v) = gw
+        .post("/api/events/batch", json!({"events": events}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    for query in ["?status=failed&limit=10", "?limit=100", "?status=failed"] {
+        let (s, v) = gw.get(&format!("/api/sessions{query}")).await;
+        assert_eq!(s, 200, "{query}: {v}");
+    }
+    let (_, v) = gw.get("/api/sessions?limit=100").await;
+    assert_eq!(
+        (v["count"].as_u64(), v["nextCursor"].as_str()),
+        (Some(100), None),
+        "{v}"
+    );
+    // Cursors of "+", "(" and "-": the index's own range markers.
+    for cursor in ["2b", "28", "2d"] {
+        let (s, v) = gw.get(&format!("/api/sessions?cursor={cursor}")).await;
+        assert_eq!(s, 200, "cursor {cursor}: {v}");
+    }
+}
+
 conformance! {
     session_crud => crate::defaults,
     concurrent_patches_of_different_fields_both_survive => crate::defaults,
@@ -270,4 +302,5 @@ conformance! {
     sessions_list_pages_and_filters => crate::defaults,
     awaiting_sets_state_and_publishes_an_event => crate::defaults,
     deleting_a_session_takes_its_stream_input_and_chains => crate::defaults,
+    a_listing_past_the_end_is_an_empty_page => crate::defaults,
 }

@@ -120,7 +120,9 @@ impl Bus for RedisStore {
     async fn readiness(&self) -> Result<(), String> {
         let pong: Result<String, _> = redis::cmd("PING").query_async(&mut self.conn()).await;
         if let Err(e) = pong {
-            return Err(format!("redis does not answer: {e}"));
+            // The detail is for the log; `/ready` answers anyone, so it says only what failed.
+            tracing::debug!(error = %e, "readiness: redis does not answer");
+            return Err("the store is unreachable".into());
         }
         if !self.pubsub_live.load(Ordering::Acquire) {
             return Err("redis pub/sub subscription is not live".into());

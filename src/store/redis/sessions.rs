@@ -127,6 +127,10 @@ impl SessionStore for RedisStore {
                     .arg(n)
                     .query_async(&mut conn)
                     .await?;
+                if members.is_empty() {
+                    // The index is walked to its end (an empty pipeline is no command at all).
+                    return Ok(Vec::new());
+                }
                 let mut pipe = redis::pipe();
                 for m in &members {
                     pipe.hgetall(self.keys.session(member_id(m)));

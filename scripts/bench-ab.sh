@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Two gateway builds side by side in one run, alternating A and B on each scenario, so a
+# change (a restructure, an optimisation) is judged by ratios measured together on this noisy
+# machine rather than against figures from another day.
+#
+#   scripts/bench-ab.sh A_BINARY B_BINARY      (e.g. a release build of the previous commit)
+#
+# Scenarios: ingest (memory store, then Redis with AOF), fanout (memory), idle (memory).
+# Knobs: DURATION (s, default 10), ROUNDS (default 2), IDLE_CONNECTIONS (default 18000),
+# ONLY (the scenarios to run, space-separated; default all four).
+# Traffic stays on loopback. Results go to bench-results/ab-*.json and a table to stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=$1; B=$2
+DURATION=${DURATION:-10}; ROUNDS=${ROUNDS:-2}; IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-18000}
+ONLY=${ONLY:-ingest-memory ingest-redis fanout-memory idle-memory}
+OUT=bench-results; mkdir -p "$OUT"
+cargo build --release -p afw-loadgen >&2
+LG=target/release/afw-loadgen
+TMP=$(mktemp -d); PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$TMP"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 100); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "$1 never answered" >&2; exit 1; }
+start() { # binary, env assignments...; prints "pid port"
+  local bin=$1; shift; local port; port=$(free_port)
+  env PORT="$port" LOG_FORMAT=json RUST_LOG=warn "$@" "$bin" >"$TMP/gw-$port.log" 2>&1 &
+  local pid=$!; wait_http "http://127.0.0.1:$port/ready"; echo "$pid $port"
+}
+rport=$(free_port); mkdir -p "$TMP/redis"
+redis-server --port "$rport" --bind 127.0.0.1 --dir "$TMP/redis" --save "" --appendonly yes \
+  --appendfsync everysec >"$TMP/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+scenario() { # name, binary, env, loadgen args...
+  local name=$1 bin=$2 envs=$3; shift 3
+  read -r pid port < <(start "$bin" $envs)
+  PIDS+=("$pid")
+  echo "bench-ab.sh: $name: afw-loadgen $*" >&2
+  "$LG" "$@" --target "http://127.0.0.1:$port" --gateway-pid "$pid" --json >"$OUT/ab-$name.json"
+  kill "$pid"; sleep 0.5
+}
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+for r in $(seq "$ROUNDS"); do
+  for side in A B; do
+    bin=$A; [ "$side" = B ] && bin=$B
+    want ingest-memory && scenario "ingest-memory-$side-$r" "$bin" "" ingest --connections 32 --duration "$DURATION"
+    want ingest-redis && scenario "ingest-redis-$side-$r" "$bin" "REDIS_URL=redis://127.0.0.1:$rport" ingest --connections 32 --duration "$DURATION"
+    redis-cli -p "$rport" flushall >/dev/null
+    want fanout-memory && scenario "fanout-memory-$side-$r" "$bin" "" fanout --connections 1000 --sessions 10 --rate 1000 --duration "$DURATION"
+    want idle-memory && scenario "idle-memory-$side-$r" "$bin" "" idle --connections "$IDLE_CONNECTIONS" --sessions 1000 --duration 5
+  done
+done
+python3 - "$OUT" "$ROUNDS" <<'PY'
+import json, os, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+def get(name): return json.load(open(f"{out}/ab-{name}.json"))
+rows = [("ingest, memory: events/s", "ingest-memory", lambda r: r["eventsPerSec"]),
+        ("ingest, Redis AOF: events/s", "ingest-redis", lambda r: r["eventsPerSec"]),
+        ("fanout, memory: deliveries per gateway CPU-s", "fanout-memory", lambda r: r["deliveriesPerGatewayCpuSec"]),
+        ("fanout, memory: p99 ms", "fanout-memory", lambda r: r["latency"]["p99Ms"]),
+        ("idle, memory: bytes per connection", "idle-memory", lambda r: r["gatewayRssPerConnectionBytes"])]
+print("| measure | " + " | ".join(f"A{r} | B{r}" for r in range(1, rounds + 1)) + " | B / A |")
+print("|---|" + "---|" * (2 * rounds + 1))
+for label, name, f in rows:
+    if not all(os.path.exists(f"{out}/ab-{name}-{s}-{r}.json") for s in "AB" for r in range(1, rounds + 1)):
+        continue
+    a = [f(get(f"{name}-A-{r}")) for r in range(1, rounds + 1)]
+    b = [f(get(f"{name}-B-{r}")) for r in range(1, rounds + 1)]
+    cells = " | ".join(f"{x:,.0f} | {y:,.0f}" if x > 100 else f"{x} | {y}" for x, y in zip(a, b))
+    print(f"| {label} | {cells} | {sum(b) / sum(a):.3f} |")
+PY
