@@ -70,7 +70,6 @@ impl AppState {
             queues: Arc::clone(&stores.queues),
             sessions: sessions.clone(),
             events: events.clone(),
-            chains: chains.clone(),
             waiters: Arc::clone(hub.waiters()),
             ttl: Duration::from_secs(config.queue_ttl_secs),
             shutdown: shutdown.clone(),

@@ -50,12 +50,8 @@ impl ApiError {
         ))
     }
 
-    pub fn not_found(what: &str) -> Self {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} was not found"),
-        )
+    pub fn not_found(what: &'static str) -> Self {
+        ServiceError::NotFound(what).into()
     }
 
     fn retry_after(mut self, secs: u64) -> Self {
@@ -66,53 +62,39 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(reason) => {
-                tracing::warn!(%reason, "store unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the store did not take the request; nothing was written, retry shortly",
-                )
-                .retry_after(1)
-            }
-            StoreError::Exists => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "the resource already exists",
-            ),
-            StoreError::Contention(what) => {
-                tracing::warn!(what, "store contention; the change was not made");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "contention",
-                    "too many concurrent changes of the same resource; nothing was changed, retry shortly",
-                )
-                .retry_after(1)
-            }
-            StoreError::Corrupt(reason) => {
-                tracing::error!(%reason, "corrupt data in store");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the store holds data this gateway cannot read",
-                )
-            }
-        }
+        ServiceError::Store(e).into()
     }
 }
 
+/// Codes and sentences are the service error's own ([`ServiceError::code`],
+/// [`ServiceError::message`]), shared with the WebSocket's `error` messages; this adds the
+/// status, `Retry-After` and the log line.
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::Invalid(problems) => ApiError::validation(problems),
-            ServiceError::NotFound(what) => ApiError::not_found(what),
-            ServiceError::Exists(what) => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("a {what} with this id exists"),
-            ),
-            ServiceError::Store(e) => e.into(),
+        let status = match &e {
+            ServiceError::Invalid(problems) => return ApiError::validation(problems.clone()),
+            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Exists(_) | ServiceError::Store(StoreError::Exists) => {
+                StatusCode::CONFLICT
+            }
+            ServiceError::Store(StoreError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "store unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ServiceError::Store(StoreError::Contention(what)) => {
+                tracing::warn!(what, "store contention; the change was not made");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ServiceError::Store(StoreError::Corrupt(reason)) => {
+                tracing::error!(%reason, "corrupt data in store");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let err = ApiError::new(status, e.code(), e.message());
+        if e.retryable() {
+            err.retry_after(1)
+        } else {
+            err
         }
     }
 }

@@ -5,9 +5,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::service::ServiceError;
-use crate::store::StoreError;
-
 /// Protocol version announced on connect.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The server pings this often...
@@ -225,34 +222,6 @@ pub fn error(code: &str, message: &str, session_id: Option<&str>) -> String {
         v["sessionId"] = json!(sid);
     }
     v.to_string()
-}
-
-/// The `error` code and message of a service failure, named as the HTTP API names it.
-pub fn service_error(e: &ServiceError) -> (&'static str, String) {
-    match e {
-        ServiceError::Invalid(problems) => {
-            let all: Vec<String> = problems
-                .iter()
-                .map(|p| format!("{}: {}", p.field, p.problem))
-                .collect();
-            ("validation_failed", all.join("; "))
-        }
-        ServiceError::NotFound(what) => ("not_found", format!("{what} was not found")),
-        ServiceError::Exists(what) => ("conflict", format!("a {what} with this id exists")),
-        ServiceError::Store(StoreError::Unavailable(_)) => (
-            "store_unavailable",
-            "the store did not take the request; nothing was written, retry shortly".into(),
-        ),
-        ServiceError::Store(StoreError::Contention(_)) => (
-            "contention",
-            "too many concurrent changes; nothing was changed, retry shortly".into(),
-        ),
-        ServiceError::Store(StoreError::Exists) => ("conflict", "it already exists".into()),
-        ServiceError::Store(StoreError::Corrupt(_)) => (
-            "internal",
-            "the store holds data this gateway cannot read".into(),
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::chains::Chains;
 use super::events::Events;
 use super::sessions::Sessions;
 use super::waiters::Waiters;
@@ -27,8 +26,8 @@ const MAX_ITEM_ID_CHARS: usize = 200;
 pub struct Control {
     pub queues: Arc<dyn QueueStore>,
     pub sessions: Sessions,
+    /// Stores `command:acknowledged` events, and through its chains moves them on acks.
     pub events: Events,
-    pub chains: Chains,
     pub waiters: Arc<Waiters>,
     /// How long a queued item lives (`QUEUE_TTL_SECS`).
     pub ttl: Duration,
@@ -193,7 +192,12 @@ impl Control {
         }
         self.events.store_event(event, &now).await?;
         if succeeded {
-            if let Err(e) = self.chains.apply_command(&acked.session_id, &record).await {
+            if let Err(e) = self
+                .events
+                .chains
+                .apply_command(&acked.session_id, &record)
+                .await
+            {
                 self.metrics.chain_update_failures.inc();
                 tracing::warn!(session = %acked.session_id, error = %e, "could not move chains for a command");
             }

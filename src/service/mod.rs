@@ -39,4 +39,48 @@ impl ServiceError {
     pub fn invalid(problem: FieldProblem) -> ServiceError {
         ServiceError::Invalid(vec![problem])
     }
+
+    /// The stable code both edges answer with (`error` over HTTP, `code` over WebSocket).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Invalid(_) => "validation_failed",
+            ServiceError::NotFound(_) => "not_found",
+            ServiceError::Exists(_) | ServiceError::Store(StoreError::Exists) => "conflict",
+            ServiceError::Store(StoreError::Unavailable(_)) => "store_unavailable",
+            ServiceError::Store(StoreError::Contention(_)) => "contention",
+            ServiceError::Store(StoreError::Corrupt(_)) => "internal",
+        }
+    }
+
+    /// One public sentence: every problem of an invalid request, never a store's own text.
+    pub fn message(&self) -> String {
+        match self {
+            ServiceError::Invalid(problems) => problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.problem))
+                .collect::<Vec<_>>()
+                .join("; "),
+            ServiceError::NotFound(what) => format!("{what} was not found"),
+            ServiceError::Exists(what) => format!("a {what} with this id exists"),
+            ServiceError::Store(StoreError::Exists) => "the resource already exists".into(),
+            ServiceError::Store(StoreError::Unavailable(_)) => {
+                "the store did not take the request; nothing was written, retry shortly".into()
+            }
+            ServiceError::Store(StoreError::Contention(_)) => {
+                "too many concurrent changes of the same resource; nothing was changed, retry shortly"
+                    .into()
+            }
+            ServiceError::Store(StoreError::Corrupt(_)) => {
+                "the store holds data this gateway cannot read".into()
+            }
+        }
+    }
+
+    /// Whether the same request may succeed shortly (the store failed or was contended).
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Store(StoreError::Unavailable(_) | StoreError::Contention(_))
+        )
+    }
 }

@@ -300,8 +300,8 @@ impl Connection {
                     .await
             }
             Err(e) => {
-                let (code, message) = proto::service_error(&e);
-                self.send_error(code, &message, Some(&session_id)).await
+                self.send_error(e.code(), &e.message(), Some(&session_id))
+                    .await
             }
         }
     }

@@ -54,23 +54,13 @@ impl ChainStore for RedisStore {
     async fn put_chain(&self, c: &ChainWrite, expected: u64) -> Result<bool, StoreError> {
         let k = &self.keys;
         let ttl = c.ttl.as_secs().max(1);
-        // Claim (or renew) the id for the session before writing: a chain is never stored
-        // without its owner key, and an id another session owns is refused.
-        let claimed: i64 = script!("owner_claim.lua")
-            .key(k.chain_owner(&c.id))
-            .arg(&c.session_id)
-            .arg(ttl.saturating_mul(1000))
-            .invoke_async(&mut self.conn())
-            .await?;
-        if claimed == 0 {
-            return Ok(false);
-        }
         let version: u64 = script!("chain_put.lua")
             .key(k.chain(&c.session_id, &c.id))
             .key(k.session_chains(&c.session_id))
             .key(k.session(&c.session_id))
             .key(k.chain_index(false))
             .key(k.chain_index(true))
+            .key(k.chain_owner(&c.id))
             .arg(&c.id)
             .arg(json_string(&c.session_id))
             .arg(expected)
@@ -80,6 +70,7 @@ impl ChainStore for RedisStore {
             .arg(ttl)
             .arg(chain_member(&c.session_id, &c.id))
             .arg(k.control_channel())
+            .arg(&c.session_id)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(version > 0)

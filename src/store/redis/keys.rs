@@ -17,7 +17,8 @@
 //! # Keys that span sessions
 //! The listing indexes ([`Keys::session_index`], [`Keys::chain_index`]) and the owner lookups
 //! ([`Keys::chain_owner`], [`Keys::item_owner`]) live in slots of their own. Scripts that
-//! update them beside a session's keys (create, append, delete, chain writes), and a batch
+//! update them beside a session's keys (create, append, delete, chain writes, queue pushes),
+//! and a batch
 //! append over several sessions, are the exceptions to one slot per step. The plan for
 //! Cluster: move index and owner updates out of the scripts into commands of their own that
 //! run after the session's step, pruned on read as the indexes already are, and split a batch
@@ -183,8 +184,14 @@ mod tests {
         crc % 16384
     }
 
-    const IDS: [&str; 12] = [
+    /// Ids that would meet unescaped: `dedup("a}:{b", "c")` and `dedup("a", "{b}:c")` are both
+    /// `dedup:{a}:{b}:c`; `"}"` makes an empty tag.
+    const IDS: [&str; 16] = [
         "demo",
+        "a",
+        "c",
+        "a}:{b",
+        "{b}:c",
         "a:b",
         "a}b",
         "{x}",

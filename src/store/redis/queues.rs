@@ -41,20 +41,16 @@ impl QueueStore for RedisStore {
                 queue.name()
             ),
         };
-        // The owner first: an item is never queued without it, and an owner whose item was
-        // never queued (the push below failed) only expires.
-        let _: () = self
-            .conn()
-            .pset_ex(k.item_owner(queue, item_id), session_id, ttl_ms(ttl))
-            .await?;
         let _: i64 = script!("queue_push.lua")
             .key(k.queue(queue, session_id))
             .key(k.queue_items(queue, session_id))
+            .key(k.item_owner(queue, item_id))
             .arg(item_id)
             .arg(record)
             .arg(ttl_ms(ttl))
             .arg(k.control_channel())
             .arg(announcement)
+            .arg(session_id)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(())
@@ -83,16 +79,21 @@ impl QueueStore for RedisStore {
         item_id: &str,
         ack: &str,
     ) -> Result<Option<Acked>, StoreError> {
-        let owner: Option<String> = self
-            .conn()
-            .get(self.keys.item_owner(queue, item_id))
-            .await?;
-        let Some(owner) = owner else {
-            return Ok(None);
+        // With a session given, its queue is the only place to look: an item of another
+        // session is not in it. Without, the owner key says which queue.
+        let owner = match session_id {
+            Some(s) => s.to_string(),
+            None => {
+                let owner: Option<String> = self
+                    .conn()
+                    .get(self.keys.item_owner(queue, item_id))
+                    .await?;
+                match owner {
+                    Some(o) => o,
+                    None => return Ok(None),
+                }
+            }
         };
-        if session_id.is_some_and(|s| s != owner) {
-            return Ok(None);
-        }
         let reply: Option<(String, i64)> = script!("queue_ack.lua")
             .key(self.keys.queue(queue, &owner))
             .key(self.keys.queue_items(queue, &owner))

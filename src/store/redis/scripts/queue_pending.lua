@@ -7,10 +7,12 @@ local q, items = KEYS[1], KEYS[2]
 local take, keep = ARGV[1] == '1', ARGV[2] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for _, old in ipairs(redis.call('ZRANGEBYSCORE', q, '-inf', '(' .. ((now + 1) * 1000))) do
+-- '%.0f': Lua's own number-to-string keeps 14 digits, and scores have 16.
+local live = '(' .. string.format('%.0f', (now + 1) * 1000)
+for _, old in ipairs(redis.call('ZRANGEBYSCORE', q, '-inf', live)) do
   redis.call('HDEL', items, 'r:' .. old, 't:' .. old, 'a:' .. old)
 end
-redis.call('ZREMRANGEBYSCORE', q, '-inf', '(' .. ((now + 1) * 1000))
+redis.call('ZREMRANGEBYSCORE', q, '-inf', live)
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', q, 0, -1)) do
   if redis.call('HEXISTS', items, 't:' .. id) == 0 then
