@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
 use crate::realtime::ws::WsContext;
-use crate::service::chains::Chains;
+use crate::service::chains::{ChainLimits, Chains};
 use crate::service::control::Control;
 use crate::service::events::Events;
 use crate::service::sessions::Sessions;
@@ -58,6 +58,10 @@ impl AppState {
             store: Arc::clone(&stores.chains),
             ttl: Duration::from_secs(config.session_ttl_secs),
             stale_after: Duration::from_secs(config.chain_stale_secs),
+            limits: ChainLimits {
+                max_bytes: config.chain_limit(),
+                max_value_bytes: config.chain_value_max_bytes,
+            },
             metrics: Arc::clone(&metrics),
         };
         let events = Events {

@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
 /// once does not close a subscriber that keeps up.
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_WS_OUTBOUND_LIMIT_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_CHAIN_VALUE_MAX_BYTES: usize = 16 * 1024;
+/// Room a `chain` frame needs around the chain itself.
+const CHAIN_FRAME_OVERHEAD: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -91,6 +94,16 @@ pub struct Config {
     /// Bytes queued for one WebSocket client before it is closed with 4008 (slow_consumer).
     #[arg(long, env = "WS_OUTBOUND_LIMIT_BYTES", value_name = "WS_OUTBOUND_LIMIT_BYTES", default_value_t = DEFAULT_WS_OUTBOUND_LIMIT_BYTES)]
     pub ws_outbound_limit_bytes: usize,
+    /// Largest stored chain, in bytes of JSON; a change past it is refused (413 on the chain
+    /// routes; logged and counted for chain events). Unset: a quarter of
+    /// WS_OUTBOUND_LIMIT_BYTES (256 KiB). Must leave room below WS_OUTBOUND_LIMIT_BYTES, so one
+    /// chain frame never closes a reader that keeps up.
+    #[arg(long, env = "CHAIN_MAX_BYTES", value_name = "CHAIN_MAX_BYTES")]
+    pub chain_max_bytes: Option<usize>,
+    /// Largest free-form value of a chain (an error, data, a step's fields) kept as given;
+    /// a larger one is replaced by `{"truncated":true,"bytes":N,"preview":"..."}`.
+    #[arg(long, env = "CHAIN_VALUE_MAX_BYTES", value_name = "CHAIN_VALUE_MAX_BYTES", default_value_t = DEFAULT_CHAIN_VALUE_MAX_BYTES)]
+    pub chain_value_max_bytes: usize,
     /// Log format: pretty or json.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -134,6 +147,8 @@ impl Default for Config {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             ws_outbound_limit_bytes: DEFAULT_WS_OUTBOUND_LIMIT_BYTES,
+            chain_max_bytes: None,
+            chain_value_max_bytes: DEFAULT_CHAIN_VALUE_MAX_BYTES,
             log_format: LogFormat::Pretty,
             insecure: false,
             ws_ping_every: DEFAULT_WS_PING_EVERY,
@@ -177,6 +192,12 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 }
 
 impl Config {
+    /// The largest stored chain (`CHAIN_MAX_BYTES`, or a quarter of the outbound budget).
+    pub fn chain_limit(&self) -> usize {
+        self.chain_max_bytes
+            .unwrap_or(self.ws_outbound_limit_bytes / 4)
+    }
+
     /// Checks what clap's types cannot: ranges, URL syntax, and the bind/credentials rule.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.redis_url {
@@ -238,6 +259,20 @@ impl Config {
             return Err(bad(
                 "WS_OUTBOUND_LIMIT_BYTES",
                 "must be at least MAX_EVENT_BYTES, or no event could be delivered",
+            ));
+        }
+        if self.chain_limit() < 4096
+            || self.chain_limit() + CHAIN_FRAME_OVERHEAD > self.ws_outbound_limit_bytes
+        {
+            return Err(bad(
+                "CHAIN_MAX_BYTES",
+                format!("must be at least 4096 and at most WS_OUTBOUND_LIMIT_BYTES - {CHAIN_FRAME_OVERHEAD}"),
+            ));
+        }
+        if self.chain_value_max_bytes < 512 || self.chain_value_max_bytes > self.chain_limit() {
+            return Err(bad(
+                "CHAIN_VALUE_MAX_BYTES",
+                "must be at least 512 and at most CHAIN_MAX_BYTES",
             ));
         }
         for (var, d) in [
@@ -330,6 +365,12 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate().unwrap_err().var, "MAX_EVENTS_PER_SESSION");
+        // A chain frame larger than the outbound budget would close every reader of it.
+        let c = Config {
+            chain_max_bytes: Some(DEFAULT_WS_OUTBOUND_LIMIT_BYTES),
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().var, "CHAIN_MAX_BYTES");
         use clap::CommandFactory;
         let err = Config::command()
             .mut_args(|a| a.env(None))

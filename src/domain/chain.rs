@@ -73,6 +73,25 @@ pub struct Chain {
     pub data: Option<Value>,
 }
 
+/// Bytes of a too-large value's JSON text kept in its truncation marker.
+pub const TRUNCATED_PREVIEW_BYTES: usize = 256;
+
+/// A value whose JSON text is longer than `max` bytes becomes a marker that says so:
+/// `{"truncated": true, "bytes": <its length>, "preview": "<its first bytes>"}`.
+/// True when it did.
+fn bound(v: &mut Value, max: usize) -> bool {
+    let text = v.to_string();
+    if text.len() <= max {
+        return false;
+    }
+    let mut cut = TRUNCATED_PREVIEW_BYTES.min(max / 2).min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    *v = serde_json::json!({"truncated": true, "bytes": text.len(), "preview": &text[..cut]});
+    true
+}
+
 pub(crate) fn iso(t: DateTime<Utc>) -> String {
     crate::time::format(t)
 }
@@ -179,6 +198,36 @@ impl Chain {
         }
     }
 
+    /// Truncates every free-form value (the chain's and each step's `error` and `data`, a
+    /// step's other fields, titles) longer than `max` bytes, so no agent can grow a chain
+    /// without bound through them; see [`bound`] for the marker.
+    pub fn bound_values(&mut self, max: usize) {
+        for v in [&mut self.error, &mut self.data].into_iter().flatten() {
+            bound(v, max);
+        }
+        if let Some(src) = &mut self.source {
+            truncate_chars(src, MAX_TITLE_CHARS);
+        }
+        truncate_chars(&mut self.title, MAX_TITLE_CHARS);
+        for s in &mut self.steps {
+            if let Some(e) = &mut s.error {
+                bound(e, max);
+            }
+            if let Some(t) = &mut s.title {
+                truncate_chars(t, MAX_TITLE_CHARS);
+            }
+            if s.extra.is_empty() {
+                continue;
+            }
+            let mut extra = Value::Object(std::mem::take(&mut s.extra));
+            let cut = bound(&mut extra, max);
+            s.extra = match extra {
+                Value::Object(m) if !cut => m,
+                marker => Map::from_iter([("extra".to_string(), marker)]),
+            };
+        }
+    }
+
     /// Derives completed steps, progress and the estimated completion, and stamps `updatedAt`.
     pub fn recompute(&mut self, now: DateTime<Utc>) {
         if !self.steps.is_empty() {
@@ -208,6 +257,12 @@ impl Chain {
             _ => None,
         };
         self.updated_at = iso(now);
+    }
+}
+
+fn truncate_chars(s: &mut String, max: usize) {
+    if let Some((i, _)) = s.char_indices().nth(max) {
+        s.truncate(i);
     }
 }
 

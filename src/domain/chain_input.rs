@@ -60,11 +60,11 @@ fn parse_steps(raw: Vec<Value>, problems: &mut Vec<FieldProblem>) -> Vec<Step> {
         let step_number = match extra.remove("stepNumber") {
             None => n,
             Some(v) => match v.as_u64() {
-                Some(k) if k >= 1 => k,
+                Some(k) if (1..=MAX_STEPS as u64).contains(&k) => k,
                 _ => {
                     problems.push(FieldProblem::new(
                         format!("steps[{i}].stepNumber"),
-                        "must be an integer of at least 1",
+                        format!("must be an integer from 1 to {MAX_STEPS}"),
                     ));
                     n
                 }
@@ -162,11 +162,17 @@ impl ChainPatch {
                 ));
             }
         }
-        if self.total_steps.is_some_and(|t| t > MAX_STEPS as u64) {
-            problems.push(FieldProblem::new(
-                "totalSteps",
-                format!("must be at most {MAX_STEPS}"),
-            ));
+        for (field, n) in [
+            ("totalSteps", self.total_steps),
+            ("currentStep", self.current_step),
+            ("completedSteps", self.completed_steps),
+        ] {
+            if n.is_some_and(|t| t > MAX_STEPS as u64) {
+                problems.push(FieldProblem::new(
+                    field,
+                    format!("must be at most {MAX_STEPS}"),
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(())
@@ -245,7 +251,8 @@ pub fn chain_event(event: &Value) -> Option<(Option<String>, ChainEvent)> {
         event_field(event, "stepNumber")
             .or_else(|| event_field(event, "step"))
             .and_then(Value::as_u64)
-            .filter(|n| *n >= 1)
+            // A step beyond the most a chain holds is not a step of it: no event adds more.
+            .filter(|n| (1..=MAX_STEPS as u64).contains(n))
     };
     let error = event_field(event, "error").cloned();
     let what = match kind {

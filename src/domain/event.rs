@@ -1,10 +1,13 @@
 //! Events: the rules that turn a posted body into something storable ([`draft_event`]), what
 //! the store answers for an append, the shape of a read, and when a client can resume.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
+use super::json::{push_key, ObjectProblem, RawObject};
 use super::session::MAX_SESSION_ID_CHARS;
 use super::FieldProblem;
 
@@ -22,6 +25,9 @@ pub struct EventDraft {
     pub session_id: String,
     pub event_id: String,
     pub json_head: String,
+    /// The whole body, parsed, when it is a chain or step event (the chain state machine
+    /// reads it); taken by the service before the draft is stored.
+    pub chain: Option<Value>,
 }
 
 impl EventDraft {
@@ -84,37 +90,36 @@ impl EventRange {
     }
 }
 
-/// Checks a string field: an id field (`…Id`) by the one id rule, any other by its length.
-fn check_string(
-    obj: &Map<String, Value>,
+/// Checks a string member: an id field (`…Id`) by the one id rule, any other by its length.
+fn check_string<'a>(
+    obj: &RawObject<'a>,
     key: &str,
     max: usize,
     required: bool,
     problems: &mut Vec<FieldProblem>,
     prefix: &str,
-) {
-    match obj.get(key) {
-        None | Some(Value::Null) if !required => {}
-        None | Some(Value::Null) => {
-            problems.push(FieldProblem::new(format!("{prefix}{key}"), "is required"))
-        }
-        Some(Value::String(s)) if key.ends_with("Id") => {
-            problems.extend(super::check_id(&format!("{prefix}{key}"), s, max).err());
-        }
-        Some(Value::String(s)) => {
+) -> Option<Cow<'a, str>> {
+    let field = || format!("{prefix}{key}");
+    match obj.str(key) {
+        Ok(None) if required => problems.push(FieldProblem::new(field(), "is required")),
+        Ok(None) => {}
+        Ok(Some(s)) if key.ends_with("Id") => match super::check_id(&field(), &s, max) {
+            Ok(()) => return Some(s),
+            Err(p) => problems.push(p),
+        },
+        Ok(Some(s)) => {
             let n = s.chars().count();
-            if n == 0 || n > max {
-                problems.push(FieldProblem::new(
-                    format!("{prefix}{key}"),
-                    format!("must be 1-{max} characters"),
-                ));
+            if n > 0 && n <= max {
+                return Some(s);
             }
+            problems.push(FieldProblem::new(
+                field(),
+                format!("must be 1-{max} characters"),
+            ));
         }
-        Some(_) => problems.push(FieldProblem::new(
-            format!("{prefix}{key}"),
-            "must be a string",
-        )),
+        Err(_) => problems.push(FieldProblem::new(field(), "must be a string")),
     }
+    None
 }
 
 /// Validates the page size of a read or listing.
@@ -135,25 +140,60 @@ pub struct EventContext {
     pub correlation_id: Option<String>,
 }
 
+/// Writes a JSON object member by member.
+struct ObjectWriter {
+    out: String,
+    empty: bool,
+}
+
+impl ObjectWriter {
+    fn raw(&mut self, key: &str, value: &str) {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        push_key(&mut self.out, key);
+        self.out.push_str(value);
+    }
+
+    fn string(&mut self, key: &str, value: &str) {
+        let v = serde_json::to_string(value).expect("a string serializes");
+        self.raw(key, &v);
+    }
+}
+
 /// Turns a posted event into a draft, or says every way it is wrong. `prefix` names the
 /// event's place in a batch (`events[3].`) in the problems it reports.
+///
+/// The body is stored as it came: its members in their order, each value byte for byte. The
+/// gateway only adds what it owns: `receivedAt` and `seq` (a client's are replaced), and an
+/// `eventId`, `timestamp` or `correlationId` the body leaves out (or gives as null).
 pub fn draft_event(
-    value: Value,
+    raw: &RawValue,
     ctx: &EventContext,
     prefix: &str,
 ) -> Result<EventDraft, Vec<FieldProblem>> {
-    let Value::Object(mut obj) = value else {
-        return Err(vec![FieldProblem::new(
-            if prefix.is_empty() {
-                "body"
-            } else {
-                prefix.trim_end_matches('.')
-            },
-            "must be a JSON object",
-        )]);
+    let obj = match RawObject::parse(raw) {
+        Ok(obj) => obj,
+        Err(ObjectProblem::NotAnObject) => {
+            return Err(vec![FieldProblem::new(
+                if prefix.is_empty() {
+                    "body"
+                } else {
+                    prefix.trim_end_matches('.')
+                },
+                "must be a JSON object",
+            )])
+        }
+        Err(ObjectProblem::Duplicate(key)) => {
+            return Err(vec![FieldProblem::new(
+                format!("{prefix}{key}"),
+                "appears more than once",
+            )])
+        }
     };
     let mut problems = Vec::new();
-    check_string(
+    let session_id = check_string(
         &obj,
         "sessionId",
         MAX_SESSION_ID_CHARS,
@@ -161,7 +201,7 @@ pub fn draft_event(
         &mut problems,
         prefix,
     );
-    check_string(
+    let kind = check_string(
         &obj,
         "type",
         MAX_EVENT_TYPE_CHARS,
@@ -169,7 +209,7 @@ pub fn draft_event(
         &mut problems,
         prefix,
     );
-    check_string(
+    let event_id = check_string(
         &obj,
         "eventId",
         MAX_EVENT_ID_CHARS,
@@ -177,53 +217,84 @@ pub fn draft_event(
         &mut problems,
         prefix,
     );
-    match obj.get("timestamp") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if crate::time::parse(s).is_some() => {}
-        Some(_) => problems.push(FieldProblem::new(
-            format!("{prefix}timestamp"),
-            "must be an ISO 8601 timestamp such as 2026-01-01T00:00:00.000Z",
-        )),
-    }
+    let timestamp = match obj.str("timestamp") {
+        Ok(None) => None,
+        Ok(Some(s)) if crate::time::parse(&s).is_some() => Some(s),
+        _ => {
+            problems.push(FieldProblem::new(
+                format!("{prefix}timestamp"),
+                "must be an ISO 8601 timestamp such as 2026-01-01T00:00:00.000Z",
+            ));
+            None
+        }
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
-    let session_id = match obj.get("sessionId") {
-        Some(Value::String(s)) => s.clone(),
-        _ => unreachable!("checked above"),
+    let (Some(session_id), Some(kind)) = (session_id, kind) else {
+        unreachable!("required fields were checked above")
     };
-    let event_id = match obj.get("eventId") {
-        Some(Value::String(s)) => s.clone(),
-        _ => {
-            let id = uuid::Uuid::now_v7().to_string();
-            obj.insert("eventId".into(), Value::String(id.clone()));
-            id
+    let event_id = match event_id {
+        Some(id) => id.into_owned(),
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    let mut w = ObjectWriter {
+        out: String::with_capacity(raw.get().len() + 160),
+        empty: true,
+    };
+    w.out.push('{');
+    let mut has_correlation = false;
+    for (key, value) in &obj.members {
+        match key.0.as_ref() {
+            // The store owns `seq`; a client's value would make a second key in the object.
+            "seq" => {}
+            "receivedAt" => {}
+            "eventId" => w.string("eventId", &event_id),
+            "timestamp" if timestamp.is_none() => w.string("timestamp", &ctx.received_at),
+            k => {
+                has_correlation |= k == "correlationId";
+                w.raw(k, value.get());
+            }
         }
-    };
-    // The store owns `seq`; a client's value would make a second key in the stored object.
-    obj.remove("seq");
-    obj.insert("receivedAt".into(), Value::String(ctx.received_at.clone()));
-    if matches!(obj.get("timestamp"), None | Some(Value::Null)) {
-        obj.insert("timestamp".into(), Value::String(ctx.received_at.clone()));
     }
-    if let Some(cid) = &ctx.correlation_id {
-        obj.entry("correlationId")
-            .or_insert_with(|| Value::String(cid.clone()));
+    if obj.get("eventId").is_none() {
+        w.string("eventId", &event_id);
     }
-    let mut json_head = serde_json::to_string(&Value::Object(obj)).expect("a Value serializes");
-    json_head.pop(); // the closing brace
+    if obj.get("timestamp").is_none() {
+        w.string("timestamp", &ctx.received_at);
+    }
+    if let (Some(cid), false) = (&ctx.correlation_id, has_correlation) {
+        w.string("correlationId", cid);
+    }
+    w.string("receivedAt", &ctx.received_at);
+    let mut json_head = w.out;
     json_head.push_str(",\"seq\":");
+    let chain = if is_chain_type(&kind) {
+        Some(serde_json::from_str(raw.get()).expect("the body was read as JSON"))
+    } else {
+        None
+    };
     Ok(EventDraft {
-        session_id,
+        session_id: session_id.into_owned(),
         event_id,
         json_head,
+        chain,
     })
+}
+
+/// Whether an event of this type may move a chain (`chain:*`, `step:*`).
+pub fn is_chain_type(kind: &str) -> bool {
+    kind.starts_with("chain:") || kind.starts_with("step:")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn raw(v: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&v).unwrap()
+    }
 
     fn ctx() -> EventContext {
         EventContext {
@@ -235,7 +306,7 @@ mod tests {
     #[test]
     fn draft_completes_to_the_stored_event() {
         let d = draft_event(
-            json!({"sessionId":"s","type":"t","seq":99,"x":[1]}),
+            &raw(json!({"sessionId":"s","type":"t","seq":99,"x":[1]})),
             &ctx(),
             "",
         )
@@ -251,7 +322,7 @@ mod tests {
     #[test]
     fn draft_reports_every_problem() {
         let err = draft_event(
-            json!({"type": 5, "eventId": "", "timestamp": "soon"}),
+            &raw(json!({"type": 5, "eventId": "", "timestamp": "soon"})),
             &ctx(),
             "events[2].",
         )
@@ -267,11 +338,33 @@ mod tests {
             ]
         );
         assert_eq!(
-            draft_event(json!([1]), &ctx(), "").unwrap_err()[0].field,
+            draft_event(&raw(json!([1])), &ctx(), "").unwrap_err()[0].field,
             "body"
         );
         let long = "x".repeat(201);
-        assert!(draft_event(json!({"sessionId": long, "type": "t"}), &ctx(), "").is_err());
+        assert!(draft_event(&raw(json!({"sessionId": long, "type": "t"})), &ctx(), "").is_err());
+    }
+
+    #[test]
+    fn the_body_is_stored_as_it_came() {
+        let body = r#"{"zeta":123456789012345678901234567890,"sessionId":"s","type":"t","f":1.50,"seq":3,"receivedAt":"then","alpha":{"b":1,"a":2}}"#;
+        let d = draft_event(serde_json::from_str(body).unwrap(), &ctx(), "").unwrap();
+        let stored = d.complete(7);
+        assert!(
+            stored.starts_with(r#"{"zeta":123456789012345678901234567890,"sessionId":"s","type":"t","f":1.50,"alpha":{"b":1,"a":2},"eventId":""#),
+            "{stored}"
+        );
+        assert!(
+            stored.ends_with(r#","timestamp":"2026-01-01T00:00:00.000Z","correlationId":"c-1","receivedAt":"2026-01-01T00:00:00.000Z","seq":7}"#),
+            "{stored}"
+        );
+        let twice = r#"{"sessionId":"s","type":"t","type":"u"}"#;
+        let err = draft_event(serde_json::from_str(twice).unwrap(), &ctx(), "").unwrap_err();
+        assert_eq!(err[0].field, "type");
+        assert!(d.chain.is_none());
+        let chain = r#"{"sessionId":"s","type":"step:started","step":1}"#;
+        let d = draft_event(serde_json::from_str(chain).unwrap(), &ctx(), "").unwrap();
+        assert_eq!(d.chain.unwrap()["step"], 1);
     }
 
     #[test]

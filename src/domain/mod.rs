@@ -11,6 +11,7 @@ pub mod chain;
 pub mod chain_input;
 pub mod control;
 pub mod event;
+pub mod json;
 pub mod session;
 
 /// One invalid field of a request, reported in an error's `details`.

@@ -38,8 +38,8 @@ pub async fn create(
     let (id, spec) = body.check().map_err(ApiError::validation)?;
     sessions.require(&session_id).await?;
     let id = id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let chain = Chain::new(id, session_id, spec, Utc::now());
-    chains.create(&chain).await?;
+    let mut chain = Chain::new(id, session_id, spec, Utc::now());
+    chains.create(&mut chain).await?;
     Ok((StatusCode::CREATED, Json(chain)).into_response())
 }
 

@@ -42,12 +42,8 @@ impl ApiError {
             Some(p) => format!("{}: {}", p.field, p.problem),
             None => "invalid request".to_string(),
         };
-        ApiError::new(StatusCode::BAD_REQUEST, "validation_failed", message).with_details(json!(
-            problems
-                .iter()
-                .map(|p| json!({"field": p.field, "problem": p.problem}))
-                .collect::<Vec<_>>()
-        ))
+        ApiError::new(StatusCode::BAD_REQUEST, "validation_failed", message)
+            .with_details(problem_list(&problems))
     }
 
     pub fn not_found(what: &'static str) -> Self {
@@ -58,6 +54,13 @@ impl ApiError {
         self.retry_after_secs = Some(secs);
         self
     }
+}
+
+fn problem_list(problems: &[FieldProblem]) -> Value {
+    json!(problems
+        .iter()
+        .map(|p| json!({"field": p.field, "problem": p.problem}))
+        .collect::<Vec<_>>())
 }
 
 impl From<StoreError> for ApiError {
@@ -73,6 +76,11 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         let status = match &e {
             ServiceError::Invalid(problems) => return ApiError::validation(problems.clone()),
+            ServiceError::Conflict(problems) => {
+                return ApiError::new(StatusCode::CONFLICT, e.code(), e.message())
+                    .with_details(problem_list(problems))
+            }
+            ServiceError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Exists(_) | ServiceError::Store(StoreError::Exists) => {
                 StatusCode::CONFLICT

@@ -7,16 +7,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::context::{usable_id, CORRELATION_ID};
 use super::error::ApiError;
-use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
+use super::extract::{parse_json, session_path_id, ApiPath, ApiQuery, JsonBody};
 use crate::domain::event::{
     check_limit, draft_event, EventContext, ReadFrom, MAX_BATCH_EVENTS, MAX_READ_LIMIT,
 };
 use crate::domain::FieldProblem;
-use crate::service::events::{received_since, ChainEvents, Events};
+use crate::service::events::{received_since, Events};
 use crate::time::Now;
 
 const DEFAULT_RECENT_LIMIT: usize = 50;
@@ -32,14 +33,12 @@ fn context(headers: &HeaderMap, now: &Now) -> EventContext {
 pub async fn post_one(
     State(events): State<Arc<Events>>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<Value>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let now = Now::get();
-    let chain_events = ChainEvents::of([&body]);
-    let draft = draft_event(body, &context(&headers, &now), "").map_err(ApiError::validation)?;
-    let stored = events
-        .post(std::slice::from_ref(&draft), chain_events, &now)
-        .await?;
+    let raw: &RawValue = parse_json(&body)?;
+    let draft = draft_event(raw, &context(&headers, &now), "").map_err(ApiError::validation)?;
+    let stored = events.post(vec![draft], &now).await?;
     let a = stored.into_iter().next().ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -60,15 +59,17 @@ pub async fn post_one(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Batch {
-    events: Vec<Value>,
+pub struct Batch<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
 }
 
 pub async fn post_batch(
     State(events): State<Arc<Events>>,
     headers: HeaderMap,
-    ApiJson(batch): ApiJson<Batch>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    let batch: Batch<'_> = parse_json(&body)?;
     if batch.events.is_empty() || batch.events.len() > MAX_BATCH_EVENTS {
         return Err(ApiError::validation(vec![FieldProblem::new(
             "events",
@@ -80,7 +81,6 @@ pub async fn post_batch(
     let limit = events.max_event_bytes;
     let mut drafts = Vec::with_capacity(batch.events.len());
     let mut problems = Vec::new();
-    let chain_events = ChainEvents::of(&batch.events);
     for (i, ev) in batch.events.into_iter().enumerate() {
         match draft_event(ev, &ctx, &format!("events[{i}].")) {
             Ok(d) if d.json_head.len() > limit => {
@@ -97,7 +97,7 @@ pub async fn post_batch(
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
-    let stored = events.post(&drafts, chain_events, &now).await?;
+    let stored = events.post(drafts, &now).await?;
     let results: Vec<Value> = stored
         .into_iter()
         .map(|a| {

@@ -6,18 +6,16 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::error::ApiError;
 use crate::domain::session::check_session_id;
 
-/// A JSON body. An empty body reads as `{}`; otherwise the content type must be JSON.
-pub struct ApiJson<T>(pub T);
+/// A JSON body, unparsed: the content type must be JSON, and an empty body reads as `{}`.
+/// Handlers that store what they were sent read it with [`parse_json`] into borrowed views.
+pub struct JsonBody(pub Bytes);
 
-impl<S, T> FromRequest<S> for ApiJson<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -41,41 +39,61 @@ where
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", rej.body_text())
             }
         })?;
-        let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
+        if body.iter().all(u8::is_ascii_whitespace) {
+            Ok(JsonBody(Bytes::from_static(b"{}")))
         } else if is_json != Some(true) {
-            return Err(ApiError::new(
+            Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send the body as JSON with content-type: application/json",
-            ));
+            ))
         } else {
-            &body
+            Ok(JsonBody(body))
+        }
+    }
+}
+
+/// Reads a JSON body into `T` (which may borrow from it), naming the place of any problem.
+pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let code = if inner.is_syntax() || inner.is_eof() {
+            "invalid_json"
+        } else {
+            "validation_failed"
         };
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let code = if inner.is_syntax() || inner.is_eof() {
-                "invalid_json"
-            } else {
-                "validation_failed"
-            };
-            let field = if path == "." {
-                "body".to_string()
-            } else {
-                path
-            };
-            ApiError::new(StatusCode::BAD_REQUEST, code, format!("{field}: {inner}"))
-        })?;
-        de.end().map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                format!("body: {e}"),
-            )
-        })?;
-        Ok(ApiJson(value))
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, format!("{field}: {inner}"))
+    })?;
+    de.end().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("body: {e}"),
+        )
+    })?;
+    Ok(value)
+}
+
+/// A JSON body read into `T`.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonBody(body) = JsonBody::from_request(req, state).await?;
+        parse_json(&body).map(ApiJson)
     }
 }
 

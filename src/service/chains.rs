@@ -9,15 +9,29 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use std::collections::HashMap;
+
 use super::ServiceError;
 use crate::domain::chain::{is_active, Chain, ACTIVE_STATUSES};
 use crate::domain::chain_input::{chain_event, ChainEvent};
+use crate::domain::FieldProblem;
 use crate::metrics::Metrics;
 use crate::store::{ChainFilter, ChainStore, ChainWrite, StoreError};
 
 /// Attempts of one compare-and-set change before giving up (each conflict means another
 /// writer's change went in, so the system as a whole makes progress).
 const CAS_ATTEMPTS: usize = 50;
+
+/// What one chain may hold (`CHAIN_MAX_BYTES`, `CHAIN_VALUE_MAX_BYTES`).
+#[derive(Debug, Clone, Copy)]
+pub struct ChainLimits {
+    /// Largest stored chain JSON; a change past it is refused. Below the WebSocket outbound
+    /// budget, so one chain frame never closes a reader that keeps up.
+    pub max_bytes: usize,
+    /// Largest free-form value (an error, data, a step's fields) kept as given; larger ones
+    /// are truncated with a marker.
+    pub max_value_bytes: usize,
+}
 
 /// Chain changes go through this, on any store. Chains live as long as sessions (`ttl`).
 #[derive(Clone)]
@@ -27,6 +41,7 @@ pub struct Chains {
     /// How long an active chain may go without an update before cleanup fails it
     /// (`CHAIN_STALE_SECS`), unless the cleanup names its own limit.
     pub stale_after: Duration,
+    pub limits: ChainLimits,
     pub metrics: Arc<Metrics>,
 }
 
@@ -34,17 +49,42 @@ fn decode(json: &str) -> Result<Chain, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("chain: {e}")))
 }
 
+#[derive(serde::Deserialize)]
+struct Owner<'a> {
+    #[serde(rename = "sessionId", borrow)]
+    session_id: std::borrow::Cow<'a, str>,
+}
+
 impl Chains {
-    fn write(&self, c: &Chain) -> ChainWrite {
-        ChainWrite {
+    /// The chain as it will be stored: free-form values bounded, and refused past the limit.
+    fn write(&self, c: &mut Chain) -> Result<ChainWrite, ServiceError> {
+        c.bound_values(self.limits.max_value_bytes);
+        let json = serde_json::to_string(c).expect("a chain serializes");
+        if json.len() > self.limits.max_bytes {
+            return Err(ServiceError::TooLarge {
+                what: "chain",
+                limit: self.limits.max_bytes,
+            });
+        }
+        Ok(ChainWrite {
             id: c.id.clone(),
             session_id: c.session_id.clone(),
-            json: serde_json::to_string(c).expect("a chain serializes"),
+            json,
             active: is_active(&c.status),
             updated_ms: crate::time::parse(&c.updated_at)
                 .map(|t| t.timestamp_millis())
                 .unwrap_or_default(),
             ttl: self.ttl,
+        })
+    }
+
+    /// The session a chain belongs to, if it exists.
+    pub async fn owner(&self, id: &str) -> Result<Option<String>, StoreError> {
+        match self.store.get_chain(id).await? {
+            Some((_, json)) => serde_json::from_str::<Owner<'_>>(&json)
+                .map(|o| Some(o.session_id.into_owned()))
+                .map_err(|e| StoreError::Corrupt(format!("chain: {e}"))),
+            None => Ok(None),
         }
     }
 
@@ -55,8 +95,8 @@ impl Chains {
         }
     }
 
-    pub async fn create(&self, c: &Chain) -> Result<(), ServiceError> {
-        if self.store.put_chain(&self.write(c), 0).await? {
+    pub async fn create(&self, c: &mut Chain) -> Result<(), ServiceError> {
+        if self.store.put_chain(&self.write(c)?, 0).await? {
             Ok(())
         } else {
             Err(ServiceError::Exists("chain"))
@@ -81,7 +121,11 @@ impl Chains {
                 return Ok(chain);
             }
             chain.recompute(now);
-            if self.store.put_chain(&self.write(&chain), version).await? {
+            if self
+                .store
+                .put_chain(&self.write(&mut chain)?, version)
+                .await?
+            {
                 return Ok(chain);
             }
         }
@@ -108,60 +152,53 @@ impl Chains {
             .map(|c| c.id))
     }
 
-    /// Applies a chain or step event of `session_id`. Every change here is idempotent, so an
-    /// event applied twice (a retried post) leaves the chain as once.
-    pub async fn apply_event(
+    /// Applies a chain's share of a batch of chain and step events of `session_id`, in their
+    /// order, as at most one creation and one change (never one rewrite per event). Every
+    /// change here is idempotent, so events applied twice (a retried post) leave the chain as
+    /// once. A chain of another session is left alone and answered as a conflict.
+    async fn apply_group(
         &self,
         session_id: &str,
-        chain_id: Option<String>,
-        what: ChainEvent,
-    ) -> Result<Option<Chain>, ServiceError> {
-        if let ChainEvent::Compiled(spec) = what {
-            let id = chain_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-            let chain = Chain::new(id, session_id.to_string(), spec, Utc::now());
-            return match self.create(&chain).await {
-                Ok(()) => Ok(Some(chain)),
-                Err(ServiceError::Exists(_)) => Ok(None),
-                Err(e) => Err(e),
+        id: &str,
+        whats: &[ChainEvent],
+    ) -> Result<(), ServiceError> {
+        let mut rest = whats;
+        if let Some(i) = whats
+            .iter()
+            .position(|w| matches!(w, ChainEvent::Compiled(_)))
+        {
+            let ChainEvent::Compiled(spec) = &whats[i] else {
+                unreachable!("found above")
             };
+            let mut chain = Chain::new(
+                id.to_string(),
+                session_id.to_string(),
+                spec.clone(),
+                Utc::now(),
+            );
+            match self.create(&mut chain).await {
+                Ok(()) => rest = &whats[i + 1..],
+                Err(ServiceError::Exists(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
-        let id = match chain_id {
-            Some(id) => id,
-            None => match self.latest(session_id).await? {
-                Some(id) => id,
-                None => return Ok(None),
-            },
-        };
+        if rest.iter().all(|w| matches!(w, ChainEvent::Compiled(_))) {
+            return Ok(());
+        }
+        let mut foreign = false;
         let result = self
-            .update(&id, |c, now| {
-                if c.session_id != session_id {
+            .update(id, |c, now| {
+                foreign = c.session_id != session_id;
+                if foreign {
                     return false;
                 }
-                match &what {
-                    ChainEvent::Compiled(_) => return false,
-                    ChainEvent::Started => {
-                        if c.status == "pending" {
-                            c.set_status("in_progress", now);
-                        }
-                    }
-                    ChainEvent::Step {
-                        number,
-                        status,
-                        error,
-                    } => c.set_step(*number, status, error.clone(), now),
-                    ChainEvent::Finished { status, error } => {
-                        if error.is_some() {
-                            c.error = error.clone();
-                        }
-                        c.set_status(status, now);
-                    }
-                }
+                rest.iter().for_each(|w| apply_one(c, w, now));
                 true
             })
             .await;
         match result {
-            Ok(c) => Ok(Some(c)),
-            Err(ServiceError::NotFound(_)) => Ok(None),
+            Ok(_) if foreign => Err(foreign_chain(id)),
+            Ok(_) | Err(ServiceError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -244,34 +281,128 @@ impl Chains {
     }
 }
 
-impl Chains {
-    /// Applies chain and step events (already stored, each with its `eventId`). A failure is
-    /// logged and counted, not returned: the events are stored, and every chain change is
-    /// idempotent (a `chain:compiled` without `chainId` takes its `eventId` as the chain id),
-    /// so a retried post with the same `eventId` applies it again.
-    pub async fn apply_events(&self, events: &[(Value, String)]) {
-        for (event, event_id) in events {
-            let Some((chain_id, what)) = chain_event(event) else {
-                continue;
-            };
-            let chain_id = match (&what, chain_id) {
-                (ChainEvent::Compiled(_), None) => Some(event_id.clone()),
-                (_, id) => id,
-            };
-            let Some(session_id) = event["sessionId"].as_str() else {
-                continue;
-            };
-            if let Err(e) = self.apply_event(session_id, chain_id, what).await {
-                self.metrics.chain_update_failures.inc();
-                tracing::warn!(session = session_id, error = %e, "could not apply a chain event");
+fn apply_one(c: &mut Chain, what: &ChainEvent, now: DateTime<Utc>) {
+    match what {
+        ChainEvent::Compiled(_) => {}
+        ChainEvent::Started => {
+            if c.status == "pending" {
+                c.set_status("in_progress", now);
             }
+        }
+        ChainEvent::Step {
+            number,
+            status,
+            error,
+        } => c.set_step(*number, status, error.clone(), now),
+        ChainEvent::Finished { status, error } => {
+            if error.is_some() {
+                c.error = error.clone();
+            }
+            c.set_status(status, now);
         }
     }
 }
 
-/// Whether an event body may move a chain (checked before the body is consumed).
-pub fn is_chain_event(event: &Value) -> bool {
-    event["type"]
-        .as_str()
-        .is_some_and(|t| t.starts_with("chain:") || t.starts_with("step:"))
+fn foreign_chain(id: &str) -> ServiceError {
+    ServiceError::Conflict(vec![FieldProblem::new(
+        "chainId",
+        format!("chain {id:?} belongs to another session"),
+    )])
+}
+
+/// The chain and step events of one post, resolved to the chain each moves and grouped by
+/// it, in order.
+pub struct ChainBatch {
+    /// (session, chain id, what), per chain, in the order the events came.
+    groups: Vec<(String, String, Vec<ChainEvent>)>,
+    /// The place in the request of each group's first event.
+    places: Vec<usize>,
+}
+
+impl Chains {
+    /// Reads chain and step events (place in the request, body, `eventId`). A
+    /// `chain:compiled` without `chainId` takes its `eventId` as the chain id; an event
+    /// naming no chain goes to the newest chain its session has, counting those this batch
+    /// makes.
+    pub async fn resolve(
+        &self,
+        events: &[(usize, Value, String)],
+    ) -> Result<ChainBatch, StoreError> {
+        let mut batch = ChainBatch {
+            groups: Vec::new(),
+            places: Vec::new(),
+        };
+        let mut newest: HashMap<String, Option<String>> = HashMap::new();
+        for (place, event, event_id) in events {
+            let Some((chain_id, what)) = chain_event(event) else {
+                continue;
+            };
+            let Some(session_id) = event["sessionId"].as_str() else {
+                continue;
+            };
+            let id = match (&what, chain_id) {
+                (_, Some(id)) => id,
+                (ChainEvent::Compiled(_), None) => event_id.clone(),
+                (_, None) => {
+                    if !newest.contains_key(session_id) {
+                        newest.insert(session_id.to_string(), self.latest(session_id).await?);
+                    }
+                    match &newest[session_id] {
+                        Some(id) => id.clone(),
+                        None => continue, // no chain to move; the event is stored all the same
+                    }
+                }
+            };
+            if matches!(what, ChainEvent::Compiled(_)) {
+                newest.insert(session_id.to_string(), Some(id.clone()));
+            }
+            let i = match batch
+                .groups
+                .iter()
+                .position(|(s, c, _)| s == session_id && *c == id)
+            {
+                Some(i) => i,
+                None => {
+                    batch.groups.push((session_id.to_string(), id, Vec::new()));
+                    batch.places.push(*place);
+                    batch.groups.len() - 1
+                }
+            };
+            batch.groups[i].2.push(what);
+        }
+        Ok(batch)
+    }
+
+    /// Refuses a batch that would move another session's chain (409, nothing stored): chains
+    /// belong to their session, and a post must not answer 2xx for a change it cannot make.
+    pub async fn check_owners(&self, batch: &ChainBatch) -> Result<(), ServiceError> {
+        let mut problems = Vec::new();
+        for ((session_id, id, _), place) in batch.groups.iter().zip(&batch.places) {
+            if let Some(owner) = self.owner(id).await? {
+                if owner != *session_id {
+                    problems.push(FieldProblem::new(
+                        format!("events[{place}].chainId"),
+                        format!("chain {id:?} belongs to another session; nothing was stored"),
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Conflict(problems))
+        }
+    }
+
+    /// Applies the chain changes of a stored batch, one pass per chain. A failure is logged
+    /// and counted, not returned: the events are stored, and every change is idempotent, so a
+    /// retried post with the same `eventId`s applies them again.
+    pub async fn apply(&self, batch: ChainBatch) {
+        for (session_id, id, whats) in &batch.groups {
+            if let Err(e) = self.apply_group(session_id, id, whats).await {
+                self.metrics.chain_update_failures.inc();
+                tracing::warn!(session = %session_id.escape_debug(), chain = %id.escape_debug(), error = %e, "could not apply chain events");
+            }
+        }
+    }
 }

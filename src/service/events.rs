@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::chains::{is_chain_event, Chains};
+use super::chains::Chains;
 use super::ServiceError;
 use crate::domain::event::{
     draft_event, Appended, EventContext, EventDraft, EventRange, ReadFrom, MAX_READ_LIMIT,
@@ -23,23 +23,6 @@ pub struct Events {
     pub max_event_bytes: usize,
 }
 
-/// Posted events that may move a chain, kept (with their place in the request) before the
-/// bodies are consumed by drafting.
-pub struct ChainEvents(Vec<(usize, Value)>);
-
-impl ChainEvents {
-    pub fn of<'a>(events: impl IntoIterator<Item = &'a Value>) -> ChainEvents {
-        ChainEvents(
-            events
-                .into_iter()
-                .enumerate()
-                .filter(|(_, e)| is_chain_event(e))
-                .map(|(i, e)| (i, e.clone()))
-                .collect(),
-        )
-    }
-}
-
 impl Events {
     /// Stores the drafts and counts the events that were new.
     pub async fn append(
@@ -53,23 +36,25 @@ impl Events {
         Ok(stored)
     }
 
-    /// Stores posted events (drafted from the bodies `chain_events` was taken from), then
-    /// applies the chain events among them.
+    /// Stores posted events and applies the chain and step events among them. A batch that
+    /// would move another session's chain is refused before anything is stored.
     pub async fn post(
         &self,
-        drafts: &[EventDraft],
-        chain_events: ChainEvents,
+        mut drafts: Vec<EventDraft>,
         now: &Now,
-    ) -> Result<Vec<Appended>, StoreError> {
-        let stored = self.append(drafts, now).await?;
-        if !chain_events.0.is_empty() {
-            let events: Vec<(Value, String)> = chain_events
-                .0
-                .into_iter()
-                .filter_map(|(i, e)| Some((e, drafts.get(i)?.event_id.clone())))
-                .collect();
-            self.chains.apply_events(&events).await;
+    ) -> Result<Vec<Appended>, ServiceError> {
+        let chain_events: Vec<(usize, Value, String)> = drafts
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, d)| Some((i, d.chain.take()?, d.event_id.clone())))
+            .collect();
+        if chain_events.is_empty() {
+            return Ok(self.append(&drafts, now).await?);
         }
+        let batch = self.chains.resolve(&chain_events).await?;
+        self.chains.check_owners(&batch).await?;
+        let stored = self.append(&drafts, now).await?;
+        self.chains.apply(batch).await;
         Ok(stored)
     }
 
@@ -79,7 +64,8 @@ impl Events {
             received_at: now.iso.clone(),
             correlation_id: None,
         };
-        let draft = draft_event(event, &ctx, "").map_err(ServiceError::Invalid)?;
+        let raw = serde_json::value::to_raw_value(&event).expect("a Value serializes");
+        let draft = draft_event(&raw, &ctx, "").map_err(ServiceError::Invalid)?;
         self.append(&[draft], now).await?;
         Ok(())
     }

@@ -30,6 +30,13 @@ pub enum ServiceError {
     /// The thing to create already exists (409).
     #[error("{0} exists")]
     Exists(&'static str),
+    /// The request names something that belongs to someone else (409, with every problem);
+    /// nothing was changed.
+    #[error("conflict: {0:?}")]
+    Conflict(Vec<FieldProblem>),
+    /// The change would make the named thing larger than its limit (413); nothing was changed.
+    #[error("{what} would exceed {limit} bytes")]
+    TooLarge { what: &'static str, limit: usize },
     /// The store failed, refused, or was contended (see [`StoreError`]).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -45,7 +52,10 @@ impl ServiceError {
         match self {
             ServiceError::Invalid(_) => "validation_failed",
             ServiceError::NotFound(_) => "not_found",
-            ServiceError::Exists(_) | ServiceError::Store(StoreError::Exists) => "conflict",
+            ServiceError::Exists(_)
+            | ServiceError::Conflict(_)
+            | ServiceError::Store(StoreError::Exists) => "conflict",
+            ServiceError::TooLarge { .. } => "too_large",
             ServiceError::Store(StoreError::Unavailable(_)) => "store_unavailable",
             ServiceError::Store(StoreError::Contention(_)) => "contention",
             ServiceError::Store(StoreError::Corrupt(_)) => "internal",
@@ -55,11 +65,14 @@ impl ServiceError {
     /// One public sentence: every problem of an invalid request, never a store's own text.
     pub fn message(&self) -> String {
         match self {
-            ServiceError::Invalid(problems) => problems
+            ServiceError::Invalid(problems) | ServiceError::Conflict(problems) => problems
                 .iter()
                 .map(|p| format!("{}: {}", p.field, p.problem))
                 .collect::<Vec<_>>()
                 .join("; "),
+            ServiceError::TooLarge { what, limit } => {
+                format!("the {what} would be larger than {limit} bytes; nothing was changed")
+            }
             ServiceError::NotFound(what) => format!("{what} was not found"),
             ServiceError::Exists(what) => format!("a {what} with this id exists"),
             ServiceError::Store(StoreError::Exists) => "the resource already exists".into(),

@@ -360,7 +360,45 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+async fn bodies_are_stored_as_they_came(env: Env) {
+    let gw = &env.gw;
+    let body = r#"{"zeta": 123456789012345678901234567890, "sessionId": "raw", "type": "t", "n": 1.50, "nested": {"b": 1, "a": [1e3]}}"#;
+    let r = gw
+        .http
+        .post(gw.url("/api/events"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let text = gw
+        .http
+        .get(gw.url("/api/events/raw"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"{"zeta":123456789012345678901234567890,"sessionId":"raw","type":"t","n":1.50,"nested":{"b": 1, "a": [1e3]},"#),
+        "{text}"
+    );
+    // A member named twice is refused: which one counts would be up to each reader.
+    let r = gw
+        .http
+        .post(gw.url("/api/events"))
+        .header("content-type", "application/json")
+        .body(r#"{"sessionId":"raw","type":"t","sessionId":"other"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
 conformance! {
+    bodies_are_stored_as_they_came => crate::defaults,
     events_get_consecutive_seqs_and_create_the_session => crate::defaults,
     batch_follows_array_order_and_is_all_or_nothing => crate::defaults,
     reads_by_after_since_and_recent => crate::defaults,
