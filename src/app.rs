@@ -86,6 +86,8 @@ impl AppState {
             instance_id: Arc::clone(&instance_id),
             shutdown: shutdown.clone(),
             outbound_limit: config.ws_outbound_limit_bytes,
+            max_event_bytes: config.max_event_bytes,
+            write_timeout: config.ws_write_timeout,
             ping_every: config.ws_ping_every,
             pong_timeout: config.ws_pong_timeout,
         });

@@ -104,6 +104,50 @@ pub struct Config {
     /// a larger one is replaced by `{"truncated":true,"bytes":N,"preview":"..."}`.
     #[arg(long, env = "CHAIN_VALUE_MAX_BYTES", value_name = "CHAIN_VALUE_MAX_BYTES", default_value_t = DEFAULT_CHAIN_VALUE_MAX_BYTES)]
     pub chain_value_max_bytes: usize,
+    /// Most bytes of events one store read returns (a replay page, a `GET /api/events` page);
+    /// a page stops short of it (with `nextAfter`) rather than load more at once.
+    #[arg(long, env = "READ_MAX_BYTES", value_name = "READ_MAX_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub read_max_bytes: usize,
+    /// Live items one session's command queue (and its input queue) holds at most; a push past
+    /// it gets 429 `queue_full`.
+    #[arg(
+        long,
+        env = "QUEUE_MAX_ITEMS",
+        value_name = "QUEUE_MAX_ITEMS",
+        default_value_t = 256
+    )]
+    pub queue_max_items: usize,
+    /// Bytes of data the embedded memory store holds at most; a write past it gets 503
+    /// `store_full` (counted in `afw_store_full_total`). Unused on Redis (set its `maxmemory`).
+    #[arg(long, env = "MEMORY_STORE_MAX_BYTES", value_name = "MEMORY_STORE_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub memory_store_max_bytes: usize,
+    /// Seconds a connection may take to send a request's headers, counted from the end of the
+    /// previous request on it: so also how long an idle keep-alive connection stays open.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", value_name = "HTTP_HEADER_TIMEOUT_SECS", value_parser = parse_secs, default_value = "15")]
+    pub http_header_timeout: Duration,
+    /// Seconds a request's body may take to arrive, from the end of its headers (408 after).
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_SECS", value_name = "HTTP_BODY_TIMEOUT_SECS", value_parser = parse_secs, default_value = "30")]
+    pub http_body_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes; at least 8192.
+    #[arg(long, env = "HTTP_MAX_HEADER_BYTES", value_name = "HTTP_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub http_max_header_bytes: usize,
+    /// Open connections (WebSockets included) an instance serves; the next 64 get only
+    /// `/health` and `/ready`. Lowered to what the open-file limit allows.
+    #[arg(
+        long,
+        env = "MAX_CONNECTIONS",
+        value_name = "MAX_CONNECTIONS",
+        default_value_t = 100_000
+    )]
+    pub max_connections: usize,
+    /// Open WebSocket connections an instance serves; an upgrade past it is closed with 1013.
+    #[arg(
+        long,
+        env = "WS_MAX_CONNECTIONS",
+        value_name = "WS_MAX_CONNECTIONS",
+        default_value_t = 100_000
+    )]
+    pub ws_max_connections: usize,
     /// Log format: pretty or json.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -116,6 +160,10 @@ pub struct Config {
     /// Seconds a pong may take before the connection is closed with 1011.
     #[arg(long, env = "WS_PONG_TIMEOUT_SECS", value_name = "WS_PONG_TIMEOUT_SECS", value_parser = parse_secs, default_value = "10")]
     pub ws_pong_timeout: Duration,
+    /// Seconds one write to a WebSocket may wait for the client to take data (live frames and
+    /// replays alike) before it is closed with 4008 (slow_consumer).
+    #[arg(long, env = "WS_WRITE_TIMEOUT_SECS", value_name = "WS_WRITE_TIMEOUT_SECS", value_parser = parse_secs, default_value = "30")]
+    pub ws_write_timeout: Duration,
     /// Seconds between probes of the Redis pub/sub subscription. A probe that has not come back
     /// by the next one means the subscription is wedged: it is dropped and made again.
     #[arg(long, env = "PUBSUB_PROBE_SECS", value_name = "PUBSUB_PROBE_SECS", value_parser = parse_secs, default_value = "5")]
@@ -149,10 +197,19 @@ impl Default for Config {
             ws_outbound_limit_bytes: DEFAULT_WS_OUTBOUND_LIMIT_BYTES,
             chain_max_bytes: None,
             chain_value_max_bytes: DEFAULT_CHAIN_VALUE_MAX_BYTES,
+            read_max_bytes: 4 * 1024 * 1024,
+            queue_max_items: 256,
+            memory_store_max_bytes: 1024 * 1024 * 1024,
+            http_header_timeout: Duration::from_secs(15),
+            http_body_timeout: Duration::from_secs(30),
+            http_max_header_bytes: 16 * 1024,
+            max_connections: 100_000,
+            ws_max_connections: 100_000,
             log_format: LogFormat::Pretty,
             insecure: false,
             ws_ping_every: DEFAULT_WS_PING_EVERY,
             ws_pong_timeout: DEFAULT_WS_PONG_TIMEOUT,
+            ws_write_timeout: Duration::from_secs(30),
             pubsub_probe_every: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -274,6 +331,27 @@ impl Config {
                 "CHAIN_VALUE_MAX_BYTES",
                 "must be at least 512 and at most CHAIN_MAX_BYTES",
             ));
+        }
+        if self.read_max_bytes < self.max_event_bytes {
+            return Err(bad("READ_MAX_BYTES", "must be at least MAX_EVENT_BYTES"));
+        }
+        if self.queue_max_items == 0 || self.queue_max_items > 100_000 {
+            return Err(bad("QUEUE_MAX_ITEMS", "must be between 1 and 100000"));
+        }
+        if self.memory_store_max_bytes < 1024 * 1024 {
+            return Err(bad("MEMORY_STORE_MAX_BYTES", "must be at least 1048576"));
+        }
+        if !(8192..=1024 * 1024).contains(&self.http_max_header_bytes) {
+            return Err(bad(
+                "HTTP_MAX_HEADER_BYTES",
+                "must be between 8192 and 1048576 bytes",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(bad("MAX_CONNECTIONS", "must be at least 1"));
+        }
+        if self.ws_max_connections == 0 {
+            return Err(bad("WS_MAX_CONNECTIONS", "must be at least 1"));
         }
         for (var, d) in [
             ("WS_PING_INTERVAL_SECS", self.ws_ping_every),

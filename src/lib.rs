@@ -18,7 +18,6 @@
 //! on `127.0.0.1:0`.
 
 use std::future::Future;
-use std::future::IntoFuture;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -84,19 +83,34 @@ pub async fn run(
     ));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = stores.kind, instance = %instance_id, "afw-gateway listening");
-    let app = app::AppState::new(config, stores, hub, metrics, instance_id, token.clone());
+    let limits = http::serve::ServeLimits {
+        header_timeout: config.http_header_timeout,
+        body_timeout: config.http_body_timeout,
+        max_header_bytes: config.http_max_header_bytes,
+        max_connections: config.max_connections,
+    };
+    let app = app::AppState::new(
+        config,
+        stores,
+        hub,
+        Arc::clone(&metrics),
+        instance_id,
+        token.clone(),
+    );
     let router = http::router(app.clone());
     let trigger = token.clone();
     tokio::spawn(async move {
         shutdown.await;
         trigger.cancel();
     });
-    // `into_make_service` hands each connection a clone of the built router; serving the
-    // `Router` itself would rebuild every route for every connection.
-    let serve = axum::serve(listener, router.into_make_service())
-        .with_graceful_shutdown(token.clone().cancelled_owned())
-        .into_future();
-    let mut server = tokio::spawn(serve);
+    let mut server = tokio::spawn(http::serve::serve(
+        listener,
+        router,
+        limits,
+        app.connections().clone(),
+        metrics,
+        token.clone(),
+    ));
     // Serve until the shutdown signal (or until serving fails).
     let early = tokio::select! {
         r = &mut server => Some(r),

@@ -46,6 +46,12 @@ pub struct Metrics {
     pub long_polls: Gauge,
     /// Chain or step events stored whose chain change could not be written.
     pub chain_update_failures: Counter,
+    /// Connections accepted past `MAX_CONNECTIONS` (answered 503, or closed at once).
+    pub connections_refused: Counter,
+    /// WebSocket upgrades past `WS_MAX_CONNECTIONS` (closed with 1013).
+    pub ws_refused: Counter,
+    /// Writes the memory store refused because its budget was spent (`store_full`).
+    pub store_full: Counter,
     /// WebSocket connections the server closed, by close code (1001, 1009, 1011, 4008, ...).
     pub ws_closes: Family<CodeLabel, Counter>,
     /// HTTP responses by status.
@@ -67,6 +73,9 @@ impl Metrics {
             ws_connections: Gauge::default(),
             long_polls: Gauge::default(),
             chain_update_failures: Counter::default(),
+            connections_refused: Counter::default(),
+            ws_refused: Counter::default(),
+            store_full: Counter::default(),
             ws_closes: Family::default(),
             http_responses: Family::default(),
         };
@@ -119,6 +128,21 @@ impl Metrics {
             "chain_update_failures",
             "Chain or step events stored whose chain change could not be written",
             m.chain_update_failures.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections accepted past MAX_CONNECTIONS (503 over_capacity, or closed)",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "ws_refused",
+            "WebSocket upgrades past WS_MAX_CONNECTIONS (closed with 1013)",
+            m.ws_refused.clone(),
+        );
+        registry.register(
+            "store_full",
+            "Writes the memory store refused because MEMORY_STORE_MAX_BYTES was spent",
+            m.store_full.clone(),
         );
         registry.register(
             "ws_closes",

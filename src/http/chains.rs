@@ -16,10 +16,14 @@ use super::error::ApiError;
 use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
 use crate::domain::chain::{self, Chain, CHAIN_STATUSES};
 use crate::domain::chain_input::{check_chain_id, ChainPatch, NewChainBody};
+use crate::domain::event::check_limit;
 use crate::domain::FieldProblem;
 use crate::service::chains::Chains;
 use crate::service::sessions::Sessions;
-use crate::store::ChainFilter;
+use crate::store::ChainCursor;
+
+/// Chains per listing page unless `limit` says otherwise.
+const DEFAULT_LIST_LIMIT: usize = 100;
 
 /// Longest stale limit a cleanup may name: ten years.
 const MAX_STALE_SECS: u64 = 10 * 365 * 24 * 3600;
@@ -75,7 +79,7 @@ pub async fn of_session(
     ApiPath(session_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     session_path_id(&session_id)?;
-    let list = chains.list(ChainFilter::Session(&session_id)).await?;
+    let list = chains.of_session(&session_id).await?;
     Ok(Json(json!({"sessionId": session_id, "count": list.len(), "chains": list})).into_response())
 }
 
@@ -83,35 +87,56 @@ pub async fn of_session(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
 }
 
 /// `?status=active` (pending, in_progress or paused), a single status, or every chain; most
-/// recently updated first.
+/// recently updated first, `limit` at a time (default 100), with `nextCursor` to go on.
 pub async fn list(
     State(chains): State<Arc<Chains>>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let (filter, only) = match q.status.as_deref() {
-        None => (ChainFilter::All, None),
-        Some("active") => (ChainFilter::Active, None),
-        Some(s) if CHAIN_STATUSES.contains(&s) => (ChainFilter::All, Some(s)),
+    let mut problems = Vec::new();
+    let (active, only) = match q.status.as_deref() {
+        None => (false, None),
+        Some("active") => (true, None),
+        Some(s) if CHAIN_STATUSES.contains(&s) => (false, Some(s)),
         Some(_) => {
-            return Err(ApiError::validation(vec![FieldProblem::new(
+            problems.push(FieldProblem::new(
                 "status",
                 format!("must be active or one of {}", CHAIN_STATUSES.join(", ")),
-            )]))
+            ));
+            (false, None)
         }
     };
-    let mut list = chains.list(filter).await?;
-    if let Some(s) = only {
-        list.retain(|c| c.status == s);
+    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    problems.extend(check_limit(limit).err());
+    let cursor = match q.cursor.as_deref().map(|c| (c, ChainCursor::decode(c))) {
+        None => None,
+        Some((_, Some(c))) => Some(c),
+        Some((_, None)) => {
+            problems.push(FieldProblem::new(
+                "cursor",
+                "is not a cursor this listing gave",
+            ));
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
     }
-    list.reverse();
-    Ok(Json(json!({"count": list.len(), "chains": list})).into_response())
+    let (list, next) = chains.page(active, only, cursor, limit).await?;
+    Ok(Json(json!({
+        "count": list.len(),
+        "chains": list,
+        "nextCursor": next.map(|c| c.encode()),
+    }))
+    .into_response())
 }
 
 pub async fn stats(State(chains): State<Arc<Chains>>) -> Result<Response, ApiError> {
-    let all = chains.list(ChainFilter::All).await?;
+    let all = chains.all(false).await?;
     Ok(Json(chain::stats(&all)).into_response())
 }
 

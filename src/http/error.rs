@@ -93,6 +93,11 @@ impl From<ServiceError> for ApiError {
                 tracing::warn!(what, "store contention; the change was not made");
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ServiceError::Store(StoreError::Full) => {
+                tracing::warn!("memory store full (MEMORY_STORE_MAX_BYTES); refused a write");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ServiceError::Store(StoreError::QueueFull) => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Store(StoreError::Corrupt(reason)) => {
                 tracing::error!(%reason, "corrupt data in store");
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::serve::BodyDeadline;
 use crate::domain::session::check_session_id;
 
 /// A JSON body, unparsed: the content type must be JSON, and an empty body reads as `{}`.
@@ -28,7 +29,22 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 let m = m.trim().to_ascii_lowercase();
                 m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
             });
-        let body = Bytes::from_request(req, state).await.map_err(|rej| {
+        let deadline = req.extensions().get::<BodyDeadline>().copied();
+        let read = Bytes::from_request(req, state);
+        let read = match deadline {
+            Some(BodyDeadline(at)) => match tokio::time::timeout_at(at, read).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        "the request body did not arrive within HTTP_BODY_TIMEOUT_SECS",
+                    ))
+                }
+            },
+            None => read.await,
+        };
+        let body = read.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,

@@ -22,6 +22,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod queues;
+pub mod serve;
 pub mod sessions;
 pub mod ws;
 

@@ -30,6 +30,12 @@ pub async fn upgrade(
             .into_response()
         }
     };
+    if app.connections().len() >= app.config().ws_max_connections {
+        app.metrics().ws_refused.inc();
+        app.metrics().ws_closed(1013);
+        return ws::configure(upgrade)
+            .on_upgrade(|socket| ws::refuse(socket, 1013, "too many connections; retry later"));
+    }
     let id = app.next_connection_id();
     let ctx = app.ws_context();
     let tracker = app.connections().clone();

@@ -9,18 +9,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use std::collections::HashMap;
-
 use super::ServiceError;
 use crate::domain::chain::{is_active, Chain, ACTIVE_STATUSES};
-use crate::domain::chain_input::{chain_event, ChainEvent};
-use crate::domain::FieldProblem;
 use crate::metrics::Metrics;
-use crate::store::{ChainFilter, ChainStore, ChainWrite, StoreError};
+use crate::store::{ChainCursor, ChainStore, ChainWrite, StoreError};
 
 /// Attempts of one compare-and-set change before giving up (each conflict means another
 /// writer's change went in, so the system as a whole makes progress).
 const CAS_ATTEMPTS: usize = 50;
+
+/// Pages of the chain index one filtered listing walks at most before answering.
+pub const MAX_WALK_PAGES: usize = 10;
 
 /// What one chain may hold (`CHAIN_MAX_BYTES`, `CHAIN_VALUE_MAX_BYTES`).
 #[derive(Debug, Clone, Copy)]
@@ -132,75 +131,72 @@ impl Chains {
         Err(StoreError::Contention("other writers kept changing the chain").into())
     }
 
-    pub async fn list(&self, filter: ChainFilter<'_>) -> Result<Vec<Chain>, StoreError> {
+    /// A session's chains in creation order.
+    pub async fn of_session(&self, session_id: &str) -> Result<Vec<Chain>, StoreError> {
         self.store
-            .list_chains(filter)
+            .session_chains(session_id)
             .await?
             .iter()
             .map(|j| decode(j))
             .collect()
     }
 
+    /// A page of the chains across sessions, most recently updated first: active ones, or all,
+    /// or those of one `status` (found by walking at most [`MAX_WALK_PAGES`] pages of the
+    /// index, so a filter that matches nothing still answers at once, with a cursor to go on).
+    pub async fn page(
+        &self,
+        active: bool,
+        status: Option<&str>,
+        after: Option<ChainCursor>,
+        limit: usize,
+    ) -> Result<(Vec<Chain>, Option<ChainCursor>), StoreError> {
+        let mut out = Vec::new();
+        let mut cursor = after;
+        for _ in 0..MAX_WALK_PAGES {
+            let page = self
+                .store
+                .page_chains(active, cursor.as_ref(), limit - out.len())
+                .await?;
+            for json in &page.chains {
+                let c = decode(json)?;
+                if status.is_none_or(|s| c.status == s) {
+                    out.push(c);
+                }
+            }
+            cursor = page.next;
+            if cursor.is_none() || out.len() == limit {
+                break;
+            }
+        }
+        Ok((out, cursor))
+    }
+
+    /// Every chain of the index (or the active ones), walked page by page.
+    pub async fn all(&self, active: bool) -> Result<Vec<Chain>, StoreError> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.store.page_chains(active, cursor.as_ref(), 500).await?;
+            for json in &page.chains {
+                out.push(decode(json)?);
+            }
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// The session's newest chain, for events that do not name theirs.
-    async fn latest(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+    pub(super) async fn latest(&self, session_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .store
-            .list_chains(ChainFilter::Session(session_id))
+            .session_chains(session_id)
             .await?
             .last()
             .and_then(|j| decode(j).ok())
             .map(|c| c.id))
-    }
-
-    /// Applies a chain's share of a batch of chain and step events of `session_id`, in their
-    /// order, as at most one creation and one change (never one rewrite per event). Every
-    /// change here is idempotent, so events applied twice (a retried post) leave the chain as
-    /// once. A chain of another session is left alone and answered as a conflict.
-    async fn apply_group(
-        &self,
-        session_id: &str,
-        id: &str,
-        whats: &[ChainEvent],
-    ) -> Result<(), ServiceError> {
-        let mut rest = whats;
-        if let Some(i) = whats
-            .iter()
-            .position(|w| matches!(w, ChainEvent::Compiled(_)))
-        {
-            let ChainEvent::Compiled(spec) = &whats[i] else {
-                unreachable!("found above")
-            };
-            let mut chain = Chain::new(
-                id.to_string(),
-                session_id.to_string(),
-                spec.clone(),
-                Utc::now(),
-            );
-            match self.create(&mut chain).await {
-                Ok(()) => rest = &whats[i + 1..],
-                Err(ServiceError::Exists(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if rest.iter().all(|w| matches!(w, ChainEvent::Compiled(_))) {
-            return Ok(());
-        }
-        let mut foreign = false;
-        let result = self
-            .update(id, |c, now| {
-                foreign = c.session_id != session_id;
-                if foreign {
-                    return false;
-                }
-                rest.iter().for_each(|w| apply_one(c, w, now));
-                true
-            })
-            .await;
-        match result {
-            Ok(_) if foreign => Err(foreign_chain(id)),
-            Ok(_) | Err(ServiceError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 
     /// An acknowledged `pause`, `resume` or `cancel` moves the chains it is about: the one its
@@ -220,7 +216,7 @@ impl Chains {
         let ids: Vec<String> = match command["command"]["payload"]["chainId"].as_str() {
             Some(id) => vec![id.to_string()],
             None => self
-                .list(ChainFilter::Session(session_id))
+                .of_session(session_id)
                 .await?
                 .into_iter()
                 .filter(|c| is_active(&c.status))
@@ -255,7 +251,7 @@ impl Chains {
             .and_then(|d| Utc::now().checked_sub_signed(d))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let mut cleaned = 0;
-        for c in self.list(ChainFilter::Active).await? {
+        for c in self.all(true).await? {
             let old = crate::time::parse(&c.updated_at).is_some_and(|t| t < cutoff);
             if !old {
                 continue;
@@ -278,131 +274,5 @@ impl Chains {
             }
         }
         Ok(cleaned)
-    }
-}
-
-fn apply_one(c: &mut Chain, what: &ChainEvent, now: DateTime<Utc>) {
-    match what {
-        ChainEvent::Compiled(_) => {}
-        ChainEvent::Started => {
-            if c.status == "pending" {
-                c.set_status("in_progress", now);
-            }
-        }
-        ChainEvent::Step {
-            number,
-            status,
-            error,
-        } => c.set_step(*number, status, error.clone(), now),
-        ChainEvent::Finished { status, error } => {
-            if error.is_some() {
-                c.error = error.clone();
-            }
-            c.set_status(status, now);
-        }
-    }
-}
-
-fn foreign_chain(id: &str) -> ServiceError {
-    ServiceError::Conflict(vec![FieldProblem::new(
-        "chainId",
-        format!("chain {id:?} belongs to another session"),
-    )])
-}
-
-/// The chain and step events of one post, resolved to the chain each moves and grouped by
-/// it, in order.
-pub struct ChainBatch {
-    /// (session, chain id, what), per chain, in the order the events came.
-    groups: Vec<(String, String, Vec<ChainEvent>)>,
-    /// The place in the request of each group's first event.
-    places: Vec<usize>,
-}
-
-impl Chains {
-    /// Reads chain and step events (place in the request, body, `eventId`). A
-    /// `chain:compiled` without `chainId` takes its `eventId` as the chain id; an event
-    /// naming no chain goes to the newest chain its session has, counting those this batch
-    /// makes.
-    pub async fn resolve(
-        &self,
-        events: &[(usize, Value, String)],
-    ) -> Result<ChainBatch, StoreError> {
-        let mut batch = ChainBatch {
-            groups: Vec::new(),
-            places: Vec::new(),
-        };
-        let mut newest: HashMap<String, Option<String>> = HashMap::new();
-        for (place, event, event_id) in events {
-            let Some((chain_id, what)) = chain_event(event) else {
-                continue;
-            };
-            let Some(session_id) = event["sessionId"].as_str() else {
-                continue;
-            };
-            let id = match (&what, chain_id) {
-                (_, Some(id)) => id,
-                (ChainEvent::Compiled(_), None) => event_id.clone(),
-                (_, None) => {
-                    if !newest.contains_key(session_id) {
-                        newest.insert(session_id.to_string(), self.latest(session_id).await?);
-                    }
-                    match &newest[session_id] {
-                        Some(id) => id.clone(),
-                        None => continue, // no chain to move; the event is stored all the same
-                    }
-                }
-            };
-            if matches!(what, ChainEvent::Compiled(_)) {
-                newest.insert(session_id.to_string(), Some(id.clone()));
-            }
-            let i = match batch
-                .groups
-                .iter()
-                .position(|(s, c, _)| s == session_id && *c == id)
-            {
-                Some(i) => i,
-                None => {
-                    batch.groups.push((session_id.to_string(), id, Vec::new()));
-                    batch.places.push(*place);
-                    batch.groups.len() - 1
-                }
-            };
-            batch.groups[i].2.push(what);
-        }
-        Ok(batch)
-    }
-
-    /// Refuses a batch that would move another session's chain (409, nothing stored): chains
-    /// belong to their session, and a post must not answer 2xx for a change it cannot make.
-    pub async fn check_owners(&self, batch: &ChainBatch) -> Result<(), ServiceError> {
-        let mut problems = Vec::new();
-        for ((session_id, id, _), place) in batch.groups.iter().zip(&batch.places) {
-            if let Some(owner) = self.owner(id).await? {
-                if owner != *session_id {
-                    problems.push(FieldProblem::new(
-                        format!("events[{place}].chainId"),
-                        format!("chain {id:?} belongs to another session; nothing was stored"),
-                    ));
-                }
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ServiceError::Conflict(problems))
-        }
-    }
-
-    /// Applies the chain changes of a stored batch, one pass per chain. A failure is logged
-    /// and counted, not returned: the events are stored, and every change is idempotent, so a
-    /// retried post with the same `eventId`s applies them again.
-    pub async fn apply(&self, batch: ChainBatch) {
-        for (session_id, id, whats) in &batch.groups {
-            if let Err(e) = self.apply_group(session_id, id, whats).await {
-                self.metrics.chain_update_failures.inc();
-                tracing::warn!(session = %session_id.escape_debug(), chain = %id.escape_debug(), error = %e, "could not apply chain events");
-            }
-        }
     }
 }

@@ -7,9 +7,7 @@ use serde_json::Value;
 
 use super::chains::Chains;
 use super::ServiceError;
-use crate::domain::event::{
-    draft_event, Appended, EventContext, EventDraft, EventRange, ReadFrom, MAX_READ_LIMIT,
-};
+use crate::domain::event::{draft_event, Appended, EventContext, EventDraft, EventRange, ReadFrom};
 use crate::metrics::Metrics;
 use crate::store::{EventStore, StoreError};
 use crate::time::Now;
@@ -70,53 +68,52 @@ impl Events {
         Ok(())
     }
 
-    /// Events received at or after `cutoff`, scanning the stored stream page by page from its
-    /// oldest event. Returns the stream state and the seq of the first event returned.
+    /// Events received at or after `cutoff`: a binary search over the stored stream for the
+    /// first one (about log2(n) reads of one event each, never a scan of the whole list),
+    /// then one page from there. `receivedAt` rises with seq (instances' clocks apart by a
+    /// little can blur the order of events within that skew of the cutoff). Returns the stream
+    /// state and the seq of the first event returned.
     pub async fn read_since(
         &self,
         session_id: &str,
         cutoff: &str,
         limit: usize,
     ) -> Result<(EventRange, u64, Vec<Arc<str>>), StoreError> {
-        let mut after = 0;
-        let mut found: Vec<Arc<str>> = Vec::new();
-        let mut first_found = 0;
-        loop {
-            let range = self
-                .store
-                .read_events(session_id, ReadFrom::After(after), MAX_READ_LIMIT)
-                .await?;
-            let start = range.start_after(after);
-            let n = range.events.len() as u64;
-            for (i, e) in range.events.iter().enumerate() {
-                if found.len() == limit {
-                    break;
-                }
-                if !found.is_empty() || received_since(e, cutoff) {
-                    if found.is_empty() {
-                        first_found = start + i as u64;
-                    }
-                    found.push(Arc::clone(e));
-                }
+        let one = |after: u64| {
+            self.store
+                .read_events(session_id, ReadFrom::After(after), 1)
+        };
+        let stand = one(0).await?;
+        let (mut lo, mut hi) = (stand.first_seq, stand.head_seq + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let r = one(mid - 1).await?;
+            if r.epoch != stand.epoch {
+                break; // the stream started again meanwhile: read from where we are
             }
-            let done = n == 0 || found.len() == limit || start + n > range.head_seq;
-            if done {
-                let first = if found.is_empty() {
-                    range.head_seq + 1
-                } else {
-                    first_found
-                };
-                return Ok((
-                    EventRange {
-                        events: Vec::new(),
-                        ..range
-                    },
-                    first,
-                    found,
-                ));
+            match r.events.first() {
+                Some(e) if !received_since(e, cutoff) => lo = r.start_after(mid - 1) + 1,
+                _ => hi = mid,
             }
-            after = start + n - 1;
         }
+        if lo > stand.head_seq {
+            let first = stand.head_seq + 1;
+            return Ok((
+                EventRange {
+                    events: Vec::new(),
+                    ..stand
+                },
+                first,
+                Vec::new(),
+            ));
+        }
+        let mut range = self
+            .store
+            .read_events(session_id, ReadFrom::After(lo - 1), limit)
+            .await?;
+        let first = range.start_after(lo - 1);
+        let found = std::mem::take(&mut range.events);
+        Ok((range, first, found))
     }
 }
 

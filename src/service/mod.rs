@@ -12,6 +12,7 @@
 use crate::domain::FieldProblem;
 use crate::store::StoreError;
 
+pub mod chain_events;
 pub mod chains;
 pub mod control;
 pub mod events;
@@ -59,6 +60,8 @@ impl ServiceError {
             ServiceError::Store(StoreError::Unavailable(_)) => "store_unavailable",
             ServiceError::Store(StoreError::Contention(_)) => "contention",
             ServiceError::Store(StoreError::Corrupt(_)) => "internal",
+            ServiceError::Store(StoreError::Full) => "store_full",
+            ServiceError::Store(StoreError::QueueFull) => "queue_full",
         }
     }
 
@@ -86,6 +89,12 @@ impl ServiceError {
             ServiceError::Store(StoreError::Corrupt(_)) => {
                 "the store holds data this gateway cannot read".into()
             }
+            ServiceError::Store(StoreError::Full) => {
+                "the store's memory budget is spent; nothing was written, retry later".into()
+            }
+            ServiceError::Store(StoreError::QueueFull) => {
+                "the queue holds as many items as it may; take or acknowledge some first".into()
+            }
         }
     }
 
@@ -93,7 +102,9 @@ impl ServiceError {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            ServiceError::Store(StoreError::Unavailable(_) | StoreError::Contention(_))
+            ServiceError::Store(
+                StoreError::Unavailable(_) | StoreError::Contention(_) | StoreError::Full
+            )
         )
     }
 }

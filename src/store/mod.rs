@@ -29,7 +29,7 @@ pub mod redis;
 pub mod sessions;
 
 pub use bus::Bus;
-pub use chains::{ChainFilter, ChainStore, ChainWrite};
+pub use chains::{ChainCursor, ChainPage, ChainStore, ChainWrite};
 pub use events::{EventStore, Page, Pages};
 pub use queues::{Acked, QueueStore};
 pub use sessions::SessionStore;
@@ -51,6 +51,13 @@ pub enum StoreError {
     /// was not made. Worth retrying (503 with Retry-After).
     #[error("contention: {0}")]
     Contention(&'static str),
+    /// The embedded store's memory budget (`MEMORY_STORE_MAX_BYTES`) is spent; nothing was
+    /// written. Worth retrying once data expires or is deleted (503 `store_full`).
+    #[error("the store is full")]
+    Full,
+    /// The session's queue holds `QUEUE_MAX_ITEMS` items; nothing was queued (429).
+    #[error("the queue is full")]
+    QueueFull,
     /// The store holds data this version cannot read (a bug or foreign writes).
     #[error("corrupt data in store: {0}")]
     Corrupt(String),
@@ -65,6 +72,12 @@ pub struct StoreSettings {
     pub instance_id: Arc<str>,
     /// How often the Redis store probes its pub/sub subscription.
     pub pubsub_probe_every: Duration,
+    /// Most bytes of events one read returns (`READ_MAX_BYTES`; always at least one event).
+    pub read_max_bytes: usize,
+    /// Live items one session's queue holds at most (`QUEUE_MAX_ITEMS`).
+    pub queue_max_items: usize,
+    /// The memory store's budget (`MEMORY_STORE_MAX_BYTES`); writes past it get `store_full`.
+    pub memory_max_bytes: usize,
     pub metrics: Arc<Metrics>,
 }
 
@@ -112,6 +125,9 @@ pub async fn open(
         dedup_window: DEDUP_WINDOW,
         instance_id,
         pubsub_probe_every: config.pubsub_probe_every,
+        read_max_bytes: config.read_max_bytes,
+        queue_max_items: config.queue_max_items,
+        memory_max_bytes: config.memory_store_max_bytes,
         metrics,
     };
     match &config.redis_url {

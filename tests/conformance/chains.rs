@@ -480,7 +480,62 @@ async fn a_chain_past_its_limit_is_refused_whole(env: Env) {
     );
 }
 
+async fn chain_listings_come_in_pages(env: Env) {
+    let gw = &env.gw;
+    gw.post("/api/sessions", json!({"id": "pg"})).await;
+    for i in 0..25 {
+        let (s, v) = gw
+            .post(
+                "/api/sessions/pg/chains",
+                json!({"id": format!("c{i:02}"), "title": "t"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0.. {
+        assert!(page < 10, "the walk ends");
+        let path = match &cursor {
+            Some(c) => format!("/api/chains?limit=10&cursor={c}"),
+            None => "/api/chains?limit=10".to_string(),
+        };
+        let (s, v) = gw.get(&path).await;
+        assert_eq!(s, 200, "{v}");
+        assert!(v["count"].as_u64().unwrap() <= 10);
+        seen.extend(
+            v["chains"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string()),
+        );
+        match v["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        (seen.len(), sorted.len()),
+        (25, 25),
+        "every chain once: {seen:?}"
+    );
+    // Most recently updated first.
+    assert_eq!(seen[0], "c24");
+    // A filter that matches nothing answers at once, with a cursor to go on.
+    let (s, v) = gw.get("/api/chains?status=failed&limit=1").await;
+    assert_eq!((s, v["count"].as_u64()), (200, Some(0)), "{v}");
+    for bad in ["limit=0", "limit=1001", "cursor=nope", "cursor=1.zz"] {
+        let (s, v) = gw.get(&format!("/api/chains?{bad}")).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+}
+
 conformance! {
+    chain_listings_come_in_pages => crate::defaults,
     a_chain_past_its_limit_is_refused_whole => |c| {
         c.chain_max_bytes = Some(16_384);
         c.chain_value_max_bytes = 1024;

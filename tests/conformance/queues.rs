@@ -298,7 +298,59 @@ async fn long_polls_return_when_an_item_arrives(env: Env) {
     );
 }
 
+async fn queues_are_bounded_by_items_and_answers_by_bytes(env: Env) {
+    let gw = &env.gw;
+    gw.post("/api/sessions", json!({"id": "qb"})).await;
+    let pad = "i".repeat(1500);
+    for n in 0..5 {
+        let (s, v) = gw
+            .post(
+                "/api/sessions/qb/input",
+                json!({"input": {"n": n, "pad": pad}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = gw
+        .post("/api/sessions/qb/input", json!({"input": "one more"}))
+        .await;
+    assert_eq!((s, v["error"].as_str()), (429, Some("queue_full")), "{v}");
+    for (s, v) in [
+        gw.post("/api/sessions/qb/commands", json!({"type": "pause"}))
+            .await,
+        gw.post("/api/sessions/qb/commands", json!({"type": "resume"}))
+            .await,
+    ] {
+        assert_eq!(s, 201, "{v}");
+    }
+    // Answers stop before READ_MAX_BYTES; what is left stays queued, in order.
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let (s, v) = gw.get("/api/sessions/qb/input").await;
+        assert_eq!(s, 200, "{v}");
+        let items = v["inputs"].as_array().unwrap();
+        assert!(items.len() <= 2, "{}", items.len());
+        got.extend(items.iter().map(|i| i["input"]["n"].as_u64().unwrap()));
+        if got.len() == 5 {
+            break;
+        }
+    }
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+    // Taken items make room again.
+    let (s, _) = gw
+        .post("/api/sessions/qb/input", json!({"input": "again"}))
+        .await;
+    assert_eq!(s, 201);
+}
+
 conformance! {
+    queues_are_bounded_by_items_and_answers_by_bytes => |c| {
+        c.queue_max_items = 5;
+        c.max_event_bytes = 4096;
+        c.max_batch_bytes = 4096;
+        c.read_max_bytes = 4096;
+        c.ws_outbound_limit_bytes = 65536;
+    },
     command_life_cycle => crate::defaults,
     commands_expire_each_on_its_own_clock => |c| c.queue_ttl_secs = 1,
     consume_takes_commands_once => crate::defaults,

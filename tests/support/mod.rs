@@ -10,12 +10,14 @@ use std::time::Duration;
 pub mod crowd;
 pub mod gateway;
 pub mod proxy;
+pub mod raw;
 pub mod redis;
 pub mod ws;
 
 pub use crowd::*;
 pub use gateway::*;
 pub use proxy::*;
+pub use raw::*;
 pub use redis::*;
 pub use ws::*;
 

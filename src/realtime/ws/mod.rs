@@ -42,13 +42,61 @@ pub struct WsContext {
     /// Cancelled on shutdown: every connection closes with 1001.
     pub shutdown: CancellationToken,
     pub outbound_limit: usize,
+    /// Largest stored event: with `outbound_limit`, sizes the first page of a replay.
+    pub max_event_bytes: usize,
+    /// How long one write may wait for the socket before the client counts as too slow.
+    pub write_timeout: Duration,
     pub ping_every: Duration,
     pub pong_timeout: Duration,
+}
+
+/// A write to the socket that ends the connection with 4008 when the hub closes it for being
+/// over its budget, or when the socket takes no more for `limit` (`WS_WRITE_TIMEOUT_SECS`): the
+/// one deadline of live frames and replays alike. The usual write completes at once and sets no
+/// timer.
+async fn bounded<F>(
+    write: F,
+    closed: impl std::future::Future<Output = ()>,
+    limit: Duration,
+) -> Result<(), End>
+where
+    F: std::future::Future<Output = Result<(), axum::Error>>,
+{
+    use futures::FutureExt;
+    let mut write = std::pin::pin!(write);
+    if let Some(r) = write.as_mut().now_or_never() {
+        return r.map_err(|_| End::Gone);
+    }
+    tokio::select! {
+        biased;
+        r = write => r.map_err(|_| End::Gone),
+        _ = closed => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
+        _ = tokio::time::sleep(limit) => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
+    }
 }
 
 /// Serves one upgraded connection until it closes.
 pub async fn serve(ctx: Arc<WsContext>, id: u64, socket: WebSocket) {
     Connection::new(ctx, id, socket).run().await
+}
+
+/// Closes a connection the instance will not serve (`1013`: try again later) with the closing
+/// handshake, waiting a moment for the client's Close.
+pub async fn refuse(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }));
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        if socket.send(frame).await.is_ok() {
+            while let Some(Ok(m)) = socket.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 /// How the upgrade configures a connection. Buffers are eagerly allocated per connection;
@@ -78,12 +126,15 @@ struct Connection {
     sink: SplitSink<WebSocket, Message>,
     stream: Option<SplitStream<WebSocket>>,
     subs: HashMap<Arc<str>, streams::Sub>,
+    /// Events per replay page, sized by what the last page weighed ([`Connection::pace`]).
+    replay_page: usize,
 }
 
 impl Connection {
     fn new(ctx: Arc<WsContext>, id: u64, socket: WebSocket) -> Connection {
         let (handle, queue) = hub::queue(id, ctx.outbound_limit);
         let (sink, stream) = socket.split();
+        let (ctx_budget, ctx_event) = (ctx.outbound_limit, ctx.max_event_bytes.max(1));
         Connection {
             ctx,
             client_id: uuid::Uuid::now_v7(),
@@ -92,6 +143,8 @@ impl Connection {
             sink,
             stream: Some(stream),
             subs: HashMap::new(),
+            // At first as many of the largest events as the budget holds.
+            replay_page: (ctx_budget / ctx_event).clamp(1, proto::REPLAY_PAGE),
         }
     }
 
@@ -198,32 +251,32 @@ impl Connection {
     }
 
     async fn send(&mut self, msg: Message) -> Result<(), End> {
-        // Biased: the write goes first, so the close check costs nothing unless it blocks.
-        tokio::select! {
-            biased;
-            r = self.sink.send(msg) => r.map_err(|_| End::Gone),
-            _ = self.handle.closed() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
-        }
+        bounded(
+            self.sink.send(msg),
+            self.handle.closed(),
+            self.ctx.write_timeout,
+        )
+        .await
     }
 
     /// Writes into the socket's buffer without flushing (it flushes by itself past
     /// [`WRITE_BUFFER`]); [`Connection::flush`] sends the rest.
     async fn feed(&mut self, msg: Message) -> Result<(), End> {
-        // Biased: the write goes first, so the close check costs nothing unless it blocks.
-        tokio::select! {
-            biased;
-            r = self.sink.feed(msg) => r.map_err(|_| End::Gone),
-            _ = self.handle.closed() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
-        }
+        bounded(
+            self.sink.feed(msg),
+            self.handle.closed(),
+            self.ctx.write_timeout,
+        )
+        .await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        // Biased: the write goes first, so the close check costs nothing unless it blocks.
-        tokio::select! {
-            biased;
-            r = self.sink.flush() => r.map_err(|_| End::Gone),
-            _ = self.handle.closed() => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
-        }
+        bounded(
+            self.sink.flush(),
+            self.handle.closed(),
+            self.ctx.write_timeout,
+        )
+        .await
     }
 
     /// Sends `first` and whatever else is already queued (up to [`BATCH`] messages), then

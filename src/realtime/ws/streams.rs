@@ -54,11 +54,7 @@ impl Connection {
             Some(s) => ReadFrom::After(s),
             None => ReadFrom::Tail(0),
         };
-        let limit = if since.is_some() {
-            proto::REPLAY_PAGE
-        } else {
-            0
-        };
+        let limit = if since.is_some() { self.replay_page } else { 0 };
         let range = match self.ctx.events.read_events(&sid, read, limit).await {
             Ok(r) => r,
             Err(e) => return self.subscribe_failed(&sid, e).await,
@@ -79,6 +75,7 @@ impl Connection {
             self.sub_mut(&sid).last = since;
             let start = range.start_after(since);
             let epoch = range.epoch.clone().unwrap_or_default();
+            self.pace(&range.events);
             self.send_stored(&sid, &epoch, start, range.events).await?;
             self.catch_up(&sid, None).await?;
         }
@@ -95,6 +92,19 @@ impl Connection {
             Some(sid),
         )
         .await
+    }
+
+    /// Sizes the next replay page from this one, so one page stays within the outbound budget
+    /// whatever the events weigh: halved past it, doubled (up to [`proto::REPLAY_PAGE`]) while
+    /// under half of it. A replay so holds about one budget of memory, as live frames do.
+    fn pace(&mut self, page: &[Arc<str>]) {
+        let bytes: usize = page.iter().map(|e| e.len()).sum();
+        let budget = self.ctx.outbound_limit;
+        if bytes > budget {
+            self.replay_page = (self.replay_page / 2).max(1);
+        } else if bytes < budget / 2 && page.len() >= self.replay_page {
+            self.replay_page = (self.replay_page * 2).min(proto::REPLAY_PAGE);
+        }
     }
 
     fn sub_mut(&mut self, sid: &str) -> &mut Sub {
@@ -131,7 +141,7 @@ impl Connection {
         let ctx = Arc::clone(&self.ctx);
         let mut pages = Pages::new(&*ctx.events, sid, sub.epoch.clone(), sub.last, until);
         loop {
-            let page = match pages.next(proto::REPLAY_PAGE).await {
+            let page = match pages.next(self.replay_page).await {
                 Ok(Some(page)) => page,
                 Ok(None) => return Ok(()),
                 Err(e) => {
@@ -148,6 +158,7 @@ impl Connection {
                 Some(sub) => sub.epoch = Some(Arc::clone(&page.epoch)),
                 None => return Ok(()),
             }
+            self.pace(&page.events);
             self.send_stored(sid, &page.epoch, page.start, page.events)
                 .await?;
         }

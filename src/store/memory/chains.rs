@@ -1,22 +1,24 @@
 //! Chains in memory: each chain's version and JSON, and each session's chain ids in creation
 //! order. A first write also counts the chain on its session, in the same locked step.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::MemoryStore;
+use super::{MemoryStore, OVERHEAD};
 use crate::bus::BusMessage;
 use crate::domain::session::field;
-use crate::store::{ChainFilter, ChainStore, ChainWrite, StoreError};
+use crate::store::{ChainCursor, ChainPage, ChainStore, ChainWrite, StoreError};
 
 #[derive(Default)]
 pub(super) struct Chains {
     chains: HashMap<String, ChainSlot>,
     /// Per session, its chain ids in creation order.
     by_session: HashMap<String, Vec<String>>,
+    /// Every chain by (last update, id), for walks most recent first.
+    by_update: BTreeSet<(i64, String)>,
 }
 
 struct ChainSlot {
@@ -32,14 +34,41 @@ impl Chains {
         self.chains.get(id).filter(|c| c.expires > now)
     }
 
-    pub fn remove_session(&mut self, session_id: &str) {
-        for chain_id in self.by_session.remove(session_id).unwrap_or_default() {
-            self.chains.remove(&chain_id);
+    fn remove(&mut self, id: &str) {
+        if let Some(c) = self.chains.remove(id) {
+            self.by_update.remove(&(c.updated_ms, id.to_string()));
         }
     }
 
+    pub fn remove_session(&mut self, session_id: &str) {
+        for chain_id in self.by_session.remove(session_id).unwrap_or_default() {
+            self.remove(&chain_id);
+        }
+    }
+
+    /// About what the chains hold, for the memory budget.
+    pub fn bytes(&self) -> usize {
+        self.chains
+            .iter()
+            .map(|(id, c)| id.len() + c.json.len() + OVERHEAD)
+            .sum::<usize>()
+            + self
+                .by_session
+                .values()
+                .map(|ids| ids.iter().map(|i| i.len() + 32).sum::<usize>())
+                .sum::<usize>()
+    }
+
     pub fn sweep(&mut self, now: Instant) {
-        self.chains.retain(|_, c| c.expires > now);
+        let expired: Vec<String> = self
+            .chains
+            .iter()
+            .filter(|(_, c)| c.expires <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.remove(&id);
+        }
         let chains = &self.chains;
         self.by_session.retain(|_, ids| {
             ids.retain(|id| chains.contains_key(id));
@@ -65,7 +94,10 @@ impl ChainStore for MemoryStore {
         if current != expected {
             return Ok(false);
         }
+        self.admit(&mut state, c.json.len() + OVERHEAD)?;
         let json: Arc<str> = c.json.as_str().into();
+        state.chains.remove(&c.id);
+        state.chains.by_update.insert((c.updated_ms, c.id.clone()));
         state.chains.chains.insert(
             c.id.clone(),
             ChainSlot {
@@ -102,31 +134,55 @@ impl ChainStore for MemoryStore {
         Ok(true)
     }
 
-    async fn list_chains(&self, filter: ChainFilter<'_>) -> Result<Vec<Arc<str>>, StoreError> {
+    async fn session_chains(&self, sid: &str) -> Result<Vec<Arc<str>>, StoreError> {
         let now = Instant::now();
         let state = self.state.lock();
         let chains = &state.chains;
-        Ok(match filter {
-            ChainFilter::Session(sid) => chains
-                .by_session
-                .get(sid)
-                .map(|ids| {
-                    ids.iter()
-                        .filter_map(|id| chains.live(id, now))
-                        .map(|c| Arc::clone(&c.json))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            ChainFilter::Active | ChainFilter::All => {
-                let active_only = matches!(filter, ChainFilter::Active);
-                let mut rows: Vec<&ChainSlot> = chains
-                    .chains
-                    .values()
-                    .filter(|c| c.expires > now && (c.active || !active_only))
-                    .collect();
-                rows.sort_by_key(|c| c.updated_ms);
-                rows.into_iter().map(|c| Arc::clone(&c.json)).collect()
+        Ok(chains
+            .by_session
+            .get(sid)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| chains.live(id, now))
+                    .map(|c| Arc::clone(&c.json))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn page_chains(
+        &self,
+        active: bool,
+        after: Option<&ChainCursor>,
+        walk: usize,
+    ) -> Result<ChainPage, StoreError> {
+        let now = Instant::now();
+        let state = self.state.lock();
+        let chains = &state.chains;
+        let mut members = match after {
+            Some(c) => chains
+                .by_update
+                .range(..(c.updated_ms, c.member.clone()))
+                .rev(),
+            None => chains.by_update.range(..).rev(),
+        };
+        let mut page = ChainPage::default();
+        let mut last = None;
+        for _ in 0..walk {
+            let Some((ms, id)) = members.next() else {
+                return Ok(page);
+            };
+            last = Some((*ms, id));
+            if let Some(c) = chains.live(id, now).filter(|c| c.active || !active) {
+                page.chains.push(Arc::clone(&c.json));
             }
-        })
+        }
+        if members.next().is_some() {
+            page.next = last.map(|(ms, id)| ChainCursor {
+                updated_ms: ms,
+                member: id.clone(),
+            });
+        }
+        Ok(page)
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::MemoryStore;
+use super::{MemoryStore, OVERHEAD};
 use crate::bus::{BusMessage, LiveEvent};
 use crate::domain::event::{Appended, EventDraft, EventRange, ReadFrom};
 use crate::domain::session::field;
@@ -21,6 +21,11 @@ impl EventStore for MemoryStore {
         let window = self.settings.dedup_window;
         let clock = Instant::now();
         let mut state = self.state.lock();
+        let size: usize = drafts
+            .iter()
+            .map(|d| d.json_head.len() + d.event_id.len() + OVERHEAD)
+            .sum();
+        self.admit(&mut state, size)?;
         let mut out = Vec::with_capacity(drafts.len());
         for d in drafts {
             let slot = state.sessions.slot_or_start(&d.session_id, now, clock, ttl);
@@ -94,7 +99,24 @@ impl EventStore for MemoryStore {
             head_seq: slot.seq,
             first_seq,
             epoch: Some(slot.epoch.to_string()),
-            events: slot.events.iter().skip(skip).take(take).cloned().collect(),
+            events: within_bytes(
+                slot.events.iter().skip(skip).take(take),
+                self.settings.read_max_bytes,
+            ),
         })
     }
+}
+
+/// The events up to `max` bytes (always the first one), as the Redis read script cuts them.
+fn within_bytes<'a>(events: impl Iterator<Item = &'a Arc<str>>, max: usize) -> Vec<Arc<str>> {
+    let mut bytes = 0;
+    let mut out = Vec::new();
+    for e in events {
+        if !out.is_empty() && bytes + e.len() > max {
+            break;
+        }
+        bytes += e.len();
+        out.push(Arc::clone(e));
+    }
+    out
 }

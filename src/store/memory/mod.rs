@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Bus, StoreSettings, Stores};
+use super::{Bus, StoreError, StoreSettings, Stores};
 use crate::bus::{BusMessage, BUS_CAPACITY};
 
 mod chains;
@@ -33,12 +33,23 @@ pub struct MemoryStore {
     settings: StoreSettings,
 }
 
-/// Each service's data; a new service adds its part here and to [`State::sweep`].
+/// What the budget counts for each stored thing beyond its own bytes (map entries, headers).
+pub(super) const OVERHEAD: usize = 128;
+/// While the budget is spent, what is stored is counted again at most this often.
+const RECOUNT_EVERY: Duration = Duration::from_secs(1);
+
+/// Each service's data; a new service adds its part here, to [`State::sweep`] and to
+/// [`State::measure`].
 #[derive(Default)]
 struct State {
     sessions: sessions::Sessions,
     queues: queues::Queues,
     chains: chains::Chains,
+    /// Bytes counted against `MEMORY_STORE_MAX_BYTES`: every write adds what it stores, and
+    /// a recount (each sweep, and when the budget looks spent) takes off what went. So it is
+    /// never below what is held.
+    used: usize,
+    counted_at: Option<Instant>,
 }
 
 impl State {
@@ -47,6 +58,12 @@ impl State {
         self.sessions.sweep(now);
         self.queues.sweep(now);
         self.chains.sweep(now);
+        self.recount(now);
+    }
+
+    fn recount(&mut self, now: Instant) {
+        self.used = self.sessions.bytes() + self.queues.bytes() + self.chains.bytes();
+        self.counted_at = Some(now);
     }
 }
 
@@ -72,6 +89,24 @@ impl MemoryStore {
             }
         });
         Stores::of("memory", store)
+    }
+
+    /// Admits a write that stores about `bytes`, or refuses it with [`StoreError::Full`]
+    /// when the budget would be passed (after counting again what is really held).
+    fn admit(&self, state: &mut State, bytes: usize) -> Result<(), StoreError> {
+        let budget = self.settings.memory_max_bytes;
+        if state.used + bytes > budget {
+            let now = Instant::now();
+            if state.counted_at.is_none_or(|t| now - t >= RECOUNT_EVERY) {
+                state.recount(now);
+            }
+            if state.used + bytes > budget {
+                self.settings.metrics.store_full.inc();
+                return Err(StoreError::Full);
+            }
+        }
+        state.used += bytes;
+        Ok(())
     }
 
     /// Publishes on this process's bus (call with the state locked, so bus order is store

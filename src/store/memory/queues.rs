@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::MemoryStore;
+use super::{MemoryStore, OVERHEAD};
 use crate::bus::BusMessage;
 use crate::domain::control::Queue;
 use crate::store::{Acked, QueueStore, StoreError};
@@ -84,6 +84,21 @@ impl Queues {
         }
     }
 
+    /// About what the queues hold, for the memory budget.
+    pub fn bytes(&self) -> usize {
+        self.queues
+            .iter()
+            .map(|((_, sid), q)| {
+                sid.len()
+                    + OVERHEAD
+                    + q.items
+                        .iter()
+                        .map(|(id, i)| 2 * id.len() + i.record.len() + 2 * OVERHEAD)
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
     pub fn sweep(&mut self, now: Instant) {
         let owners = &mut self.owners;
         self.queues.retain(|(queue, _), q| {
@@ -107,6 +122,25 @@ impl QueueStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let record: Arc<str> = record.into();
         let mut state = self.state.lock();
+        let now = Instant::now();
+        if let Some(q) = state
+            .queues
+            .queues
+            .get_mut(&(queue, session_id.to_string()))
+        {
+            let dropped = q.prune(now);
+            let full = q.items.len() >= self.settings.queue_max_items;
+            for id in dropped {
+                state.queues.owners.remove(&(queue, id));
+            }
+            if full {
+                return Err(StoreError::QueueFull);
+            }
+        }
+        self.admit(
+            &mut state,
+            2 * item_id.len() + session_id.len() + record.len() + 2 * OVERHEAD,
+        )?;
         let queues = &mut state.queues;
         let q = queues
             .queues
@@ -117,7 +151,7 @@ impl QueueStore for MemoryStore {
             item_id.to_string(),
             Item {
                 record: Arc::clone(&record),
-                expires: Instant::now() + ttl,
+                expires: now + ttl,
                 taken: false,
                 acked: false,
             },
@@ -154,10 +188,18 @@ impl QueueStore for MemoryStore {
         for id in q.prune(now) {
             queues.owners.remove(&(queue, id));
         }
+        // Oldest first, stopping before the answer would pass READ_MAX_BYTES (one at least).
+        let mut bytes = 0;
         let ids: Vec<String> = q
             .order
             .iter()
             .filter(|id| q.items.get(*id).is_some_and(|i| !i.taken))
+            .take_while(|id| {
+                let n = q.items[*id].record.len();
+                let fits = bytes == 0 || bytes + n <= self.settings.read_max_bytes;
+                bytes += n;
+                fits
+            })
             .cloned()
             .collect();
         let out = ids

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::MemoryStore;
+use super::{MemoryStore, OVERHEAD};
 use crate::bus::BusMessage;
 use crate::domain::session::{field, index_member, Fields, Session, SessionPage, SessionQuery};
 use crate::store::sessions::{decode, member_id, page_sessions};
@@ -93,6 +93,23 @@ impl Sessions {
         }
     }
 
+    /// About what the sessions hold, for the memory budget.
+    pub fn bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|(id, s)| {
+                4 * OVERHEAD
+                    + id.len()
+                    + s.fields
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 32)
+                        .sum::<usize>()
+                    + s.events.iter().map(|e| e.len() + 32).sum::<usize>()
+                    + s.dedup.keys().map(|k| k.len() + 64).sum::<usize>()
+            })
+            .sum()
+    }
+
     pub fn sweep(&mut self, now: Instant) {
         let expired: Vec<String> = self
             .slots
@@ -118,10 +135,12 @@ impl SessionStore for MemoryStore {
         now: &Now,
     ) -> Result<Session, StoreError> {
         let mut state = self.state.lock();
-        let sessions = &mut state.sessions;
-        if sessions.slot(id, Instant::now()).is_some() {
+        if state.sessions.slot(id, Instant::now()).is_some() {
             return Err(StoreError::Exists);
         }
+        let size: usize = fields.iter().map(|(k, v)| k.len() + v.len() + 32).sum();
+        self.admit(&mut state, 4 * OVERHEAD + id.len() + size)?;
+        let sessions = &mut state.sessions;
         let idx = index_member(now.ms, id);
         let mut map: HashMap<String, String> = fields
             .into_iter()
@@ -152,6 +171,11 @@ impl SessionStore for MemoryStore {
         let ttl = self.settings.session_ttl;
         let mut state = self.state.lock();
         let now = Instant::now();
+        if state.sessions.slot(id, now).is_none() {
+            return Ok(None);
+        }
+        let size: usize = fields.iter().map(|(k, v)| k.len() + v.len() + 32).sum();
+        self.admit(&mut state, size)?;
         let Some(slot) = state.sessions.slot(id, now) else {
             return Ok(None);
         };

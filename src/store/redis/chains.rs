@@ -9,7 +9,7 @@ use redis::AsyncCommands;
 
 use super::keys::{chain_member, parse_chain_member};
 use super::{json_string, script, RedisStore};
-use crate::store::{ChainFilter, ChainStore, ChainWrite, StoreError};
+use crate::store::{ChainCursor, ChainPage, ChainStore, ChainWrite, StoreError};
 
 impl RedisStore {
     /// The session a chain id belongs to.
@@ -29,7 +29,7 @@ impl RedisStore {
         for (sid, cid) in ids {
             pipe.hget(self.keys.chain(sid, cid), "json");
         }
-        Ok(pipe.query_async(&mut self.conn()).await?)
+        Ok(pipe.query_async(&mut self.read_conn()).await?)
     }
 }
 
@@ -76,44 +76,87 @@ impl ChainStore for RedisStore {
         Ok(version > 0)
     }
 
-    async fn list_chains(&self, filter: ChainFilter<'_>) -> Result<Vec<Arc<str>>, StoreError> {
-        let (ids, index) = match filter {
-            ChainFilter::Session(sid) => {
-                let ids: Vec<String> = self
-                    .conn()
-                    .lrange(self.keys.session_chains(sid), 0, -1)
-                    .await?;
-                let mut seen = std::collections::HashSet::new();
-                let ids = ids
-                    .into_iter()
-                    .filter(|c| seen.insert(c.clone()))
-                    .map(|c| (sid.to_string(), c))
-                    .collect::<Vec<_>>();
-                (ids, None)
-            }
-            ChainFilter::Active | ChainFilter::All => {
-                let index = self.keys.chain_index(matches!(filter, ChainFilter::Active));
-                let members: Vec<String> = self.conn().zrange(&index, 0, -1).await?;
-                let ids = members
-                    .iter()
-                    .filter_map(|m| parse_chain_member(m))
-                    .collect();
-                (ids, Some(index))
-            }
-        };
+    async fn session_chains(&self, sid: &str) -> Result<Vec<Arc<str>>, StoreError> {
+        let ids: Vec<String> = self
+            .read_conn()
+            .lrange(self.keys.session_chains(sid), 0, -1)
+            .await?;
+        let mut seen = std::collections::HashSet::new();
+        let ids = ids
+            .into_iter()
+            .filter(|c| seen.insert(c.clone()))
+            .map(|c| (sid.to_string(), c))
+            .collect::<Vec<_>>();
         let jsons = self.chain_jsons(&ids).await?;
+        Ok(jsons.into_iter().flatten().map(Arc::from).collect())
+    }
+
+    async fn page_chains(
+        &self,
+        active: bool,
+        after: Option<&ChainCursor>,
+        walk: usize,
+    ) -> Result<ChainPage, StoreError> {
+        let index = self.keys.chain_index(active);
+        let max = after.map_or("+inf".to_string(), |c| c.updated_ms.to_string());
+        // Index members whose chain has expired are dropped on the way (below).
+        // Ties of the cursor's score come in reverse member order; those not yet walked are
+        // the ones below the cursor's member.
+        let behind =
+            |ms: i64, m: &str| after.is_some_and(|c| ms == c.updated_ms && *m >= *c.member);
+        let mut members: Vec<(String, i64)> = Vec::with_capacity(walk + 1);
+        let mut offset = 0;
+        'fetch: loop {
+            let got: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
+                .arg(&index)
+                .arg(&max)
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(walk + 1)
+                .query_async(&mut self.read_conn())
+                .await?;
+            let n = got.len();
+            for (m, score) in got {
+                let ms = score as i64;
+                if behind(ms, &m) {
+                    continue;
+                }
+                members.push((m, ms));
+                if members.len() > walk {
+                    break 'fetch;
+                }
+            }
+            if n <= walk {
+                break;
+            }
+            offset += n;
+        }
+        let next = (members.len() > walk).then(|| {
+            members.truncate(walk);
+            let (m, ms) = members.last().expect("walk is at least 1");
+            ChainCursor {
+                updated_ms: *ms,
+                member: m.clone(),
+            }
+        });
+        let ids: Vec<(String, String)> = members
+            .iter()
+            .filter_map(|(m, _)| parse_chain_member(m))
+            .collect();
+        let jsons = self.chain_jsons(&ids).await?;
+        let mut chains = Vec::with_capacity(jsons.len());
         let mut stale = Vec::new();
-        let mut out = Vec::with_capacity(jsons.len());
         for ((sid, cid), json) in ids.iter().zip(jsons) {
             match json {
-                Some(j) => out.push(Arc::from(j)),
+                Some(j) => chains.push(Arc::from(j)),
                 None => stale.push(chain_member(sid, cid)),
             }
         }
-        // Index members whose chain has expired are dropped on the way.
-        if let (Some(index), false) = (index, stale.is_empty()) {
-            let _: i64 = self.conn().zrem(index, stale).await?;
+        if !stale.is_empty() {
+            let _: i64 = self.conn().zrem(&index, stale).await?;
         }
-        Ok(out)
+        Ok(ChainPage { chains, next })
     }
 }

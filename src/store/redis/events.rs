@@ -74,7 +74,8 @@ impl EventStore for RedisStore {
                 .arg(mode)
                 .arg(n)
                 .arg(limit)
-                .invoke_async(&mut self.conn())
+                .arg(self.settings.read_max_bytes)
+                .invoke_async(&mut self.read_conn())
                 .await?;
         Ok(EventRange {
             head_seq: head,

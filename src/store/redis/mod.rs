@@ -53,6 +53,9 @@ impl From<redis::RedisError> for StoreError {
 
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// A connection of its own for reads that may be large (event pages, listings), so
+    /// appends and queue steps never wait behind them.
+    reads: ConnectionManager,
     keys: Keys,
     settings: StoreSettings,
     bus: broadcast::Sender<BusMessage>,
@@ -75,7 +78,8 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         // Lazy: the gateway starts (and reports not ready) while Redis is still coming up.
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())?;
+        let reads = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
         let keys = Keys::new(prefix);
         let bus = broadcast::channel(BUS_CAPACITY).0;
         let pubsub_live = Arc::new(AtomicBool::new(false));
@@ -93,6 +97,7 @@ impl RedisStore {
         tasks.spawn(pubsub.run(shutdown));
         let store = Arc::new(RedisStore {
             conn,
+            reads,
             keys,
             settings,
             bus,
@@ -104,6 +109,10 @@ impl RedisStore {
     /// A handle on the shared multiplexed connection.
     fn conn(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    fn read_conn(&self) -> ConnectionManager {
+        self.reads.clone()
     }
 
     fn ttl_secs(&self) -> u64 {

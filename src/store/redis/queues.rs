@@ -41,7 +41,7 @@ impl QueueStore for RedisStore {
                 queue.name()
             ),
         };
-        let _: i64 = script!("queue_push.lua")
+        let queued: i64 = script!("queue_push.lua")
             .key(k.queue(queue, session_id))
             .key(k.queue_items(queue, session_id))
             .key(k.item_owner(queue, item_id))
@@ -51,9 +51,14 @@ impl QueueStore for RedisStore {
             .arg(k.control_channel())
             .arg(announcement)
             .arg(session_id)
+            .arg(self.settings.queue_max_items)
             .invoke_async(&mut self.conn())
             .await?;
-        Ok(())
+        if queued == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::QueueFull)
+        }
     }
 
     async fn pending(
@@ -67,6 +72,7 @@ impl QueueStore for RedisStore {
             .key(self.keys.queue_items(queue, session_id))
             .arg(flag(take))
             .arg(flag(queue.keeps_taken()))
+            .arg(self.settings.read_max_bytes)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(records.into_iter().map(Arc::from).collect())
@@ -100,6 +106,7 @@ impl QueueStore for RedisStore {
             .arg(item_id)
             .arg(ack)
             .arg(flag(queue.keeps_taken()))
+            .arg(self.settings.read_max_bytes)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(reply.map(|(record, first)| Acked {

@@ -111,7 +111,7 @@ impl SessionStore for RedisStore {
     async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError> {
         let index = self.keys.session_index();
         page_sessions(query, |cursor, n| {
-            let mut conn = self.conn();
+            let mut conn = self.read_conn();
             let index = index.clone();
             async move {
                 let max = match &cursor {

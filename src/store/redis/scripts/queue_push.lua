@@ -1,7 +1,8 @@
 -- Queues an item.
 -- KEYS: the queue (ZSET), its items (HASH), the item's owner key (which session it is of;
 --       spans sessions, see keys.rs).
--- ARGV: itemId, record (JSON), ttlMs, channel, announcement, sessionId.
+-- ARGV: itemId, record (JSON), ttlMs, channel, announcement, sessionId, maxItems.
+-- Returns 1, or 0 (nothing queued) when the queue already holds maxItems live items.
 -- Scores are the item's expiry (Redis's clock, ms) times 1000 plus a per-queue counter, so
 -- the queue reads oldest first even within one millisecond, and expired items are dropped by
 -- score. The announcement goes out in the same step.
@@ -15,6 +16,9 @@ for _, old in ipairs(redis.call('ZRANGEBYSCORE', q, '-inf', live)) do
   redis.call('HDEL', items, 'r:' .. old, 't:' .. old, 'a:' .. old)
 end
 redis.call('ZREMRANGEBYSCORE', q, '-inf', live)
+if redis.call('ZCARD', q) >= tonumber(ARGV[7]) then
+  return 0
+end
 local n = redis.call('HINCRBY', items, 'n', 1)
 redis.call('ZADD', q, (now + ttl) * 1000 + n % 1000, id)
 redis.call('HSET', items, 'r:' .. id, record)
