@@ -24,6 +24,7 @@ pub mod health;
 pub mod queues;
 pub mod serve;
 pub mod sessions;
+pub mod wire;
 pub mod ws;
 
 pub fn router(app: AppState) -> Router {

@@ -8,7 +8,10 @@
 //! - At most `MAX_CONNECTIONS` connections (WebSockets included) do work. The next
 //!   [`HEALTH_HEADROOM`] are still served `/health` and `/ready` (so probes see the instance is
 //!   alive and full) and get 503 `over_capacity` for anything else; past those a connection is
-//!   closed at once. Refusals are counted and logged at most once per [`WARN_EVERY`].
+//!   closed at once. Those get [`OVER_CAPACITY_HEADER_TIMEOUT`] to send their one request, so
+//!   a flood cannot hold the headroom. Refusals are counted and logged at most once per
+//!   [`WARN_EVERY`].
+//! - hyper's own bodiless error answers (400, 431) get the API's JSON error ([`JsonErrors`]).
 //! - Every request carries its body deadline (`HTTP_BODY_TIMEOUT_SECS`) for the JSON
 //!   extractor.
 
@@ -30,12 +33,16 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::error::ApiError;
+use super::wire::JsonErrors;
 use crate::metrics::Metrics;
 
 /// Connections past `MAX_CONNECTIONS` that are still answered on `/health` and `/ready`.
 pub const HEALTH_HEADROOM: usize = 64;
 /// File descriptors kept for everything but client connections (Redis, logs, the listener).
 const FD_RESERVE: usize = 256;
+/// How long a connection past `MAX_CONNECTIONS` may take to send its one request: short, so
+/// a flood cannot hold the headroom kept for health checks.
+pub const OVER_CAPACITY_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 /// Refusals are logged at most this often.
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -175,14 +182,18 @@ pub async fn serve(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
+            .header_read_timeout(if over {
+                OVER_CAPACITY_HEADER_TIMEOUT.min(limits.header_timeout)
+            } else {
+                limits.header_timeout
+            })
             .max_buf_size(limits.max_header_bytes.max(8192))
             .keep_alive(!over);
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let _open = guard;
             let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(JsonErrors::new(stream)), service)
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {

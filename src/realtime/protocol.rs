@@ -22,6 +22,11 @@ pub const REPLAY_PAGE: usize = 1000;
 pub mod close {
     /// Server shutting down: reconnect (elsewhere) at once.
     pub const GOING_AWAY: u16 = 1001;
+    /// A frame that breaks RFC 6455 (unmasked, reserved bits, unknown opcode, a control
+    /// frame over 125 bytes, ...).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text message that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
     /// Bad or expired credentials.
     pub const POLICY: u16 = 1008;
     /// A client message over [`super::MAX_CLIENT_MESSAGE_BYTES`].
@@ -33,6 +38,24 @@ pub mod close {
     pub const STORE_UNAVAILABLE: u16 = 1011;
     /// The client did not keep up with its events; come back with `since`.
     pub const SLOW_CONSUMER: u16 = 4008;
+}
+
+/// How a failed read ends the connection: the close code (and reason) the protocol gives the
+/// client for what it sent, or nothing to send when the connection itself is gone. Read from
+/// the WebSocket library's error text (axum does not expose its error type).
+pub fn read_failure(error: &str) -> Option<(u16, &'static str)> {
+    if error.contains("too long") || error.contains("Space limit") {
+        Some((close::TOO_BIG, "message too big"))
+    } else if error.contains("UTF-8") {
+        Some((close::INVALID_DATA, "text is not UTF-8"))
+    } else if error.contains("protocol error")
+        && !error.contains("without closing handshake")
+        && !error.contains("after having closed")
+    {
+        Some((close::PROTOCOL_ERROR, "protocol error"))
+    } else {
+        None
+    }
 }
 
 /// A message from a client.

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+pub mod bystander;
 pub mod crowd;
 pub mod gateway;
 pub mod proxy;
@@ -14,6 +15,7 @@ pub mod raw;
 pub mod redis;
 pub mod ws;
 
+pub use bystander::*;
 pub use crowd::*;
 pub use gateway::*;
 pub use proxy::*;

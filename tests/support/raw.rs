@@ -62,3 +62,75 @@ pub async fn closed_silently(s: &mut TcpStream, within: Duration) -> bool {
         Ok(Ok(0)) | Ok(Err(_))
     )
 }
+
+/// Like [`raw_get`], but 0 when the server closes the connection without an answer.
+pub async fn raw_get_or_closed(addr: SocketAddr, path: &str) -> u16 {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return 0;
+    };
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return 0;
+    }
+    match read_to_close(&mut s).await {
+        Some(bytes) => parse_response(&bytes).0,
+        None => 0,
+    }
+}
+
+/// A WebSocket opened by hand (`GET /ws` upgrade), past the server's greeting frame, so a
+/// test can send frames no library would.
+pub async fn raw_websocket(addr: SocketAddr) -> TcpStream {
+    let req = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let mut s = raw_send(addr, req.as_bytes()).await;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.expect("upgrade answer");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let (opcode, _) = read_frame(&mut s).await.expect("greeting");
+    assert_eq!(opcode, 1, "a text greeting");
+    s
+}
+
+/// One frame from the server (never masked): its opcode and payload.
+pub async fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    tokio::time::timeout(WAIT, s.read_exact(&mut h))
+        .await
+        .ok()?
+        .ok()?;
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).await.ok()?;
+            u16::from_be_bytes(l) as usize
+        }
+        127 => {
+            let mut l = [0u8; 8];
+            s.read_exact(&mut l).await.ok()?;
+            u64::from_be_bytes(l) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).await.ok()?;
+    Some((h[0] & 0x0f, payload))
+}
+
+/// The code of the server's close frame, skipping other frames; None if the connection ends
+/// without one.
+pub async fn read_close_code(s: &mut TcpStream) -> Option<u16> {
+    loop {
+        let (opcode, payload) = read_frame(s).await?;
+        if opcode == 8 {
+            return Some(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]));
+        }
+    }
+}

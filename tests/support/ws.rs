@@ -94,6 +94,21 @@ impl WsClient {
         }
     }
 
+    /// The next text message within `wait`, unparsed (for readers of many large frames).
+    pub async fn try_recv_text(&mut self, wait: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            match m.expect("ws read") {
+                Message::Text(t) => return Some(t.to_string()),
+                Message::Close(f) => panic!("connection closed: {f:?}"),
+                _ => continue,
+            }
+        }
+    }
+
     /// Fails if any message arrives within a short while.
     pub async fn assert_quiet(&mut self, why: &str) {
         if let Some(m) = self.try_recv(Duration::from_millis(300)).await {

@@ -208,11 +208,11 @@ impl Connection {
                     None | Some(Ok(Message::Close(_))) => return End::Gone,
                     Some(Err(e)) => {
                         let text = e.to_string();
-                        // tungstenite reports an oversized message as a capacity error.
-                        if text.contains("too long") || text.contains("Space limit") {
-                            return End::Close(close::TOO_BIG, "message too big");
-                        }
-                        return End::Gone;
+                        tracing::debug!(error = %text, "read failed");
+                        return match proto::read_failure(&text) {
+                            Some((code, reason)) => End::Close(code, reason),
+                            None => End::Gone,
+                        };
                     }
                     Some(Ok(Message::Text(t))) => self.on_text(t.as_str()).await,
                     Some(Ok(Message::Binary(_))) => {
