@@ -127,8 +127,15 @@ impl Bus for RedisStore {
     }
 
     async fn readiness(&self) -> Result<(), String> {
-        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut self.conn()).await;
-        if let Err(e) = pong {
+        // Both connections: the read connection reconnects on its own use, and ready means
+        // a read would be answered too.
+        let (mut conn, mut reads) = (self.conn(), self.read_conn());
+        let (ping_w, ping_r) = (redis::cmd("PING"), redis::cmd("PING"));
+        let (w, r) = futures::join!(
+            ping_w.query_async::<String>(&mut conn),
+            ping_r.query_async::<String>(&mut reads),
+        );
+        if let Err(e) = w.and(r) {
             // The detail is for the log; `/ready` answers anyone, so it says only what failed.
             tracing::debug!(error = %e, "readiness: redis does not answer");
             return Err("the store is unreachable".into());
