@@ -209,6 +209,8 @@ pub async fn follow(f: Follow, mut target: tokio::sync::watch::Receiver<Option<u
                         return tally;
                     }
                 }
+                // A subscribe the store could not answer: subscribe again, elsewhere.
+                Some("error") if v["sessionId"] == f.session.as_str() => break,
                 _ => {}
             }
         }

@@ -29,7 +29,9 @@ impl RedisStore {
         for (sid, cid) in ids {
             pipe.hget(self.keys.chain(sid, cid), "json");
         }
-        Ok(pipe.query_async(&mut self.read_conn()).await?)
+        let pipe = &pipe;
+        self.read(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await
     }
 }
 
@@ -77,9 +79,12 @@ impl ChainStore for RedisStore {
     }
 
     async fn session_chains(&self, sid: &str) -> Result<Vec<Arc<str>>, StoreError> {
+        let key = self.keys.session_chains(sid);
         let ids: Vec<String> = self
-            .read_conn()
-            .lrange(self.keys.session_chains(sid), 0, -1)
+            .read(|mut conn| {
+                let key = key.clone();
+                async move { conn.lrange(key, 0, -1).await }
+            })
             .await?;
         let mut seen = std::collections::HashSet::new();
         let ids = ids
@@ -107,15 +112,17 @@ impl ChainStore for RedisStore {
         let mut members: Vec<(String, i64)> = Vec::with_capacity(walk + 1);
         let mut offset = 0;
         'fetch: loop {
-            let got: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
-                .arg(&index)
+            let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
+            cmd.arg(&index)
                 .arg(&max)
                 .arg("-inf")
                 .arg("WITHSCORES")
                 .arg("LIMIT")
                 .arg(offset)
-                .arg(walk + 1)
-                .query_async(&mut self.read_conn())
+                .arg(walk + 1);
+            let cmd = &cmd;
+            let got: Vec<(String, f64)> = self
+                .read(|mut conn| async move { cmd.query_async(&mut conn).await })
                 .await?;
             let n = got.len();
             for (m, score) in got {

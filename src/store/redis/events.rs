@@ -67,16 +67,19 @@ impl EventStore for RedisStore {
             ReadFrom::After(after) => ("after", after),
             ReadFrom::Tail(n) => ("tail", n as u64),
         };
-        let (head, epoch, first, events): (u64, String, i64, Vec<String>) =
-            script!("events_read.lua")
-                .key(self.keys.session(session_id))
-                .key(self.keys.events(session_id))
-                .arg(mode)
-                .arg(n)
-                .arg(limit)
-                .arg(self.settings.read_max_bytes)
-                .invoke_async(&mut self.read_conn())
-                .await?;
+        let (head, epoch, first, events): (u64, String, i64, Vec<String>) = self
+            .read(|mut conn| async move {
+                script!("events_read.lua")
+                    .key(self.keys.session(session_id))
+                    .key(self.keys.events(session_id))
+                    .arg(mode)
+                    .arg(n)
+                    .arg(limit)
+                    .arg(self.settings.read_max_bytes)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
         Ok(EventRange {
             head_seq: head,
             first_seq: u64::try_from(first).map_err(|_| corrupt("read"))?,

@@ -33,6 +33,8 @@ use keys::Keys;
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Tries of one read on a dropped connection (see [`RedisStore::read`]).
+const READ_ATTEMPTS: u64 = 3;
 
 /// Loads a script of `scripts/` once per process, by file name.
 macro_rules! script {
@@ -113,6 +115,34 @@ impl RedisStore {
 
     fn read_conn(&self) -> ConnectionManager {
         self.reads.clone()
+    }
+
+    /// Runs a read on the read connection, and again (up to [`READ_ATTEMPTS`] in all) when
+    /// the connection had dropped: a connection learns that Redis restarted only from the
+    /// next command, and reconnects after failing it. Reads change nothing, so a retry is
+    /// safe; a timeout is not retried (it would only multiply the wait).
+    async fn read<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match op(self.read_conn()).await {
+                Ok(v) => return Ok(v),
+                Err(e)
+                    if attempt < READ_ATTEMPTS
+                        && !e.is_timeout()
+                        && (e.is_io_error()
+                            || e.is_connection_dropped()
+                            || e.is_connection_refusal()) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn ttl_secs(&self) -> u64 {
