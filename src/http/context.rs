@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
+use super::serve::{over_capacity, OverCapacity};
 use crate::app::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -53,9 +54,15 @@ pub async fn middleware(State(app): State<AppState>, req: Request, next: Next) -
     let ctx = Context {
         request_id: request_id.as_str().into(),
     };
-    let mut resp = CONTEXT
-        .scope(ctx, next.run(req).instrument(span.clone()))
-        .await;
+    let refused = req.extensions().get::<OverCapacity>().is_some()
+        && !matches!(req.uri().path(), "/health" | "/ready");
+    let mut resp = if refused {
+        CONTEXT.sync_scope(ctx, over_capacity)
+    } else {
+        CONTEXT
+            .scope(ctx, next.run(req).instrument(span.clone()))
+            .await
+    };
     let status = resp.status().as_u16();
     app.metrics().http_response(status);
     span.in_scope(|| tracing::debug!(status, "response"));

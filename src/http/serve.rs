@@ -15,7 +15,6 @@
 //! - Every request carries its body deadline (`HTTP_BODY_TIMEOUT_SECS`) for the JSON
 //!   extractor.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,11 +25,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
+use tower::ServiceExt as _;
 
 use super::error::ApiError;
 use super::wire::JsonErrors;
@@ -108,7 +108,13 @@ fn fd_cap(wanted: usize) -> usize {
     }
 }
 
-fn over_capacity() -> Response {
+/// Marks a request that came on a connection past `MAX_CONNECTIONS`; the context middleware
+/// answers it with [`over_capacity`] unless it is a health check.
+#[derive(Debug, Clone, Copy)]
+pub struct OverCapacity;
+
+/// 503 `over_capacity`, with `Retry-After` and `Connection: close`.
+pub fn over_capacity() -> Response {
     let mut resp = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "over_capacity",
@@ -166,19 +172,19 @@ pub async fn serve(
         open.fetch_add(1, Ordering::Relaxed);
         let guard = Open(Arc::clone(&open));
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
         let body_timeout = limits.body_timeout;
-        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            let router = router.clone();
-            async move {
-                if over && !matches!(req.uri().path(), "/health" | "/ready") {
-                    return Ok::<_, Infallible>(over_capacity());
-                }
+        // A tower service straight over the router: its future is the router's own, so what
+        // a connection holds stays as small as under `axum::serve`.
+        let service =
+            TowerToHyperService::new(router.clone().map_request(move |req: Request<Incoming>| {
+                let mut req = req.map(Body::new);
                 req.extensions_mut()
                     .insert(BodyDeadline(tokio::time::Instant::now() + body_timeout));
-                router.oneshot(req.map(Body::new)).await
-            }
-        });
+                if over {
+                    req.extensions_mut().insert(OverCapacity);
+                }
+                req
+            }));
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())

@@ -62,16 +62,39 @@ async fn bounded<F>(
 where
     F: std::future::Future<Output = Result<(), axum::Error>>,
 {
-    use futures::FutureExt;
-    let mut write = std::pin::pin!(write);
-    if let Some(r) = write.as_mut().now_or_never() {
-        return r.map_err(|_| End::Gone);
-    }
     tokio::select! {
         biased;
         r = write => r.map_err(|_| End::Gone),
         _ = closed => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
-        _ = tokio::time::sleep(limit) => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
+        _ = Deadline::after(limit) => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
+    }
+}
+
+/// A timer set on its first poll, on the heap: the usual write completes before it is ever
+/// polled, and an idle connection's future holds no timer (it is in every idle connection).
+struct Deadline {
+    limit: Duration,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Deadline {
+    fn after(limit: Duration) -> Deadline {
+        Deadline { limit, sleep: None }
+    }
+}
+
+impl std::future::Future for Deadline {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let limit = self.limit;
+        self.sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)))
+            .as_mut()
+            .poll(cx)
     }
 }
 
@@ -126,15 +149,12 @@ struct Connection {
     sink: SplitSink<WebSocket, Message>,
     stream: Option<SplitStream<WebSocket>>,
     subs: HashMap<Arc<str>, streams::Sub>,
-    /// Events per replay page, sized by what the last page weighed ([`Connection::pace`]).
-    replay_page: usize,
 }
 
 impl Connection {
     fn new(ctx: Arc<WsContext>, id: u64, socket: WebSocket) -> Connection {
         let (handle, queue) = hub::queue(id, ctx.outbound_limit);
         let (sink, stream) = socket.split();
-        let (ctx_budget, ctx_event) = (ctx.outbound_limit, ctx.max_event_bytes.max(1));
         Connection {
             ctx,
             client_id: uuid::Uuid::now_v7(),
@@ -143,8 +163,6 @@ impl Connection {
             sink,
             stream: Some(stream),
             subs: HashMap::new(),
-            // At first as many of the largest events as the budget holds.
-            replay_page: (ctx_budget / ctx_event).clamp(1, proto::REPLAY_PAGE),
         }
     }
 

@@ -54,7 +54,8 @@ impl Connection {
             Some(s) => ReadFrom::After(s),
             None => ReadFrom::Tail(0),
         };
-        let limit = if since.is_some() { self.replay_page } else { 0 };
+        let mut page_size = self.first_page();
+        let limit = if since.is_some() { page_size } else { 0 };
         let range = match self.ctx.events.read_events(&sid, read, limit).await {
             Ok(r) => r,
             Err(e) => return self.subscribe_failed(&sid, e).await,
@@ -75,9 +76,9 @@ impl Connection {
             self.sub_mut(&sid).last = since;
             let start = range.start_after(since);
             let epoch = range.epoch.clone().unwrap_or_default();
-            self.pace(&range.events);
+            page_size = self.pace(page_size, &range.events);
             self.send_stored(&sid, &epoch, start, range.events).await?;
-            self.catch_up(&sid, None).await?;
+            self.catch_up_paced(&sid, None, page_size).await?;
         }
         Ok(())
     }
@@ -94,16 +95,23 @@ impl Connection {
         .await
     }
 
+    /// The first page of a replay: as many of the largest events as the outbound budget holds.
+    fn first_page(&self) -> usize {
+        (self.ctx.outbound_limit / self.ctx.max_event_bytes.max(1)).clamp(1, proto::REPLAY_PAGE)
+    }
+
     /// Sizes the next replay page from this one, so one page stays within the outbound budget
     /// whatever the events weigh: halved past it, doubled (up to [`proto::REPLAY_PAGE`]) while
     /// under half of it. A replay so holds about one budget of memory, as live frames do.
-    fn pace(&mut self, page: &[Arc<str>]) {
+    fn pace(&self, size: usize, page: &[Arc<str>]) -> usize {
         let bytes: usize = page.iter().map(|e| e.len()).sum();
         let budget = self.ctx.outbound_limit;
         if bytes > budget {
-            self.replay_page = (self.replay_page / 2).max(1);
-        } else if bytes < budget / 2 && page.len() >= self.replay_page {
-            self.replay_page = (self.replay_page * 2).min(proto::REPLAY_PAGE);
+            (size / 2).max(1)
+        } else if bytes < budget / 2 && page.len() >= size {
+            (size * 2).min(proto::REPLAY_PAGE)
+        } else {
+            size
         }
     }
 
@@ -135,13 +143,23 @@ impl Connection {
     /// Reads and sends what the store has after this connection's last seq for `sid`, up to
     /// `until` (or everything), staying within the connection's epoch.
     async fn catch_up(&mut self, sid: &Arc<str>, until: Option<u64>) -> Result<(), End> {
+        let size = self.first_page();
+        self.catch_up_paced(sid, until, size).await
+    }
+
+    async fn catch_up_paced(
+        &mut self,
+        sid: &Arc<str>,
+        until: Option<u64>,
+        mut page_size: usize,
+    ) -> Result<(), End> {
         let Some(sub) = self.subs.get(sid) else {
             return Ok(());
         };
         let ctx = Arc::clone(&self.ctx);
         let mut pages = Pages::new(&*ctx.events, sid, sub.epoch.clone(), sub.last, until);
         loop {
-            let page = match pages.next(self.replay_page).await {
+            let page = match pages.next(page_size).await {
                 Ok(Some(page)) => page,
                 Ok(None) => return Ok(()),
                 Err(e) => {
@@ -158,7 +176,7 @@ impl Connection {
                 Some(sub) => sub.epoch = Some(Arc::clone(&page.epoch)),
                 None => return Ok(()),
             }
-            self.pace(&page.events);
+            page_size = self.pace(page_size, &page.events);
             self.send_stored(sid, &page.epoch, page.start, page.events)
                 .await?;
         }
