@@ -5,12 +5,11 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::serve::{over_capacity, OverCapacity};
 use crate::app::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -38,6 +37,26 @@ pub fn usable_id(v: Option<&HeaderValue>) -> Option<String> {
     let s = v?.to_str().ok()?;
     (!s.is_empty() && s.len() <= MAX_ID_LEN && s.bytes().all(|b| b.is_ascii_graphic()))
         .then(|| s.to_string())
+}
+
+/// Marks a request that came on a connection past `MAX_CONNECTIONS` (set by the accept loop,
+/// [`super::serve`]); it is answered with [`over_capacity`] unless it is a health check.
+#[derive(Debug, Clone, Copy)]
+pub struct OverCapacity;
+
+/// 503 `over_capacity` in the API's error shape, with `Retry-After` and `Connection: close`.
+fn over_capacity() -> Response {
+    let body = serde_json::json!({
+        "error": "over_capacity",
+        "message": "this instance has as many connections as it serves; retry shortly or elsewhere",
+        "requestId": request_id(),
+    });
+    let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(1));
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 pub async fn middleware(State(app): State<AppState>, req: Request, next: Next) -> Response {

@@ -20,8 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Request, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::Request;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -32,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
-use super::error::ApiError;
+use super::context::OverCapacity;
 use super::wire::JsonErrors;
 use crate::metrics::Metrics;
 
@@ -106,26 +105,6 @@ fn fd_cap(wanted: usize) -> usize {
         }
         Err(_) => wanted,
     }
-}
-
-/// Marks a request that came on a connection past `MAX_CONNECTIONS`; the context middleware
-/// answers it with [`over_capacity`] unless it is a health check.
-#[derive(Debug, Clone, Copy)]
-pub struct OverCapacity;
-
-/// 503 `over_capacity`, with `Retry-After` and `Connection: close`.
-pub fn over_capacity() -> Response {
-    let mut resp = ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "over_capacity",
-        "this instance has as many connections as it serves; retry shortly or elsewhere",
-    )
-    .into_response();
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(1));
-    resp.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    resp
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets open requests finish (each
