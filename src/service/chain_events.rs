@@ -98,10 +98,17 @@ fn foreign_chain(id: &str) -> ServiceError {
 /// The chain and step events of one post, resolved to the chain each moves and grouped by
 /// it, in order.
 pub struct ChainBatch {
-    /// (session, chain id, what), per chain, in the order the events came.
-    groups: Vec<(String, String, Vec<ChainEvent>)>,
-    /// The place in the request of each group's first event.
-    places: Vec<usize>,
+    groups: Vec<Group>,
+}
+
+/// What one post asks of one chain.
+struct Group {
+    session_id: String,
+    chain_id: String,
+    /// The place in the request of the group's first event.
+    place: usize,
+    /// In the order the events came.
+    whats: Vec<ChainEvent>,
 }
 
 impl Chains {
@@ -113,10 +120,7 @@ impl Chains {
         &self,
         events: &[(usize, Value, String)],
     ) -> Result<ChainBatch, StoreError> {
-        let mut batch = ChainBatch {
-            groups: Vec::new(),
-            places: Vec::new(),
-        };
+        let mut batch = ChainBatch { groups: Vec::new() };
         let mut newest: HashMap<String, Option<String>> = HashMap::new();
         for (place, event, event_id) in events {
             let Some((chain_id, what)) = chain_event(event) else {
@@ -144,16 +148,20 @@ impl Chains {
             let i = match batch
                 .groups
                 .iter()
-                .position(|(s, c, _)| s == session_id && *c == id)
+                .position(|g| g.session_id == session_id && g.chain_id == id)
             {
                 Some(i) => i,
                 None => {
-                    batch.groups.push((session_id.to_string(), id, Vec::new()));
-                    batch.places.push(*place);
+                    batch.groups.push(Group {
+                        session_id: session_id.to_string(),
+                        chain_id: id,
+                        place: *place,
+                        whats: Vec::new(),
+                    });
                     batch.groups.len() - 1
                 }
             };
-            batch.groups[i].2.push(what);
+            batch.groups[i].whats.push(what);
         }
         Ok(batch)
     }
@@ -162,12 +170,15 @@ impl Chains {
     /// belong to their session, and a post must not answer 2xx for a change it cannot make.
     pub async fn check_owners(&self, batch: &ChainBatch) -> Result<(), ServiceError> {
         let mut problems = Vec::new();
-        for ((session_id, id, _), place) in batch.groups.iter().zip(&batch.places) {
-            if let Some(owner) = self.owner(id).await? {
-                if owner != *session_id {
+        for g in &batch.groups {
+            if let Some(owner) = self.owner(&g.chain_id).await? {
+                if owner != g.session_id {
                     problems.push(FieldProblem::new(
-                        format!("events[{place}].chainId"),
-                        format!("chain {id:?} belongs to another session; nothing was stored"),
+                        format!("events[{}].chainId", g.place),
+                        format!(
+                            "chain {:?} belongs to another session; nothing was stored",
+                            g.chain_id
+                        ),
                     ));
                 }
             }
@@ -183,10 +194,10 @@ impl Chains {
     /// and counted, not returned: the events are stored, and every change is idempotent, so a
     /// retried post with the same `eventId`s applies them again.
     pub async fn apply(&self, batch: ChainBatch) {
-        for (session_id, id, whats) in &batch.groups {
-            if let Err(e) = self.apply_group(session_id, id, whats).await {
+        for g in &batch.groups {
+            if let Err(e) = self.apply_group(&g.session_id, &g.chain_id, &g.whats).await {
                 self.metrics.chain_update_failures.inc();
-                tracing::warn!(session = %session_id.escape_debug(), chain = %id.escape_debug(), error = %e, "could not apply chain events");
+                tracing::warn!(session = %g.session_id.escape_debug(), chain = %g.chain_id.escape_debug(), error = %e, "could not apply chain events");
             }
         }
     }

@@ -48,12 +48,6 @@ fn decode(json: &str) -> Result<Chain, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("chain: {e}")))
 }
 
-#[derive(serde::Deserialize)]
-struct Owner<'a> {
-    #[serde(rename = "sessionId", borrow)]
-    session_id: std::borrow::Cow<'a, str>,
-}
-
 impl Chains {
     /// The chain as it will be stored: free-form values bounded, and refused past the limit.
     fn write(&self, c: &mut Chain) -> Result<ChainWrite, ServiceError> {
@@ -77,14 +71,9 @@ impl Chains {
         })
     }
 
-    /// The session a chain belongs to, if it exists.
+    /// The session a chain belongs to, if it exists (its owner key; the chain is not read).
     pub async fn owner(&self, id: &str) -> Result<Option<String>, StoreError> {
-        match self.store.get_chain(id).await? {
-            Some((_, json)) => serde_json::from_str::<Owner<'_>>(&json)
-                .map(|o| Some(o.session_id.into_owned()))
-                .map_err(|e| StoreError::Corrupt(format!("chain: {e}"))),
-            None => Ok(None),
-        }
+        self.store.chain_session(id).await
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Chain>, StoreError> {

@@ -65,6 +65,9 @@ pub trait ChainStore: Send + Sync + 'static {
     /// A chain's version and JSON.
     async fn get_chain(&self, id: &str) -> Result<Option<(u64, Arc<str>)>, StoreError>;
 
+    /// The session a chain id belongs to, without reading the chain.
+    async fn chain_session(&self, id: &str) -> Result<Option<String>, StoreError>;
+
     /// Writes a chain if its stored version is still `expected` (0: it must not exist yet, in
     /// any session), in one atomic step with its indexes and TTL, and announces it
     /// ([`crate::bus::BusMessage::Chain`]). False when the version moved on (or, for 0, the

@@ -79,19 +79,8 @@ impl WsClient {
 
     /// The next JSON message within `wait`, or None.
     pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let m = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .ok()??;
-            match m.expect("ws read") {
-                Message::Text(t) => {
-                    return Some(serde_json::from_str(&t).expect("server sent JSON"))
-                }
-                Message::Close(f) => panic!("connection closed: {f:?}"),
-                _ => continue,
-            }
-        }
+        let text = self.try_recv_text(wait).await?;
+        Some(serde_json::from_str(&text).expect("server sent JSON"))
     }
 
     /// The next text message within `wait`, unparsed (for readers of many large frames).

@@ -22,6 +22,7 @@ pub(super) struct Chains {
 }
 
 struct ChainSlot {
+    session_id: String,
     version: u64,
     json: Arc<str>,
     active: bool,
@@ -87,6 +88,14 @@ impl ChainStore for MemoryStore {
             .map(|c| (c.version, Arc::clone(&c.json))))
     }
 
+    async fn chain_session(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let state = self.state.lock();
+        Ok(state
+            .chains
+            .live(id, Instant::now())
+            .map(|c| c.session_id.clone()))
+    }
+
     async fn put_chain(&self, c: &ChainWrite, expected: u64) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut state = self.state.lock();
@@ -101,6 +110,7 @@ impl ChainStore for MemoryStore {
         state.chains.chains.insert(
             c.id.clone(),
             ChainSlot {
+                session_id: c.session_id.clone(),
                 version: current + 1,
                 json: Arc::clone(&json),
                 active: c.active,

@@ -39,7 +39,7 @@ pub(super) const OVERHEAD: usize = 128;
 const RECOUNT_EVERY: Duration = Duration::from_secs(1);
 
 /// Each service's data; a new service adds its part here, to [`State::sweep`] and to
-/// [`State::measure`].
+/// [`State::recount`].
 #[derive(Default)]
 struct State {
     sessions: sessions::Sessions,

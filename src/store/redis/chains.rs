@@ -12,11 +12,6 @@ use super::{json_string, script, RedisStore};
 use crate::store::{ChainCursor, ChainPage, ChainStore, ChainWrite, StoreError};
 
 impl RedisStore {
-    /// The session a chain id belongs to.
-    async fn chain_session(&self, id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.conn().get(self.keys.chain_owner(id)).await?)
-    }
-
     /// The JSON of each (session, chain), `None` where it is gone.
     async fn chain_jsons(
         &self,
@@ -37,6 +32,10 @@ impl RedisStore {
 
 #[async_trait]
 impl ChainStore for RedisStore {
+    async fn chain_session(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.conn().get(self.keys.chain_owner(id)).await?)
+    }
+
     async fn get_chain(&self, id: &str) -> Result<Option<(u64, Arc<str>)>, StoreError> {
         let Some(sid) = self.chain_session(id).await? else {
             return Ok(None);
