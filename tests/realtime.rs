@@ -56,7 +56,14 @@ async fn memory_mode_delivers_http_events_live() {
     let start = BTreeMap::from([("live".to_string(), 1)]);
     receive_in_order(&mut c, 5, &start).await;
     c.assert_quiet("nothing from an unsubscribed session").await;
-    c.close().await;
+    // A close the client starts is answered (RFC 6455 §5.5.1): without the answer browsers
+    // report 1006, an abnormal close.
+    let answer = c.close_handshake().await;
+    assert_eq!(
+        answer.map(|(code, _)| code),
+        Some(1000),
+        "the server answers Close"
+    );
     gw.stop().await;
 }
 

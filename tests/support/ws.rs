@@ -156,6 +156,34 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+
+    /// Sends Close and returns the server's answering Close frame (code, reason), or None
+    /// when the connection ended without one.
+    pub async fn close_handshake(mut self) -> Option<(u16, String)> {
+        self.ws
+            .send(Message::Close(Some(
+                tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: 1000.into(),
+                    reason: "bye".into(),
+                },
+            )))
+            .await
+            .expect("send close");
+        let answer = tokio::time::timeout(WAIT, async {
+            while let Some(m) = self.ws.next().await {
+                match m {
+                    Ok(Message::Close(f)) => {
+                        return f.map(|f| (u16::from(f.code), f.reason.to_string()))
+                    }
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                }
+            }
+            None
+        })
+        .await;
+        answer.ok().flatten()
+    }
 }
 
 pub async fn small_buffer_stream(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {

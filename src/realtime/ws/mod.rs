@@ -136,6 +136,9 @@ pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
 enum End {
     /// The client went away or the socket failed: nothing more to send.
     Gone,
+    /// The client sent Close: the library has queued the answering Close; it only needs to
+    /// be flushed.
+    ClientClosed,
     /// Close with this code and reason.
     Close(u16, &'static str),
 }
@@ -173,6 +176,10 @@ impl Connection {
         let end = self.serve(&mut stream).await;
         for sid in self.subs.keys() {
             self.ctx.hub.unsubscribe(sid, self.handle.id);
+        }
+        if let End::ClientClosed = end {
+            // Without the flush the client never gets its Close answered and sees 1006.
+            let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.close()).await;
         }
         if let End::Close(code, reason) = end {
             self.ctx.hub.metrics().ws_closed(code);
@@ -223,7 +230,8 @@ impl Connection {
                 biased;
                 _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
                 incoming = stream.next() => match incoming {
-                    None | Some(Ok(Message::Close(_))) => return End::Gone,
+                    None => return End::Gone,
+                    Some(Ok(Message::Close(_))) => return End::ClientClosed,
                     Some(Err(e)) => {
                         let text = e.to_string();
                         tracing::debug!(error = %text, "read failed");
