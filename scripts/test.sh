@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite. Installs what the tests need when it is missing (redis-server, via
-# apt-get where available), then runs `cargo test` with the Redis tests required: if Redis
-# cannot run, the suite fails; it never skips them.
+# The whole test suite. Installs what the tests need when it is missing (redis-server, Node.js,
+# Chromium via apt-get where available; playwright-core from the npm registry), then runs
+# `cargo test` and the JavaScript tests (afw-client.js in Node, the dashboard in headless
+# Chromium) with the Redis and browser tests required: if either cannot run, the suite fails;
+# it never skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +30,63 @@ ensure_redis() {
   fi
 }
 
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || return 1
+  say "installing $* with apt-get"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+    && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Node.js 20 or newer runs the client's unit tests and drives the browser.
+ensure_node() {
+  local major=0
+  if command -v node >/dev/null 2>&1; then major=$(node -p 'process.versions.node.split(".")[0]'); fi
+  if [ "$major" -lt 20 ]; then
+    apt_install nodejs npm || true
+    if command -v node >/dev/null 2>&1; then major=$(node -p 'process.versions.node.split(".")[0]'); fi
+  fi
+  if [ "$major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+    say "Node.js >= 20 with npm is required (found: $(node --version 2>/dev/null || echo none))."
+    say "Install it (https://nodejs.org, or your package manager), then run scripts/test.sh again."
+    exit 1
+  fi
+}
+
+# Chromium for the browser tests: AFW_CHROMIUM, else one on the PATH, else Debian's package.
+find_chromium() {
+  if [ -n "${AFW_CHROMIUM:-}" ] && [ -x "$AFW_CHROMIUM" ]; then echo "$AFW_CHROMIUM"; return 0; fi
+  local c
+  for c in chromium chromium-browser google-chrome google-chrome-stable; do
+    if command -v "$c" >/dev/null 2>&1; then command -v "$c"; return 0; fi
+  done
+  return 1
+}
+ensure_chromium() {
+  if ! find_chromium >/dev/null; then apt_install chromium || true; fi
+  if ! AFW_CHROMIUM=$(find_chromium); then
+    say "Chromium is required for the browser tests and could not be installed."
+    say "Install it (Debian: apt-get install chromium; elsewhere any Chromium or Chrome build)"
+    say "or set AFW_CHROMIUM=/path/to/chromium, then run scripts/test.sh again."
+    exit 1
+  fi
+  export AFW_CHROMIUM
+}
+
+# playwright-core drives that Chromium (no browser download); pinned in tests/web's lockfile.
+ensure_playwright() {
+  if [ ! -d tests/web/node_modules/playwright-core ]; then
+    say "installing playwright-core from the npm registry"
+    (cd tests/web && npm ci --no-audit --no-fund --loglevel=error) || {
+      say "npm could not install playwright-core (tests/web/package.json); check the registry access"
+      exit 1
+    }
+  fi
+}
+
 ensure_redis
+ensure_node
+ensure_chromium
+ensure_playwright
 # The installed package may start a system Redis on 6379; the tests start their own servers
 # on free ports and never use it.
 say "using $(command -v redis-server 2>/dev/null || echo "$AFW_REDIS_SERVER") ($(${AFW_REDIS_SERVER:-redis-server} --version | awk '{print $3}'))"
@@ -43,3 +101,18 @@ else
   # The chaos test prints what it proved (delivered, lost, duplicated, reordered, resumes).
   cargo test --test chaos -- --nocapture
 fi
+
+if [ $# -gt 0 ]; then
+  say "arguments given: ran those cargo tests only (the JavaScript tests run without arguments)"
+  exit 0
+fi
+
+# The JavaScript tests run the debug gateway binary that cargo test built. Node 20 has a
+# WebSocket only behind a flag; later versions have it built in.
+cargo build -p afw-gateway
+node_flags=()
+if ! node -e 'WebSocket' >/dev/null 2>&1; then node_flags=(--experimental-websocket); fi
+say "afw-client.js in Node, and the dashboard in $AFW_CHROMIUM"
+AFW_GATEWAY_BIN="$PWD/target/debug/afw-gateway" node "${node_flags[@]}" --test \
+  tests/web/client.test.mjs tests/web/browser.test.mjs
+say "screenshots of what the browser tests saw: target/browser/"

@@ -2,8 +2,9 @@
 //! identity, and the shutdown signal. Handlers extract just the service they use (each
 //! implements `FromRef<AppState>`), so a handler's signature says what it may touch.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRef;
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::demo::DemoRunner;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
 use crate::realtime::ws::WsContext;
@@ -40,6 +42,9 @@ struct Inner {
     /// Every WebSocket connection task, so shutdown can wait for their close frames.
     connections: TaskTracker,
     next_connection_id: AtomicU64,
+    /// The address the instance listens on, once bound (the in-process demo posts to it).
+    local_addr: OnceLock<SocketAddr>,
+    demo: Arc<DemoRunner>,
 }
 
 impl AppState {
@@ -105,6 +110,8 @@ impl AppState {
             shutdown,
             connections: TaskTracker::new(),
             next_connection_id: AtomicU64::new(1),
+            local_addr: OnceLock::new(),
+            demo: Arc::default(),
         }))
     }
 
@@ -158,6 +165,18 @@ impl AppState {
 
     pub fn connections(&self) -> &TaskTracker {
         &self.0.connections
+    }
+
+    pub fn set_local_addr(&self, addr: SocketAddr) {
+        let _ = self.0.local_addr.set(addr);
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.0.local_addr.get().copied()
+    }
+
+    pub fn demo(&self) -> &Arc<DemoRunner> {
+        &self.0.demo
     }
 
     pub fn next_connection_id(&self) -> u64 {

@@ -148,6 +148,10 @@ pub struct Config {
         default_value_t = 100_000
     )]
     pub ws_max_connections: usize,
+    /// Serve the dashboard's files from this folder instead of the copies built into the binary
+    /// (for editing `web-demo/` without rebuilding). Unset: the built-in copies.
+    #[arg(long, env = "WEB_DEMO_DIR", value_name = "WEB_DEMO_DIR")]
+    pub web_demo_dir: Option<std::path::PathBuf>,
     /// Log format: pretty or json.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -188,6 +192,7 @@ impl Default for Config {
             redis_prefix: DEFAULT_PREFIX.to_string(),
             api_keys: Vec::new(),
             cors_origins: Vec::new(),
+            web_demo_dir: None,
             session_ttl_secs: DEFAULT_SESSION_TTL_SECS,
             queue_ttl_secs: DEFAULT_QUEUE_TTL_SECS,
             chain_stale_secs: DEFAULT_CHAIN_STALE_SECS,
@@ -260,6 +265,14 @@ impl Config {
         if let Some(url) = &self.redis_url {
             redis::Client::open(url.as_str())
                 .map_err(|e| bad("REDIS_URL", format!("not a usable Redis URL ({e})")))?;
+        }
+        if let Some(dir) = &self.web_demo_dir {
+            if !dir.join("index.html").is_file() {
+                return Err(bad(
+                    "WEB_DEMO_DIR",
+                    format!("{} has no index.html", dir.display()),
+                ));
+            }
         }
         if self.redis_prefix.is_empty()
             || self.redis_prefix.len() > 64

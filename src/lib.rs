@@ -13,6 +13,7 @@
 //! - [`realtime`]: the fan-out task, the hub of local subscribers, WebSocket connections.
 //! - [`app`]: the state the HTTP edge is built from, and each service as a substate of it.
 //! - [`http`]: the router, middleware, `ApiError`, and one module per resource.
+//! - [`demo`]: simulated agents, clients of the HTTP API like any agent.
 //!
 //! [`run`] takes an already-bound listener and a shutdown future, so tests run real instances
 //! on `127.0.0.1:0`.
@@ -27,6 +28,7 @@ use tokio_util::task::TaskTracker;
 pub mod app;
 pub mod bus;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod metrics;
@@ -97,6 +99,7 @@ pub async fn run(
         instance_id,
         token.clone(),
     );
+    app.set_local_addr(addr);
     let router = http::router(app.clone());
     let trigger = token.clone();
     tokio::spawn(async move {

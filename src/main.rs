@@ -10,6 +10,10 @@ use tracing_subscriber::EnvFilter;
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "demo") {
+        return demo(&args[1..]);
+    }
     let config = match Config::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -60,6 +64,47 @@ fn main() -> ExitCode {
     // Whatever is still running after the grace period is dropped, not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code
+}
+
+/// `afw-gateway demo [--target URL] [--agents N]`: simulated agents until Ctrl-C.
+fn demo(args: &[std::ffi::OsString]) -> ExitCode {
+    let args = match afw_gateway::demo::DemoArgs::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    if let Err(e) = args.validate() {
+        eprintln!("afw-gateway demo: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    init_tracing(LogFormat::Pretty);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("afw-gateway demo: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        tracing::info!(target = %args.target, agents = args.agents, "demo agents running; Ctrl-C stops them");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            trigger.cancel();
+        });
+        afw_gateway::demo::run(args, stop).await;
+    });
+    ExitCode::SUCCESS
 }
 
 /// Every WebSocket holds a file descriptor: lift the soft open-file limit to the hard one (the

@@ -1,5 +1,5 @@
-//! API-key authentication: with `AFW_API_KEYS` set, every route but `/health` and `/ready`
-//! needs `Authorization: Bearer <key>` (or, for `/ws`, `?token=<key>`, since browsers cannot
+//! API-key authentication: with `AFW_API_KEYS` set, every route but `/health`, `/ready` and
+//! the dashboard's files needs `Authorization: Bearer <key>` (or, for `/ws`, `?token=<key>`, since browsers cannot
 //! set headers on a WebSocket).
 
 use axum::extract::{Request, State};
@@ -14,7 +14,10 @@ const PUBLIC: [&str; 2] = ["/health", "/ready"];
 
 pub async fn middleware(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let keys = &app.config().api_keys;
-    if keys.is_empty() || PUBLIC.contains(&req.uri().path()) {
+    if keys.is_empty()
+        || PUBLIC.contains(&req.uri().path())
+        || super::web::is_public(req.uri().path())
+    {
         return next.run(req).await;
     }
     let presented = bearer(&req).or_else(|| {

@@ -17,6 +17,7 @@ use error::ApiError;
 pub mod auth;
 pub mod chains;
 pub mod context;
+pub mod demo;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -24,6 +25,7 @@ pub mod health;
 pub mod queues;
 pub mod serve;
 pub mod sessions;
+pub mod web;
 pub mod wire;
 pub mod ws;
 
@@ -78,8 +80,13 @@ pub fn router(app: AppState) -> Router {
         .route("/api/events/{session_id}", get(events::read))
         .route("/api/events/{session_id}/recent", get(events::recent))
         .route("/ws", get(ws::upgrade))
+        .route(
+            "/api/demo",
+            get(demo::status).post(demo::start).delete(demo::stop),
+        )
         .layer(DefaultBodyLimit::max(config.max_event_bytes))
         .merge(batch)
+        .merge(web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -1,0 +1,120 @@
+//! The dashboard: the files of `web-demo/`, built into the binary so that `cargo run` and a
+//! container need nothing beside it. With `WEB_DEMO_DIR` set they are read from that folder on
+//! every request instead, so the page can be edited without a rebuild. Only the files named
+//! here are served, from disk or not: no path from a request reaches the file system.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// One file of the page: its name under `web-demo/`, its type and its built-in copy.
+pub struct Asset {
+    pub name: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+macro_rules! asset {
+    ($name:literal, $type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $type,
+            body: include_bytes!(concat!("../../web-demo/", $name)),
+        }
+    };
+}
+
+/// Every file the page is made of.
+pub const ASSETS: &[Asset] = &[
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("style.css", "text/css; charset=utf-8"),
+    asset!("app.js", "text/javascript; charset=utf-8"),
+    asset!("afw-client.js", "text/javascript; charset=utf-8"),
+    asset!("favicon.svg", "image/svg+xml"),
+];
+
+/// Paths the page is served at; they need no credentials (the page asks for a key itself).
+pub fn is_public(path: &str) -> bool {
+    path == "/" || find(path.trim_start_matches('/')).is_some()
+}
+
+fn find(name: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.name == name)
+}
+
+/// A route for each file, and `/` for the page itself (deep links such as `/?session=<id>`
+/// are read by the page's script).
+pub fn routes() -> Router<AppState> {
+    let index = find("index.html").expect("index.html is an asset");
+    let mut router = Router::new().route("/", get(move |State(app)| serve(app, index)));
+    for asset in ASSETS {
+        router = router.route(
+            &format!("/{}", asset.name),
+            get(move |State(app)| serve(app, asset)),
+        );
+    }
+    router
+}
+
+async fn serve(app: AppState, asset: &'static Asset) -> Response {
+    let body: Vec<u8> = match &app.config().web_demo_dir {
+        None => asset.body.to_vec(),
+        Some(dir) => match tokio::fs::read(dir.join(asset.name)).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(file = asset.name, error = %e, "WEB_DEMO_DIR: cannot read");
+                return ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("{} is not in WEB_DEMO_DIR", asset.name),
+                )
+                .into_response();
+            }
+        },
+    };
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    // Revalidated on every load, so a new binary's page is never mixed with an old script.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; \
+             style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; \
+             frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_named_files_are_public() {
+        assert!(is_public("/"));
+        assert!(is_public("/afw-client.js"));
+        assert!(is_public("/index.html"));
+        assert!(!is_public("/api/sessions"));
+        assert!(!is_public("/../Cargo.toml"));
+        assert!(!is_public("/web-demo/app.js"));
+    }
+}

@@ -1,0 +1,162 @@
+// The dashboard in headless Chromium against real gateway processes on Redis: it lists what a
+// demo agent does, steers it, answers its prompt, and rides out a restart of its gateway with
+// every event shown once, in order. Screenshots land in target/browser/.
+// Run: node --test tests/web/browser.test.mjs (Chromium at AFW_CHROMIUM or /usr/bin/chromium)
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { Gateway, Redis, Demo, ROOT, until, sleep } from './support.mjs';
+
+const SHOTS = path.join(ROOT, 'target', 'browser');
+const CHROMIUM = process.env.AFW_CHROMIUM ?? '/usr/bin/chromium';
+// As root in a container, without the sandbox; without background networking, which this
+// closed network refuses.
+const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+
+let browser;
+const cleanup = [];
+before(async () => {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+});
+after(async () => {
+  for (const f of cleanup.reverse()) await f();
+  await browser?.close();
+});
+
+async function newPage(width = 1280, height = 800) {
+  const context = await browser.newContext({ viewport: { width, height } });
+  cleanup.push(() => context.close());
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(String(e)));
+  // Refused connections while a gateway is down are the browser's own report, not the page's.
+  page.on('console', (m) => m.type() === 'error' && !/net::ERR_CONNECTION_REFUSED/.test(m.text()) && problems.push(m.text()));
+  return { page, problems };
+}
+
+/** The seqs of the event rows, oldest first. */
+const rowSeqs = (page) => page.$$eval('#events li[data-seq]', (rows) => rows.map((r) => Number(r.dataset.seq)).reverse());
+
+function consecutive(seqs) {
+  return seqs.every((s, i) => i === 0 || s === seqs[i - 1] + 1);
+}
+
+test('watch, steer and answer a demo agent, and resume exactly across a gateway restart', async () => {
+  const redis = await Redis.start();
+  cleanup.push(() => redis.stop());
+  const env = { REDIS_URL: redis.url };
+  let a = await Gateway.start({ env });
+  cleanup.push(() => a.stop());
+  const b = await Gateway.start({ env });
+  cleanup.push(() => b.stop());
+  // The agent posts to B; the page watches through A.
+  const agent = Demo.start(b.url, { agents: 1, speed: 4 });
+  cleanup.push(() => agent.stop());
+
+  const { page, problems } = await newPage();
+  await page.goto(a.url);
+  await page.waitForSelector('#conn[data-state="connected"]');
+  const item = await page.waitForSelector('.session-item', { timeout: 15_000 });
+  const sid = await item.getAttribute('data-session');
+  await item.click();
+  await page.waitForURL(`**/?session=${sid}`);
+
+  // Its events in order, and its chain's progress.
+  await until('events on the page', async () => (await rowSeqs(page)).length >= 5);
+  let seqs = await rowSeqs(page);
+  assert.equal(seqs[0], 1);
+  assert.ok(consecutive(seqs), `rows in order: ${seqs}`);
+  await page.waitForSelector('.chain .bar[aria-valuenow]');
+  assert.match(await page.textContent('.chain'), /steps/);
+
+  // The agent stops to ask; meanwhile it obeys pause and resume, acknowledging each.
+  await page.waitForSelector('#prompt:not([hidden])', { timeout: 20_000 });
+  assert.match(await page.textContent('#prompt-text'), /Go ahead/);
+  assert.equal(await page.locator('#prompt-quick button').count(), 3);
+  await page.click('button[data-command="pause"]');
+  await page.waitForSelector('#command-log li[data-state="acknowledged"]:has-text("pause")');
+  assert.match(await page.textContent('#command-log li[data-state="acknowledged"]'), /paused/);
+  await page.waitForSelector('.chain[data-status="paused"]');
+  await page.click('button[data-command="resume"]');
+  await page.waitForSelector('#command-log li[data-state="acknowledged"]:has-text("resume")');
+  await page.waitForSelector('.chain[data-status="in_progress"]');
+
+  // The input box answers the prompt; the agent takes it and says so.
+  await page.fill('#prompt-input', 'Only the tests');
+  await page.press('#prompt-input', 'Enter');
+  await page.waitForSelector('#events li:has(.type:text-is("interaction:input-received")) .what:text-is("Only the tests")');
+  await page.waitForSelector('#prompt[hidden]', { state: 'attached' });
+  await page.screenshot({ path: path.join(SHOTS, 'session.png') });
+
+  // The page's gateway stops (SIGTERM) and comes back on the same port while B takes events.
+  const before = (await rowSeqs(page)).at(-1);
+  await a.stop();
+  await page.waitForSelector('#conn[data-state="reconnecting"]');
+  assert.match(await page.textContent('#conn-text'), /went away/);
+  await until('B to take events meanwhile', async () => (await b.api('GET', `/api/events/${sid}?after=${before}`)).count >= 3);
+  a = await a.restart();
+  await page.waitForSelector('#conn[data-state="connected"]', { timeout: 20_000 });
+  await page.waitForSelector('#stream-state[data-status="resumed"]');
+  assert.match(await page.textContent('#stream-state'), /resumed exactly/);
+  const head = (await b.api('GET', `/api/events/${sid}?after=0&limit=1`)).headSeq;
+  await until('the page to catch up', async () => (await rowSeqs(page)).at(-1) >= head + 2);
+
+  // Every event exactly once, in order: what the client delivered and what the rows show.
+  const delivered = await page.evaluate(() => window.afwDashboard.seqs.slice());
+  assert.ok(consecutive(delivered) && delivered[0] === 1, `delivered once each, in order: ${delivered}`);
+  seqs = await rowSeqs(page);
+  assert.ok(consecutive(seqs), `rows once each, in order: ${seqs}`);
+  const stored = await b.api('GET', `/api/events/${sid}?after=0&limit=1000`);
+  const shown = new Set(seqs);
+  for (const e of stored.events.filter((e) => e.seq <= seqs.at(-1))) {
+    assert.ok(shown.has(e.seq), `event ${e.seq} (${e.type}) is on the page`);
+  }
+  await page.screenshot({ path: path.join(SHOTS, 'session-after-restart.png') });
+  assert.deepEqual(problems, [], 'no script errors');
+
+  // Readable at phone width.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: path.join(SHOTS, 'session-phone.png') });
+  assert.ok(await page.isVisible('#events'));
+});
+
+test('on the embedded store the demo button starts agents to watch', async () => {
+  const gw = await Gateway.start();
+  cleanup.push(() => gw.stop());
+  const { page, problems } = await newPage();
+  await page.goto(gw.url);
+  await page.waitForSelector('#sessions-empty:not([hidden])');
+  await page.click('#demo-button:text("Start demo agents")');
+  await page.waitForSelector('#demo-button:text("Stop demo agents (3)")');
+  await until('three sessions', async () => (await page.locator('.session-item').count()) >= 3);
+  await page.click('.session-item');
+  await page.waitForSelector('#events li[data-seq]');
+  await page.click('#demo-button');
+  await page.waitForSelector('#demo-button:text("Start demo agents")');
+  await page.screenshot({ path: path.join(SHOTS, 'demo.png') });
+  assert.deepEqual(problems, []);
+});
+
+test('with AFW_API_KEYS the page asks for a key once and keeps it for the tab', async () => {
+  const gw = await Gateway.start({ env: { AFW_API_KEYS: 'key-one' } });
+  cleanup.push(() => gw.stop());
+  await gw.api('POST', '/api/events', { sessionId: 'keyed-1', type: 'hello' }, { authorization: 'Bearer key-one' });
+  const { page } = await newPage();
+  await page.goto(gw.url);
+  await page.waitForSelector('#key-dialog[open]');
+  await page.fill('#key-input', 'wrong');
+  await page.press('#key-input', 'Enter');
+  await page.waitForSelector('#key-error:text("not accepted")');
+  await page.fill('#key-input', 'key-one');
+  await page.press('#key-input', 'Enter');
+  await page.waitForSelector('.session-item[data-session="keyed-1"]');
+  await page.waitForSelector('#conn[data-state="connected"]');
+  await page.reload();
+  await page.waitForSelector('.session-item[data-session="keyed-1"]');
+  assert.equal(await page.isVisible('#key-dialog'), false, 'not asked again');
+  await sleep(10);
+});
