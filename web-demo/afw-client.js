@@ -18,6 +18,8 @@
 // `nextAfter`) and holds later live events until the gap is filled. Positions are kept in
 // `sessionStorage` (or the `storage` option) so that a new page resumes where the last left off.
 
+const SAVE_EVERY_MS = 200;
+
 const DEFAULTS = {
   minDelayMs: 250, // first reconnect waits up to this (full jitter)...
   maxDelayMs: 10_000, // ...doubling per failed attempt up to this cap
@@ -101,6 +103,10 @@ export class AfwClient extends Emitter {
     this._closed = false;
     this._lastHeard = 0;
     this._open();
+    // A page that goes away writes its positions first, so the next page resumes exactly.
+    globalThis.addEventListener?.('pagehide', () => {
+      for (const sub of this._subs.values()) sub._flush();
+    });
   }
 
   /** Subscribes to a session's events: `onEvent(event, {seq, epoch, recovered, replayed})`.
@@ -147,6 +153,7 @@ export class AfwClient extends Emitter {
 
   /** Closes the connection for good. */
   close() {
+    for (const sub of this._subs.values()) sub._flush();
     this._closed = true;
     for (const t of this._timers) clearTimeout(t);
     this._timers.clear();
@@ -349,6 +356,7 @@ export class Subscription {
   close() {
     if (this._closed) return;
     this._closed = true;
+    this._flush();
     this._pending = [];
     this._setStatus('closed');
     if (this.client._subs.get(this.sessionId) === this) {
@@ -372,7 +380,17 @@ export class Subscription {
     }
   }
 
+  // Written at most every SAVE_EVERY_MS (storage writes are synchronous), and at once when
+  // the subscription or the page closes, so a reload resumes exactly.
   _save() {
+    if (this._saveTimer) return;
+    this._saveTimer = setTimeout(() => this._flush(), SAVE_EVERY_MS);
+  }
+
+  _flush() {
+    clearTimeout(this._saveTimer);
+    this._saveTimer = null;
+    if (this.lastSeq === null) return;
     try {
       this.client.storage?.setItem(this._key, JSON.stringify({ seq: this.lastSeq, epoch: this.epoch }));
     } catch {}
