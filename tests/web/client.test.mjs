@@ -64,6 +64,21 @@ test('delivers live events in seq order and reports the instance', async () => {
   assert.equal(client.state, 'closed');
 });
 
+test('events the gateway sends again are dropped, not delivered twice', async () => {
+  const gw = owned(await Gateway.start());
+  const client = owned(connect(gw.url, { storage: memoryStorage() }));
+  const seen = watch(client, 'dup-1');
+  await gw.postEvents('dup-1', 20);
+  await until('20 events', () => seen.seqs.length === 20);
+  // The same subscription asked again from the start: the gateway replays 1..20 on this
+  // connection, as it does after any resubscribe that overlaps what was delivered.
+  client._send({ type: 'subscribe', sessionId: 'dup-1', since: 0, epoch: seen.sub.epoch });
+  await until('the replay to be dropped', () => seen.sub.duplicatesDropped === 20);
+  await gw.postEvents('dup-1', 5, { from: 20 });
+  await until('25 events', () => seen.seqs.length === 25);
+  assert.deepEqual(seen.seqs, range(1, 25));
+});
+
 test('resumes exactly across a restart of its gateway while another instance takes events', async () => {
   const redis = owned(await Redis.start());
   const env = { REDIS_URL: redis.url };
