@@ -70,6 +70,17 @@ pub fn command_record(
     expires_at: &str,
 ) -> Result<Value, Vec<FieldProblem>> {
     let mut problems = Vec::new();
+    // The ActionFlows dashboard sends `{type, payload:{stepNumber, reason}}`: the payload's
+    // are taken when the top level has none.
+    let from_payload = |name: &str| {
+        c.payload
+            .as_ref()
+            .and_then(|p| p.get(name))
+            .filter(|v| !v.is_null())
+            .cloned()
+    };
+    let step_number = c.step_number.clone().or_else(|| from_payload("stepNumber"));
+    let reason_given = c.reason.clone().or_else(|| from_payload("reason"));
     let kind = match c.kind.as_deref() {
         Some(k) if COMMAND_TYPES.contains(&k) => k,
         Some(_) => {
@@ -84,7 +95,7 @@ pub fn command_record(
             ""
         }
     };
-    let step = match &c.step_number {
+    let step = match &step_number {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_u64() {
             Some(n) if n >= 1 => Some(n),
@@ -97,13 +108,13 @@ pub fn command_record(
             }
         },
     };
-    if matches!(kind, "retry" | "skip") && step.is_none() && c.step_number.is_none() {
+    if matches!(kind, "retry" | "skip") && step.is_none() && step_number.is_none() {
         problems.push(FieldProblem::new(
             "stepNumber",
             format!("is required for {kind}"),
         ));
     }
-    let reason = match &c.reason {
+    let reason = match &reason_given {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.chars().count() <= MAX_REASON_CHARS => Some(s.clone()),
         Some(Value::String(_)) => {
@@ -131,12 +142,27 @@ pub fn command_record(
     if let Some(r) = reason {
         command["reason"] = r.into();
     }
+    // What the command acts on, for clients that read it flat (`payload`, `target`).
+    let mut target = json!({});
+    if let Some(n) = step {
+        target["stepNumber"] = n.into();
+    }
+    if let Some(r) = command.get("reason") {
+        target["reason"] = r.clone();
+    }
+    let payload = c.payload.clone().unwrap_or(target.clone());
     if let Some(p) = c.payload {
         command["payload"] = p;
     }
+    // `id`, `type`, `payload` and `target` repeat the contract's fields flat, as the
+    // ActionFlows hooks and MCP server read them.
     Ok(json!({
         "commandId": command_id,
+        "id": command_id,
+        "type": kind,
         "command": command,
+        "payload": payload,
+        "target": target,
         "issuedAt": issued_at,
         "expiresAt": expires_at,
         "sessionId": session_id,

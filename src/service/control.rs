@@ -69,7 +69,54 @@ impl Control {
                 self.ttl,
             )
             .await?;
+        self.settle_before(session_id, &command_id, &record).await;
         Ok(record)
+    }
+
+    /// A newer command settles the pending ones it makes moot, so that the queue an agent
+    /// reads says what it should do now: `resume` settles every pending `pause`, `cancel` and
+    /// `abort` every command before them. Settled commands are acknowledged as failed
+    /// (`error: "superseded by <type> <id>"`), so no chain moves for them. Best effort: a
+    /// failure leaves them pending, which is what they were.
+    async fn settle_before(&self, session_id: &str, newer_id: &str, newer: &Value) {
+        let kind = newer["type"].as_str().unwrap_or_default();
+        let settles = |older: &str| match kind {
+            "resume" => older == "pause",
+            "cancel" | "abort" => true,
+            _ => false,
+        };
+        if !matches!(kind, "resume" | "cancel" | "abort") {
+            return;
+        }
+        let pending = match self
+            .queues
+            .pending(Queue::Commands, session_id, false)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(session = %session_id, error = %e, "could not read commands to settle");
+                return;
+            }
+        };
+        for item in pending {
+            let Ok(older) = serde_json::from_str::<Value>(&item) else {
+                continue;
+            };
+            let Some(id) = older["commandId"].as_str() else {
+                continue;
+            };
+            if id == newer_id || !settles(older["command"]["type"].as_str().unwrap_or_default()) {
+                continue;
+            }
+            let ack = CommandAck {
+                result: None,
+                error: Some(format!("superseded by {kind} {newer_id}").into()),
+            };
+            if let Err(e) = self.ack_command(Some(session_id), id, ack).await {
+                tracing::warn!(session = %session_id, command = %id, error = %e, "could not settle a command");
+            }
+        }
     }
 
     /// Queues input for an existing session (from HTTP or a WebSocket `input` message);

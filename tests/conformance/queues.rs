@@ -109,8 +109,12 @@ async fn commands_expire_each_on_its_own_clock(env: Env) {
         .post("/api/sessions/exp/commands", json!({"type": "pause"}))
         .await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    gw.post("/api/sessions/exp/commands", json!({"type": "resume"}))
-        .await;
+    // (A skip, not a resume: a resume would settle the pending pause at once.)
+    gw.post(
+        "/api/sessions/exp/commands",
+        json!({"type": "skip", "stepNumber": 2}),
+    )
+    .await;
     assert_eq!(commands(gw, "exp", "").await.len(), 2);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let list = commands(gw, "exp", "").await;
@@ -119,7 +123,7 @@ async fn commands_expire_each_on_its_own_clock(env: Env) {
         1,
         "the first expired, the second not yet: {list:?}"
     );
-    assert_eq!(list[0]["command"]["type"], "resume");
+    assert_eq!(list[0]["command"]["type"], "skip");
     let id = first["commandId"].as_str().unwrap();
     let (s, _) = gw.post(&format!("/api/commands/{id}/ack"), json!({})).await;
     assert_eq!(s, 404, "an expired command cannot be acknowledged");
@@ -130,21 +134,88 @@ async fn commands_expire_each_on_its_own_clock(env: Env) {
 async fn consume_takes_commands_once(env: Env) {
     let gw = &env.gw;
     gw.post("/api/sessions", json!({"id": "take"})).await;
-    for t in ["pause", "resume", "cancel"] {
-        gw.post("/api/sessions/take/commands", json!({"type": t}))
-            .await;
+    for body in [
+        json!({"type": "pause"}),
+        json!({"type": "retry", "stepNumber": 1}),
+        json!({"type": "skip", "stepNumber": 2}),
+    ] {
+        gw.post("/api/sessions/take/commands", body).await;
     }
     let taken = commands(gw, "take", "?consume=true").await;
     let types: Vec<&str> = taken
         .iter()
         .map(|c| c["command"]["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types, ["pause", "resume", "cancel"]);
+    assert_eq!(types, ["pause", "retry", "skip"]);
     assert!(commands(gw, "take", "?consume=true").await.is_empty());
     assert!(commands(gw, "take", "").await.is_empty());
     let id = taken[0]["commandId"].as_str().unwrap();
     let (s, _) = gw.post(&format!("/api/commands/{id}/ack"), json!({})).await;
     assert_eq!(s, 200, "a consumed command can still be acknowledged");
+}
+
+/// The ActionFlows clients read commands flat (`id`, `type`, `payload`, `target`) and send
+/// `stepNumber` and `reason` inside `payload`; a newer command settles what it makes moot.
+async fn commands_read_flat_and_newer_ones_settle_older(env: Env) {
+    let gw = &env.gw;
+    gw.post("/api/sessions", json!({"id": "flat"})).await;
+    let (s, v) = gw
+        .post(
+            "/api/sessions/flat/commands",
+            json!({"type": "retry", "payload": {"stepNumber": 2}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let c = &v["command"];
+    assert_eq!(c["id"], c["commandId"]);
+    assert_eq!(c["type"], "retry");
+    assert_eq!(c["command"]["stepNumber"], 2);
+    assert_eq!(c["payload"], json!({"stepNumber": 2}));
+    assert_eq!(c["target"], json!({"stepNumber": 2}));
+    let (s, v) = gw
+        .post(
+            "/api/sessions/flat/commands",
+            json!({"type": "abort", "payload": {"reason": "wrong branch"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["command"]["command"]["reason"], "wrong branch");
+    // The abort settled the retry before it.
+    let list = commands(gw, "flat", "").await;
+    let types: Vec<&str> = list.iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["abort"]);
+    let abort_id = list[0]["id"].as_str().unwrap().to_string();
+    gw.post(&format!("/api/commands/{abort_id}/ack"), json!({}))
+        .await;
+
+    // pause, then resume: an agent reading the queue sees only the resume.
+    let (_, pause) = gw
+        .post("/api/sessions/flat/commands", json!({"type": "pause"}))
+        .await;
+    let (_, resume) = gw
+        .post("/api/sessions/flat/commands", json!({"type": "resume"}))
+        .await;
+    let list = commands(gw, "flat", "").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["type"], "resume");
+    let (_, page) = gw.get("/api/events/flat").await;
+    let settled = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["commandId"] == pause["commandId"])
+        .cloned()
+        .expect("the settled pause is acknowledged as an event");
+    assert_eq!(settled["success"], false);
+    let said = settled["error"].as_str().unwrap();
+    assert!(
+        said.contains(resume["commandId"].as_str().unwrap()),
+        "{said}"
+    );
+    // A pause after a resume is not settled by it.
+    gw.post("/api/sessions/flat/commands", json!({"type": "pause"}))
+        .await;
+    assert_eq!(commands(gw, "flat", "").await.len(), 2);
 }
 
 async fn input_is_taken_all_at_once(env: Env) {
@@ -354,6 +425,7 @@ conformance! {
     command_life_cycle => crate::defaults,
     commands_expire_each_on_its_own_clock => |c| c.queue_ttl_secs = 1,
     consume_takes_commands_once => crate::defaults,
+    commands_read_flat_and_newer_ones_settle_older => crate::defaults,
     input_is_taken_all_at_once => crate::defaults,
     input_with_ack_stays_until_acknowledged => crate::defaults,
     bad_commands_and_input_are_refused_and_store_nothing => crate::defaults,
