@@ -71,6 +71,7 @@ impl AppState {
         };
         let events = Events {
             store: Arc::clone(&stores.events),
+            sessions: Arc::clone(&stores.sessions),
             chains: chains.clone(),
             metrics: Arc::clone(&metrics),
             max_event_bytes: config.max_event_bytes,
@@ -95,6 +96,8 @@ impl AppState {
             write_timeout: config.ws_write_timeout,
             ping_every: config.ws_ping_every,
             pong_timeout: config.ws_pong_timeout,
+            heartbeat_every: Some(config.ws_heartbeat_every).filter(|d| !d.is_zero()),
+            heartbeat: hub.frames().heartbeat(),
         });
         AppState(Arc::new(Inner {
             config,

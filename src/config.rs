@@ -23,6 +23,33 @@ pub const DEFAULT_CHAIN_VALUE_MAX_BYTES: usize = 16 * 1024;
 const CHAIN_FRAME_OVERHEAD: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Compat {
+    /// The ActionFlows backend's clients (hooks, dashboard, MCP server).
+    Actionflows,
+}
+
+/// The dashboard origins of the ActionFlows project (Vite's dev server and preview), allowed
+/// by CORS under `AFW_COMPAT=actionflows` when `AFW_CORS_ORIGINS` is not set.
+pub const ACTIONFLOWS_ORIGINS: [&str; 4] = [
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+    "http://localhost:4173",
+    "http://127.0.0.1:4173",
+];
+
+impl Config {
+    /// The origins CORS allows: AFW_CORS_ORIGINS, else those of the compatibility mode.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        match (&self.compat, self.cors_origins.is_empty()) {
+            (Some(Compat::Actionflows), true) => {
+                ACTIONFLOWS_ORIGINS.iter().map(|o| o.to_string()).collect()
+            }
+            _ => self.cors_origins.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Pretty,
     Json,
@@ -152,6 +179,11 @@ pub struct Config {
     /// (for editing `web-demo/` without rebuilding). Unset: the built-in copies.
     #[arg(long, env = "WEB_DEMO_DIR", value_name = "WEB_DEMO_DIR")]
     pub web_demo_dir: Option<std::path::PathBuf>,
+    /// Compatibility with another system's clients: `actionflows` sends events as bare
+    /// stored events (the ActionFlows dashboard's shape) and, with no AFW_CORS_ORIGINS,
+    /// allows its development origins. Unset: the contract as written.
+    #[arg(long, env = "AFW_COMPAT", value_name = "AFW_COMPAT", value_enum)]
+    pub compat: Option<Compat>,
     /// Log format: pretty or json.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -161,6 +193,10 @@ pub struct Config {
     /// Seconds between the server's pings on each WebSocket (decimals allowed).
     #[arg(long, env = "WS_PING_INTERVAL_SECS", value_name = "WS_PING_INTERVAL_SECS", value_parser = parse_secs, default_value = "25")]
     pub ws_ping_every: Duration,
+    /// Seconds between the server's application-level `heartbeat` messages on each WebSocket
+    /// (what browser code, which cannot see pings, uses to tell a live link); 0: none.
+    #[arg(long, env = "WS_HEARTBEAT_SECS", value_name = "WS_HEARTBEAT_SECS", value_parser = parse_secs, default_value = "15")]
+    pub ws_heartbeat_every: Duration,
     /// Seconds a pong may take before the connection is closed with 1011.
     #[arg(long, env = "WS_PONG_TIMEOUT_SECS", value_name = "WS_PONG_TIMEOUT_SECS", value_parser = parse_secs, default_value = "10")]
     pub ws_pong_timeout: Duration,
@@ -193,6 +229,8 @@ impl Default for Config {
             api_keys: Vec::new(),
             cors_origins: Vec::new(),
             web_demo_dir: None,
+            ws_heartbeat_every: Duration::from_secs(15),
+            compat: None,
             session_ttl_secs: DEFAULT_SESSION_TTL_SECS,
             queue_ttl_secs: DEFAULT_QUEUE_TTL_SECS,
             chain_stale_secs: DEFAULT_CHAIN_STALE_SECS,

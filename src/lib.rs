@@ -71,10 +71,14 @@ pub async fn run(
         token.clone(),
     )
     .await?;
-    let hub = Arc::new(realtime::hub::Hub::new(
-        Arc::clone(&metrics),
-        config.ws_outbound_limit_bytes,
-    ));
+    let frames = match config.compat {
+        Some(config::Compat::Actionflows) => realtime::protocol::EventFrames::Bare,
+        None => realtime::protocol::EventFrames::Envelope,
+    };
+    let hub = Arc::new(
+        realtime::hub::Hub::new(Arc::clone(&metrics), config.ws_outbound_limit_bytes)
+            .with_frames(frames),
+    );
     // Subscribe to the bus before serving, so no stored event can precede the fan-out.
     let bus = stores.bus.subscribe();
     tasks.spawn(realtime::fanout::run(

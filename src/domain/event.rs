@@ -28,6 +28,9 @@ pub struct EventDraft {
     /// The whole body, parsed, when it is a chain or step event (the chain state machine
     /// reads it); taken by the service before the draft is stored.
     pub chain: Option<Value>,
+    /// What a `session:started` event says about its session (`user`, `cwd`, `hostname`,
+    /// `platform`, as strings): it fills the session's fields that are still missing.
+    pub session_info: Vec<(&'static str, String)>,
 }
 
 impl EventDraft {
@@ -274,12 +277,41 @@ pub fn draft_event(
     } else {
         None
     };
+    let session_info = if kind == "session:started" {
+        let body: Value = serde_json::from_str(raw.get()).expect("the body was read as JSON");
+        session_info(&body)
+    } else {
+        Vec::new()
+    };
     Ok(EventDraft {
         session_id: session_id.into_owned(),
         event_id,
         json_head,
         chain,
+        session_info,
     })
+}
+
+/// The session fields a `session:started` event carries: the ActionFlows hook sends `user`,
+/// `cwd`, `hostname` and `platform` (`userId` is taken too). Strings of at most 1,000
+/// characters; anything else is left out.
+fn session_info(body: &Value) -> Vec<(&'static str, String)> {
+    use super::session::field;
+    let text = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && s.chars().count() <= 1000)
+            .map(str::to_string)
+    };
+    [
+        (field::USER_ID, text("userId").or_else(|| text("user"))),
+        (field::CWD, text("cwd")),
+        (field::HOSTNAME, text("hostname")),
+        (field::PLATFORM, text("platform")),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect()
 }
 
 /// Whether an event of this type may move a chain (`chain:*`, `step:*`).

@@ -73,7 +73,9 @@ impl Session {
         let get = |k: &str| fields.get(k).cloned();
         let json = |k: &str| -> Result<Option<Value>, String> {
             match fields.get(k) {
+                // A field cleared by writing JSON null reads as absent.
                 None => Ok(None),
+                Some(s) if s == "null" => Ok(None),
                 Some(s) => serde_json::from_str(s)
                     .map(Some)
                     .map_err(|e| format!("session field {k}: {e}")),

@@ -23,7 +23,7 @@ use crate::time::Now;
 const DEFAULT_RECENT_LIMIT: usize = 50;
 const DEFAULT_RECENT_SECONDS: u64 = 60;
 
-fn context(headers: &HeaderMap, now: &Now) -> EventContext {
+pub(crate) fn context(headers: &HeaderMap, now: &Now) -> EventContext {
     EventContext {
         received_at: now.iso.clone(),
         correlation_id: usable_id(headers.get(CORRELATION_ID)),

@@ -6,7 +6,7 @@ use std::any::Any;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{middleware, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any as AnyOrigin, CorsLayer};
@@ -16,6 +16,7 @@ use error::ApiError;
 
 pub mod auth;
 pub mod chains;
+pub mod compat;
 pub mod context;
 pub mod demo;
 pub mod error;
@@ -80,6 +81,12 @@ pub fn router(app: AppState) -> Router {
         .route("/api/events/{session_id}", get(events::read))
         .route("/api/events/{session_id}/recent", get(events::recent))
         .route("/ws", get(ws::upgrade))
+        .route("/api/terminal/{id}/output", post(compat::terminal_output))
+        .route("/api/users", get(compat::users))
+        .route("/api/users/{id}/sessions", get(compat::user_sessions))
+        .route("/api/files/{*rest}", any(compat::not_on_gateway))
+        .route("/api/history/{*rest}", any(compat::not_on_gateway))
+        .route("/api/history", any(compat::not_on_gateway))
         .route(
             "/api/demo",
             get(demo::status).post(demo::start).delete(demo::stop),
@@ -98,7 +105,7 @@ pub fn router(app: AppState) -> Router {
             app.clone(),
             context::middleware,
         ))
-        .layer(tower::util::option_layer(cors(&config.cors_origins)))
+        .layer(tower::util::option_layer(cors(&config.allowed_origins())))
         .with_state(app)
 }
 

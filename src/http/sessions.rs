@@ -260,9 +260,13 @@ pub async fn awaiting(
         return Err(ApiError::validation(problems));
     }
     let now = Now::get();
+    // `text` and `type` repeat `promptText` and `promptType` under the names of the
+    // ActionFlows shared type, which its dashboard reads.
     let prompt = json!({
         "promptType": body.prompt_type,
         "promptText": body.prompt_text,
+        "text": body.prompt_text,
+        "type": body.prompt_type,
         "quickResponses": body.quick_responses,
         "timestamp": now.iso,
     });
@@ -274,9 +278,15 @@ pub async fn awaiting(
     let Some(session) = sessions.store.update_session(&id, fields).await? else {
         return Err(ApiError::not_found("session"));
     };
-    let mut event = prompt;
-    event["sessionId"] = json!(id);
-    event["type"] = json!("interaction:awaiting-input");
+    let mut event = json!({
+        "sessionId": id,
+        "type": "interaction:awaiting-input",
+        "promptType": prompt["promptType"],
+        "promptText": prompt["promptText"],
+        "quickResponses": prompt["quickResponses"],
+        "timestamp": now.iso,
+    });
+    event["prompt"] = prompt;
     events.store_event(event, &now).await?;
     Ok(Json(session).into_response())
 }

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use std::collections::VecDeque;
 use tokio::sync::Notify;
 
-use super::protocol::event_frame;
+use super::protocol::EventFrames;
 use crate::bus::LiveEvent;
 use crate::metrics::Metrics;
 use crate::service::waiters::Waiters;
@@ -192,6 +192,7 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     fill_budget: usize,
     waiters: Arc<Waiters>,
+    frames: EventFrames,
 }
 
 impl Default for Hub {
@@ -211,7 +212,18 @@ impl Hub {
             waiters: Arc::new(Waiters::new(Arc::clone(&metrics))),
             metrics,
             fill_budget: outbound_limit / 4,
+            frames: EventFrames::Envelope,
         }
+    }
+
+    /// The same hub, sending events as `frames`.
+    pub fn with_frames(mut self, frames: EventFrames) -> Hub {
+        self.frames = frames;
+        self
+    }
+
+    pub fn frames(&self) -> EventFrames {
+        self.frames
     }
 
     /// The long polls waiting on this instance, woken by the fan-out.
@@ -345,7 +357,11 @@ impl Hub {
     /// subscribers whose queue is gone or over budget. True when none is left.
     fn fan_out(&self, subs: &mut SessionSubs, ev: &LiveEvent) -> bool {
         subs.last = Some((Arc::clone(&ev.epoch), ev.seq));
-        let frame = Utf8Bytes::from(event_frame(&ev.session_id, ev.seq, &ev.epoch, &ev.event));
+        let frame =
+            Utf8Bytes::from(
+                self.frames
+                    .frame(&ev.session_id, ev.seq, &ev.epoch, &ev.event),
+            );
         subs.conns.retain(|c| {
             c.push(Outbound::Event {
                 session_id: Arc::clone(&ev.session_id),

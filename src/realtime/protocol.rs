@@ -159,6 +159,38 @@ fn json_str(s: &str) -> String {
     serde_json::to_string(s).expect("a string serializes")
 }
 
+/// How event messages look on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EventFrames {
+    /// `{type:"event", sessionId, seq, epoch, payload}`: the contract's envelope.
+    #[default]
+    Envelope,
+    /// The stored event itself (its own `type`, `sessionId`, `timestamp`, `seq`), as the
+    /// ActionFlows dashboard reads it (`AFW_COMPAT=actionflows`). It has no `epoch`.
+    Bare,
+}
+
+/// The heartbeat message of each frame format. The ActionFlows dashboard passes over a
+/// `pong` silently and warns about any other message without a `sessionId`.
+pub const HEARTBEAT: &str = r#"{"type":"heartbeat"}"#;
+pub const HEARTBEAT_AS_PONG: &str = r#"{"type":"pong","heartbeat":true}"#;
+
+impl EventFrames {
+    pub fn heartbeat(self) -> &'static str {
+        match self {
+            EventFrames::Envelope => HEARTBEAT,
+            EventFrames::Bare => HEARTBEAT_AS_PONG,
+        }
+    }
+
+    pub fn frame(self, session_id: &str, seq: u64, epoch: &str, event: &str) -> String {
+        match self {
+            EventFrames::Envelope => event_frame(session_id, seq, epoch, event),
+            EventFrames::Bare => event.to_string(),
+        }
+    }
+}
+
 /// `event`: one stored event, built by concatenation so the stored JSON is not re-encoded.
 pub fn event_frame(session_id: &str, seq: u64, epoch: &str, event: &str) -> String {
     let sid = json_str(session_id);

@@ -14,7 +14,7 @@ use super::sessions::Sessions;
 use super::waiters::Waiters;
 use super::ServiceError;
 use crate::domain::control::{self, CommandAck, NewCommand, NewInput, Queue};
-use crate::domain::session::check_session_id;
+use crate::domain::session::{check_session_id, field};
 use crate::metrics::Metrics;
 use crate::store::{QueueStore, StoreError};
 use crate::time::Now;
@@ -153,6 +153,20 @@ impl Control {
         take: bool,
     ) -> Result<Vec<Arc<str>>, ServiceError> {
         check_session_id(session_id).map_err(ServiceError::invalid)?;
+        let items = self.poll_queue(queue, session_id, wait, take).await?;
+        if take && queue == Queue::Input && !items.is_empty() {
+            self.answered(session_id).await;
+        }
+        Ok(items)
+    }
+
+    async fn poll_queue(
+        &self,
+        queue: Queue,
+        session_id: &str,
+        wait: Duration,
+        take: bool,
+    ) -> Result<Vec<Arc<str>>, ServiceError> {
         if wait.is_zero() {
             return Ok(self.queues.pending(queue, session_id, take).await?);
         }
@@ -185,8 +199,38 @@ impl Control {
             .ack(Queue::Input, Some(session_id), input_id, "{}")
             .await?
         {
-            Some(_) => Ok(()),
+            Some(_) => {
+                self.answered(session_id).await;
+                Ok(())
+            }
             None => Err(ServiceError::NotFound("input")),
+        }
+    }
+
+    /// The agent has taken its input: a session that was `awaiting_input` is `idle` again and
+    /// its `lastPrompt` is cleared (as the ActionFlows backend did). Best effort: the input
+    /// is already taken, so a failure here is logged, not answered.
+    async fn answered(&self, session_id: &str) {
+        let result = async {
+            let Some(s) = self.sessions.store.get_session(session_id).await? else {
+                return Ok(());
+            };
+            if s.conversation_state.as_deref() == Some("awaiting_input") {
+                let fields = vec![
+                    (field::CONVERSATION_STATE, "idle".to_string()),
+                    (field::LAST_PROMPT, "null".to_string()),
+                    (field::UPDATED_AT, Now::get().iso),
+                ];
+                self.sessions
+                    .store
+                    .update_session(session_id, fields)
+                    .await?;
+            }
+            Ok::<(), StoreError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(session = %session_id, error = %e, "could not mark the session idle");
         }
     }
 

@@ -8,13 +8,16 @@ use serde_json::Value;
 use super::chains::Chains;
 use super::ServiceError;
 use crate::domain::event::{draft_event, Appended, EventContext, EventDraft, EventRange, ReadFrom};
+use crate::domain::session::field;
 use crate::metrics::Metrics;
-use crate::store::{EventStore, StoreError};
+use crate::store::{EventStore, SessionStore, StoreError};
 use crate::time::Now;
 
 #[derive(Clone)]
 pub struct Events {
     pub store: Arc<dyn EventStore>,
+    /// Sessions, for the fields a `session:started` event fills in.
+    pub sessions: Arc<dyn SessionStore>,
     pub chains: Chains,
     pub metrics: Arc<Metrics>,
     /// Largest stored event (`MAX_EVENT_BYTES`); a batch is checked event by event.
@@ -46,14 +49,53 @@ impl Events {
             .enumerate()
             .filter_map(|(i, d)| Some((i, d.chain.take()?, d.event_id.clone())))
             .collect();
-        if chain_events.is_empty() {
-            return Ok(self.append(&drafts, now).await?);
+        let stored = if chain_events.is_empty() {
+            self.append(&drafts, now).await?
+        } else {
+            let batch = self.chains.resolve(&chain_events).await?;
+            self.chains.check_owners(&batch).await?;
+            let stored = self.append(&drafts, now).await?;
+            self.chains.apply(batch).await;
+            stored
+        };
+        for draft in drafts.iter().filter(|d| !d.session_info.is_empty()) {
+            self.fill_session(draft).await;
         }
-        let batch = self.chains.resolve(&chain_events).await?;
-        self.chains.check_owners(&batch).await?;
-        let stored = self.append(&drafts, now).await?;
-        self.chains.apply(batch).await;
         Ok(stored)
+    }
+
+    /// Fills the session fields a `session:started` event names that the session does not
+    /// have yet (the hooks never create their session first; its first event does). The
+    /// event is stored either way: a failure here is logged, not answered.
+    async fn fill_session(&self, draft: &EventDraft) {
+        let result = async {
+            let Some(session) = self.sessions.get_session(&draft.session_id).await? else {
+                return Ok(());
+            };
+            let has = |k: &str| match k {
+                field::USER_ID => session.user_id.is_some(),
+                field::CWD => session.cwd.is_some(),
+                field::HOSTNAME => session.hostname.is_some(),
+                field::PLATFORM => session.platform.is_some(),
+                _ => true,
+            };
+            let missing: Vec<(&'static str, String)> = draft
+                .session_info
+                .iter()
+                .filter(|(k, _)| !has(k))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                self.sessions
+                    .update_session(&draft.session_id, missing)
+                    .await?;
+            }
+            Ok::<(), StoreError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(session = %draft.session_id, error = %e, "could not fill the session from session:started");
+        }
     }
 
     /// Stores (and so publishes) an event the gateway itself produces.

@@ -48,6 +48,7 @@ macro_rules! conformance {
     };
 }
 
+mod actionflows;
 mod chains;
 mod events;
 mod queues;

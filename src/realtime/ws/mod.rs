@@ -48,6 +48,10 @@ pub struct WsContext {
     pub write_timeout: Duration,
     pub ping_every: Duration,
     pub pong_timeout: Duration,
+    /// An application-level heartbeat message this often (`WS_HEARTBEAT_SECS`; None: off):
+    /// browser code cannot see WebSocket pings, so this is what tells it the link is alive.
+    pub heartbeat_every: Option<Duration>,
+    pub heartbeat: &'static str,
 }
 
 /// A write to the socket that ends the connection with 4008 when the hub closes it for being
@@ -223,7 +227,9 @@ impl Connection {
         // a single timer entry.
         let mut next_ping = Instant::now() + every;
         let mut pong_due: Option<Instant> = None;
-        let timer = tokio::time::sleep_until(next_ping);
+        let beat = self.ctx.heartbeat_every;
+        let mut next_beat = beat.map(|b| Instant::now() + b);
+        let timer = tokio::time::sleep_until(next_beat.map_or(next_ping, |b| b.min(next_ping)));
         tokio::pin!(timer);
         loop {
             let step = tokio::select! {
@@ -265,7 +271,14 @@ impl Connection {
                         pong_due.get_or_insert(now + pong_timeout);
                         r = self.send(Message::Ping(Default::default())).await;
                     }
+                    if let (Some(at), Some(b)) = (next_beat, beat) {
+                        if at <= now && r.is_ok() {
+                            next_beat = Some(now + b);
+                            r = self.send(Message::Text(Utf8Bytes::from_static(self.ctx.heartbeat))).await;
+                        }
+                    }
                     let wake = pong_due.map_or(next_ping, |due| due.min(next_ping));
+                    let wake = next_beat.map_or(wake, |b| b.min(wake));
                     timer.as_mut().reset(wake);
                     r
                 }

@@ -133,7 +133,7 @@ impl Connection {
             if seq <= self.subs.get(sid).map_or(u64::MAX, |s| s.last) {
                 continue;
             }
-            let frame = proto::event_frame(sid, seq, epoch, event);
+            let frame = self.ctx.hub.frames().frame(sid, seq, epoch, event);
             self.feed(Message::Text(frame.into())).await?;
             self.sub_mut(sid).last = seq;
         }

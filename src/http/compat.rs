@@ -1,0 +1,169 @@
+//! Routes the ActionFlows clients call that our own protocol has no need of: captured
+//! terminal output (`POST /api/terminal/:id/output`), the user views (`GET /api/users`,
+//! `GET /api/users/:id/sessions`), and a clear answer for the file and history routes, whose
+//! data lives on the agent's machine, not on the gateway.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::events::context;
+use super::extract::{session_path_id, ApiJson, ApiPath};
+use crate::domain::event::draft_event;
+use crate::domain::session::SessionQuery;
+use crate::domain::FieldProblem;
+use crate::service::events::Events;
+use crate::service::sessions::Sessions;
+use crate::time::Now;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TerminalOutput {
+    output: Option<Value>,
+    stream: Option<String>,
+    step_number: Option<Value>,
+    action: Option<Value>,
+}
+
+/// Stores captured shell output as a `terminal:output` event of the session (made by it if
+/// it is the session's first event, like any event).
+pub async fn terminal_output(
+    State(events): State<Arc<Events>>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<TerminalOutput>,
+) -> Result<Response, ApiError> {
+    session_path_id(&id)?;
+    let mut problems = Vec::new();
+    let output = match body.output {
+        Some(Value::String(s)) => s,
+        Some(_) => {
+            problems.push(FieldProblem::new("output", "must be a string"));
+            String::new()
+        }
+        None => {
+            problems.push(FieldProblem::new("output", "is required"));
+            String::new()
+        }
+    };
+    let stream = body.stream.unwrap_or_else(|| "stdout".into());
+    if stream != "stdout" && stream != "stderr" {
+        problems.push(FieldProblem::new("stream", "must be stdout or stderr"));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let now = Now::get();
+    let event = json!({
+        "sessionId": id,
+        "type": "terminal:output",
+        "output": output,
+        "stream": stream,
+        "stepNumber": body.step_number,
+        "action": body.action,
+    });
+    let raw = serde_json::value::to_raw_value(&event).expect("a Value serializes");
+    let draft = draft_event(&raw, &context(&headers, &now), "").map_err(ApiError::validation)?;
+    let stored = events.post(vec![draft], &now).await?;
+    let a = &stored[0];
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "eventId": a.event_id, "sessionId": a.session_id, "seq": a.seq})),
+    )
+        .into_response())
+}
+
+/// Sessions read to build the user views: ten pages of the listing at most.
+const USER_VIEW_PAGES: usize = 10;
+const PAGE: usize = 1000;
+
+/// `GET /api/users`: every user with a stored session, from the sessions' `userId`, most
+/// recently active first. A user is online while one of their sessions is in progress.
+pub async fn users(State(sessions): State<Arc<Sessions>>) -> Result<Response, ApiError> {
+    let mut by_user: BTreeMap<String, (u64, u64, String)> = BTreeMap::new();
+    let mut cursor = None;
+    let mut complete = true;
+    for page_number in 0.. {
+        if page_number == USER_VIEW_PAGES {
+            complete = false;
+            break;
+        }
+        let query = SessionQuery {
+            limit: PAGE,
+            cursor: cursor.take(),
+            ..SessionQuery::default()
+        };
+        let page = sessions.store.list_sessions(&query).await?;
+        for s in &page.sessions {
+            let Some(user) = &s.user_id else { continue };
+            let entry = by_user.entry(user.clone()).or_default();
+            entry.0 += 1;
+            if s.status == "in_progress" || s.status == "pending" {
+                entry.1 += 1;
+            }
+            if s.updated_at > entry.2 {
+                entry.2 = s.updated_at.clone();
+            }
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let mut users: Vec<Value> = by_user
+        .into_iter()
+        .map(|(id, (count, active, last))| {
+            json!({"id": id, "userId": id, "sessionCount": count, "activeSessions": active,
+                   "isOnline": active > 0, "lastSeenAt": last})
+        })
+        .collect();
+    users.sort_by(|a, b| b["lastSeenAt"].as_str().cmp(&a["lastSeenAt"].as_str()));
+    Ok(Json(json!({"count": users.len(), "users": users, "complete": complete})).into_response())
+}
+
+/// `GET /api/users/:id/sessions`: that user's sessions, newest first, as whole Sessions
+/// (with `user` beside `userId`, the name the ActionFlows dashboard reads).
+pub async fn user_sessions(
+    State(sessions): State<Arc<Sessions>>,
+    ApiPath(user): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    if user.is_empty() || user.chars().count() > 200 {
+        return Err(ApiError::validation(vec![FieldProblem::new(
+            "userId",
+            "must be 1-200 characters",
+        )]));
+    }
+    let query = SessionQuery {
+        user_id: Some(user.clone()),
+        limit: 100,
+        ..SessionQuery::default()
+    };
+    let page = sessions.store.list_sessions(&query).await?;
+    let mut out = Vec::with_capacity(page.sessions.len());
+    for row in &page.sessions {
+        if let Some(s) = sessions.store.get_session(&row.id).await? {
+            let mut v = serde_json::to_value(&s).expect("a session serializes");
+            v["user"] = json!(s.user_id);
+            out.push(v);
+        }
+    }
+    Ok(Json(json!({"userId": user, "count": out.len(), "sessions": out, "nextCursor": page.next_cursor}))
+        .into_response())
+}
+
+/// `/api/files/...` and `/api/history/...`: the ActionFlows backend read the agent's own disk.
+/// A gateway runs elsewhere and never sees that disk, so these answer why, and what to do.
+pub async fn not_on_gateway() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not_on_gateway",
+        "files and history live on the agent's machine, which the gateway cannot read; have the agent post them as events (for example {\"type\":\"file:snapshot\",\"path\":...,\"content\":...}) and read them with GET /api/events/:sessionId",
+    )
+}
