@@ -28,27 +28,6 @@ pub enum Compat {
     Actionflows,
 }
 
-/// The dashboard origins of the ActionFlows project (Vite's dev server and preview), allowed
-/// by CORS under `AFW_COMPAT=actionflows` when `AFW_CORS_ORIGINS` is not set.
-pub const ACTIONFLOWS_ORIGINS: [&str; 4] = [
-    "http://localhost:5173",
-    "http://127.0.0.1:5173",
-    "http://localhost:4173",
-    "http://127.0.0.1:4173",
-];
-
-impl Config {
-    /// The origins CORS allows: AFW_CORS_ORIGINS, else those of the compatibility mode.
-    pub fn allowed_origins(&self) -> Vec<String> {
-        match (&self.compat, self.cors_origins.is_empty()) {
-            (Some(Compat::Actionflows), true) => {
-                ACTIONFLOWS_ORIGINS.iter().map(|o| o.to_string()).collect()
-            }
-            _ => self.cors_origins.clone(),
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Pretty,

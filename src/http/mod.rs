@@ -105,7 +105,7 @@ pub fn router(app: AppState) -> Router {
             app.clone(),
             context::middleware,
         ))
-        .layer(tower::util::option_layer(cors(&config.allowed_origins())))
+        .layer(tower::util::option_layer(cors(&allowed_origins(&config))))
         .with_state(app)
 }
 
@@ -129,6 +129,25 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
         "internal error",
     )
     .into_response()
+}
+
+/// The dashboard origins of the ActionFlows project (Vite's dev server and preview), allowed
+/// by CORS under `AFW_COMPAT=actionflows` when `AFW_CORS_ORIGINS` is not set.
+pub const ACTIONFLOWS_ORIGINS: [&str; 4] = [
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+    "http://localhost:4173",
+    "http://127.0.0.1:4173",
+];
+
+/// The origins CORS allows: `AFW_CORS_ORIGINS`, else those of the compatibility mode.
+fn allowed_origins(config: &crate::config::Config) -> Vec<String> {
+    match (&config.compat, config.cors_origins.is_empty()) {
+        (Some(crate::config::Compat::Actionflows), true) => {
+            ACTIONFLOWS_ORIGINS.iter().map(|o| o.to_string()).collect()
+        }
+        _ => config.cors_origins.clone(),
+    }
 }
 
 /// CORS only when origins are configured; without them the gateway adds no CORS headers.
