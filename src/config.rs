@@ -13,11 +13,18 @@ pub const DEFAULT_SESSION_TTL_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_MAX_EVENTS_PER_SESSION: usize = 10_000;
 pub const DEFAULT_QUEUE_TTL_SECS: u64 = 300;
 pub const DEFAULT_CHAIN_STALE_SECS: u64 = 3600;
-pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
+/// Terminal output and diffs are large: 1 MiB, what the ActionFlows backend accepted.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// One full batch fits an empty outbound queue of the default size, so a batch delivered at
 /// once does not close a subscriber that keeps up.
-pub const DEFAULT_MAX_BATCH_BYTES: usize = 1024 * 1024;
-pub const DEFAULT_WS_OUTBOUND_LIMIT_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Room for the largest event (with its frame) several times over.
+pub const DEFAULT_WS_OUTBOUND_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+/// A session's stored events are trimmed, oldest first, past this many bytes as well as past
+/// `MAX_EVENTS_PER_SESSION` events, so large events cannot exhaust the store.
+pub const DEFAULT_MAX_SESSION_EVENT_BYTES: usize = 64 * 1024 * 1024;
+/// The largest stored chain by default (a chain frame goes to every subscriber).
+pub const DEFAULT_CHAIN_MAX_BYTES: usize = 256 * 1024;
 pub const DEFAULT_CHAIN_VALUE_MAX_BYTES: usize = 16 * 1024;
 /// Room a `chain` frame needs around the chain itself.
 const CHAIN_FRAME_OVERHEAD: usize = 4096;
@@ -94,6 +101,10 @@ pub struct Config {
     /// Largest accepted request body for one event (and most routes), in bytes.
     #[arg(long, env = "MAX_EVENT_BYTES", value_name = "MAX_EVENT_BYTES", default_value_t = DEFAULT_MAX_EVENT_BYTES)]
     pub max_event_bytes: usize,
+    /// Bytes of stored events a session keeps at most; past them the oldest are trimmed (as
+    /// past MAX_EVENTS_PER_SESSION events); the newest event always stays. At least 4096.
+    #[arg(long, env = "MAX_SESSION_EVENT_BYTES", value_name = "MAX_SESSION_EVENT_BYTES", default_value_t = DEFAULT_MAX_SESSION_EVENT_BYTES)]
+    pub max_session_event_bytes: usize,
     /// Largest accepted body of `POST /api/events/batch`, in bytes.
     #[arg(long, env = "MAX_BATCH_BYTES", value_name = "MAX_BATCH_BYTES", default_value_t = DEFAULT_MAX_BATCH_BYTES)]
     pub max_batch_bytes: usize,
@@ -216,6 +227,7 @@ impl Default for Config {
             max_events_per_session: DEFAULT_MAX_EVENTS_PER_SESSION,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            max_session_event_bytes: DEFAULT_MAX_SESSION_EVENT_BYTES,
             ws_outbound_limit_bytes: DEFAULT_WS_OUTBOUND_LIMIT_BYTES,
             chain_max_bytes: None,
             chain_value_max_bytes: DEFAULT_CHAIN_VALUE_MAX_BYTES,
@@ -271,10 +283,14 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 }
 
 impl Config {
-    /// The largest stored chain (`CHAIN_MAX_BYTES`, or a quarter of the outbound budget).
+    /// The largest stored chain (`CHAIN_MAX_BYTES`, or 256 KiB within the outbound budget).
     pub fn chain_limit(&self) -> usize {
-        self.chain_max_bytes
-            .unwrap_or(self.ws_outbound_limit_bytes / 4)
+        self.chain_max_bytes.unwrap_or(
+            DEFAULT_CHAIN_MAX_BYTES.min(
+                self.ws_outbound_limit_bytes
+                    .saturating_sub(CHAIN_FRAME_OVERHEAD),
+            ),
+        )
     }
 
     /// Checks what clap's types cannot: ranges, URL syntax, and the bind/credentials rule.
@@ -341,6 +357,9 @@ impl Config {
                 "MAX_BATCH_BYTES",
                 "must be at least MAX_EVENT_BYTES and at most 268435456 bytes",
             ));
+        }
+        if self.max_session_event_bytes < 4096 {
+            return Err(bad("MAX_SESSION_EVENT_BYTES", "must be at least 4096 bytes"));
         }
         if self.ws_outbound_limit_bytes < self.max_event_bytes {
             return Err(bad(

@@ -68,6 +68,8 @@ pub enum StoreError {
 pub struct StoreSettings {
     pub session_ttl: Duration,
     pub max_events_per_session: usize,
+    /// Bytes of stored events a session keeps (`MAX_SESSION_EVENT_BYTES`).
+    pub max_session_event_bytes: usize,
     pub dedup_window: Duration,
     pub instance_id: Arc<str>,
     /// How often the Redis store probes its pub/sub subscription.
@@ -122,6 +124,7 @@ pub async fn open(
     let settings = StoreSettings {
         session_ttl: Duration::from_secs(config.session_ttl_secs),
         max_events_per_session: config.max_events_per_session,
+        max_session_event_bytes: config.max_session_event_bytes,
         dedup_window: DEDUP_WINDOW,
         instance_id,
         pubsub_probe_every: config.pubsub_probe_every,

@@ -302,7 +302,70 @@ async fn the_default_keeps_the_contract(env: Env) {
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
 
+/// Large events (terminal output, diffs) are taken by default, as the original took 1 MB; a
+/// session's events are bounded by bytes as well as by count, oldest trimmed first.
+async fn large_events_are_taken_and_bounded_by_bytes(env: Env) {
+    let gw = &env.gw;
+    let big = "x".repeat(900 * 1024);
+    let (s, v) = gw
+        .post("/api/terminal/af-big/output", json!({"output": big}))
+        .await;
+    assert_eq!(s, 201, "a 900 KiB event with the defaults: {v}");
+    let (_, page) = gw.get("/api/events/af-big?after=0&limit=1").await;
+    assert_eq!(
+        page["events"][0]["output"].as_str().unwrap().len(),
+        big.len()
+    );
+    // 30 events of 20 KiB into a session that keeps 100 KiB: about the newest five stay.
+    let chunk = "y".repeat(20 * 1024);
+    for i in 0..30 {
+        let (s, _) = gw
+            .post(
+                "/api/events",
+                json!({"sessionId": "af-bytes", "type": "t", "i": i, "chunk": chunk}),
+            )
+            .await;
+        assert_eq!(s, 201);
+    }
+    let (_, page) = gw.get("/api/events/af-bytes?after=0").await;
+    let kept: Vec<u64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    let bytes: usize = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.to_string().len())
+        .sum();
+    assert!(bytes <= 100 * 1024, "{bytes} bytes kept");
+    assert!((3..=5).contains(&kept.len()), "{kept:?}");
+    assert_eq!(*kept.last().unwrap(), 30, "the newest stays");
+    assert!(kept.windows(2).all(|w| w[1] == w[0] + 1), "{kept:?}");
+    // An event larger than the whole allowance still keeps itself.
+    let (s, _) = gw
+        .post(
+            "/api/events",
+            json!({"sessionId": "af-bytes", "type": "t", "chunk": "z".repeat(120 * 1024)}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, page) = gw.get("/api/events/af-bytes?after=0").await;
+    assert_eq!(page["count"], 1);
+    assert_eq!(page["events"][0]["seq"], 31);
+}
+
+/// The second half of [`large_events_are_taken_and_bounded_by_bytes`] needs its own
+/// allowance; the first half the defaults.
+fn session_bytes(c: &mut afw_gateway::Config) {
+    c.max_session_event_bytes = 100 * 1024;
+    c.max_event_bytes = 1024 * 1024;
+}
+
 conformance! {
+    large_events_are_taken_and_bounded_by_bytes => super::session_bytes,
     session_started_fills_the_session => crate::defaults,
     hooks_and_mcp_read_commands => crate::defaults,
     prompts_read_by_shared_names_and_clear_when_answered => crate::defaults,

@@ -18,6 +18,7 @@ impl EventStore for MemoryStore {
     async fn append(&self, drafts: &[EventDraft], now: &Now) -> Result<Vec<Appended>, StoreError> {
         let ttl = self.settings.session_ttl;
         let cap = self.settings.max_events_per_session;
+        let byte_cap = self.settings.max_session_event_bytes;
         let window = self.settings.dedup_window;
         let clock = Instant::now();
         let mut state = self.state.lock();
@@ -47,9 +48,14 @@ impl EventStore for MemoryStore {
             slot.seq += 1;
             let seq = slot.seq;
             let stored: Arc<str> = d.complete(seq).into();
+            slot.event_bytes += stored.len();
             slot.events.push_back(Arc::clone(&stored));
-            while slot.events.len() > cap {
-                slot.events.pop_front();
+            // Oldest first, past the count or the bytes; the newest event always stays.
+            while slot.events.len() > cap || (slot.event_bytes > byte_cap && slot.events.len() > 1)
+            {
+                if let Some(old) = slot.events.pop_front() {
+                    slot.event_bytes -= old.len();
+                }
             }
             slot.dedup.insert(d.event_id.clone(), (seq, clock + window));
             let epoch = Arc::clone(&slot.epoch);

@@ -27,6 +27,8 @@ pub(super) struct Slot {
     pub epoch: Arc<str>,
     pub seq: u64,
     pub events: VecDeque<Arc<str>>,
+    /// Bytes of `events`, for `MAX_SESSION_EVENT_BYTES`.
+    pub event_bytes: usize,
     pub dedup: HashMap<String, (u64, Instant)>,
     pub expires: Instant,
 }
@@ -38,6 +40,7 @@ impl Slot {
             epoch: uuid::Uuid::now_v7().simple().to_string().into(),
             seq: 0,
             events: VecDeque::new(),
+            event_bytes: 0,
             dedup: HashMap::new(),
             expires: Instant::now() + ttl,
         }

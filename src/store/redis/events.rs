@@ -28,7 +28,8 @@ impl EventStore for RedisStore {
             .arg(index_member(now.ms, ""))
             .arg(&*self.settings.instance_id)
             .arg(uuid::Uuid::now_v7().simple().to_string())
-            .arg(k.events_channel());
+            .arg(k.events_channel())
+            .arg(self.settings.max_session_event_bytes);
         for d in drafts {
             inv.key(k.session(&d.session_id))
                 .key(k.events(&d.session_id))

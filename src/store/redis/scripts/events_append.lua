@@ -1,12 +1,13 @@
 -- Appends a batch of events in one atomic step (PROTOCOL §3). For each event: find or start
 -- the session's stream (epoch, seq), skip it if its eventId is a recent duplicate in this
--- stream, else assign the next seq, RPUSH the stored JSON, LTRIM to the cap, mark the eventId,
+-- stream, else assign the next seq, RPUSH the stored JSON, trim the oldest past the count cap
+-- or the byte cap (the session hash's `_bytes` counts the list's bytes), mark the eventId,
 -- create the session when this is its first event, and PUBLISH it. Publishing inside the
 -- script makes the channel order of a session its seq order.
 --
 -- KEYS: session index, then per event: session, events, dedup marker.
 -- ARGV: maxEvents, ttlSecs, dedupSecs, nowIso, indexPrefix, origin, epochSeed, channel,
---       then per event: sessionId, sessionIdAsJson, jsonHead (the stored JSON up to and
+--       maxBytes, then per event: sessionId, sessionIdAsJson, jsonHead (the stored JSON up to and
 --       including '"seq":').
 -- Returns per event: {seq, epoch, duplicate (0|1)}.
 local index = KEYS[1]
@@ -18,6 +19,7 @@ local indexPrefix = ARGV[5]
 local origin = ARGV[6]
 local epochSeed = ARGV[7]
 local channel = ARGV[8]
+local maxBytes = tonumber(ARGV[9])
 
 local results = {}
 local touched = {}
@@ -25,7 +27,7 @@ local fresh = 0
 local n = (#KEYS - 1) / 3
 for i = 0, n - 1 do
   local sKey, evKey, dedupKey = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
-  local sid, sidJson, head = ARGV[9 + 3 * i], ARGV[10 + 3 * i], ARGV[11 + 3 * i]
+  local sid, sidJson, head = ARGV[10 + 3 * i], ARGV[11 + 3 * i], ARGV[12 + 3 * i]
   local epoch = redis.call('HGET', sKey, '_epoch')
   if not epoch then
     fresh = fresh + 1
@@ -35,7 +37,7 @@ for i = 0, n - 1 do
       redis.call('HSET', sKey, 'status', 'in_progress', 'startedAt', now, 'updatedAt', now, '_idx', idx)
       redis.call('ZADD', index, 0, idx)
     end
-    redis.call('HSET', sKey, '_epoch', epoch, '_seq', 0)
+    redis.call('HSET', sKey, '_epoch', epoch, '_seq', 0, '_bytes', 0)
     redis.call('DEL', evKey)
   end
   -- The marker is "{epoch}:{seq}": an eventId of an earlier stream is no duplicate.
@@ -49,8 +51,15 @@ for i = 0, n - 1 do
   else
     local seq = redis.call('HINCRBY', sKey, '_seq', 1)
     local stored = head .. seq .. '}'
-    redis.call('RPUSH', evKey, stored)
-    redis.call('LTRIM', evKey, -maxEvents, -1)
+    local len = redis.call('RPUSH', evKey, stored)
+    local bytes = redis.call('HINCRBY', sKey, '_bytes', #stored)
+    -- Oldest first, past the count or the bytes; the newest event always stays.
+    while len > maxEvents or (bytes > maxBytes and len > 1) do
+      local old = redis.call('LPOP', evKey)
+      if not old then break end
+      len = len - 1
+      bytes = redis.call('HINCRBY', sKey, '_bytes', -#old)
+    end
     redis.call('SET', dedupKey, epoch .. ':' .. seq, 'EX', dedupTtl)
     redis.call('PUBLISH', channel,
       '{"sessionId":' .. sidJson .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
