@@ -13,17 +13,11 @@ pub const DEFAULT_SESSION_TTL_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_MAX_EVENTS_PER_SESSION: usize = 10_000;
 pub const DEFAULT_QUEUE_TTL_SECS: u64 = 300;
 pub const DEFAULT_CHAIN_STALE_SECS: u64 = 3600;
-/// Terminal output and diffs are large: 1 MiB, what the ActionFlows backend accepted.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
-/// One full batch fits an empty outbound queue of the default size, so a batch delivered at
-/// once does not close a subscriber that keeps up.
+/// One full batch fits an empty outbound queue of the default size.
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
-/// Room for the largest event (with its frame) several times over.
 pub const DEFAULT_WS_OUTBOUND_LIMIT_BYTES: usize = 4 * 1024 * 1024;
-/// A session's stored events are trimmed, oldest first, past this many bytes as well as past
-/// `MAX_EVENTS_PER_SESSION` events, so large events cannot exhaust the store.
 pub const DEFAULT_MAX_SESSION_EVENT_BYTES: usize = 64 * 1024 * 1024;
-/// The largest stored chain by default (a chain frame goes to every subscriber).
 pub const DEFAULT_CHAIN_MAX_BYTES: usize = 256 * 1024;
 pub const DEFAULT_CHAIN_VALUE_MAX_BYTES: usize = 16 * 1024;
 /// Room a `chain` frame needs around the chain itself.
@@ -359,7 +353,10 @@ impl Config {
             ));
         }
         if self.max_session_event_bytes < 4096 {
-            return Err(bad("MAX_SESSION_EVENT_BYTES", "must be at least 4096 bytes"));
+            return Err(bad(
+                "MAX_SESSION_EVENT_BYTES",
+                "must be at least 4096 bytes",
+            ));
         }
         if self.ws_outbound_limit_bytes < self.max_event_bytes {
             return Err(bad(

@@ -110,7 +110,7 @@ async fn bad_input_gets_a_json_error_and_stores_nothing() {
             json_ct,
             format!(
                 r#"{{"sessionId":"bad","type":"t","pad":"{}"}}"#,
-                "x".repeat(70_000)
+                "x".repeat(afw_gateway::config::DEFAULT_MAX_EVENT_BYTES + 1000)
             ),
             413,
             "payload_too_large",
@@ -134,7 +134,7 @@ async fn bad_input_gets_a_json_error_and_stores_nothing() {
             json_ct,
             format!(
                 r#"{{"events":[{{"sessionId":"bad","type":"t","pad":"{}"}}]}}"#,
-                "x".repeat(70_000)
+                "x".repeat(afw_gateway::config::DEFAULT_MAX_EVENT_BYTES + 1000)
             ),
             413,
             "payload_too_large",

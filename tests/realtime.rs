@@ -530,6 +530,8 @@ async fn bad_frames_get_errors_and_the_socket_stays_open() {
 async fn a_client_that_stops_reading_is_closed_with_4008_and_others_are_unaffected() {
     let gw = Gateway::start(Config {
         ws_outbound_limit_bytes: 256 * 1024,
+        max_event_bytes: 64 * 1024,
+        max_batch_bytes: 256 * 1024,
         ..support::config(None)
     })
     .await;

@@ -115,6 +115,9 @@ pub struct SessionSummary {
     pub cwd: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// `userId` again, under the name the ActionFlows dashboard reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub started_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<String>,
@@ -129,6 +132,7 @@ impl From<&Session> for SessionSummary {
             status: s.status.clone(),
             cwd: s.cwd.clone(),
             user_id: s.user_id.clone(),
+            user: s.user_id.clone(),
             started_at: s.started_at.clone(),
             ended_at: s.ended_at.clone(),
             updated_at: s.updated_at.clone(),
