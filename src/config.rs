@@ -95,8 +95,7 @@ pub struct Config {
     /// Largest accepted request body for one event (and most routes), in bytes.
     #[arg(long, env = "MAX_EVENT_BYTES", value_name = "MAX_EVENT_BYTES", default_value_t = DEFAULT_MAX_EVENT_BYTES)]
     pub max_event_bytes: usize,
-    /// Bytes of stored events a session keeps at most; past them the oldest are trimmed (as
-    /// past MAX_EVENTS_PER_SESSION events); the newest event always stays. At least 4096.
+    /// Bytes of stored events a session keeps; past them the oldest are trimmed (>= 4096).
     #[arg(long, env = "MAX_SESSION_EVENT_BYTES", value_name = "MAX_SESSION_EVENT_BYTES", default_value_t = DEFAULT_MAX_SESSION_EVENT_BYTES)]
     pub max_session_event_bytes: usize,
     /// Largest accepted body of `POST /api/events/batch`, in bytes.
@@ -163,9 +162,7 @@ pub struct Config {
     /// (for editing `web-demo/` without rebuilding). Unset: the built-in copies.
     #[arg(long, env = "WEB_DEMO_DIR", value_name = "WEB_DEMO_DIR")]
     pub web_demo_dir: Option<std::path::PathBuf>,
-    /// Compatibility with another system's clients: `actionflows` sends events as bare
-    /// stored events (the ActionFlows dashboard's shape) and, with no AFW_CORS_ORIGINS,
-    /// allows its development origins. Unset: the contract as written.
+    /// `actionflows`: bare event frames and, without AFW_CORS_ORIGINS, that dashboard's origins.
     #[arg(long, env = "AFW_COMPAT", value_name = "AFW_COMPAT", value_enum)]
     pub compat: Option<Compat>,
     /// Log format: pretty or json.
@@ -279,12 +276,11 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 impl Config {
     /// The largest stored chain (`CHAIN_MAX_BYTES`, or 256 KiB within the outbound budget).
     pub fn chain_limit(&self) -> usize {
-        self.chain_max_bytes.unwrap_or(
-            DEFAULT_CHAIN_MAX_BYTES.min(
-                self.ws_outbound_limit_bytes
-                    .saturating_sub(CHAIN_FRAME_OVERHEAD),
-            ),
-        )
+        let room = self
+            .ws_outbound_limit_bytes
+            .saturating_sub(CHAIN_FRAME_OVERHEAD);
+        self.chain_max_bytes
+            .unwrap_or(DEFAULT_CHAIN_MAX_BYTES.min(room))
     }
 
     /// Checks what clap's types cannot: ranges, URL syntax, and the bind/credentials rule.
