@@ -95,14 +95,21 @@ $('key-button').addEventListener('click', () => {
 
 // ---- the connection ----
 
+let lostWith = null;
+
 function showConnection(state, info) {
   stats.connection = { state, ...info };
   const box = $('conn');
   box.dataset.state = state;
   let text;
+  // Why the connection was lost is the first close of the episode; the failed attempts to
+  // reconnect that follow (1006 while the gateway is down) do not replace it.
+  if (state === 'connected') lostWith = null;
+  else if (state === 'reconnecting' && lostWith === null) lostWith = info.code ?? null;
   if (state === 'connected') text = `connected to instance ${short(info.instanceId)}${info.resumed ? ' (reconnected)' : ''}`;
   else if (state === 'reconnecting') {
-    const why = info.code === 1001 ? 'the gateway went away' : info.code === 4008 ? 'fell behind (4008)' : `connection lost (${info.code ?? '?'})`;
+    const code = lostWith ?? info.code;
+    const why = code === 1001 ? 'the gateway went away' : code === 4008 ? 'fell behind (4008)' : `connection lost (${code ?? '?'})`;
     text = `${why}; reconnecting in ${(info.delayMs / 1000).toFixed(1)} s (attempt ${info.attempt})`;
   } else if (state === 'closed') text = 'disconnected';
   else text = 'connecting…';

@@ -111,7 +111,9 @@ test('resumes exactly across a restart of its gateway while another instance tak
 
 test('a 4008 close (slow consumer) is followed by an exact resume', async () => {
   const gw = owned(
-    await Gateway.start({ env: { WS_OUTBOUND_LIMIT_BYTES: '65536', WS_WRITE_TIMEOUT_SECS: '1' } }),
+    await Gateway.start({
+      env: { WS_OUTBOUND_LIMIT_BYTES: '65536', MAX_EVENT_BYTES: '65536', MAX_BATCH_BYTES: '1048576', WS_WRITE_TIMEOUT_SECS: '1' },
+    }),
   );
   const proxy = owned(await Proxy.start(gw.port));
   const client = owned(connect(proxy.url, { storage: memoryStorage() }));
