@@ -14,6 +14,7 @@ use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
 use crate::domain::event::check_limit;
 use crate::domain::session::{check_session_id, field, Fields, SessionQuery, SESSION_STATUSES};
 use crate::domain::FieldProblem;
+use crate::service::chains::Chains;
 use crate::service::events::Events;
 use crate::service::sessions::Sessions;
 use crate::time::Now;
@@ -177,11 +178,16 @@ fn decode_cursor(hex: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
+/// The Session with its `chains` (PROTOCOL §1), in creation order.
 pub async fn get(
     State(sessions): State<Arc<Sessions>>,
+    State(chains): State<Arc<Chains>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(sessions.require(&id).await?).into_response())
+    let session = sessions.require(&id).await?;
+    let mut body = serde_json::to_value(&session).expect("a session serializes");
+    body["chains"] = serde_json::to_value(chains.of_session(&id).await?).expect("chains serialize");
+    Ok(Json(body).into_response())
 }
 
 pub async fn update(

@@ -84,7 +84,10 @@ async fn chain_progress_follows_its_events(env: Env) {
         (list["count"].as_u64(), &list["chains"][0]["id"]),
         (Some(1), &json!("c1"))
     );
-    assert_eq!(gw.get("/api/sessions/wf").await.1["chainsCount"], 1);
+    let (_, session) = gw.get("/api/sessions/wf").await;
+    assert_eq!(session["chainsCount"], 1);
+    // The Session comes with its chains (PROTOCOL §1).
+    assert_eq!(session["chains"][0], list["chains"][0], "{session}");
     // A compiled chain without an id takes the event's id, so a retried post is harmless.
     for _ in 0..2 {
         post_events(gw, vec![json!({"sessionId": "wf", "type": "chain:compiled", "eventId": "ev-77", "title": "Again"})]).await;
