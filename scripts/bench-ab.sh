@@ -51,9 +51,9 @@ for r in $(seq "$ROUNDS"); do
     want idle-memory && scenario "idle-memory-$side-$r" "$bin" "" idle --connections "$IDLE_CONNECTIONS" --sessions 1000 --duration 5
   done
 done
-python3 - "$OUT" "$ROUNDS" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$ONLY" <<'PY'
 import json, os, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, only = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 def get(name): return json.load(open(f"{out}/ab-{name}.json"))
 rows = [("ingest, memory: events/s", "ingest-memory", lambda r: r["eventsPerSec"]),
         ("ingest, Redis AOF: events/s", "ingest-redis", lambda r: r["eventsPerSec"]),
@@ -63,7 +63,8 @@ rows = [("ingest, memory: events/s", "ingest-memory", lambda r: r["eventsPerSec"
 print("| measure | " + " | ".join(f"A{r} | B{r}" for r in range(1, rounds + 1)) + " | B / A |")
 print("|---|" + "---|" * (2 * rounds + 1))
 for label, name, f in rows:
-    if not all(os.path.exists(f"{out}/ab-{name}-{s}-{r}.json") for s in "AB" for r in range(1, rounds + 1)):
+    # Only what this run measured: files of other scenarios may be left from an earlier run.
+    if name not in only or not all(os.path.exists(f"{out}/ab-{name}-{s}-{r}.json") for s in "AB" for r in range(1, rounds + 1)):
         continue
     a = [f(get(f"{name}-A-{r}")) for r in range(1, rounds + 1)]
     b = [f(get(f"{name}-B-{r}")) for r in range(1, rounds + 1)]

@@ -213,7 +213,7 @@ impl Agent {
             }
             let wait = deadline.min(next_tool).saturating_duration_since(now);
             for command in self.commands(sid, wait).await? {
-                match self.obey(sid, &command, step, total, skip).await? {
+                match self.obey(&command, step, total, skip).await? {
                     Obeyed::Go => {}
                     Obeyed::Paused => {
                         let from = Instant::now();
@@ -274,7 +274,7 @@ impl Agent {
                 commands = self.commands(sid, wait) => commands?,
             };
             for command in commands {
-                match self.obey(sid, &command, step, total, skip).await? {
+                match self.obey(&command, step, total, skip).await? {
                     Obeyed::Go => {}
                     Obeyed::Paused => {
                         if let Some(w) = self.paused(sid, step, total, skip).await? {
@@ -301,7 +301,7 @@ impl Agent {
                     self.ack(&command, Ok("resumed")).await?;
                     return Ok(None);
                 }
-                match self.obey(sid, &command, step, total, skip).await? {
+                match self.obey(&command, step, total, skip).await? {
                     Obeyed::Go | Obeyed::Paused => {}
                     Obeyed::Stop(w) => return Ok(Some(w)),
                 }
@@ -338,7 +338,6 @@ impl Agent {
     /// Does what a command asks (acknowledging it) and says how the work goes on.
     async fn obey(
         &self,
-        _sid: &str,
         command: &Value,
         step: u64,
         total: u64,

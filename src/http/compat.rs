@@ -89,12 +89,8 @@ const PAGE: usize = 1000;
 pub async fn users(State(sessions): State<Arc<Sessions>>) -> Result<Response, ApiError> {
     let mut by_user: BTreeMap<String, (u64, u64, String)> = BTreeMap::new();
     let mut cursor = None;
-    let mut complete = true;
-    for page_number in 0.. {
-        if page_number == USER_VIEW_PAGES {
-            complete = false;
-            break;
-        }
+    let mut complete = false;
+    for _ in 0..USER_VIEW_PAGES {
         let query = SessionQuery {
             limit: PAGE,
             cursor: cursor.take(),
@@ -114,7 +110,10 @@ pub async fn users(State(sessions): State<Arc<Sessions>>) -> Result<Response, Ap
         }
         match page.next_cursor {
             Some(c) => cursor = Some(c),
-            None => break,
+            None => {
+                complete = true;
+                break;
+            }
         }
     }
     let mut users: Vec<Value> = by_user

@@ -3,6 +3,7 @@
 //! every request instead, so the page can be edited without a rebuild. Only the files named
 //! here are served, from disk or not: no path from a request reaches the file system.
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -62,10 +63,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn serve(app: AppState, asset: &'static Asset) -> Response {
-    let body: Vec<u8> = match &app.config().web_demo_dir {
-        None => asset.body.to_vec(),
+    // The built-in copy is served from the binary's own bytes, not copied per request.
+    let body = match &app.config().web_demo_dir {
+        None => Body::from(asset.body),
         Some(dir) => match tokio::fs::read(dir.join(asset.name)).await {
-            Ok(bytes) => bytes,
+            Ok(bytes) => Body::from(bytes),
             Err(e) => {
                 tracing::warn!(file = asset.name, error = %e, "WEB_DEMO_DIR: cannot read");
                 return ApiError::new(
