@@ -13,12 +13,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::demo::DemoRunner;
+use crate::domain::locks::LockLimits;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
 use crate::realtime::ws::WsContext;
 use crate::service::chains::{ChainLimits, Chains};
 use crate::service::control::Control;
 use crate::service::events::Events;
+use crate::service::locks::Locks;
 use crate::service::sessions::Sessions;
 use crate::store::Stores;
 
@@ -32,6 +34,7 @@ struct Inner {
     events: Arc<Events>,
     control: Arc<Control>,
     chains: Arc<Chains>,
+    locks: Arc<Locks>,
     hub: Arc<Hub>,
     /// What each WebSocket connection holds of the instance.
     ws: Arc<WsContext>,
@@ -85,6 +88,17 @@ impl AppState {
             shutdown: shutdown.clone(),
             metrics,
         };
+        let s = &config.services;
+        let locks = Locks {
+            store: Arc::clone(&stores.locks),
+            waiters: Arc::clone(hub.waiters()),
+            limits: LockLimits {
+                min_ttl_ms: s.lock_min_ttl_ms,
+                max_ttl_ms: s.lock_max_ttl_ms,
+                max_wait_ms: s.lock_max_wait_ms,
+            },
+            shutdown: shutdown.clone(),
+        };
         let ws = Arc::new(WsContext {
             hub: Arc::clone(&hub),
             events: Arc::clone(&stores.events),
@@ -106,6 +120,7 @@ impl AppState {
             events: Arc::new(events),
             control: Arc::new(control),
             chains: Arc::new(chains),
+            locks: Arc::new(locks),
             hub,
             ws,
             instance_id,
@@ -204,4 +219,5 @@ substate! {
     Events => events,
     Control => control,
     Chains => chains,
+    Locks => locks,
 }

@@ -33,6 +33,38 @@ pub enum BusMessage {
     },
     /// Something was queued: wakes the session's long polls on that queue.
     Wake { session_id: Arc<str>, queue: Queue },
+    /// A lock was released or a queue got jobs: wakes the waits on that name.
+    Signal { signal: Signal, name: Arc<str> },
+}
+
+/// What a wait that is not a session's queue waits on: a lock by its name (released), or a
+/// job queue by its name (jobs enqueued or put back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Lock,
+    Jobs,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Lock => "lock",
+            Signal::Jobs => "jobs",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Signal> {
+        match s {
+            "lock" => Some(Signal::Lock),
+            "jobs" => Some(Signal::Jobs),
+            _ => None,
+        }
+    }
+
+    /// The control-channel message that carries this signal between instances.
+    pub fn announcement(self, name: &str) -> String {
+        serde_json::json!({"kind": "signal", "signal": self.name(), "name": name}).to_string()
+    }
 }
 
 #[derive(Debug)]

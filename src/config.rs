@@ -5,7 +5,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+
+mod services;
+mod values;
+pub use services::Services;
+use values::{bad, parse_secs, trimmed};
+pub use values::{Compat, ConfigError, LogFormat};
 
 pub const DEFAULT_PORT: u16 = 3001;
 pub const DEFAULT_PREFIX: &str = "afw:";
@@ -22,18 +28,6 @@ pub const DEFAULT_CHAIN_MAX_BYTES: usize = 256 * 1024;
 pub const DEFAULT_CHAIN_VALUE_MAX_BYTES: usize = 16 * 1024;
 /// Room a `chain` frame needs around the chain itself.
 const CHAIN_FRAME_OVERHEAD: usize = 4096;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Compat {
-    /// The ActionFlows backend's clients (hooks, dashboard, MCP server).
-    Actionflows,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
 
 /// Every setting of the gateway. Each field's flag is also read from the environment variable
 /// shown as its value name, so `--port 4000` and `PORT=4000` mean the same.
@@ -193,6 +187,8 @@ pub struct Config {
     /// WebSocket with 1001; then the process exits anyway.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", value_name = "SHUTDOWN_TIMEOUT_SECS", value_parser = parse_secs, default_value = "10")]
     pub shutdown_timeout: Duration,
+    #[command(flatten)]
+    pub services: Services,
 }
 
 /// The contract's WebSocket ping interval (PROTOCOL §2)...
@@ -237,40 +233,9 @@ impl Default for Config {
             ws_write_timeout: Duration::from_secs(30),
             pubsub_probe_every: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
+            services: Services::default(),
         }
     }
-}
-
-/// A setting that cannot be used, named by its environment variable.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{var}: {problem}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub problem: String,
-}
-
-fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        problem: problem.into(),
-    }
-}
-
-/// A number of seconds, decimals allowed (`25`, `0.5`), between 1 ms and one day.
-/// One item of a comma-separated list, without the spaces around it (`"k1, k2"`).
-fn trimmed(text: &str) -> Result<String, String> {
-    Ok(text.trim().to_string())
-}
-
-fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !(0.001..=86_400.0).contains(&secs) {
-        return Err(format!("`{text}` must be between 0.001 and 86400 seconds"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 impl Config {
@@ -405,6 +370,7 @@ impl Config {
                 return Err(bad(var, "must be more than 0 seconds"));
             }
         }
+        self.services.validate()?;
         if !self.host.is_loopback() && self.api_keys.is_empty() && !self.insecure {
             return Err(bad(
                 "HOST",

@@ -9,6 +9,12 @@ pub fn now() -> (String, i64) {
     (format(t), t.timestamp_millis())
 }
 
+/// Milliseconds since the Unix epoch, now (the embedded store's clock for expiries that are
+/// reported, as Redis's `TIME` is).
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
 /// The current time, as stored (`iso`) and as indexes order it (`ms`).
 #[derive(Debug, Clone)]
 pub struct Now {

@@ -12,6 +12,8 @@ pub mod chain_input;
 pub mod control;
 pub mod event;
 pub mod json;
+pub mod limits;
+pub mod locks;
 pub mod session;
 
 /// One invalid field of a request, reported in an error's `details`.

@@ -23,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod locks;
 pub mod queues;
 pub mod serve;
 pub mod sessions;
@@ -81,6 +82,11 @@ pub fn router(app: AppState) -> Router {
         .route("/api/events/{session_id}", get(events::read))
         .route("/api/events/{session_id}/recent", get(events::recent))
         .route("/ws", get(ws::upgrade))
+        .route(
+            "/api/locks/{name}",
+            post(locks::acquire).get(locks::get).delete(locks::release),
+        )
+        .route("/api/locks/{name}/extend", post(locks::extend))
         .route("/api/terminal/{id}/output", post(compat::terminal_output))
         .route("/api/users", get(compat::users))
         .route("/api/users/{id}/sessions", get(compat::user_sessions))

@@ -42,6 +42,7 @@ pub async fn run(
                 hub.waiters().wake(&session_id, Queue::Commands);
             }
             Ok(BusMessage::Wake { session_id, queue }) => hub.waiters().wake(&session_id, queue),
+            Ok(BusMessage::Signal { signal, name }) => hub.waiters().wake_signal(signal, &name),
             Ok(BusMessage::Chain { session_id, chain }) => {
                 hub.push_message(&session_id, chain_frame(&session_id, &chain))
             }

@@ -1,17 +1,25 @@
-//! Long polls waiting on a session's command or input queue. A wait registers here before it
-//! reads the store, and the fan-out wakes it when the bus says something was queued (on any
-//! instance), so a long poll answers as soon as an item arrives, never by re-reading on a
-//! timer. Entries disappear with their last waiter.
+//! Long polls waiting on a session's command or input queue, a lock or a job queue. A wait
+//! registers here before it reads the store, and the fan-out wakes it when the bus says
+//! something was queued or released (on any instance), so a long poll answers as soon as an
+//! item arrives, never by re-reading on a timer. Entries disappear with their last waiter.
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
+use crate::bus::Signal;
 use crate::domain::control::Queue;
 use crate::metrics::Metrics;
 
-type Key = (Arc<str>, Queue);
+/// What a wait is on, beside its name (a session id, a lock or job queue name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Topic {
+    Queue(Queue),
+    Signal(Signal),
+}
+
+type Key = (Arc<str>, Topic);
 
 pub struct Waiters {
     map: DashMap<Key, Arc<Notify>>,
@@ -34,7 +42,15 @@ impl Waiters {
     }
 
     pub fn register(&self, session_id: &str, queue: Queue) -> Waiting<'_> {
-        let key: Key = (session_id.into(), queue);
+        self.register_key((session_id.into(), Topic::Queue(queue)))
+    }
+
+    /// Registers a wait on a lock or job queue `name`.
+    pub fn register_signal(&self, signal: Signal, name: &str) -> Waiting<'_> {
+        self.register_key((name.into(), Topic::Signal(signal)))
+    }
+
+    fn register_key(&self, key: Key) -> Waiting<'_> {
         let notify = Arc::clone(self.map.entry(key.clone()).or_default().value());
         self.metrics.long_polls.inc();
         Waiting {
@@ -46,7 +62,16 @@ impl Waiters {
 
     /// Wakes every wait on the session's queue on this instance.
     pub fn wake(&self, session_id: &str, queue: Queue) {
-        if let Some(n) = self.map.get(&(Arc::from(session_id), queue)) {
+        self.wake_key(&(Arc::from(session_id), Topic::Queue(queue)));
+    }
+
+    /// Wakes every wait on the lock or job queue `name` on this instance.
+    pub fn wake_signal(&self, signal: Signal, name: &str) {
+        self.wake_key(&(Arc::from(name), Topic::Signal(signal)));
+    }
+
+    fn wake_key(&self, key: &Key) {
+        if let Some(n) = self.map.get(key) {
             n.notify_waiters();
         }
     }

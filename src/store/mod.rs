@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 pub mod bus;
 pub mod chains;
 pub mod events;
+pub mod locks;
 pub mod memory;
 pub mod queues;
 pub mod redis;
@@ -31,6 +32,7 @@ pub mod sessions;
 pub use bus::Bus;
 pub use chains::{ChainCursor, ChainPage, ChainStore, ChainWrite};
 pub use events::{EventStore, Page, Pages};
+pub use locks::LockStore;
 pub use queues::{Acked, QueueStore};
 pub use sessions::SessionStore;
 
@@ -80,6 +82,8 @@ pub struct StoreSettings {
     pub queue_max_items: usize,
     /// The memory store's budget (`MEMORY_STORE_MAX_BYTES`); writes past it get `store_full`.
     pub memory_max_bytes: usize,
+    /// The limits of the services beside the event stream (locks, jobs, cache, context, usage).
+    pub services: crate::config::Services,
     pub metrics: Arc<Metrics>,
 }
 
@@ -93,6 +97,7 @@ pub struct Stores {
     pub events: Arc<dyn EventStore>,
     pub queues: Arc<dyn QueueStore>,
     pub chains: Arc<dyn ChainStore>,
+    pub locks: Arc<dyn LockStore>,
     pub bus: Arc<dyn Bus>,
 }
 
@@ -100,7 +105,7 @@ impl Stores {
     /// Every service served by one backend value.
     pub fn of<S>(kind: &'static str, backend: Arc<S>) -> Stores
     where
-        S: SessionStore + EventStore + QueueStore + ChainStore + Bus,
+        S: SessionStore + EventStore + QueueStore + ChainStore + LockStore + Bus,
     {
         Stores {
             kind,
@@ -108,6 +113,7 @@ impl Stores {
             events: backend.clone(),
             queues: backend.clone(),
             chains: backend.clone(),
+            locks: backend.clone(),
             bus: backend,
         }
     }
@@ -131,6 +137,7 @@ pub async fn open(
         read_max_bytes: config.read_max_bytes,
         queue_max_items: config.queue_max_items,
         memory_max_bytes: config.memory_store_max_bytes,
+        services: config.services.clone(),
         metrics,
     };
     match &config.redis_url {

@@ -22,6 +22,7 @@ use crate::bus::{BusMessage, BUS_CAPACITY};
 
 mod chains;
 mod events;
+mod locks;
 mod queues;
 mod sessions;
 
@@ -45,6 +46,7 @@ struct State {
     sessions: sessions::Sessions,
     queues: queues::Queues,
     chains: chains::Chains,
+    locks: locks::Locks,
     /// Bytes counted against `MEMORY_STORE_MAX_BYTES`: every write adds what it stores, and
     /// a recount (each sweep, and when the budget looks spent) takes off what went. So it is
     /// never below what is held.
@@ -58,11 +60,13 @@ impl State {
         self.sessions.sweep(now);
         self.queues.sweep(now);
         self.chains.sweep(now);
+        self.locks.sweep();
         self.recount(now);
     }
 
     fn recount(&mut self, now: Instant) {
-        self.used = self.sessions.bytes() + self.queues.bytes() + self.chains.bytes();
+        self.used =
+            self.sessions.bytes() + self.queues.bytes() + self.chains.bytes() + self.locks.bytes();
         self.counted_at = Some(now);
     }
 }

@@ -141,6 +141,56 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
+    /// HASH of a lock: `owner`, `token`, `exp` (ms, Redis's clock; 0 once released) and
+    /// `fence` (the last fencing token granted).
+    pub fn lock(&self, name: &str) -> String {
+        self.tagged("lock", name)
+    }
+
+    /// One key of a job queue, all in the queue's slot: `""` the HASH of its jobs by id,
+    /// `waiting`, `delayed`, `retry`, `active`, `completed`, `dead` its ZSETs and `seq` its
+    /// counter.
+    pub fn jobs(&self, queue: &str, part_name: &str) -> String {
+        let k = self.tagged("jobs", queue);
+        if part_name.is_empty() {
+            k
+        } else {
+            format!("{k}:{part_name}")
+        }
+    }
+
+    /// HASH of one cache entry of a namespace: `v` (JSON), `ver`, `tags` (JSON array).
+    pub fn cache_entry(&self, namespace: &str, key: &str) -> String {
+        format!("{}:e:{}", self.tagged("cache", namespace), part(key))
+    }
+
+    /// ZSET of a namespace's entries carrying `tag`, scored by their expiry (ms).
+    pub fn cache_tag(&self, namespace: &str, tag: &str) -> String {
+        format!("{}:tag:{}", self.tagged("cache", namespace), part(tag))
+    }
+
+    /// `keys` (ZSET of a namespace's entries by expiry) or `stats` (HASH `hits`, `misses`).
+    pub fn cache_meta(&self, namespace: &str, which: &str) -> String {
+        format!("{}:{which}", self.tagged("cache", namespace))
+    }
+
+    /// One key of a user's context: `""` the HASH of its fields (`p:{name}` per preference),
+    /// `searches` and `history` its LISTs.
+    pub fn context(&self, user_id: &str, part_name: &str) -> String {
+        let k = self.tagged("context", user_id);
+        if part_name.is_empty() {
+            k
+        } else {
+            format!("{k}:{part_name}")
+        }
+    }
+
+    /// HASH of one usage total: `scope` is `tenant`, `u:{user}` or `s:{session}`, `period`
+    /// `d:YYYY-MM-DD` or `m:YYYY-MM`.
+    pub fn usage(&self, scope: &str, period: &str) -> String {
+        format!("{}:{period}", self.tagged("usage", scope))
+    }
+
     /// Pub/sub channel of other notifications (commands, chains, wake-ups, deletions, probes).
     pub fn control_channel(&self) -> String {
         format!("{}control", self.prefix)

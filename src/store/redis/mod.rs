@@ -25,6 +25,7 @@ use crate::domain::session::Session;
 mod chains;
 mod events;
 pub mod keys;
+mod locks;
 mod pubsub;
 mod queues;
 mod sessions;

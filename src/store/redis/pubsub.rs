@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::keys::Keys;
-use crate::bus::{BusMessage, LiveEvent};
+use crate::bus::{BusMessage, LiveEvent, Signal};
 use crate::domain::control::Queue;
 use crate::metrics::Metrics;
 
@@ -197,6 +197,10 @@ struct ControlMessage<'a> {
     n: Option<u64>,
     #[serde(default)]
     queue: Option<String>,
+    #[serde(default)]
+    signal: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
     #[serde(default, borrow)]
     command: Option<&'a RawValue>,
     #[serde(default, borrow)]
@@ -220,6 +224,10 @@ fn decode_control(payload: &[u8]) -> Option<Control> {
         "wake" => Some(Control::Bus(BusMessage::Wake {
             session_id: m.session_id?.into(),
             queue: Queue::parse(m.queue.as_deref()?)?,
+        })),
+        "signal" => Some(Control::Bus(BusMessage::Signal {
+            signal: Signal::parse(m.signal.as_deref()?)?,
+            name: m.name?.into(),
         })),
         "probe" => Some(Control::Probe {
             origin: m.origin?,

@@ -1,0 +1,100 @@
+//! Locks on Redis: one HASH per lock name, changed only by the `lock_*` scripts, which read
+//! Redis's own clock; a release publishes a wake-up on the control channel.
+
+use async_trait::async_trait;
+use redis::Value;
+
+use super::{corrupt, int, script, text, RedisStore};
+use crate::bus::Signal;
+use crate::domain::locks::{Acquire, LockHolder};
+use crate::store::{LockStore, StoreError};
+
+/// `{owner, token, fence, exp}` from the scripts' replies, starting at `from`.
+fn holder(parts: &[Value], from: usize) -> Option<LockHolder> {
+    Some(LockHolder {
+        owner: text(parts.get(from)?)?,
+        token: text(parts.get(from + 1)?)?,
+        fencing_token: int(parts.get(from + 2)?)?,
+        expires_at_ms: i64::try_from(int(parts.get(from + 3)?)?).ok()?,
+    })
+}
+
+impl RedisStore {
+    fn fence_keep_ms(&self) -> u64 {
+        self.settings.services.lock_fence_keep_days * 86_400_000
+    }
+}
+
+#[async_trait]
+impl LockStore for RedisStore {
+    async fn acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        token: &str,
+        ttl_ms: u64,
+    ) -> Result<Acquire, StoreError> {
+        let reply: Vec<Value> = script!("lock_acquire.lua")
+            .key(self.keys.lock(name))
+            .arg(owner)
+            .arg(token)
+            .arg(ttl_ms)
+            .arg(self.fence_keep_ms())
+            .invoke_async(&mut self.conn())
+            .await?;
+        let h = holder(&reply, 1).ok_or_else(|| corrupt("lock_acquire"))?;
+        match reply.first().and_then(int) {
+            Some(1) => Ok(Acquire::Granted(h)),
+            Some(0) => Ok(Acquire::Held(h)),
+            _ => Err(corrupt("lock_acquire")),
+        }
+    }
+
+    async fn extend(
+        &self,
+        name: &str,
+        token: &str,
+        ttl_ms: u64,
+    ) -> Result<Option<LockHolder>, StoreError> {
+        let reply: Option<Vec<Value>> = script!("lock_extend.lua")
+            .key(self.keys.lock(name))
+            .arg(token)
+            .arg(ttl_ms)
+            .arg(self.fence_keep_ms())
+            .invoke_async(&mut self.conn())
+            .await?;
+        match reply {
+            None => Ok(None),
+            Some(r) => holder(&r, 0)
+                .map(Some)
+                .ok_or_else(|| corrupt("lock_extend")),
+        }
+    }
+
+    async fn release(&self, name: &str, token: &str) -> Result<bool, StoreError> {
+        let released: i64 = script!("lock_release.lua")
+            .key(self.keys.lock(name))
+            .arg(token)
+            .arg(self.keys.control_channel())
+            .arg(Signal::Lock.announcement(name))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(released == 1)
+    }
+
+    async fn lock(&self, name: &str) -> Result<(Option<LockHolder>, u64), StoreError> {
+        let key = self.keys.lock(name);
+        let reply: Vec<Value> = self
+            .read(|mut c| {
+                let key = key.clone();
+                async move { script!("lock_get.lua").key(key).invoke_async(&mut c).await }
+            })
+            .await?;
+        let h = holder(&reply, 1).ok_or_else(|| corrupt("lock_get"))?;
+        let fence = h.fencing_token;
+        Ok((
+            reply.first().and_then(int).filter(|&v| v == 1).map(|_| h),
+            fence,
+        ))
+    }
+}
