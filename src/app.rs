@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::demo::DemoRunner;
+use crate::domain::jobs::JobLimits;
 use crate::domain::locks::LockLimits;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
@@ -20,6 +21,7 @@ use crate::realtime::ws::WsContext;
 use crate::service::chains::{ChainLimits, Chains};
 use crate::service::control::Control;
 use crate::service::events::Events;
+use crate::service::jobs::Jobs;
 use crate::service::locks::Locks;
 use crate::service::sessions::Sessions;
 use crate::store::Stores;
@@ -35,6 +37,7 @@ struct Inner {
     control: Arc<Control>,
     chains: Arc<Chains>,
     locks: Arc<Locks>,
+    jobs: Arc<Jobs>,
     hub: Arc<Hub>,
     /// What each WebSocket connection holds of the instance.
     ws: Arc<WsContext>,
@@ -99,6 +102,22 @@ impl AppState {
             },
             shutdown: shutdown.clone(),
         };
+        let jobs = Jobs {
+            store: Arc::clone(&stores.jobs),
+            waiters: Arc::clone(hub.waiters()),
+            limits: JobLimits {
+                lease_ms: s.job_lease_ms,
+                max_lease_ms: s.job_max_lease_ms,
+                max_attempts: s.job_max_attempts,
+                backoff_ms: s.job_backoff_ms,
+                backoff_max_ms: s.job_backoff_max_ms,
+                max_delay_ms: s.job_max_delay_ms,
+                max_bytes: s.job_max_bytes,
+                claim_max: s.job_claim_max,
+                max_wait_ms: s.lock_max_wait_ms,
+            },
+            shutdown: shutdown.clone(),
+        };
         let ws = Arc::new(WsContext {
             hub: Arc::clone(&hub),
             events: Arc::clone(&stores.events),
@@ -121,6 +140,7 @@ impl AppState {
             control: Arc::new(control),
             chains: Arc::new(chains),
             locks: Arc::new(locks),
+            jobs: Arc::new(jobs),
             hub,
             ws,
             instance_id,
@@ -220,4 +240,5 @@ substate! {
     Control => control,
     Chains => chains,
     Locks => locks,
+    Jobs => jobs,
 }

@@ -104,3 +104,97 @@ async fn twenty_workers_on_three_instances_never_hold_one_lock_together() {
         "the killed holder's lock was taken over once, after its TTL"
     );
 }
+
+/// 10,000 jobs enqueued through three instances and claimed by 16 workers on them, two of
+/// which die holding their jobs: every job is completed exactly once (the original's
+/// ZRANGE-then-ZREM gave one job to two workers, and nothing put a dead worker's job back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_jobs_on_three_instances_complete_exactly_once() {
+    const JOBS: usize = 10_000;
+    let (_redis, gws) = three_instances().await;
+    let endpoints: Vec<Endpoint> = gws.iter().map(|g| g.endpoint()).collect();
+    let mut producers = Vec::new();
+    for p in 0..8usize {
+        let gw = endpoints[p % 3].clone();
+        producers.push(tokio::spawn(async move {
+            for i in (p..JOBS).step_by(8) {
+                let (s, v) = gw
+                    .post("/api/queues/work/jobs", json!({"type": "n", "data": {"i": i}, "jobId": format!("j{i}"), "priority": i % 3}))
+                    .await;
+                assert_eq!(s, 201, "{v}");
+            }
+        }));
+    }
+    let completed: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..16usize {
+        let gw = endpoints[w % 3].clone();
+        let completed = completed.clone();
+        workers.push(tokio::spawn(async move {
+            let mut idle = 0;
+            loop {
+                // Workers 0 and 1 die holding their first claim: a short lease, never settled.
+                let dies = w < 2;
+                let lease = if dies { 300 } else { 30_000 };
+                let (s, v) = gw
+                    .post("/api/queues/work/claim", json!({"workerId": format!("w{w}"), "max": 25, "leaseMs": lease, "wait": 1}))
+                    .await;
+                assert_eq!(s, 200, "{v}");
+                let jobs = v["jobs"].as_array().unwrap().clone();
+                if dies && !jobs.is_empty() {
+                    return;
+                }
+                if jobs.is_empty() {
+                    idle += 1;
+                    if idle >= 4 && completed.lock().len() == JOBS {
+                        return;
+                    }
+                    continue;
+                }
+                idle = 0;
+                for j in jobs {
+                    let id = j["id"].as_str().unwrap().to_string();
+                    let path = format!("/api/queues/work/jobs/{id}/complete");
+                    let (s, r) = gw.post(&path, json!({"token": j["lease"]["token"], "result": j["data"]["i"]})).await;
+                    assert_eq!(s, 200, "{r}");
+                    *completed.lock().entry(id).or_default() += 1;
+                }
+            }
+        }));
+    }
+    for p in producers {
+        p.await.expect("producer");
+    }
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let done = std::mem::take(&mut *completed.lock());
+    assert_eq!(done.len(), JOBS, "every job completed");
+    assert!(done.values().all(|&n| n == 1), "no job completed twice");
+    let (_, st) = endpoints[1].get("/api/queues/work/stats").await;
+    assert_eq!(
+        st,
+        json!({"queue": "work", "waiting": 0, "delayed": 0, "active": 0, "completed": JOBS, "failed": 0, "dead": 0})
+    );
+    // The dead workers' jobs came back with their lapsed attempt on record.
+    let mut retried = 0;
+    for i in 0..JOBS {
+        let (_, j) = endpoints[i % 3]
+            .get(&format!("/api/queues/work/jobs/j{i}"))
+            .await;
+        if j["job"]["attempts"] == 2 {
+            assert!(j["job"]["errors"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("lease expired"));
+            retried += 1;
+        }
+        if i > 2000 && retried > 0 {
+            break;
+        }
+    }
+    assert!(
+        retried > 0,
+        "some jobs were held by a dead worker and put back"
+    );
+}

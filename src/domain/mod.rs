@@ -11,6 +11,7 @@ pub mod chain;
 pub mod chain_input;
 pub mod control;
 pub mod event;
+pub mod jobs;
 pub mod json;
 pub mod limits;
 pub mod locks;

@@ -23,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod jobs;
 pub mod locks;
 pub mod queues;
 pub mod serve;
@@ -87,6 +88,21 @@ pub fn router(app: AppState) -> Router {
             post(locks::acquire).get(locks::get).delete(locks::release),
         )
         .route("/api/locks/{name}/extend", post(locks::extend))
+        .route("/api/queues/{queue}/jobs", post(jobs::enqueue))
+        .route("/api/queues/{queue}/claim", post(jobs::claim))
+        .route("/api/queues/{queue}/stats", get(jobs::stats))
+        .route("/api/queues/{queue}/dead", get(jobs::dead))
+        .route(
+            "/api/queues/{queue}/dead/{id}/retry",
+            post(jobs::retry_dead),
+        )
+        .route("/api/queues/{queue}/jobs/{id}", get(jobs::get))
+        .route(
+            "/api/queues/{queue}/jobs/{id}/complete",
+            post(jobs::complete),
+        )
+        .route("/api/queues/{queue}/jobs/{id}/fail", post(jobs::fail))
+        .route("/api/queues/{queue}/jobs/{id}/extend", post(jobs::extend))
         .route("/api/terminal/{id}/output", post(compat::terminal_output))
         .route("/api/users", get(compat::users))
         .route("/api/users/{id}/sessions", get(compat::user_sessions))

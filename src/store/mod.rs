@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 pub mod bus;
 pub mod chains;
 pub mod events;
+pub mod jobs;
 pub mod locks;
 pub mod memory;
 pub mod queues;
@@ -32,6 +33,7 @@ pub mod sessions;
 pub use bus::Bus;
 pub use chains::{ChainCursor, ChainPage, ChainStore, ChainWrite};
 pub use events::{EventStore, Page, Pages};
+pub use jobs::JobStore;
 pub use locks::LockStore;
 pub use queues::{Acked, QueueStore};
 pub use sessions::SessionStore;
@@ -98,6 +100,7 @@ pub struct Stores {
     pub queues: Arc<dyn QueueStore>,
     pub chains: Arc<dyn ChainStore>,
     pub locks: Arc<dyn LockStore>,
+    pub jobs: Arc<dyn JobStore>,
     pub bus: Arc<dyn Bus>,
 }
 
@@ -105,7 +108,7 @@ impl Stores {
     /// Every service served by one backend value.
     pub fn of<S>(kind: &'static str, backend: Arc<S>) -> Stores
     where
-        S: SessionStore + EventStore + QueueStore + ChainStore + LockStore + Bus,
+        S: SessionStore + EventStore + QueueStore + ChainStore + LockStore + JobStore + Bus,
     {
         Stores {
             kind,
@@ -114,6 +117,7 @@ impl Stores {
             queues: backend.clone(),
             chains: backend.clone(),
             locks: backend.clone(),
+            jobs: backend.clone(),
             bus: backend,
         }
     }

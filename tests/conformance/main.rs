@@ -51,6 +51,7 @@ macro_rules! conformance {
 mod actionflows;
 mod chains;
 mod events;
+mod jobs;
 mod locks;
 mod queues;
 mod sessions;

@@ -22,6 +22,8 @@ use crate::bus::{BusMessage, BUS_CAPACITY};
 
 mod chains;
 mod events;
+mod job_queue;
+mod jobs;
 mod locks;
 mod queues;
 mod sessions;
@@ -47,6 +49,7 @@ struct State {
     queues: queues::Queues,
     chains: chains::Chains,
     locks: locks::Locks,
+    jobs: jobs::Jobs,
     /// Bytes counted against `MEMORY_STORE_MAX_BYTES`: every write adds what it stores, and
     /// a recount (each sweep, and when the budget looks spent) takes off what went. So it is
     /// never below what is held.
@@ -61,12 +64,16 @@ impl State {
         self.queues.sweep(now);
         self.chains.sweep(now);
         self.locks.sweep();
+        self.jobs.sweep();
         self.recount(now);
     }
 
     fn recount(&mut self, now: Instant) {
-        self.used =
-            self.sessions.bytes() + self.queues.bytes() + self.chains.bytes() + self.locks.bytes();
+        self.used = self.sessions.bytes()
+            + self.queues.bytes()
+            + self.chains.bytes()
+            + self.locks.bytes()
+            + self.jobs.bytes();
         self.counted_at = Some(now);
     }
 }

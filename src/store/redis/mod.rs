@@ -24,6 +24,7 @@ use crate::domain::session::Session;
 
 mod chains;
 mod events;
+mod jobs;
 pub mod keys;
 mod locks;
 mod pubsub;

@@ -1,0 +1,154 @@
+//! Job queues over HTTP (PROTOCOL §1): enqueue (201, or 200 with `duplicate` for a `jobId`
+//! already there), claim (a long poll with `wait`), complete / fail / extend under the
+//! claim's lease (409 `not_holder` otherwise), a job, stats, and the dead letters.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::domain::jobs::{Claim, NewJob, Settle};
+use crate::service::jobs::{Jobs, Outcome};
+
+pub async fn enqueue(
+    State(jobs): State<Arc<Jobs>>,
+    ApiPath(queue): ApiPath<String>,
+    ApiJson(body): ApiJson<NewJob>,
+) -> Result<Response, ApiError> {
+    let (created, job) = jobs.enqueue(&queue, body).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"success": true, "duplicate": !created, "job": job.render(&queue, false)})),
+    )
+        .into_response())
+}
+
+pub async fn claim(
+    State(jobs): State<Arc<Jobs>>,
+    ApiPath(queue): ApiPath<String>,
+    ApiJson(body): ApiJson<Claim>,
+) -> Result<Response, ApiError> {
+    let claimed = jobs.claim(&queue, body).await?;
+    let list: Vec<_> = claimed.iter().map(|j| j.render(&queue, true)).collect();
+    Ok(Json(json!({"queue": queue, "count": list.len(), "jobs": list})).into_response())
+}
+
+async fn settle(
+    jobs: &Jobs,
+    queue: &str,
+    id: &str,
+    op: &str,
+    body: Settle,
+) -> Result<Response, ApiError> {
+    Ok(match jobs.settle(queue, id, op, body).await? {
+        Outcome::Done(job) => Json(json!({"success": true, "job": job.render(queue, op == "extend")})).into_response(),
+        Outcome::NotHolder => (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": "not_holder",
+                "message": format!("job {id} is not active under this lease (it expired, was re-claimed or settled); nothing was changed"),
+            })),
+        )
+            .into_response(),
+    })
+}
+
+pub async fn complete(
+    State(jobs): State<Arc<Jobs>>,
+    ApiPath((queue, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<Settle>,
+) -> Result<Response, ApiError> {
+    settle(&jobs, &queue, &id, "complete", body).await
+}
+
+pub async fn fail(
+    State(jobs): State<Arc<Jobs>>,
+    ApiPath((queue, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<Settle>,
+) -> Result<Response, ApiError> {
+    settle(&jobs, &queue, &id, "fail", body).await
+}
+
+pub async fn extend(
+    State(jobs): State<Arc<Jobs>>,
+    ApiPath((queue, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<Settle>,
+) -> Result<Response, ApiError> {
+    settle(&jobs, &queue, &id, "extend", body).await
+}
+
+pub async fn get(
+    State(jobs): State<Arc<Jobs>>,
+    ApiPath((queue, id)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let job = jobs.job(&queue, &id).await?;
+    Ok(Json(json!({"job": job.render(&queue, false)})).into_response())
+}
+
+pub async fn stats(
+    State(jobs): State<Arc<Jobs>>,
+    ApiPath(queue): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let s = jobs.stats(&queue).await?;
+    Ok(Json(json!({
+        "queue": queue,
+        "waiting": s.waiting,
+        "delayed": s.delayed,
+        "active": s.active,
+        "completed": s.completed,
+        "failed": s.failed,
+        "dead": s.dead,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadQuery {
+    limit: Option<usize>,
+}
+
+/// Dead jobs per page unless `limit` says otherwise, and the most.
+const DEAD_LIMIT: (usize, usize) = (100, 1000);
+
+pub async fn dead(
+    State(jobs): State<Arc<Jobs>>,
+    ApiPath(queue): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DeadQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(DEAD_LIMIT.0);
+    if !(1..=DEAD_LIMIT.1).contains(&limit) {
+        return Err(ApiError::validation(vec![
+            crate::domain::FieldProblem::new(
+                "limit",
+                format!("must be between 1 and {}", DEAD_LIMIT.1),
+            ),
+        ]));
+    }
+    let list: Vec<_> = jobs
+        .dead(&queue, limit)
+        .await?
+        .iter()
+        .map(|j| j.render(&queue, false))
+        .collect();
+    Ok(Json(json!({"queue": queue, "count": list.len(), "jobs": list})).into_response())
+}
+
+pub async fn retry_dead(
+    State(jobs): State<Arc<Jobs>>,
+    ApiPath((queue, id)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let job = jobs.retry_dead(&queue, &id).await?;
+    Ok(Json(json!({"success": true, "job": job.render(&queue, false)})).into_response())
+}

@@ -1,0 +1,108 @@
+//! Job queues, one implementation for both stores. Each step is atomic over one queue (one
+//! Redis Cluster slot) and starts with the same upkeep: due delayed jobs and due retries
+//! become waiting, expired leases are put back with their attempt counted (or dead-lettered),
+//! and finished jobs past `JOB_KEEP_SECS` are removed. So a claim is exclusive, and no job
+//! depends on a timer of any one instance.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::domain::jobs::{JobSpec, JobView};
+
+/// What settling a job (complete, fail, extend) came to.
+#[derive(Debug, Clone)]
+pub enum Settled {
+    /// Done; the job as it now stands.
+    Done(JobView),
+    /// The job is not active under this lease (it expired and was put back or re-claimed,
+    /// or was never claimed by it): nothing was changed.
+    NotHolder,
+    /// No such job in the queue.
+    Missing,
+}
+
+/// How a failed attempt goes on.
+#[derive(Debug, Clone, Copy)]
+pub struct Failure {
+    /// Retry after the backoff if attempts remain (false: dead-letter at once).
+    pub retry: bool,
+    /// The backoff's jitter, in `0..1`.
+    pub jitter: f64,
+}
+
+/// How many jobs are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobStats {
+    pub waiting: u64,
+    pub delayed: u64,
+    pub active: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub dead: u64,
+}
+
+/// A claimed lease: the claim's token or the worker id, or both (empty when not given).
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub token: &'a str,
+    pub worker: &'a str,
+}
+
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Enqueues a job, or (`false`) finds the one with its id already there; wakes the
+    /// queue's waiting claims when it is claimable now. [`StoreError::QueueFull`] past
+    /// `JOB_QUEUE_MAX_JOBS`.
+    async fn enqueue(&self, queue: &str, job: &JobSpec) -> Result<(bool, JobView), StoreError>;
+
+    /// Takes up to `max` waiting jobs (highest priority first, FIFO within one) under one
+    /// lease of `lease_ms` named `token`. Also the earliest time (ms) a job may become
+    /// claimable, when none was (0: nothing pending).
+    async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        max: usize,
+        lease_ms: u64,
+        token: &str,
+    ) -> Result<(Vec<JobView>, i64), StoreError>;
+
+    /// Completes an active job with its result (JSON) under its current lease.
+    async fn complete(
+        &self,
+        queue: &str,
+        id: &str,
+        lease: Lease<'_>,
+        result: Option<&str>,
+    ) -> Result<Settled, StoreError>;
+
+    /// Records a failed attempt (error as JSON): retried after its backoff while attempts
+    /// remain and `failure.retry`, else dead-lettered.
+    async fn fail(
+        &self,
+        queue: &str,
+        id: &str,
+        lease: Lease<'_>,
+        error: &str,
+        failure: Failure,
+    ) -> Result<Settled, StoreError>;
+
+    /// Moves the lease's expiry to `lease_ms` from now.
+    async fn extend(
+        &self,
+        queue: &str,
+        id: &str,
+        lease: Lease<'_>,
+        lease_ms: u64,
+    ) -> Result<Settled, StoreError>;
+
+    async fn job(&self, queue: &str, id: &str) -> Result<Option<JobView>, StoreError>;
+
+    async fn stats(&self, queue: &str) -> Result<JobStats, StoreError>;
+
+    /// Dead jobs, newest first, at most `limit`.
+    async fn dead(&self, queue: &str, limit: usize) -> Result<Vec<JobView>, StoreError>;
+
+    /// Puts a dead job back to waiting with its attempts reset; `None` unless it is dead.
+    async fn retry_dead(&self, queue: &str, id: &str) -> Result<Option<JobView>, StoreError>;
+}

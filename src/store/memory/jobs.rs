@@ -1,0 +1,286 @@
+//! Job queues in memory, step for step what `jobs.lua` does on Redis: per queue its jobs by
+//! id and an ordered set per state, with the same upkeep before every step, on the wall
+//! clock in ms.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+
+use super::job_queue::{Job, Queue};
+use super::{MemoryStore, OVERHEAD};
+use crate::bus::{BusMessage, Signal};
+use crate::domain::jobs::{JobSpec, JobState, JobView};
+use crate::store::jobs::{Failure, JobStats, Lease, Settled};
+use crate::store::{JobStore, StoreError};
+use crate::time::now_ms;
+
+#[derive(Default)]
+pub(super) struct Jobs {
+    queues: HashMap<String, Queue>,
+}
+
+impl Jobs {
+    pub fn bytes(&self) -> usize {
+        self.queues
+            .values()
+            .map(|q| {
+                q.jobs
+                    .iter()
+                    .map(|(id, j)| 3 * id.len() + j.bytes())
+                    .sum::<usize>()
+                    + OVERHEAD
+            })
+            .sum()
+    }
+
+    pub fn sweep(&mut self) {
+        let now = now_ms();
+        self.queues.retain(|_, q| q.expires_ms > now);
+    }
+}
+
+impl MemoryStore {
+    /// Runs `f` on the queue after its upkeep; the queue's expiry is renewed when `f` says
+    /// it wrote (as the Redis keys' TTL is).
+    fn with_queue<T>(
+        &self,
+        queue: &str,
+        f: impl FnOnce(&mut Queue, i64, &mut Vec<BusMessage>) -> (T, bool),
+    ) -> T {
+        let s = &self.settings.services;
+        let keep_ms = (s.job_keep_secs * 1000) as i64;
+        let ttl_ms =
+            keep_ms + (s.job_max_delay_ms + s.job_max_lease_ms + s.job_backoff_max_ms) as i64;
+        let mut state = self.state.lock();
+        let now = now_ms();
+        let q = state.jobs.queues.entry(queue.to_string()).or_default();
+        if q.expires_ms != 0 && q.expires_ms <= now {
+            *q = Queue::default();
+        }
+        q.upkeep(now, keep_ms);
+        let mut announce = Vec::new();
+        let (out, wrote) = f(q, now, &mut announce);
+        if wrote {
+            q.expires_ms = now + ttl_ms;
+        }
+        if q.jobs.is_empty() && q.expires_ms == 0 {
+            state.jobs.queues.remove(queue);
+        }
+        for m in announce {
+            self.publish(m);
+        }
+        out
+    }
+
+    fn settle_job(
+        &self,
+        queue: &str,
+        id: &str,
+        lease: Lease<'_>,
+        f: impl FnOnce(&mut Queue, i64),
+    ) -> Settled {
+        self.with_queue(queue, |q, now, _| match q.holds(id, lease) {
+            -1 => (Settled::Missing, false),
+            0 => (Settled::NotHolder, false),
+            _ => {
+                f(q, now);
+                (Settled::Done(q.view(id).expect("the job")), true)
+            }
+        })
+    }
+}
+
+fn wake(queue: &str) -> BusMessage {
+    BusMessage::Signal {
+        signal: Signal::Jobs,
+        name: queue.into(),
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryStore {
+    async fn enqueue(&self, queue: &str, job: &JobSpec) -> Result<(bool, JobView), StoreError> {
+        if let Some(v) = self.with_queue(queue, |q, _, _| (q.view(&job.id), false)) {
+            return Ok((false, v));
+        }
+        {
+            let mut state = self.state.lock();
+            self.admit(
+                &mut state,
+                job.fixed.len() + 3 * job.id.len() + 4 * OVERHEAD,
+            )?;
+        }
+        let max = self.settings.services.job_queue_max_jobs;
+        self.with_queue(queue, |q, now, announce| {
+            if let Some(v) = q.view(&job.id) {
+                return (Ok((false, v)), false);
+            }
+            if q.count() >= max {
+                return (Err(StoreError::QueueFull), false);
+            }
+            q.seq += 1;
+            let order = (job.priority_offset(), q.seq);
+            q.jobs.insert(
+                job.id.clone(),
+                Job {
+                    fixed: job.fixed.as_str().into(),
+                    state: JobState::Delayed,
+                    attempts: 0,
+                    max_attempts: job.max_attempts,
+                    backoff: job.backoff,
+                    order,
+                    created_ms: now,
+                    at_ms: now + job.delay_ms as i64,
+                    worker: None,
+                    token: None,
+                    errors: Vec::new(),
+                    result: None,
+                },
+            );
+            if job.delay_ms > 0 {
+                q.delayed
+                    .insert((now + job.delay_ms as i64, job.id.clone()));
+            } else {
+                q.make_waiting(&job.id);
+                announce.push(wake(queue));
+            }
+            (Ok((true, q.view(&job.id).expect("just stored"))), true)
+        })
+    }
+
+    async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        max: usize,
+        lease_ms: u64,
+        token: &str,
+    ) -> Result<(Vec<JobView>, i64), StoreError> {
+        Ok(self.with_queue(queue, |q, now, _| {
+            let until = now + lease_ms as i64;
+            let mut out = Vec::new();
+            while out.len() < max {
+                let Some((_, _, id)) = q.waiting.pop_first() else {
+                    break;
+                };
+                let j = q.jobs.get_mut(&id).expect("a waiting job exists");
+                j.attempts += 1;
+                j.state = JobState::Active;
+                j.at_ms = until;
+                j.worker = Some(worker.to_string());
+                j.token = Some(token.to_string());
+                q.active.insert((until, id.clone()));
+                out.push(q.view(&id).expect("the job"));
+            }
+            let wrote = !out.is_empty();
+            ((out, q.next_due()), wrote)
+        }))
+    }
+
+    async fn complete(
+        &self,
+        queue: &str,
+        id: &str,
+        lease: Lease<'_>,
+        result: Option<&str>,
+    ) -> Result<Settled, StoreError> {
+        Ok(self.settle_job(queue, id, lease, |q, now| {
+            q.leave_active(id);
+            q.completed.insert((now, id.to_string()));
+            let j = q.jobs.get_mut(id).expect("the job");
+            j.state = JobState::Completed;
+            j.at_ms = now;
+            if let Some(r) = result {
+                j.result = Some(r.into());
+            }
+        }))
+    }
+
+    async fn fail(
+        &self,
+        queue: &str,
+        id: &str,
+        lease: Lease<'_>,
+        error: &str,
+        f: Failure,
+    ) -> Result<Settled, StoreError> {
+        Ok(self.settle_job(queue, id, lease, |q, now| {
+            q.leave_active(id);
+            q.add_error(id, error, now);
+            let j = q.jobs.get_mut(id).expect("the job");
+            if f.retry && j.attempts < j.max_attempts {
+                let at = now + j.backoff.delay(j.attempts, f.jitter.clamp(0.0, 1.0)) as i64;
+                j.state = JobState::Failed;
+                j.at_ms = at;
+                q.retry.insert((at, id.to_string()));
+            } else {
+                q.bury(id, now);
+            }
+        }))
+    }
+
+    async fn extend(
+        &self,
+        queue: &str,
+        id: &str,
+        lease: Lease<'_>,
+        lease_ms: u64,
+    ) -> Result<Settled, StoreError> {
+        Ok(self.settle_job(queue, id, lease, |q, now| {
+            let j = q.jobs.get_mut(id).expect("the job");
+            q.active.remove(&(j.at_ms, id.to_string()));
+            j.at_ms = now + lease_ms as i64;
+            q.active.insert((j.at_ms, id.to_string()));
+        }))
+    }
+
+    async fn job(&self, queue: &str, id: &str) -> Result<Option<JobView>, StoreError> {
+        Ok(self.with_queue(queue, |q, _, _| (q.view(id), false)))
+    }
+
+    async fn stats(&self, queue: &str) -> Result<JobStats, StoreError> {
+        Ok(self.with_queue(queue, |q, _, _| {
+            let n = |s: &BTreeSet<(i64, String)>| s.len() as u64;
+            let stats = JobStats {
+                waiting: q.waiting.len() as u64,
+                delayed: n(&q.delayed),
+                active: n(&q.active),
+                completed: n(&q.completed),
+                failed: n(&q.retry),
+                dead: n(&q.dead),
+            };
+            (stats, false)
+        }))
+    }
+
+    async fn dead(&self, queue: &str, limit: usize) -> Result<Vec<JobView>, StoreError> {
+        Ok(self.with_queue(queue, |q, _, _| {
+            let ids: Vec<String> = q
+                .dead
+                .iter()
+                .rev()
+                .take(limit)
+                .map(|(_, id)| id.clone())
+                .collect();
+            (ids.iter().filter_map(|id| q.view(id)).collect(), false)
+        }))
+    }
+
+    async fn retry_dead(&self, queue: &str, id: &str) -> Result<Option<JobView>, StoreError> {
+        Ok(self.with_queue(queue, |q, _, announce| {
+            let Some(at) = q
+                .jobs
+                .get(id)
+                .filter(|j| j.state == JobState::Dead)
+                .map(|j| j.at_ms)
+            else {
+                return (None, false);
+            };
+            q.dead.remove(&(at, id.to_string()));
+            q.jobs.get_mut(id).expect("the job").attempts = 0;
+            q.make_waiting(id);
+            announce.push(wake(queue));
+            (q.view(id), true)
+        }))
+    }
+}

@@ -1,0 +1,215 @@
+-- Every step of one job queue, by ARGV[1]: enqueue, claim, complete, fail, extend, get,
+-- stats, dead, retry_dead. One script so that each step first does the same upkeep (due
+-- delayed jobs and due retries become waiting, expired leases go back with their attempt
+-- counted or to the dead letters, finished jobs past their keep time are removed), all
+-- against Redis's clock and all in the queue's one slot.
+-- KEYS: jobs (HASH: per job id `j:` its fixed JSON, `s:` state, `a:` attempts, `m:` max
+-- attempts, `b:` backoff (`e|f:delay:cap`), `o:` order score, `c:` created ms, `e:` errors
+-- (JSON array), `r:` result, `t:` lease token, `w:` worker; `#seq` the enqueue counter),
+-- waiting (ZSET by order), delayed, retry, active, completed, dead (ZSETs by time, ms).
+-- ARGV: op, ttlMs (every key's expiry, renewed by each step), keepMs, then the op's own.
+local jobs, waiting, delayed, retry, active, completed, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local op, ttl, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function num(x) return string.format('%.0f', x) end
+
+local function add_error(id, text)
+  local errs = redis.call('HGET', jobs, 'e:' .. id) or '[]'
+  local attempt = redis.call('HGET', jobs, 'a:' .. id) or '0'
+  local e = '{"attempt":' .. attempt .. ',"error":' .. text .. ',"at":' .. num(now) .. '}'
+  if errs == '[]' then errs = '[' .. e .. ']' else errs = string.sub(errs, 1, -2) .. ',' .. e .. ']' end
+  redis.call('HSET', jobs, 'e:' .. id, errs)
+end
+
+local function to_waiting(ids)
+  for _, id in ipairs(ids) do
+    redis.call('ZADD', waiting, redis.call('HGET', jobs, 'o:' .. id), id)
+    redis.call('HSET', jobs, 's:' .. id, 'waiting')
+  end
+end
+
+local function bury(id)
+  redis.call('ZADD', dead, num(now), id)
+  redis.call('HSET', jobs, 's:' .. id, 'dead')
+  redis.call('HDEL', jobs, 't:' .. id, 'w:' .. id)
+end
+
+local function forget(ids)
+  for _, id in ipairs(ids) do
+    redis.call('HDEL', jobs, 'j:' .. id, 's:' .. id, 'a:' .. id, 'm:' .. id, 'b:' .. id,
+      'o:' .. id, 'c:' .. id, 'e:' .. id, 'r:' .. id, 't:' .. id, 'w:' .. id)
+  end
+end
+
+-- Upkeep, at most `UPKEEP` jobs of each kind per step (the rest on the next one).
+local UPKEEP = 1000
+local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, UPKEEP)
+if #due > 0 then redis.call('ZREM', delayed, unpack(due)); to_waiting(due) end
+due = redis.call('ZRANGEBYSCORE', retry, '-inf', now, 'LIMIT', 0, UPKEEP)
+if #due > 0 then redis.call('ZREM', retry, unpack(due)); to_waiting(due) end
+local lapsed = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, UPKEEP)
+if #lapsed > 0 then
+  redis.call('ZREM', active, unpack(lapsed))
+  for _, id in ipairs(lapsed) do
+    local worker = redis.call('HGET', jobs, 'w:' .. id) or ''
+    add_error(id, cjson.encode('lease expired (worker ' .. worker .. ')'))
+    if tonumber(redis.call('HGET', jobs, 'a:' .. id)) >= tonumber(redis.call('HGET', jobs, 'm:' .. id)) then
+      bury(id)
+    else
+      redis.call('HDEL', jobs, 't:' .. id, 'w:' .. id)
+      to_waiting({id})
+    end
+  end
+end
+local old = redis.call('ZRANGEBYSCORE', completed, '-inf', now - keep, 'LIMIT', 0, UPKEEP)
+if #old > 0 then redis.call('ZREM', completed, unpack(old)); forget(old) end
+old = redis.call('ZRANGEBYSCORE', dead, '-inf', now - keep, 'LIMIT', 0, UPKEEP)
+if #old > 0 then redis.call('ZREM', dead, unpack(old)); forget(old) end
+
+local function expire_all()
+  redis.call('PEXPIRE', jobs, ttl)
+  redis.call('PEXPIRE', waiting, ttl)
+  redis.call('PEXPIRE', delayed, ttl)
+  redis.call('PEXPIRE', retry, ttl)
+  redis.call('PEXPIRE', active, ttl)
+  redis.call('PEXPIRE', completed, ttl)
+  redis.call('PEXPIRE', dead, ttl)
+end
+
+-- A job as the gateway reads it: {id, fixed JSON, state, attempts, max, created, at, worker,
+-- token, errors, result}; `at` is its time in its state's ZSET (0 while waiting).
+local function view(id)
+  local f = redis.call('HMGET', jobs, 'j:' .. id, 's:' .. id, 'a:' .. id, 'm:' .. id,
+    'c:' .. id, 'w:' .. id, 't:' .. id, 'e:' .. id, 'r:' .. id)
+  if not f[1] then return false end
+  local at = nil
+  local state = f[2]
+  if state == 'delayed' then at = redis.call('ZSCORE', delayed, id)
+  elseif state == 'failed' then at = redis.call('ZSCORE', retry, id)
+  elseif state == 'active' then at = redis.call('ZSCORE', active, id)
+  elseif state == 'completed' then at = redis.call('ZSCORE', completed, id)
+  elseif state == 'dead' then at = redis.call('ZSCORE', dead, id) end
+  return {id, f[1], state, f[3], f[4], f[5], at or '0', f[6] or '', f[7] or '', f[8] or '[]', f[9] or ''}
+end
+
+-- The earliest time something may become claimable (0: nothing pending).
+local function next_due()
+  local best = 0
+  for _, z in ipairs({redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES'),
+                      redis.call('ZRANGE', retry, 0, 0, 'WITHSCORES'),
+                      redis.call('ZRANGE', active, 0, 0, 'WITHSCORES')}) do
+    if z[2] and (best == 0 or tonumber(z[2]) < best) then best = tonumber(z[2]) end
+  end
+  return best
+end
+
+-- The lease holder's check: the job is active and the token (or, without one, the worker)
+-- is the current lease's. Returns 1 if so, 0 if someone else's or no lease, -1 unknown job.
+local function holds(id, token, worker)
+  local f = redis.call('HMGET', jobs, 'j:' .. id, 's:' .. id, 't:' .. id, 'w:' .. id)
+  if not f[1] then return -1 end
+  if f[2] ~= 'active' then return 0 end
+  if token ~= '' and f[3] ~= token then return 0 end
+  if worker ~= '' and f[4] ~= worker then return 0 end
+  return 1
+end
+
+if op == 'enqueue' then
+  -- ARGV: id, fixed JSON, priority offset (0 highest), delayMs, maxAttempts, backoff,
+  -- maxJobs, channel, wake-up message
+  local id = ARGV[4]
+  if redis.call('HEXISTS', jobs, 'j:' .. id) == 1 then
+    return {0, view(id)}
+  end
+  local count = redis.call('ZCARD', waiting) + redis.call('ZCARD', delayed) +
+    redis.call('ZCARD', retry) + redis.call('ZCARD', active) +
+    redis.call('ZCARD', completed) + redis.call('ZCARD', dead)
+  if count >= tonumber(ARGV[10]) then return {-1} end
+  local seq = redis.call('HINCRBY', jobs, '#seq', 1)
+  local order = tonumber(ARGV[6]) * 1099511627776 + seq
+  local delay = tonumber(ARGV[7])
+  redis.call('HSET', jobs, 'j:' .. id, ARGV[5], 'a:' .. id, '0', 'm:' .. id, ARGV[8],
+    'b:' .. id, ARGV[9], 'o:' .. id, num(order), 'c:' .. id, num(now), 'e:' .. id, '[]')
+  if delay > 0 then
+    redis.call('ZADD', delayed, num(now + delay), id)
+    redis.call('HSET', jobs, 's:' .. id, 'delayed')
+  else
+    to_waiting({id})
+    redis.call('PUBLISH', ARGV[11], ARGV[12])
+  end
+  expire_all()
+  return {1, view(id)}
+elseif op == 'claim' then
+  -- ARGV: worker, max, leaseMs, token
+  local ids = redis.call('ZRANGE', waiting, 0, tonumber(ARGV[5]) - 1)
+  local out = {}
+  if #ids > 0 then
+    redis.call('ZREM', waiting, unpack(ids))
+    local until_ms = num(now + tonumber(ARGV[6]))
+    for _, id in ipairs(ids) do
+      redis.call('HINCRBY', jobs, 'a:' .. id, 1)
+      redis.call('HSET', jobs, 's:' .. id, 'active', 't:' .. id, ARGV[7], 'w:' .. id, ARGV[4])
+      redis.call('ZADD', active, until_ms, id)
+      out[#out + 1] = view(id)
+    end
+    expire_all()
+  end
+  return {num(next_due()), out}
+elseif op == 'complete' or op == 'fail' or op == 'extend' then
+  -- ARGV: id, token, worker, then complete: result; fail: error JSON, retry (1|0), jitter
+  -- (0-1); extend: leaseMs
+  local id = ARGV[4]
+  local h = holds(id, ARGV[5], ARGV[6])
+  if h ~= 1 then return {h} end
+  if op == 'extend' then
+    redis.call('ZADD', active, 'XX', num(now + tonumber(ARGV[7])), id)
+  else
+    redis.call('ZREM', active, id)
+    redis.call('HDEL', jobs, 't:' .. id, 'w:' .. id)
+    if op == 'complete' then
+      redis.call('ZADD', completed, num(now), id)
+      redis.call('HSET', jobs, 's:' .. id, 'completed')
+      if ARGV[7] ~= '' then redis.call('HSET', jobs, 'r:' .. id, ARGV[7]) end
+    else
+      add_error(id, ARGV[7])
+      local attempts = tonumber(redis.call('HGET', jobs, 'a:' .. id))
+      local max = tonumber(redis.call('HGET', jobs, 'm:' .. id))
+      if ARGV[8] == '1' and attempts < max then
+        local kind, base, cap = string.match(redis.call('HGET', jobs, 'b:' .. id), '^(%a):(%d+):(%d+)$')
+        local delay = tonumber(base)
+        if kind == 'e' then delay = delay * math.pow(2, attempts - 1) end
+        delay = math.min(delay, tonumber(cap))
+        delay = math.floor(delay / 2 + tonumber(ARGV[9]) * delay / 2)
+        redis.call('ZADD', retry, num(now + delay), id)
+        redis.call('HSET', jobs, 's:' .. id, 'failed')
+      else
+        bury(id)
+      end
+    end
+  end
+  expire_all()
+  return {1, view(id)}
+elseif op == 'get' then
+  return {view(ARGV[4])}
+elseif op == 'stats' then
+  return {redis.call('ZCARD', waiting), redis.call('ZCARD', delayed), redis.call('ZCARD', active),
+    redis.call('ZCARD', completed), redis.call('ZCARD', retry), redis.call('ZCARD', dead)}
+elseif op == 'dead' then
+  -- ARGV: limit; newest first
+  local out = {}
+  for _, id in ipairs(redis.call('ZREVRANGE', dead, 0, tonumber(ARGV[4]) - 1)) do
+    out[#out + 1] = view(id)
+  end
+  return out
+elseif op == 'retry_dead' then
+  -- ARGV: id, channel, wake-up message. Back to waiting with its attempts reset.
+  local id = ARGV[4]
+  if redis.call('ZREM', dead, id) == 0 then return {0} end
+  redis.call('HSET', jobs, 'a:' .. id, '0')
+  to_waiting({id})
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
+  expire_all()
+  return {1, view(id)}
+end
+return redis.error_reply('unknown jobs op ' .. op)
