@@ -13,11 +13,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::demo::DemoRunner;
+use crate::domain::cache::CacheLimits;
 use crate::domain::jobs::JobLimits;
 use crate::domain::locks::LockLimits;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
 use crate::realtime::ws::WsContext;
+use crate::service::cache::Cache;
 use crate::service::chains::{ChainLimits, Chains};
 use crate::service::control::Control;
 use crate::service::events::Events;
@@ -38,6 +40,7 @@ struct Inner {
     chains: Arc<Chains>,
     locks: Arc<Locks>,
     jobs: Arc<Jobs>,
+    cache: Arc<Cache>,
     hub: Arc<Hub>,
     /// What each WebSocket connection holds of the instance.
     ws: Arc<WsContext>,
@@ -118,6 +121,14 @@ impl AppState {
             },
             shutdown: shutdown.clone(),
         };
+        let cache = Cache {
+            store: Arc::clone(&stores.cache),
+            limits: CacheLimits {
+                max_value_bytes: s.cache_max_value_bytes,
+                max_ttl_secs: s.cache_max_ttl_secs,
+                max_tags: s.cache_max_tags,
+            },
+        };
         let ws = Arc::new(WsContext {
             hub: Arc::clone(&hub),
             events: Arc::clone(&stores.events),
@@ -141,6 +152,7 @@ impl AppState {
             chains: Arc::new(chains),
             locks: Arc::new(locks),
             jobs: Arc::new(jobs),
+            cache: Arc::new(cache),
             hub,
             ws,
             instance_id,
@@ -241,4 +253,5 @@ substate! {
     Chains => chains,
     Locks => locks,
     Jobs => jobs,
+    Cache => cache,
 }

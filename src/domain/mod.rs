@@ -7,6 +7,7 @@
 //! - [`control`]: commands and input: validation and stored records.
 //! - [`chain`]: the chain state machine and stats; [`chain_input`]: what moves a chain.
 
+pub mod cache;
 pub mod chain;
 pub mod chain_input;
 pub mod control;

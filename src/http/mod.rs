@@ -6,7 +6,7 @@ use std::any::Any;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{middleware, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any as AnyOrigin, CorsLayer};
@@ -15,6 +15,7 @@ use crate::app::AppState;
 use error::ApiError;
 
 pub mod auth;
+pub mod cache;
 pub mod chains;
 pub mod compat;
 pub mod context;
@@ -32,8 +33,23 @@ pub mod web;
 pub mod wire;
 pub mod ws;
 
+/// Room a cache put's body needs beside its value (key, TTL, tags).
+const CACHE_BODY_ROOM: usize = 64 * 1024;
+
 pub fn router(app: AppState) -> Router {
     let config = app.config().clone();
+    let cached = Router::new()
+        .route("/api/cache", delete(cache::clear))
+        .route("/api/cache/stats", get(cache::stats))
+        .route("/api/cache/invalidate", post(cache::invalidate))
+        .route(
+            "/api/cache/{key}",
+            get(cache::get).put(cache::put).delete(cache::delete),
+        )
+        .route("/api/cache/{key}/incr", post(cache::incr))
+        .layer(DefaultBodyLimit::max(
+            config.services.cache_max_value_bytes + CACHE_BODY_ROOM,
+        ));
     let batch = Router::new()
         .route("/api/events/batch", post(events::post_batch))
         .layer(DefaultBodyLimit::max(config.max_batch_bytes));
@@ -115,6 +131,7 @@ pub fn router(app: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(config.max_event_bytes))
         .merge(batch)
+        .merge(cached)
         .merge(web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

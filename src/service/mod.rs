@@ -7,6 +7,7 @@
 //! - [`events::Events`]: append (and count, and move chains), read by time.
 //! - [`control::Control`]: commands and input: queue, long-poll, acknowledge.
 //! - [`chains::Chains`]: the compare-and-set loop around the chain state machine.
+//! - [`cache::Cache`]: cache entries with versions and tags.
 //! - [`jobs::Jobs`]: job queues with leases, retries and dead letters, and claims that wait.
 //! - [`locks::Locks`]: distributed locks with fencing, and waiting for one.
 //! - [`waiters::Waiters`]: the long polls waiting on this instance, woken from the bus.
@@ -14,6 +15,7 @@
 use crate::domain::FieldProblem;
 use crate::store::StoreError;
 
+pub mod cache;
 pub mod chain_events;
 pub mod chains;
 pub mod control;

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 
 pub mod bus;
+pub mod cache;
 pub mod chains;
 pub mod events;
 pub mod jobs;
@@ -31,6 +32,7 @@ pub mod redis;
 pub mod sessions;
 
 pub use bus::Bus;
+pub use cache::CacheStore;
 pub use chains::{ChainCursor, ChainPage, ChainStore, ChainWrite};
 pub use events::{EventStore, Page, Pages};
 pub use jobs::JobStore;
@@ -101,6 +103,7 @@ pub struct Stores {
     pub chains: Arc<dyn ChainStore>,
     pub locks: Arc<dyn LockStore>,
     pub jobs: Arc<dyn JobStore>,
+    pub cache: Arc<dyn CacheStore>,
     pub bus: Arc<dyn Bus>,
 }
 
@@ -108,7 +111,14 @@ impl Stores {
     /// Every service served by one backend value.
     pub fn of<S>(kind: &'static str, backend: Arc<S>) -> Stores
     where
-        S: SessionStore + EventStore + QueueStore + ChainStore + LockStore + JobStore + Bus,
+        S: SessionStore
+            + EventStore
+            + QueueStore
+            + ChainStore
+            + LockStore
+            + JobStore
+            + CacheStore
+            + Bus,
     {
         Stores {
             kind,
@@ -118,6 +128,7 @@ impl Stores {
             chains: backend.clone(),
             locks: backend.clone(),
             jobs: backend.clone(),
+            cache: backend.clone(),
             bus: backend,
         }
     }

@@ -49,6 +49,7 @@ macro_rules! conformance {
 }
 
 mod actionflows;
+mod cache;
 mod chains;
 mod events;
 mod jobs;

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use super::{Bus, StoreError, StoreSettings, Stores};
 use crate::bus::{BusMessage, BUS_CAPACITY};
 
+mod cache;
 mod chains;
 mod events;
 mod job_queue;
@@ -50,6 +51,7 @@ struct State {
     chains: chains::Chains,
     locks: locks::Locks,
     jobs: jobs::Jobs,
+    caches: cache::Caches,
     /// Bytes counted against `MEMORY_STORE_MAX_BYTES`: every write adds what it stores, and
     /// a recount (each sweep, and when the budget looks spent) takes off what went. So it is
     /// never below what is held.
@@ -65,6 +67,7 @@ impl State {
         self.chains.sweep(now);
         self.locks.sweep();
         self.jobs.sweep();
+        self.caches.sweep();
         self.recount(now);
     }
 
@@ -73,7 +76,8 @@ impl State {
             + self.queues.bytes()
             + self.chains.bytes()
             + self.locks.bytes()
-            + self.jobs.bytes();
+            + self.jobs.bytes()
+            + self.caches.bytes();
         self.counted_at = Some(now);
     }
 }

@@ -159,17 +159,13 @@ impl Keys {
         }
     }
 
-    /// HASH of one cache entry of a namespace: `v` (JSON), `ver`, `tags` (JSON array).
-    pub fn cache_entry(&self, namespace: &str, key: &str) -> String {
-        format!("{}:e:{}", self.tagged("cache", namespace), part(key))
-    }
-
     /// ZSET of a namespace's entries carrying `tag`, scored by their expiry (ms).
     pub fn cache_tag(&self, namespace: &str, tag: &str) -> String {
         format!("{}:tag:{}", self.tagged("cache", namespace), part(tag))
     }
 
-    /// `keys` (ZSET of a namespace's entries by expiry) or `stats` (HASH `hits`, `misses`).
+    /// A namespace's `entries` (HASH: `v:{key}` value, `m:{key}` version, expiry and tags),
+    /// `keys` (ZSET of its entries by expiry) or `stats` (HASH `hits`, `misses`).
     pub fn cache_meta(&self, namespace: &str, which: &str) -> String {
         format!("{}:{which}", self.tagged("cache", namespace))
     }

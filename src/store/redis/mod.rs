@@ -22,6 +22,7 @@ use super::{Bus, StoreError, StoreSettings, Stores};
 use crate::bus::{BusMessage, BUS_CAPACITY};
 use crate::domain::session::Session;
 
+mod cache;
 mod chains;
 mod events;
 mod jobs;

@@ -1,0 +1,163 @@
+//! The cache over HTTP (PROTOCOL §1): entries by key in a namespace (`?namespace=`, default
+//! `default`; seed 004's workspace), tag invalidation, atomic increments, compare-and-set by
+//! `ifVersion`, stats shared by every instance, and clearing a namespace.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, value::RawValue, Value};
+
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::domain::cache::{
+    CacheEntry, Incr, IncrBody, InvalidateBody, Put, PutBody, DEFAULT_NAMESPACE,
+};
+use crate::service::cache::Cache;
+use crate::time::now_ms;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceQuery {
+    namespace: Option<String>,
+}
+
+impl NamespaceQuery {
+    fn ns(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+    }
+}
+
+fn iso(ms: i64) -> Value {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| crate::time::format(t).into())
+        .unwrap_or(Value::Null)
+}
+
+/// An entry as answered: its value exactly as it was stored, byte for byte.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Shown<'a> {
+    namespace: &'a str,
+    key: &'a str,
+    value: &'a RawValue,
+    version: u64,
+    tags: &'a [String],
+    expires_at: Value,
+    ttl_seconds: u64,
+}
+
+fn shown(ns: &str, key: &str, e: &CacheEntry) -> Result<Response, ApiError> {
+    let value: &RawValue = serde_json::from_str(&e.value)
+        .map_err(|_| ApiError::from(crate::store::StoreError::Corrupt("cached value".into())))?;
+    Ok(Json(Shown {
+        namespace: ns,
+        key,
+        value,
+        version: e.version,
+        tags: &e.tags,
+        expires_at: iso(e.expires_at_ms),
+        ttl_seconds: ((e.expires_at_ms - now_ms()).max(0) as f64 / 1000.0).ceil() as u64,
+    })
+    .into_response())
+}
+
+pub async fn get(
+    State(cache): State<Arc<Cache>>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<NamespaceQuery>,
+) -> Result<Response, ApiError> {
+    match cache.get(q.ns(), &key).await? {
+        Some(e) => shown(q.ns(), &key, &e),
+        None => Err(ApiError::not_found("cache entry")),
+    }
+}
+
+pub async fn put(
+    State(cache): State<Arc<Cache>>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<NamespaceQuery>,
+    ApiJson(body): ApiJson<PutBody>,
+) -> Result<Response, ApiError> {
+    Ok(match cache.put(q.ns(), &key, body).await? {
+        (Put::Stored { version, expires_at_ms }, tags) => Json(json!({
+            "success": true, "namespace": q.ns(), "key": key, "version": version,
+            "tags": tags, "expiresAt": iso(expires_at_ms),
+        }))
+        .into_response(),
+        (Put::VersionMismatch(current), _) => (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": "version_mismatch",
+                "message": format!("the entry is at version {current}, not the ifVersion given; nothing was changed"),
+                "currentVersion": current,
+            })),
+        )
+            .into_response(),
+    })
+}
+
+pub async fn delete(
+    State(cache): State<Arc<Cache>>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<NamespaceQuery>,
+) -> Result<Response, ApiError> {
+    let deleted = cache.delete(q.ns(), &key).await?;
+    Ok(Json(json!({"namespace": q.ns(), "key": key, "deleted": deleted})).into_response())
+}
+
+pub async fn incr(
+    State(cache): State<Arc<Cache>>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<NamespaceQuery>,
+    ApiJson(body): ApiJson<IncrBody>,
+) -> Result<Response, ApiError> {
+    Ok(match cache.incr(q.ns(), &key, body).await? {
+        Incr::Value { value, version, expires_at_ms } => Json(json!({
+            "namespace": q.ns(), "key": key, "value": value, "version": version, "expiresAt": iso(expires_at_ms),
+        }))
+        .into_response(),
+        Incr::NotInteger => (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": "not_integer",
+                "message": "the entry is not an integer, or the sum would pass 2^53 - 1; nothing was changed",
+            })),
+        )
+            .into_response(),
+    })
+}
+
+pub async fn invalidate(
+    State(cache): State<Arc<Cache>>,
+    ApiQuery(q): ApiQuery<NamespaceQuery>,
+    ApiJson(body): ApiJson<InvalidateBody>,
+) -> Result<Response, ApiError> {
+    let n = cache.invalidate(q.ns(), body.tags).await?;
+    Ok(Json(json!({"namespace": q.ns(), "invalidated": n})).into_response())
+}
+
+pub async fn stats(
+    State(cache): State<Arc<Cache>>,
+    ApiQuery(q): ApiQuery<NamespaceQuery>,
+) -> Result<Response, ApiError> {
+    let s = cache.stats(q.ns()).await?;
+    let lookups = s.hits + s.misses;
+    let rate = if lookups == 0 {
+        0.0
+    } else {
+        s.hits as f64 / lookups as f64
+    };
+    Ok(Json(json!({"namespace": q.ns(), "hits": s.hits, "misses": s.misses, "keys": s.keys, "hitRate": rate})).into_response())
+}
+
+pub async fn clear(
+    State(cache): State<Arc<Cache>>,
+    ApiQuery(q): ApiQuery<NamespaceQuery>,
+) -> Result<Response, ApiError> {
+    let n = cache.clear(q.ns()).await?;
+    Ok(Json(json!({"namespace": q.ns(), "cleared": n})).into_response())
+}
