@@ -26,6 +26,7 @@ use crate::service::events::Events;
 use crate::service::jobs::Jobs;
 use crate::service::locks::Locks;
 use crate::service::sessions::Sessions;
+use crate::service::user_context::UserContexts;
 use crate::store::Stores;
 
 #[derive(Clone)]
@@ -41,6 +42,7 @@ struct Inner {
     locks: Arc<Locks>,
     jobs: Arc<Jobs>,
     cache: Arc<Cache>,
+    contexts: Arc<UserContexts>,
     hub: Arc<Hub>,
     /// What each WebSocket connection holds of the instance.
     ws: Arc<WsContext>,
@@ -129,6 +131,10 @@ impl AppState {
                 max_tags: s.cache_max_tags,
             },
         };
+        let contexts = UserContexts {
+            store: Arc::clone(&stores.contexts),
+            value_max: s.context_value_max_bytes,
+        };
         let ws = Arc::new(WsContext {
             hub: Arc::clone(&hub),
             events: Arc::clone(&stores.events),
@@ -153,6 +159,7 @@ impl AppState {
             locks: Arc::new(locks),
             jobs: Arc::new(jobs),
             cache: Arc::new(cache),
+            contexts: Arc::new(contexts),
             hub,
             ws,
             instance_id,
@@ -254,4 +261,5 @@ substate! {
     Locks => locks,
     Jobs => jobs,
     Cache => cache,
+    UserContexts => contexts,
 }

@@ -198,3 +198,41 @@ async fn ten_thousand_jobs_on_three_instances_complete_exactly_once() {
         "some jobs were held by a dead worker and put back"
     );
 }
+
+/// Two hundred concurrent writes to one user's context through three instances, half
+/// preferences and half recent searches: every one lands (the original wrote a stale
+/// snapshot back over the writes made meanwhile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_context_writes_from_three_instances_all_land() {
+    let redis = RedisServer::start().await;
+    let mut gws = Vec::new();
+    for _ in 0..3 {
+        let mut config = support::config(Some(&redis));
+        config.services.recent_searches_limit = 1000;
+        gws.push(Gateway::start(config).await);
+    }
+    let tasks: Vec<_> = (0..200usize)
+        .map(|i| {
+            let gw = gws[i % 3].endpoint();
+            tokio::spawn(async move {
+                let body = if i % 2 == 0 {
+                    json!({"userId": "busy", "preferences": {format!("p{i}"): i}})
+                } else {
+                    json!({"userId": "busy", "addRecentSearch": format!("s{i}")})
+                };
+                let (s, v) = gw.post("/api/context", body).await;
+                assert_eq!(s, 200, "{v}");
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let (_, v) = gws[0].get("/api/context?userId=busy").await;
+    let c = &v["context"];
+    let prefs = c["preferences"].as_object().unwrap();
+    assert_eq!(prefs.len(), 100, "every preference write landed");
+    assert!((0..200).step_by(2).all(|i| prefs[&format!("p{i}")] == i));
+    let searches = c["recentSearches"].as_array().unwrap();
+    assert_eq!(searches.len(), 100, "every search landed");
+}

@@ -29,6 +29,7 @@ pub mod locks;
 pub mod queues;
 pub mod serve;
 pub mod sessions;
+pub mod user_context;
 pub mod web;
 pub mod wire;
 pub mod ws;
@@ -99,6 +100,12 @@ pub fn router(app: AppState) -> Router {
         .route("/api/events/{session_id}", get(events::read))
         .route("/api/events/{session_id}/recent", get(events::recent))
         .route("/ws", get(ws::upgrade))
+        .route(
+            "/api/context",
+            get(user_context::get)
+                .post(user_context::update)
+                .delete(user_context::delete),
+        )
         .route(
             "/api/locks/{name}",
             post(locks::acquire).get(locks::get).delete(locks::release),

@@ -10,6 +10,7 @@
 //! - [`cache::Cache`]: cache entries with versions and tags.
 //! - [`jobs::Jobs`]: job queues with leases, retries and dead letters, and claims that wait.
 //! - [`locks::Locks`]: distributed locks with fencing, and waiting for one.
+//! - [`user_context::UserContexts`]: per-user context, changed atomically.
 //! - [`waiters::Waiters`]: the long polls waiting on this instance, woken from the bus.
 
 use crate::domain::FieldProblem;
@@ -23,6 +24,7 @@ pub mod events;
 pub mod jobs;
 pub mod locks;
 pub mod sessions;
+pub mod user_context;
 pub mod waiters;
 
 /// Why a service did not do what it was asked, by whose fault.

@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 pub mod bus;
 pub mod cache;
 pub mod chains;
+pub mod context;
 pub mod events;
 pub mod jobs;
 pub mod locks;
@@ -34,6 +35,7 @@ pub mod sessions;
 pub use bus::Bus;
 pub use cache::CacheStore;
 pub use chains::{ChainCursor, ChainPage, ChainStore, ChainWrite};
+pub use context::ContextStore;
 pub use events::{EventStore, Page, Pages};
 pub use jobs::JobStore;
 pub use locks::LockStore;
@@ -104,6 +106,7 @@ pub struct Stores {
     pub locks: Arc<dyn LockStore>,
     pub jobs: Arc<dyn JobStore>,
     pub cache: Arc<dyn CacheStore>,
+    pub contexts: Arc<dyn ContextStore>,
     pub bus: Arc<dyn Bus>,
 }
 
@@ -118,6 +121,7 @@ impl Stores {
             + LockStore
             + JobStore
             + CacheStore
+            + ContextStore
             + Bus,
     {
         Stores {
@@ -129,6 +133,7 @@ impl Stores {
             locks: backend.clone(),
             jobs: backend.clone(),
             cache: backend.clone(),
+            contexts: backend.clone(),
             bus: backend,
         }
     }

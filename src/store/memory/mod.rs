@@ -22,6 +22,7 @@ use crate::bus::{BusMessage, BUS_CAPACITY};
 
 mod cache;
 mod chains;
+mod context;
 mod events;
 mod job_queue;
 mod jobs;
@@ -52,6 +53,7 @@ struct State {
     locks: locks::Locks,
     jobs: jobs::Jobs,
     caches: cache::Caches,
+    contexts: context::Contexts,
     /// Bytes counted against `MEMORY_STORE_MAX_BYTES`: every write adds what it stores, and
     /// a recount (each sweep, and when the budget looks spent) takes off what went. So it is
     /// never below what is held.
@@ -68,6 +70,7 @@ impl State {
         self.locks.sweep();
         self.jobs.sweep();
         self.caches.sweep();
+        self.contexts.sweep();
         self.recount(now);
     }
 
@@ -77,7 +80,8 @@ impl State {
             + self.chains.bytes()
             + self.locks.bytes()
             + self.jobs.bytes()
-            + self.caches.bytes();
+            + self.caches.bytes()
+            + self.contexts.bytes();
         self.counted_at = Some(now);
     }
 }

@@ -24,6 +24,7 @@ use crate::domain::session::Session;
 
 mod cache;
 mod chains;
+mod context;
 mod events;
 mod jobs;
 pub mod keys;

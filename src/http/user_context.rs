@@ -1,0 +1,48 @@
+//! User context over HTTP (seed 000's routes): read (creating the default), change
+//! atomically, clear.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiQuery};
+use crate::domain::user_context::ContextUpdate;
+use crate::service::user_context::UserContexts;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WhoQuery {
+    user_id: Option<String>,
+    tenant_id: Option<String>,
+}
+
+pub async fn get(
+    State(c): State<Arc<UserContexts>>,
+    ApiQuery(q): ApiQuery<WhoQuery>,
+) -> Result<Response, ApiError> {
+    let ctx = c.get(q.user_id.as_deref(), q.tenant_id.as_deref()).await?;
+    Ok(Json(json!({"success": true, "context": ctx.render()})).into_response())
+}
+
+pub async fn update(
+    State(c): State<Arc<UserContexts>>,
+    ApiJson(body): ApiJson<ContextUpdate>,
+) -> Result<Response, ApiError> {
+    let ctx = c.update(body).await?;
+    Ok(Json(json!({"success": true, "context": ctx.render()})).into_response())
+}
+
+pub async fn delete(
+    State(c): State<Arc<UserContexts>>,
+    ApiQuery(q): ApiQuery<WhoQuery>,
+) -> Result<Response, ApiError> {
+    let deleted = c
+        .delete(q.user_id.as_deref(), q.tenant_id.as_deref())
+        .await?;
+    Ok(Json(json!({"success": true, "deleted": deleted})).into_response())
+}

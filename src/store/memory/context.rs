@@ -1,0 +1,189 @@
+//! User context in memory: per tenant and user, what `context.lua` keeps on Redis, with the
+//! same limits and TTL.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use async_trait::async_trait;
+
+use super::{MemoryStore, OVERHEAD};
+use crate::domain::user_context::{ContextChange, UserContext};
+use crate::store::{ContextStore, StoreError};
+use crate::time::now_ms;
+
+#[derive(Default)]
+pub(super) struct Contexts {
+    by_user: HashMap<(String, String), Slot>,
+}
+
+struct Slot {
+    preferences: BTreeMap<String, String>,
+    searches: VecDeque<String>,
+    history: VecDeque<String>,
+    created_at: String,
+    updated_at: String,
+    expires_ms: i64,
+}
+
+impl Slot {
+    fn bytes(&self) -> usize {
+        self.preferences
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + OVERHEAD)
+            .sum::<usize>()
+            + self
+                .searches
+                .iter()
+                .map(|s| s.len() + OVERHEAD)
+                .sum::<usize>()
+            + self
+                .history
+                .iter()
+                .map(|h| h.len() + OVERHEAD)
+                .sum::<usize>()
+            + 4 * OVERHEAD
+    }
+
+    fn view(&self, tenant: &str, user: &str) -> UserContext {
+        UserContext {
+            user_id: user.to_string(),
+            tenant_id: tenant.to_string(),
+            preferences: self.preferences.clone(),
+            recent_searches: self.searches.iter().cloned().collect(),
+            session_history: self.history.iter().cloned().collect(),
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+        }
+    }
+}
+
+impl Contexts {
+    pub fn bytes(&self) -> usize {
+        self.by_user
+            .iter()
+            .map(|((t, u), s)| t.len() + u.len() + s.bytes())
+            .sum()
+    }
+
+    pub fn sweep(&mut self) {
+        let now = now_ms();
+        self.by_user.retain(|_, s| s.expires_ms > now);
+    }
+}
+
+impl MemoryStore {
+    fn context_ttl_ms(&self) -> i64 {
+        (self.settings.services.context_ttl_hours * 3_600_000) as i64
+    }
+}
+
+/// The live context of `key`, created with its defaults when there is none.
+fn live<'a>(
+    by_user: &'a mut HashMap<(String, String), Slot>,
+    key: (String, String),
+    now_iso: &str,
+    ttl: i64,
+) -> &'a mut Slot {
+    let now = now_ms();
+    let slot = by_user.entry(key).or_insert_with(|| Slot {
+        preferences: BTreeMap::new(),
+        searches: VecDeque::new(),
+        history: VecDeque::new(),
+        created_at: String::new(),
+        updated_at: String::new(),
+        expires_ms: 0,
+    });
+    if slot.expires_ms <= now {
+        *slot = Slot {
+            preferences: BTreeMap::new(),
+            searches: VecDeque::new(),
+            history: VecDeque::new(),
+            created_at: now_iso.to_string(),
+            updated_at: now_iso.to_string(),
+            expires_ms: now + ttl,
+        };
+    }
+    slot
+}
+
+#[async_trait]
+impl ContextStore for MemoryStore {
+    async fn context(
+        &self,
+        tenant: &str,
+        user: &str,
+        now_iso: &str,
+    ) -> Result<UserContext, StoreError> {
+        let ttl = self.context_ttl_ms();
+        let mut state = self.state.lock();
+        let key = (tenant.to_string(), user.to_string());
+        if !state.contexts.by_user.contains_key(&key) {
+            self.admit(&mut state, tenant.len() + user.len() + 4 * OVERHEAD)?;
+        }
+        Ok(live(&mut state.contexts.by_user, key, now_iso, ttl).view(tenant, user))
+    }
+
+    async fn update_context(
+        &self,
+        tenant: &str,
+        user: &str,
+        change: &ContextChange,
+        now_iso: &str,
+    ) -> Result<Option<UserContext>, StoreError> {
+        let s = &self.settings.services;
+        let ttl = self.context_ttl_ms();
+        let mut state = self.state.lock();
+        let adds: usize = change
+            .preferences
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len) + OVERHEAD)
+            .sum::<usize>()
+            + change.search.as_ref().map_or(0, |x| x.len() + OVERHEAD)
+            + change.history.as_ref().map_or(0, |x| x.len() + OVERHEAD);
+        self.admit(&mut state, adds + 4 * OVERHEAD)?;
+        let slot = live(
+            &mut state.contexts.by_user,
+            (tenant.to_string(), user.to_string()),
+            now_iso,
+            ttl,
+        );
+        let mut count = slot.preferences.len() as i64;
+        for (k, v) in &change.preferences {
+            match (v.is_some(), slot.preferences.contains_key(k)) {
+                (true, false) => count += 1,
+                (false, true) => count -= 1,
+                _ => {}
+            }
+        }
+        if count > s.context_max_preferences as i64 {
+            return Ok(None);
+        }
+        for (k, v) in &change.preferences {
+            match v {
+                Some(v) => slot.preferences.insert(k.clone(), v.clone()),
+                None => slot.preferences.remove(k),
+            };
+        }
+        if let Some(search) = &change.search {
+            slot.searches.retain(|x| x != search);
+            slot.searches.push_front(search.clone());
+            slot.searches.truncate(s.recent_searches_limit);
+        }
+        if let Some(h) = &change.history {
+            slot.history.push_front(h.clone());
+            slot.history.truncate(s.session_history_limit);
+        }
+        slot.updated_at = now_iso.to_string();
+        slot.expires_ms = now_ms() + ttl;
+        Ok(Some(slot.view(tenant, user)))
+    }
+
+    async fn delete_context(&self, tenant: &str, user: &str) -> Result<bool, StoreError> {
+        let mut state = self.state.lock();
+        let now = now_ms();
+        Ok(state
+            .contexts
+            .by_user
+            .remove(&(tenant.to_string(), user.to_string()))
+            .is_some_and(|s| s.expires_ms > now))
+    }
+}
