@@ -26,6 +26,7 @@ use crate::service::events::Events;
 use crate::service::jobs::Jobs;
 use crate::service::locks::Locks;
 use crate::service::sessions::Sessions;
+use crate::service::usage::UsageTotalsService;
 use crate::service::user_context::UserContexts;
 use crate::store::Stores;
 
@@ -43,6 +44,7 @@ struct Inner {
     jobs: Arc<Jobs>,
     cache: Arc<Cache>,
     contexts: Arc<UserContexts>,
+    usage: Arc<UsageTotalsService>,
     hub: Arc<Hub>,
     /// What each WebSocket connection holds of the instance.
     ws: Arc<WsContext>,
@@ -135,6 +137,9 @@ impl AppState {
             store: Arc::clone(&stores.contexts),
             value_max: s.context_value_max_bytes,
         };
+        let usage = UsageTotalsService {
+            store: Arc::clone(&stores.usage),
+        };
         let ws = Arc::new(WsContext {
             hub: Arc::clone(&hub),
             events: Arc::clone(&stores.events),
@@ -160,6 +165,7 @@ impl AppState {
             jobs: Arc::new(jobs),
             cache: Arc::new(cache),
             contexts: Arc::new(contexts),
+            usage: Arc::new(usage),
             hub,
             ws,
             instance_id,
@@ -262,4 +268,5 @@ substate! {
     Jobs => jobs,
     Cache => cache,
     UserContexts => contexts,
+    UsageTotalsService => usage,
 }

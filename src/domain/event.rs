@@ -31,6 +31,8 @@ pub struct EventDraft {
     /// What a `session:started` event says about its session (`user`, `cwd`, `hostname`,
     /// `platform`, as strings): it fills the session's fields that are still missing.
     pub session_info: Vec<(&'static str, String)>,
+    /// The usage the event reports, counted in the step that stores it.
+    pub usage: Option<super::usage::UsageDraft>,
 }
 
 impl EventDraft {
@@ -231,6 +233,11 @@ pub fn draft_event(
             None
         }
     };
+    let when = timestamp.as_deref().unwrap_or(&ctx.received_at);
+    let usage = super::usage::usage_draft(&obj, when, prefix).unwrap_or_else(|p| {
+        problems.extend(p);
+        None
+    });
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -279,7 +286,7 @@ pub fn draft_event(
     };
     let session_info = if kind == "session:started" {
         let body: Value = serde_json::from_str(raw.get()).expect("the body was read as JSON");
-        session_info(&body)
+        super::session::session_info(&body)
     } else {
         Vec::new()
     };
@@ -289,29 +296,8 @@ pub fn draft_event(
         json_head,
         chain,
         session_info,
+        usage,
     })
-}
-
-/// The session fields a `session:started` event carries: the ActionFlows hook sends `user`,
-/// `cwd`, `hostname` and `platform` (`userId` is taken too). Strings of at most 1,000
-/// characters; anything else is left out.
-fn session_info(body: &Value) -> Vec<(&'static str, String)> {
-    use super::session::field;
-    let text = |name: &str| {
-        body.get(name)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.chars().count() <= 1000)
-            .map(str::to_string)
-    };
-    [
-        (field::USER_ID, text("userId").or_else(|| text("user"))),
-        (field::CWD, text("cwd")),
-        (field::HOSTNAME, text("hostname")),
-        (field::PLATFORM, text("platform")),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| Some((k, v?)))
-    .collect()
 }
 
 /// Whether an event of this type may move a chain (`chain:*`, `step:*`).

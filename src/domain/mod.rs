@@ -17,6 +17,7 @@ pub mod json;
 pub mod limits;
 pub mod locks;
 pub mod session;
+pub mod usage;
 pub mod user_context;
 
 /// One invalid field of a request, reported in an error's `details`.

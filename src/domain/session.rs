@@ -179,6 +179,27 @@ pub fn check_session_id(id: &str) -> Result<(), FieldProblem> {
     super::check_id("sessionId", id, MAX_SESSION_ID_CHARS)
 }
 
+/// The session fields a `session:started` event carries: the ActionFlows hook sends `user`,
+/// `cwd`, `hostname` and `platform` (`userId` is taken too). Strings of at most 1,000
+/// characters; anything else is left out.
+pub fn session_info(body: &Value) -> Vec<(&'static str, String)> {
+    let text = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && s.chars().count() <= 1000)
+            .map(str::to_string)
+    };
+    [
+        (field::USER_ID, text("userId").or_else(|| text("user"))),
+        (field::CWD, text("cwd")),
+        (field::HOSTNAME, text("hostname")),
+        (field::PLATFORM, text("platform")),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

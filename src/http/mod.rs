@@ -29,6 +29,7 @@ pub mod locks;
 pub mod queues;
 pub mod serve;
 pub mod sessions;
+pub mod usage;
 pub mod user_context;
 pub mod web;
 pub mod wire;
@@ -100,6 +101,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/events/{session_id}", get(events::read))
         .route("/api/events/{session_id}/recent", get(events::recent))
         .route("/ws", get(ws::upgrade))
+        .route("/api/usage", get(usage::get))
         .route(
             "/api/context",
             get(user_context::get)

@@ -44,6 +44,7 @@ impl Events {
         mut drafts: Vec<EventDraft>,
         now: &Now,
     ) -> Result<Vec<Appended>, ServiceError> {
+        self.usage_users(&mut drafts).await?;
         let chain_events: Vec<(usize, Value, String)> = drafts
             .iter_mut()
             .enumerate()
@@ -62,6 +63,23 @@ impl Events {
             self.fill_session(draft).await;
         }
         Ok(stored)
+    }
+
+    /// Usage counts for the event's user: the one it names, else its session's (read before
+    /// the append, since the store needs every total's key up front).
+    async fn usage_users(&self, drafts: &mut [EventDraft]) -> Result<(), StoreError> {
+        let mut known: std::collections::HashMap<String, Option<String>> = Default::default();
+        for d in drafts.iter_mut() {
+            let Some(u) = d.usage.as_mut().filter(|u| u.user.is_none()) else {
+                continue;
+            };
+            if !known.contains_key(&d.session_id) {
+                let session = self.sessions.get_session(&d.session_id).await?;
+                known.insert(d.session_id.clone(), session.and_then(|s| s.user_id));
+            }
+            u.user = known[&d.session_id].clone();
+        }
+        Ok(())
     }
 
     /// Fills the session fields a `session:started` event names that the session does not

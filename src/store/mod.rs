@@ -31,6 +31,7 @@ pub mod memory;
 pub mod queues;
 pub mod redis;
 pub mod sessions;
+pub mod usage;
 
 pub use bus::Bus;
 pub use cache::CacheStore;
@@ -41,6 +42,7 @@ pub use jobs::JobStore;
 pub use locks::LockStore;
 pub use queues::{Acked, QueueStore};
 pub use sessions::SessionStore;
+pub use usage::UsageStore;
 
 /// How long an `eventId` is remembered for idempotent publishing.
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(600);
@@ -107,6 +109,7 @@ pub struct Stores {
     pub jobs: Arc<dyn JobStore>,
     pub cache: Arc<dyn CacheStore>,
     pub contexts: Arc<dyn ContextStore>,
+    pub usage: Arc<dyn UsageStore>,
     pub bus: Arc<dyn Bus>,
 }
 
@@ -122,6 +125,7 @@ impl Stores {
             + JobStore
             + CacheStore
             + ContextStore
+            + UsageStore
             + Bus,
     {
         Stores {
@@ -134,6 +138,7 @@ impl Stores {
             jobs: backend.clone(),
             cache: backend.clone(),
             contexts: backend.clone(),
+            usage: backend.clone(),
             bus: backend,
         }
     }

@@ -56,6 +56,7 @@ mod jobs;
 mod locks;
 mod queues;
 mod sessions;
+mod usage;
 mod user_context;
 
 pub async fn events_of(gw: &Gateway, sid: &str, query: &str) -> Value {

@@ -72,6 +72,9 @@ impl EventStore for MemoryStore {
                 epoch,
                 event: stored,
             })));
+            if let Some(u) = &d.usage {
+                state.usage.add(&d.session_id, u, &self.settings.services);
+            }
         }
         Ok(out)
     }

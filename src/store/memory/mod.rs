@@ -29,6 +29,7 @@ mod jobs;
 mod locks;
 mod queues;
 mod sessions;
+mod usage;
 
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -54,6 +55,7 @@ struct State {
     jobs: jobs::Jobs,
     caches: cache::Caches,
     contexts: context::Contexts,
+    usage: usage::Usage,
     /// Bytes counted against `MEMORY_STORE_MAX_BYTES`: every write adds what it stores, and
     /// a recount (each sweep, and when the budget looks spent) takes off what went. So it is
     /// never below what is held.
@@ -71,6 +73,7 @@ impl State {
         self.jobs.sweep();
         self.caches.sweep();
         self.contexts.sweep();
+        self.usage.sweep();
         self.recount(now);
     }
 
@@ -81,7 +84,8 @@ impl State {
             + self.locks.bytes()
             + self.jobs.bytes()
             + self.caches.bytes()
-            + self.contexts.bytes();
+            + self.contexts.bytes()
+            + self.usage.bytes();
         self.counted_at = Some(now);
     }
 }

@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use redis::Value;
 
-use super::keys::Keys;
 use super::{corrupt, script, RedisStore};
-use crate::domain::user_context::{ContextChange, UserContext, DEFAULT_TENANT};
+use crate::domain::user_context::{ContextChange, UserContext};
 use crate::store::{ContextStore, StoreError};
 
 type Reply = (HashMap<String, String>, Vec<String>, Vec<String>);
@@ -45,13 +44,7 @@ impl RedisStore {
         user: &str,
         now_iso: &str,
     ) -> redis::ScriptInvocation<'static> {
-        let scoped;
-        let keys: &Keys = if tenant == DEFAULT_TENANT {
-            &self.keys
-        } else {
-            scoped = self.keys.for_tenant(tenant);
-            &scoped
-        };
+        let keys = self.tenant_keys(tenant);
         let ttl_ms = self.settings.services.context_ttl_hours * 3_600_000;
         let mut inv = script!("context.lua").prepare_invoke();
         inv.key(keys.context(user, ""))

@@ -30,6 +30,7 @@ impl EventStore for RedisStore {
             .arg(uuid::Uuid::now_v7().simple().to_string())
             .arg(k.events_channel())
             .arg(self.settings.max_session_event_bytes);
+        let mut usage_keys = Vec::new();
         for d in drafts {
             inv.key(k.session(&d.session_id))
                 .key(k.events(&d.session_id))
@@ -37,6 +38,30 @@ impl EventStore for RedisStore {
                 .arg(&d.session_id)
                 .arg(json_string(&d.session_id))
                 .arg(&d.json_head);
+            let Some(u) = &d.usage else {
+                inv.arg(0).arg(0);
+                continue;
+            };
+            let s = &self.settings.services;
+            let buckets = u.buckets(
+                &d.session_id,
+                s.usage_day_keep_days,
+                s.usage_month_keep_days,
+            );
+            let scoped = self.tenant_keys(&u.tenant);
+            inv.arg(buckets.len());
+            for (scope, period, keep_days) in &buckets {
+                usage_keys.push(scoped.usage(scope, period));
+                inv.arg(keep_days * 86_400);
+            }
+            let incr = u.increments();
+            inv.arg(incr.len());
+            for (field, by) in incr {
+                inv.arg(field).arg(by);
+            }
+        }
+        for key in usage_keys {
+            inv.key(key);
         }
         let reply: Vec<Vec<Value>> = inv.invoke_async(&mut self.conn()).await?;
         if reply.len() != drafts.len() {

@@ -32,6 +32,7 @@ mod locks;
 mod pubsub;
 mod queues;
 mod sessions;
+mod usage;
 
 use keys::Keys;
 
@@ -146,6 +147,15 @@ impl RedisStore {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    /// The names of a tenant's keys (the default tenant's are the store's own).
+    fn tenant_keys(&self, tenant: &str) -> std::borrow::Cow<'_, Keys> {
+        if tenant == crate::domain::usage::DEFAULT_TENANT {
+            std::borrow::Cow::Borrowed(&self.keys)
+        } else {
+            std::borrow::Cow::Owned(self.keys.for_tenant(tenant))
         }
     }
 

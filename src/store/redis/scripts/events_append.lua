@@ -2,13 +2,16 @@
 -- the session's stream (epoch, seq), skip it if its eventId is a recent duplicate in this
 -- stream, else assign the next seq, RPUSH the stored JSON, trim the oldest past the count cap
 -- or the byte cap (the session hash's `_bytes` counts the list's bytes), mark the eventId,
--- create the session when this is its first event, and PUBLISH it. Publishing inside the
--- script makes the channel order of a session its seq order.
+-- create the session when this is its first event, add the usage it reports to its totals,
+-- and PUBLISH it. Publishing inside the script makes the channel order of a session its seq
+-- order; counting usage here means a duplicate eventId never counts twice.
 --
--- KEYS: session index, then per event: session, events, dedup marker.
+-- KEYS: session index, then per event: session, events, dedup marker; then every event's
+--       usage totals (HASHes), in event order.
 -- ARGV: maxEvents, ttlSecs, dedupSecs, nowIso, indexPrefix, origin, epochSeed, channel,
 --       maxBytes, then per event: sessionId, sessionIdAsJson, jsonHead (the stored JSON up to and
---       including '"seq":').
+--       including '"seq":'), k (its usage totals), k TTLs (s), f, then f pairs of field and
+--       increment (added to each of its k totals).
 -- Returns per event: {seq, epoch, duplicate (0|1)}.
 local index = KEYS[1]
 local maxEvents = tonumber(ARGV[1])
@@ -24,10 +27,30 @@ local maxBytes = tonumber(ARGV[9])
 local results = {}
 local touched = {}
 local fresh = 0
-local n = (#KEYS - 1) / 3
+-- Events are read from ARGV with a cursor (their usage makes them of different lengths).
+local a = 10
+local function arg()
+  a = a + 1
+  return ARGV[a - 1]
+end
+local n = 0
+local probe = 10
+while ARGV[probe] do
+  n = n + 1
+  local k = tonumber(ARGV[probe + 3])
+  probe = probe + 4 + k
+  probe = probe + 1 + 2 * tonumber(ARGV[probe])
+end
+local usageKey = 2 + 3 * n
 for i = 0, n - 1 do
   local sKey, evKey, dedupKey = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
-  local sid, sidJson, head = ARGV[10 + 3 * i], ARGV[11 + 3 * i], ARGV[12 + 3 * i]
+  local sid, sidJson, head = arg(), arg(), arg()
+  local ttls = {}
+  for j = 1, tonumber(arg()) do ttls[j] = tonumber(arg()) end
+  local incr = {}
+  for j = 1, tonumber(arg()) do incr[j] = {arg(), tonumber(arg())} end
+  local firstUsage = usageKey
+  usageKey = usageKey + #ttls
   local epoch = redis.call('HGET', sKey, '_epoch')
   if not epoch then
     fresh = fresh + 1
@@ -61,6 +84,12 @@ for i = 0, n - 1 do
       bytes = redis.call('HINCRBY', sKey, '_bytes', -#old)
     end
     redis.call('SET', dedupKey, epoch .. ':' .. seq, 'EX', dedupTtl)
+    for j = 1, #ttls do
+      for _, fv in ipairs(incr) do
+        redis.call('HINCRBY', KEYS[firstUsage + j - 1], fv[1], fv[2])
+      end
+      redis.call('EXPIRE', KEYS[firstUsage + j - 1], ttls[j])
+    end
     redis.call('PUBLISH', channel,
       '{"sessionId":' .. sidJson .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
       '","timestamp":"' .. now .. '","origin":"' .. origin .. '","event":' .. stored .. '}')

@@ -1,0 +1,79 @@
+//! Usage totals in memory: per tenant, scope and period its counters, added to by the event
+//! append under the same lock (so as atomic as the Redis script), each kept for its period's
+//! keep days after its last change.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+
+use super::{MemoryStore, OVERHEAD};
+use crate::config::Services;
+use crate::domain::usage::{UsageDraft, UsageTotals};
+use crate::store::{StoreError, UsageStore};
+use crate::time::now_ms;
+
+type Key = (String, String, String);
+
+#[derive(Default)]
+pub(super) struct Usage {
+    totals: HashMap<Key, (BTreeMap<String, u64>, i64)>,
+}
+
+impl Usage {
+    /// Adds one stored event's usage to each of its totals.
+    pub fn add(&mut self, session_id: &str, u: &UsageDraft, s: &Services) {
+        let now = now_ms();
+        let incr = u.increments();
+        for (scope, period, keep_days) in
+            u.buckets(session_id, s.usage_day_keep_days, s.usage_month_keep_days)
+        {
+            let (fields, expires) = self
+                .totals
+                .entry((u.tenant.clone(), scope, period))
+                .or_default();
+            if *expires <= now {
+                fields.clear();
+            }
+            for (f, by) in &incr {
+                *fields.entry(f.clone()).or_default() += by;
+            }
+            *expires = now + (keep_days * 86_400_000) as i64;
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.totals
+            .iter()
+            .map(|((t, s, p), (f, _))| {
+                t.len()
+                    + s.len()
+                    + p.len()
+                    + f.keys().map(|k| k.len() + 16).sum::<usize>()
+                    + OVERHEAD
+            })
+            .sum()
+    }
+
+    pub fn sweep(&mut self) {
+        let now = now_ms();
+        self.totals.retain(|_, (_, expires)| *expires > now);
+    }
+}
+
+#[async_trait]
+impl UsageStore for MemoryStore {
+    async fn usage(
+        &self,
+        tenant: &str,
+        scope: &str,
+        period: &str,
+    ) -> Result<UsageTotals, StoreError> {
+        let state = self.state.lock();
+        let key = (tenant.to_string(), scope.to_string(), period.to_string());
+        let fields = match state.usage.totals.get(&key) {
+            Some((f, expires)) if *expires > now_ms() => f.clone(),
+            _ => BTreeMap::new(),
+        };
+        Ok(UsageTotals { fields })
+    }
+}
