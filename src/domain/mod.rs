@@ -19,6 +19,7 @@ pub mod locks;
 pub mod session;
 pub mod usage;
 pub mod user_context;
+pub mod workflow;
 
 /// One invalid field of a request, reported in an error's `details`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,6 +31,8 @@ pub mod field {
     pub const LAST_PROMPT: &str = "lastPrompt";
     pub const METADATA: &str = "metadata";
     pub const INDEX: &str = "_idx";
+    /// The session's own TTL in seconds, once extended (`POST /api/sessions/:id/extend`).
+    pub const TTL: &str = "_ttl";
     /// How many chains the session has had (kept by the chain writes).
     pub const CHAINS: &str = "_chains";
 }

@@ -146,23 +146,28 @@ pub struct CleanupBody {
     stale_secs: Option<u64>,
 }
 
+impl CleanupBody {
+    /// How long without an update makes an active chain stale (`default` unless given).
+    pub fn stale(&self, default: std::time::Duration) -> Result<std::time::Duration, ApiError> {
+        match self.stale_secs {
+            Some(s) if s == 0 || s > MAX_STALE_SECS => {
+                Err(ApiError::validation(vec![FieldProblem::new(
+                    "staleSecs",
+                    format!("must be 1-{MAX_STALE_SECS} seconds"),
+                )]))
+            }
+            Some(s) => Ok(std::time::Duration::from_secs(s)),
+            None => Ok(default),
+        }
+    }
+}
+
 /// Fails active chains with no update for `staleSecs` (default `CHAIN_STALE_SECS`).
 pub async fn cleanup(
     State(chains): State<Arc<Chains>>,
     ApiJson(body): ApiJson<CleanupBody>,
 ) -> Result<Response, ApiError> {
-    if body
-        .stale_secs
-        .is_some_and(|s| s == 0 || s > MAX_STALE_SECS)
-    {
-        return Err(ApiError::validation(vec![FieldProblem::new(
-            "staleSecs",
-            format!("must be 1-{MAX_STALE_SECS} seconds"),
-        )]));
-    }
-    let stale = body
-        .stale_secs
-        .map_or(chains.stale_after, std::time::Duration::from_secs);
+    let stale = body.stale(chains.stale_after)?;
     let cleaned = chains.cleanup(stale).await?;
     Ok(Json(json!({"cleaned": cleaned})).into_response())
 }

@@ -33,6 +33,7 @@ pub mod usage;
 pub mod user_context;
 pub mod web;
 pub mod wire;
+pub mod workflow;
 pub mod ws;
 
 /// Room a cache put's body needs beside its value (key, TTL, tags).
@@ -68,6 +69,7 @@ pub fn router(app: AppState) -> Router {
                 .delete(sessions::delete),
         )
         .route("/api/sessions/{id}/awaiting", post(sessions::awaiting))
+        .route("/api/sessions/{id}/extend", post(sessions::extend))
         .route(
             "/api/sessions/{id}/commands",
             post(queues::create_command).get(queues::list_commands),
@@ -102,6 +104,18 @@ pub fn router(app: AppState) -> Router {
         .route("/api/events/{session_id}/recent", get(events::recent))
         .route("/ws", get(ws::upgrade))
         .route("/api/usage", get(usage::get))
+        .route(
+            "/api/workflow-state/active/list",
+            get(workflow::active_list),
+        )
+        .route(
+            "/api/workflow-state/active/detailed",
+            get(workflow::active_detailed),
+        )
+        .route("/api/workflow-state/stats/overview", get(workflow::stats))
+        .route("/api/workflow-state/cleanup", post(workflow::cleanup))
+        .route("/api/workflow-state/{id}", get(workflow::get))
+        .route("/api/workflow-state/{id}/{action}", post(workflow::control))
         .route(
             "/api/context",
             get(user_context::get)

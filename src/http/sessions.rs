@@ -244,6 +244,23 @@ pub async fn delete(
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExtendBody {
+    ttl_secs: Option<u64>,
+}
+
+/// `POST /api/sessions/:id/extend {ttlSecs}`.
+pub async fn extend(
+    State(sessions): State<Arc<Sessions>>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ExtendBody>,
+) -> Result<Response, ApiError> {
+    let session = sessions.extend(&id, body.ttl_secs).await?;
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(body.ttl_secs.unwrap_or(0) as i64);
+    Ok(Json(json!({"success": true, "session": session, "ttlSecs": body.ttl_secs, "expiresAt": crate::time::format(expires)})).into_response())
+}
+
 /// Marks the session as waiting for the user and publishes an `interaction:awaiting-input`
 /// event carrying the prompt.
 pub async fn awaiting(

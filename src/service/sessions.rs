@@ -1,4 +1,4 @@
-//! Loading a session for a request that needs it.
+//! Loading a session for a request that needs it, and extending one.
 
 use std::sync::Arc;
 
@@ -21,4 +21,20 @@ impl Sessions {
             .await?
             .ok_or(ServiceError::NotFound("session"))
     }
+
+    /// Gives the session (its events and chains) a TTL of its own: `ttl_secs` from now and
+    /// from every renewal after (seeds 003 and 004's `extendSession`).
+    pub async fn extend(&self, id: &str, ttl_secs: Option<u64>) -> Result<Session, ServiceError> {
+        check_session_id(id).map_err(ServiceError::invalid)?;
+        let mut p = crate::domain::limits::Problems::default();
+        let ttl = p.range("ttlSecs", ttl_secs, None, 1, MAX_SESSION_TTL_SECS);
+        p.done().map_err(ServiceError::Invalid)?;
+        self.store
+            .extend_session(id, std::time::Duration::from_secs(ttl))
+            .await?
+            .ok_or(ServiceError::NotFound("session"))
+    }
 }
+
+/// Longest TTL a session may be given: a year (as `SESSION_TTL_SECS`).
+pub const MAX_SESSION_TTL_SECS: u64 = 365 * 24 * 3600;

@@ -25,6 +25,14 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn update_session(&self, id: &str, fields: Fields)
         -> Result<Option<Session>, StoreError>;
 
+    /// Gives the session a TTL of its own from now on (its events and chains too): applied
+    /// now and by every renewal after. `None` when the session does not exist.
+    async fn extend_session(
+        &self,
+        id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Session>, StoreError>;
+
     /// Removes the session, its events, chains and queues, and tells every instance's
     /// subscribers. `false` when there was nothing to delete.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;

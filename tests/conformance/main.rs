@@ -58,6 +58,7 @@ mod queues;
 mod sessions;
 mod usage;
 mod user_context;
+mod workflow;
 
 pub async fn events_of(gw: &Gateway, sid: &str, query: &str) -> Value {
     let (status, v) = gw.get(&format!("/api/events/{sid}{query}")).await;

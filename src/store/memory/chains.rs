@@ -41,6 +41,15 @@ impl Chains {
         }
     }
 
+    /// The session's chains live until `until` (its extension).
+    pub fn extend_session(&mut self, session_id: &str, until: Instant) {
+        for id in self.by_session.get(session_id).into_iter().flatten() {
+            if let Some(c) = self.chains.get_mut(id) {
+                c.expires = until;
+            }
+        }
+    }
+
     pub fn remove_session(&mut self, session_id: &str) {
         for chain_id in self.by_session.remove(session_id).unwrap_or_default() {
             self.remove(&chain_id);
@@ -104,6 +113,10 @@ impl ChainStore for MemoryStore {
             return Ok(false);
         }
         self.admit(&mut state, c.json.len() + OVERHEAD)?;
+        let ttl = match state.sessions.slot(&c.session_id, now) {
+            Some(slot) => slot.ttl(c.ttl),
+            None => c.ttl,
+        };
         let json: Arc<str> = c.json.as_str().into();
         state.chains.remove(&c.id);
         state.chains.by_update.insert((c.updated_ms, c.id.clone()));
@@ -115,7 +128,7 @@ impl ChainStore for MemoryStore {
                 json: Arc::clone(&json),
                 active: c.active,
                 updated_ms: c.updated_ms,
-                expires: now + c.ttl,
+                expires: now + ttl,
             },
         );
         if current == 0 {

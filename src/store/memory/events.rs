@@ -30,7 +30,7 @@ impl EventStore for MemoryStore {
         let mut out = Vec::with_capacity(drafts.len());
         for d in drafts {
             let slot = state.sessions.slot_or_start(&d.session_id, now, clock, ttl);
-            slot.expires = clock + ttl;
+            slot.expires = clock + slot.ttl(ttl);
             slot.fields
                 .insert(field::UPDATED_AT.to_string(), now.iso.clone());
             if let Some((seq, until)) = slot.dedup.get(&d.event_id) {

@@ -49,6 +49,14 @@ impl Slot {
     pub fn session(&self) -> Result<Session, StoreError> {
         decode(&self.fields)
     }
+
+    /// The session's own TTL once extended, else `default`.
+    pub fn ttl(&self, default: Duration) -> Duration {
+        self.fields
+            .get(field::TTL)
+            .and_then(|t| t.parse().ok())
+            .map_or(default, Duration::from_secs)
+    }
 }
 
 impl Sessions {
@@ -185,8 +193,22 @@ impl SessionStore for MemoryStore {
         for (k, v) in fields {
             slot.fields.insert(k.to_string(), v);
         }
-        slot.expires = now + ttl;
+        slot.expires = now + slot.ttl(ttl);
         slot.session().map(Some)
+    }
+
+    async fn extend_session(&self, id: &str, ttl: Duration) -> Result<Option<Session>, StoreError> {
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        let Some(slot) = state.sessions.slot(id, now) else {
+            return Ok(None);
+        };
+        slot.fields
+            .insert(field::TTL.to_string(), ttl.as_secs().max(1).to_string());
+        slot.expires = now + ttl;
+        let session = slot.session()?;
+        state.chains.extend_session(id, now + ttl);
+        Ok(Some(session))
     }
 
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {

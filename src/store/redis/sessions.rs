@@ -48,6 +48,25 @@ impl SessionStore for RedisStore {
         session_from_reply(Some(map))
     }
 
+    async fn extend_session(
+        &self,
+        id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Session>, StoreError> {
+        let k = &self.keys;
+        let chain_ids: Vec<String> = self.conn().lrange(k.session_chains(id), 0, -1).await?;
+        let mut inv = script!("session_extend.lua").prepare_invoke();
+        inv.key(k.session(id))
+            .key(k.events(id))
+            .key(k.session_chains(id));
+        for c in &chain_ids {
+            inv.key(k.chain(id, c)).key(k.chain_owner(c));
+        }
+        inv.arg(ttl.as_secs().max(1));
+        let map: Option<HashMap<String, String>> = inv.invoke_async(&mut self.conn()).await?;
+        session_from_reply(map)
+    }
+
     async fn update_session(
         &self,
         id: &str,

@@ -12,16 +12,18 @@ local ownedBy = redis.call('GET', owner)
 if ownedBy and ownedBy ~= sid then return 0 end
 local expected, json, active = tonumber(ARGV[3]), ARGV[4], ARGV[5] == '1'
 local updated, ttl, member, channel = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
+-- A session extended with its own TTL (`_ttl`) gives it to its chains.
+local own = tonumber(redis.call('HGET', sk, '_ttl')) or ttl
 local v = tonumber(redis.call('HGET', ck, 'v') or '0')
 if v ~= expected then return 0 end
 redis.call('HSET', ck, 'json', json, 'v', v + 1)
-redis.call('EXPIRE', ck, ttl)
-redis.call('SET', owner, sid, 'EX', ttl)
+redis.call('EXPIRE', ck, own)
+redis.call('SET', owner, sid, 'EX', own)
 if v == 0 then
   redis.call('RPUSH', list, id)
   if redis.call('EXISTS', sk) == 1 then redis.call('HINCRBY', sk, '_chains', 1) end
 end
-redis.call('EXPIRE', list, ttl)
+redis.call('EXPIRE', list, own)
 -- Index scores are the last update (ms); a member older than the TTL has surely expired.
 local t = redis.call('TIME')
 local horizon = tonumber(t[1]) * 1000 - ttl * 1000

@@ -99,7 +99,8 @@ for i = 0, n - 1 do
 end
 for sKey, evKey in pairs(touched) do
   redis.call('HSET', sKey, 'updatedAt', now)
-  redis.call('EXPIRE', sKey, ttl)
-  redis.call('EXPIRE', evKey, ttl)
+  local own = tonumber(redis.call('HGET', sKey, '_ttl')) or ttl
+  redis.call('EXPIRE', sKey, own)
+  redis.call('EXPIRE', evKey, own)
 end
 return results

@@ -7,6 +7,8 @@ if redis.call('EXISTS', sKey) == 0 then
   return false
 end
 redis.call('HSET', sKey, unpack(ARGV, 2))
+-- A session extended with its own TTL (`_ttl`) keeps it.
+ttl = tonumber(redis.call('HGET', sKey, '_ttl')) or ttl
 redis.call('EXPIRE', sKey, ttl)
 redis.call('EXPIRE', evKey, ttl)
 return redis.call('HGETALL', sKey)

@@ -1,0 +1,120 @@
+//! Seed 001's workflow-state routes, as views of chains ([`crate::domain::workflow`]). Pause,
+//! resume and cancel are commands to the execution's agent, as for any chain: the state
+//! moves when the agent acknowledges, so the view never says paused while the work goes on.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::chains::CleanupBody;
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath};
+use crate::domain::chain_input::check_chain_id;
+use crate::domain::control::NewCommand;
+use crate::domain::workflow::{is_active, overview, state, summary};
+use crate::domain::FieldProblem;
+use crate::service::chains::Chains;
+use crate::service::control::Control;
+
+async fn chain(chains: &Chains, id: &str) -> Result<crate::domain::chain::Chain, ApiError> {
+    check_chain_id(id).map_err(|p| ApiError::validation(vec![p]))?;
+    chains
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workflow execution"))
+}
+
+pub async fn get(
+    State(chains): State<Arc<Chains>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let c = chain(&chains, &id).await?;
+    Ok(Json(json!({"success": true, "state": state(&c)})).into_response())
+}
+
+pub async fn active_list(State(chains): State<Arc<Chains>>) -> Result<Response, ApiError> {
+    let ids: Vec<String> = chains
+        .all(true)
+        .await?
+        .into_iter()
+        .filter(is_active)
+        .map(|c| c.id)
+        .collect();
+    Ok(Json(json!({"success": true, "activeExecutions": ids, "count": ids.len()})).into_response())
+}
+
+pub async fn active_detailed(State(chains): State<Arc<Chains>>) -> Result<Response, ApiError> {
+    let list: Vec<_> = chains
+        .all(true)
+        .await?
+        .iter()
+        .filter(|c| is_active(c))
+        .map(summary)
+        .collect();
+    Ok(Json(json!({"success": true, "workflows": list, "count": list.len()})).into_response())
+}
+
+pub async fn stats(State(chains): State<Arc<Chains>>) -> Result<Response, ApiError> {
+    let all = chains.all(false).await?;
+    Ok(Json(json!({"success": true, "statistics": overview(&all)})).into_response())
+}
+
+pub async fn cleanup(
+    State(chains): State<Arc<Chains>>,
+    ApiJson(body): ApiJson<CleanupBody>,
+) -> Result<Response, ApiError> {
+    let stale = body.stale(chains.stale_after)?;
+    let cleaned = chains.cleanup(stale).await?;
+    Ok(Json(
+        json!({"success": true, "message": "Cleanup completed", "cleaned": cleaned, "errors": 0}),
+    )
+    .into_response())
+}
+
+/// `POST /api/workflow-state/:executionId/{pause,resume,cancel}`: queues the command for the
+/// execution's agent (202).
+pub async fn control(
+    State(chains): State<Arc<Chains>>,
+    State(control): State<Arc<Control>>,
+    ApiPath((id, action)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    if !["pause", "resume", "cancel"].contains(&action.as_str()) {
+        return Err(ApiError::not_found("workflow action"));
+    }
+    let c = chain(&chains, &id).await?;
+    if !is_active(&c) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "execution {id} is {}; only an active one can be told to {action}",
+                c.status
+            ),
+        )
+        .with_details(json!([FieldProblem::new("executionId", "is not active")]
+            .iter()
+            .map(|p| json!({"field": p.field, "problem": p.problem}))
+            .collect::<Vec<_>>())));
+    }
+    let command = NewCommand {
+        kind: Some(action.clone()),
+        step_number: None,
+        reason: None,
+        payload: Some(json!({"chainId": id})),
+    };
+    let record = control.push_command(&c.session_id, command).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "success": true,
+            "executionId": id,
+            "commandId": record["commandId"],
+            "message": format!("{action} was sent to the execution's agent; the state changes when it acknowledges"),
+        })),
+    )
+        .into_response())
+}
