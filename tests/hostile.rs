@@ -424,3 +424,67 @@ async fn errors_below_the_router_are_answered_as_the_protocols_say() {
     }
     assert_eq!(gw.get("/health").await.0, 200);
 }
+
+/// Every route of the seeds' services, fed bodies of every wrong shape and names with
+/// control characters: each answer is a 4xx JSON error, and the instance keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_refuse_malformed_input_with_json_errors() {
+    let gw = Gateway::start(support::config(None)).await;
+    let routes: &[(reqwest::Method, &str)] = &[
+        (reqwest::Method::POST, "/api/locks/l"),
+        (reqwest::Method::POST, "/api/locks/l/extend"),
+        (reqwest::Method::POST, "/api/queues/q/jobs"),
+        (reqwest::Method::POST, "/api/queues/q/claim"),
+        (reqwest::Method::POST, "/api/queues/q/jobs/j/complete"),
+        (reqwest::Method::POST, "/api/queues/q/jobs/j/fail"),
+        (reqwest::Method::POST, "/api/queues/q/jobs/j/extend"),
+        (reqwest::Method::PUT, "/api/cache/k"),
+        (reqwest::Method::POST, "/api/cache/k/incr"),
+        (reqwest::Method::POST, "/api/cache/invalidate"),
+        (reqwest::Method::POST, "/api/context"),
+        (reqwest::Method::POST, "/api/sessions/s/extend"),
+    ];
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let bodies: Vec<String> = vec![
+        "not json".into(),
+        "[1,2]".into(),
+        "\"text\"".into(),
+        "{\"ttlMs\": 1e400}".into(),
+        "{\"owner\": {}, \"ttlMs\": -5, \"workerId\": [], \"value\": \"\\u0000\", \"tags\": \"x\", \"by\": 1.5}".into(),
+        "{\"userId\": \"a\\u0007b\", \"preferences\": []}".into(),
+        "{\"type\": \"t\", \"priority\": 99999999999999999999}".into(),
+        deep,
+    ];
+    for (method, path) in routes {
+        for body in &bodies {
+            let r = gw
+                .http
+                .request(method.clone(), gw.url(path))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            assert!(
+                (400..500).contains(&status),
+                "{method} {path} {:.60}: {status} {text}",
+                body
+            );
+            let v: Value =
+                serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"));
+            assert!(v["error"].is_string(), "{path}: {text}");
+        }
+    }
+    for path in [
+        "/api/locks/a%00b",
+        "/api/queues/a%07/stats",
+        "/api/cache/%1F",
+        "/api/usage?date=%00",
+    ] {
+        let (status, v) = gw.get(path).await;
+        assert_eq!(status, 400, "{path}: {v}");
+    }
+    assert_eq!(gw.get("/health").await.0, 200);
+}

@@ -236,3 +236,86 @@ async fn two_hundred_concurrent_context_writes_from_three_instances_all_land() {
     let searches = c["recentSearches"].as_array().unwrap();
     assert_eq!(searches.len(), 100, "every search landed");
 }
+
+/// With Redis down every service's write answers 503 with Retry-After, never a 2xx, and
+/// changes nothing; when Redis is back, what was written before is all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_answers_503_for_every_service_and_changes_nothing() {
+    let mut redis = RedisServer::start_persistent().await;
+    let gw = Gateway::start(support::config(Some(&redis))).await;
+    let (_, lock) = gw
+        .post("/api/locks/l", json!({"owner": "a", "ttlMs": 600_000}))
+        .await;
+    gw.post("/api/queues/q/jobs", json!({"type": "t", "jobId": "j"}))
+        .await;
+    let put = |v: i64| json!({"value": v, "ttlSeconds": 600});
+    gw.request(reqwest::Method::PUT, "/api/cache/k", Some(put(1)))
+        .await;
+    gw.post(
+        "/api/context",
+        json!({"userId": "u", "preferences": {"p": 1}}),
+    )
+    .await;
+
+    redis.kill9();
+    let writes: Vec<(reqwest::Method, &str, serde_json::Value)> = vec![
+        (
+            reqwest::Method::POST,
+            "/api/locks/l2",
+            json!({"owner": "b", "ttlMs": 1000}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/queues/q/jobs",
+            json!({"type": "t", "jobId": "j2"}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/queues/q/claim",
+            json!({"workerId": "w"}),
+        ),
+        (reqwest::Method::PUT, "/api/cache/k", put(2)),
+        (reqwest::Method::POST, "/api/cache/k/incr", json!({})),
+        (
+            reqwest::Method::POST,
+            "/api/context",
+            json!({"userId": "u", "preferences": {"p": 2}}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/events",
+            json!({"sessionId": "s", "type": "t", "usage": {"inputTokens": 5}}),
+        ),
+    ];
+    for (method, path, body) in &writes {
+        let r = gw
+            .http
+            .request(method.clone(), gw.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503, "{method} {path}");
+        assert_eq!(r.headers()["retry-after"], "1", "{method} {path}");
+    }
+    redis.start_again().await;
+    gw.wait_ready().await;
+    let (_, l) = gw.get("/api/locks/l").await;
+    assert_eq!(
+        (l["owner"].as_str(), &l["fencingToken"]),
+        (Some("a"), &lock["fencingToken"])
+    );
+    assert_eq!(gw.get("/api/locks/l2").await.1["held"], false);
+    let (_, st) = gw.get("/api/queues/q/stats").await;
+    assert_eq!(
+        (st["waiting"].as_u64(), st["active"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(gw.get("/api/cache/k").await.1["value"], 1);
+    assert_eq!(
+        gw.get("/api/context?userId=u").await.1["context"]["preferences"],
+        json!({"p": 1})
+    );
+    assert_eq!(gw.get("/api/usage").await.1["inputTokens"], 0);
+    gw.stop().await;
+}

@@ -109,6 +109,18 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let JsonBody(body) = JsonBody::from_request(req, state).await?;
+        // Every such body is an object; serde would also read a struct from an array.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            let code = match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+                Ok(_) => "validation_failed",
+                Err(_) => "invalid_json",
+            };
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                code,
+                "body: must be a JSON object",
+            ));
+        }
         parse_json(&body).map(ApiJson)
     }
 }
