@@ -8,7 +8,9 @@
 #
 # Knobs (environment): DURATION (s, default 10), IDLE_CONNECTIONS (default 18000; the
 # machine's open-file hard limit caps it), FANOUT_SUBSCRIBERS (1000), FANOUT_SESSIONS (10),
-# FANOUT_RATE (events/s, default 1000), INGEST_CONNECTIONS (32).
+# FANOUT_RATE (events/s, default 1000), INGEST_CONNECTIONS (32, also the clients of the
+# locks, jobs and cache rows), ONLY (space-separated row groups to run: ingest services
+# fanout idle; default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,8 @@ FANOUT_SUBSCRIBERS=${FANOUT_SUBSCRIBERS:-1000}
 FANOUT_SESSIONS=${FANOUT_SESSIONS:-10}
 FANOUT_RATE=${FANOUT_RATE:-1000}
 INGEST_CONNECTIONS=${INGEST_CONNECTIONS:-32}
+ONLY=${ONLY:-ingest services fanout idle}
+wants() { [[ " $ONLY " == *" $1 "* ]]; }
 OUT=bench-results
 mkdir -p "$OUT"
 
@@ -102,23 +106,33 @@ wait_http "http://127.0.0.1:$NGINX_PORT/"
 NGINX_MASTER=$(cat "$TMP/nginx.pid")
 NGINX_PIDS=$(echo "$NGINX_MASTER" $(pgrep -P "$NGINX_MASTER") | tr ' ' ',')
 
-# --- ingest -------------------------------------------------------------------------------
+# --- ingest, and the services beside it on the same instances ----------------------------
+services() { # setup, port, pid
+  wants services || return 0
+  for kind in locks jobs cache; do
+    run "$kind-$1" "$kind" --target "http://127.0.0.1:$2" --connections "$INGEST_CONNECTIONS" \
+      --duration "$DURATION" --gateway-pid "$3"
+  done
+}
 run ingest-nginx ingest --target "http://127.0.0.1:$NGINX_PORT" --connections "$INGEST_CONNECTIONS" \
   --duration "$DURATION" --gateway-pid "$NGINX_PIDS"
 read -r P1 PORT1 < <(start_gateway); PIDS+=("$P1")
 run ingest-memory ingest --target "http://127.0.0.1:$PORT1" --connections "$INGEST_CONNECTIONS" \
   --duration "$DURATION" --gateway-pid "$P1"
+services memory "$PORT1" "$P1"
 stop "$P1"
 read -r RP RPORT < <(start_redis); PIDS+=("$RP")
 read -r P1 PORT1 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P1")
 run ingest-redis-1 ingest --target "http://127.0.0.1:$PORT1" --connections "$INGEST_CONNECTIONS" \
   --duration "$DURATION" --gateway-pid "$P1"
+services redis-1 "$PORT1" "$P1"
 read -r P2 PORT2 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P2")
 read -r P3 PORT3 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P3")
 run ingest-redis-3 ingest --target "http://127.0.0.1:$PORT1,http://127.0.0.1:$PORT2,http://127.0.0.1:$PORT3" \
   --connections "$INGEST_CONNECTIONS" --duration "$DURATION" --gateway-pid "$P1,$P2,$P3"
 
 # --- fanout -------------------------------------------------------------------------------
+if wants fanout; then
 FAN=(--connections "$FANOUT_SUBSCRIBERS" --sessions "$FANOUT_SESSIONS" --rate "$FANOUT_RATE" --duration "$DURATION")
 run fanout-redis-3 fanout --target "http://127.0.0.1:$PORT1,http://127.0.0.1:$PORT2,http://127.0.0.1:$PORT3" \
   "${FAN[@]}" --gateway-pid "$P1,$P2,$P3"
@@ -127,9 +141,11 @@ run fanout-redis-1 fanout --target "http://127.0.0.1:$PORT1" "${FAN[@]}" --gatew
 stop "$P1" "$RP"
 read -r P1 PORT1 < <(start_gateway); PIDS+=("$P1")
 run fanout-memory fanout --target "http://127.0.0.1:$PORT1" "${FAN[@]}" --gateway-pid "$P1"
+fi
 
 # --- idle (fresh instances, so memory freed by earlier runs does not flatter them) --------
-stop "$P1"
+stop "${PIDS[@]}"
+if wants idle; then
 read -r P1 PORT1 < <(start_gateway); PIDS+=("$P1")
 run idle-memory idle --target "http://127.0.0.1:$PORT1" --connections "$IDLE_CONNECTIONS" \
   --sessions 1000 --duration 5 --gateway-pid "$P1"
@@ -145,11 +161,17 @@ read -r P3 PORT3 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=
 run idle-redis-3 idle --target "http://127.0.0.1:$PORT1,http://127.0.0.1:$PORT2,http://127.0.0.1:$PORT3" \
   --connections "$IDLE_CONNECTIONS" --sessions 1000 --duration 5 --gateway-pid "$P1,$P2,$P3"
 stop "$P1" "$P2" "$P3" "$RP"
+fi
 
-python3 - "$OUT" <<'EOF'
+ONLY="$ONLY" python3 - "$OUT" <<'EOF'
 import json, os, sys
 out = sys.argv[1]
+# Only what this run measured: files of groups it skipped may be left from older runs.
+groups = os.environ["ONLY"].split()
 def load(name):
+    group = "services" if name.split("-")[0] in ("locks", "jobs", "cache") else name.split("-")[0]
+    if group not in groups:
+        return None
     try:
         with open(os.path.join(out, name + ".json")) as f:
             return json.load(f)
@@ -168,16 +190,32 @@ for name in ["ingest-nginx", "ingest-memory", "ingest-redis-1", "ingest-redis-3"
     ratio = r["eventsPerSec"] / ng["eventsPerSec"] if ng else None
     print(f"| {name[7:]} | {f(r['eventsPerSec'])} | {f(ratio * 100 if ratio else None, 1)}% | {r['latency']['p50Ms']} | {r['latency']['p99Ms']} | {f(r['costs']['gatewayCpuSecs'], 1)} | {f(r['costs']['loadgenCpuSecs'], 1)} | {r['errors']} |")
 print()
-print("| fanout | events/s | deliveries/s | deliveries per gateway CPU-s | lost / dup / reordered | p50 ms | p99 ms | p999 ms | max ms | gateway CPU s | loadgen CPU s |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+ing = {n: load("ingest-" + n) for n in ["memory", "redis-1"]}
+if "services" in groups:
+  print("| service | cycles/s | vs ingest (same store) | vs nginx | latency of | p50 ms | p99 ms | gateway CPU µs per cycle | errors |")
+  print("|---|---|---|---|---|---|---|---|---|")
+for kind in ["locks", "jobs", "cache"]:
+    for setup in ["memory", "redis-1"]:
+        r = load(f"{kind}-{setup}")
+        if not r: continue
+        i = ing.get(setup)
+        vs = r["cyclesPerSec"] / i["eventsPerSec"] * 100 if i else None
+        vn = r["cyclesPerSec"] / ng["eventsPerSec"] * 100 if ng else None
+        l = r["latency"]
+        print(f"| {kind}, {setup} | {f(r['cyclesPerSec'])} | {f(vs, 1)}% | {f(vn, 1)}% | {r['latencyOf']} | {l['p50Ms']} | {l['p99Ms']} | {f(r['gatewayCpuMicrosPerCycle'])} | {r['errors']} |")
+print()
+if "fanout" in groups:
+  print("| fanout | events/s | deliveries/s | deliveries per gateway CPU-s | lost / dup / reordered | p50 ms | p99 ms | p999 ms | max ms | gateway CPU s | loadgen CPU s |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|")
 for name in ["fanout-memory", "fanout-redis-1", "fanout-redis-3"]:
     r = load(name)
     if not r: continue
     l = r["latency"]
     print(f"| {name[7:]} | {f(r['eventsPerSec'])} | {f(r['deliveriesPerSec'])} | {f(r['deliveriesPerGatewayCpuSec'])} | {r['lost']} / {r['duplicated']} / {r['reordered']} | {l['p50Ms']} | {l['p99Ms']} | {l['p999Ms']} | {l['maxMs']} | {f(r['costs']['gatewayCpuSecs'], 1)} | {f(r['costs']['loadgenCpuSecs'], 1)} |")
 print()
-print("| idle | connections held | failures | gateway RSS before | held | per connection |")
-print("|---|---|---|---|---|---|")
+if "idle" in groups:
+  print("| idle | connections held | failures | gateway RSS before | held | per connection |")
+  print("|---|---|---|---|---|---|")
 for name in ["idle-memory", "idle-redis-1", "idle-redis-3"]:
     r = load(name)
     if not r: continue

@@ -9,6 +9,7 @@
 
 mod net;
 mod procfs;
+mod services;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +35,12 @@ enum Scenario {
     Fanout,
     /// POST /api/events as fast as the server answers, over --connections keep-alive clients.
     Ingest,
+    /// Lock acquire+release pairs, each client on a lock of its own.
+    Locks,
+    /// Job enqueue, claim and complete cycles (the claim's latency is reported).
+    Jobs,
+    /// Cache GETs that hit.
+    Cache,
 }
 
 #[derive(Parser, Debug)]
@@ -42,7 +49,7 @@ enum Scenario {
     version,
     about = "Load generator for afw-gateway"
 )]
-struct Args {
+pub(crate) struct Args {
     scenario: Scenario,
     /// Gateway base URLs (http://IP:PORT), comma-separated; clients and publishers are spread
     /// over them round-robin.
@@ -110,6 +117,9 @@ fn main() -> std::process::ExitCode {
             Scenario::Idle => idle(&args, &targets).await,
             Scenario::Fanout => fanout(&args, &targets).await,
             Scenario::Ingest => ingest(&args, &targets).await,
+            Scenario::Locks => services::run(services::Kind::Locks, &args, &targets).await,
+            Scenario::Jobs => services::run(services::Kind::Jobs, &args, &targets).await,
+            Scenario::Cache => services::run(services::Kind::Cache, &args, &targets).await,
         }
     });
     let ok = report["ok"].as_bool().unwrap_or(false);
@@ -150,12 +160,12 @@ fn print_table(report: &Value) {
 }
 
 /// A unique prefix for this run's session ids.
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     format!("lg{}", std::process::id())
 }
 
 /// The load generator's own CPU and memory, beside the gateway's.
-fn costs(args: &Args, cpu_start: Option<f64>, self_cpu_start: Option<f64>) -> Value {
+pub(crate) fn costs(args: &Args, cpu_start: Option<f64>, self_cpu_start: Option<f64>) -> Value {
     let me = std::process::id();
     let gw_cpu = procfs::sum(&args.gateway_pid, procfs::cpu_secs)
         .zip(cpu_start)
@@ -169,7 +179,7 @@ fn costs(args: &Args, cpu_start: Option<f64>, self_cpu_start: Option<f64>) -> Va
 }
 
 /// Prints a progress line to stderr every second until `stop` is set.
-fn progress(
+pub(crate) fn progress(
     label: &'static str,
     counters: Vec<(&'static str, Arc<AtomicU64>)>,
     stop: Arc<AtomicBool>,
@@ -375,11 +385,11 @@ fn micros_since(base: Instant) -> u64 {
     base.elapsed().as_micros() as u64
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds")
 }
 
-fn latency_json(h: &Histogram<u64>) -> Value {
+pub(crate) fn latency_json(h: &Histogram<u64>) -> Value {
     let ms = |us: u64| us as f64 / 1000.0;
     json!({
         "samples": h.len(),

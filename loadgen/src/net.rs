@@ -128,6 +128,27 @@ impl Http {
         })
     }
 
+    /// Sends a request (a JSON body when given); the status and body, or None when the
+    /// connection failed.
+    pub async fn request(&mut self, method: &str, path: &str, body: Option<Bytes>) -> Option<(u16, Bytes)> {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.target.addr.to_string());
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        if let Some(k) = &self.target.api_key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let req = req.body(Full::new(body.unwrap_or_default())).ok()?;
+        self.send.ready().await.ok()?;
+        let resp = self.send.send_request(req).await.ok()?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        Some((status, body))
+    }
+
     /// POSTs `body` as JSON; the status, or None when the connection failed.
     pub async fn post(&mut self, path: &str, body: Bytes) -> Option<u16> {
         let mut req = hyper::Request::post(path)

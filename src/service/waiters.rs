@@ -65,9 +65,14 @@ impl Waiters {
         self.wake_key(&(Arc::from(session_id), Topic::Queue(queue)));
     }
 
-    /// Wakes every wait on the lock or job queue `name` on this instance.
+    /// Wakes one wait on the lock or job queue `name` on this instance: one released lock or
+    /// one new job is for one waiter, and waking them all would have every one of them retry
+    /// against the store for it. A woken wait that goes away unanswered passes the wake-up
+    /// on (tokio's `Notify`), and a wait also retries at the next time the store named.
     pub fn wake_signal(&self, signal: Signal, name: &str) {
-        self.wake_key(&(Arc::from(name), Topic::Signal(signal)));
+        if let Some(n) = self.map.get(&(Arc::from(name), Topic::Signal(signal))) {
+            n.notify_one();
+        }
     }
 
     fn wake_key(&self, key: &Key) {

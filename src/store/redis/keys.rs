@@ -15,8 +15,9 @@
 //!   give one key.
 //!
 //! # Keys that span sessions
-//! The listing indexes ([`Keys::session_index`], [`Keys::chain_index`]) and the owner lookups
-//! ([`Keys::chain_owner`], [`Keys::item_owner`]) live in slots of their own. Scripts that
+//! The listing indexes ([`Keys::session_index`], [`Keys::chain_index`]), the owner lookups
+//! ([`Keys::chain_owner`], [`Keys::item_owner`]) and the tenant's and user's usage totals
+//! ([`Keys::usage`], added to by the event append) live in slots of their own. Scripts that
 //! update them beside a session's keys (create, append, delete, chain writes, queue pushes),
 //! and a batch
 //! append over several sessions, are the exceptions to one slot per step. The plan for

@@ -1,0 +1,158 @@
+//! The seeds' services under load, each as a cycle one client repeats for the run:
+//! - `locks`: acquire a lock of the client's own, then release it with its token;
+//! - `jobs`: enqueue a job, claim it (the claim's latency is what is reported), complete it;
+//! - `cache`: GET an entry that is there (a hit), after one PUT per client.
+//!
+//! Clients are spread over the targets round-robin, each on one keep-alive connection.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use hyper::body::Bytes;
+use serde_json::{json, Value};
+
+use crate::net::{self, Target};
+use crate::{costs, histogram, latency_json, procfs, progress, run_id, Args};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Locks,
+    Jobs,
+    Cache,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Locks => "locks",
+            Kind::Jobs => "jobs",
+            Kind::Cache => "cache",
+        }
+    }
+}
+
+/// What one cycle's requests came to: the latency measured, or the first failing status
+/// (0 for a dropped connection).
+async fn cycle(kind: Kind, http: &mut net::Http, run: &str, c: usize, n: u64) -> Result<u64, u16> {
+    let call = |r: Option<(u16, Bytes)>, ok: &[u16]| -> Result<Value, u16> {
+        match r {
+            Some((s, body)) if ok.contains(&s) => Ok(serde_json::from_slice(&body).unwrap_or(Value::Null)),
+            Some((s, _)) => Err(s),
+            None => Err(0),
+        }
+    };
+    let body = |v: Value| Some(Bytes::from(v.to_string()));
+    let t0 = Instant::now();
+    match kind {
+        Kind::Locks => {
+            let path = format!("/api/locks/{run}-{c}");
+            let got = call(http.request("POST", &path, body(json!({"owner": format!("c{c}"), "ttlMs": 10_000}))).await, &[200])?;
+            let token = got["token"].as_str().unwrap_or_default().to_string();
+            call(http.request("DELETE", &format!("{path}?token={token}"), None).await, &[200])?;
+            Ok(t0.elapsed().as_micros() as u64)
+        }
+        Kind::Jobs => {
+            let queue = format!("{run}-{}", c % 4);
+            let job = json!({"type": "load", "data": {"n": n}, "jobId": format!("{c}-{n}")});
+            call(http.request("POST", &format!("/api/queues/{queue}/jobs"), body(job)).await, &[201])?;
+            let t_claim = Instant::now();
+            let claimed = call(http.request("POST", &format!("/api/queues/{queue}/claim"), body(json!({"workerId": format!("w{c}"), "wait": 1}))).await, &[200])?;
+            let claim_us = t_claim.elapsed().as_micros() as u64;
+            let Some(j) = claimed["jobs"].get(0) else { return Err(204) };
+            let id = j["id"].as_str().unwrap_or_default();
+            let done = json!({"token": j["lease"]["token"], "result": n});
+            call(http.request("POST", &format!("/api/queues/{queue}/jobs/{id}/complete"), body(done)).await, &[200])?;
+            Ok(claim_us)
+        }
+        Kind::Cache => {
+            call(http.request("GET", &format!("/api/cache/{run}-{}", c % 64), None).await, &[200])?;
+            Ok(t0.elapsed().as_micros() as u64)
+        }
+    }
+}
+
+pub async fn run(kind: Kind, args: &Args, targets: &[Target]) -> Value {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    progress(kind.name(), vec![("cycles", done.clone())], stop.clone());
+    let run = run_id();
+    if kind == Kind::Cache {
+        // The entries the clients read, each written once.
+        let mut http = net::Http::connect(&targets[0]).await.expect("connect");
+        for k in 0..64 {
+            let v = json!({"value": {"profile": {"id": k, "name": "cached"}}, "ttlSeconds": 3600});
+            let r = http.request("PUT", &format!("/api/cache/{run}-{k}"), Some(Bytes::from(v.to_string()))).await;
+            assert!(matches!(r, Some((200, _))), "cache setup: {r:?}");
+        }
+    }
+    let cpu_start = procfs::sum(&args.gateway_pid, procfs::cpu_secs);
+    let self_cpu = procfs::cpu_secs(std::process::id());
+    let run_for = Duration::from_secs_f64(args.duration);
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for c in 0..args.connections.max(1) {
+        let target = targets[c % targets.len()].clone();
+        let (done, run) = (done.clone(), run.clone());
+        clients.push(tokio::spawn(async move {
+            let mut latency = histogram();
+            let mut failures: BTreeMap<u16, u64> = BTreeMap::new();
+            let Ok(mut http) = net::Http::connect(&target).await else {
+                failures.insert(0, 1);
+                return (latency, failures);
+            };
+            let mut n = 0;
+            while started.elapsed() < run_for {
+                match cycle(kind, &mut http, &run, c, n).await {
+                    Ok(us) => {
+                        let _ = latency.record(us.max(1));
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(s) => {
+                        *failures.entry(s).or_default() += 1;
+                        if s == 0 {
+                            match net::Http::connect(&target).await {
+                                Ok(h) => http = h,
+                                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                            }
+                        }
+                    }
+                }
+                n += 1;
+            }
+            (latency, failures)
+        }));
+    }
+    let mut latency: Histogram<u64> = histogram();
+    let mut failures: BTreeMap<u16, u64> = BTreeMap::new();
+    for c in clients {
+        let (h, f) = c.await.expect("client");
+        let _ = latency.add(&h);
+        for (k, v) in f {
+            *failures.entry(k).or_default() += v;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let cycles = done.load(Ordering::Relaxed);
+    let costs = costs(args, cpu_start, self_cpu);
+    let per_op = costs["gatewayCpuSecs"].as_f64().filter(|_| cycles > 0).map(|c| c * 1e6 / cycles as f64);
+    let errors: u64 = failures.values().sum();
+    json!({
+        "scenario": kind.name(),
+        "ok": errors == 0 && cycles > 0,
+        "targets": args.target,
+        "connections": args.connections,
+        "cycles": cycles,
+        "failures": failures,
+        "errors": errors,
+        "secs": secs,
+        "cyclesPerSec": cycles as f64 / secs,
+        "gatewayCpuMicrosPerCycle": per_op,
+        "latency": latency_json(&latency),
+        "latencyOf": match kind { Kind::Jobs => "claim", Kind::Locks => "acquire+release", Kind::Cache => "get" },
+        "costs": costs,
+    })
+}
