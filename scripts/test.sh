@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite. Installs what the tests need when it is missing (redis-server, Node.js,
-# Chromium via apt-get where available; playwright-core from the npm registry), then runs
+# The whole test suite. Installs what the tests need when it is missing (redis-server, nginx,
+# Node.js, Chromium via apt-get where available; playwright-core from the npm registry; the
+# deployment validators from PyPI into target/pyvenv), then runs
 # `cargo test` and the JavaScript tests (afw-client.js in Node, the dashboard in headless
 # Chromium) with the Redis and browser tests required: if either cannot run, the suite fails;
 # it never skips them.
@@ -72,6 +73,37 @@ ensure_chromium() {
   export AFW_CHROMIUM
 }
 
+# nginx for the load-balancer tests (deploy/nginx.conf in front of gateway processes).
+ensure_nginx() {
+  command -v nginx >/dev/null 2>&1 || apt_install nginx || true
+  command -v curl >/dev/null 2>&1 || apt_install curl || true
+  if ! command -v nginx >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+    say "nginx and curl are required for the load-balancer tests and could not be installed."
+    say "Install them (Debian/Ubuntu: apt-get install nginx curl), then run scripts/test.sh again."
+    exit 1
+  fi
+}
+
+# The deployment validators (the Compose schema's and Kubernetes' checkers) in a virtualenv of
+# their own, pinned in tests/deploy/requirements.txt; tests/deploy.rs runs them via AFW_PYTHON.
+ensure_validators() {
+  local venv=target/pyvenv
+  if ! "$venv/bin/python" -c 'import jsonschema, yaml, kubernetes_validate' >/dev/null 2>&1; then
+    command -v python3 >/dev/null 2>&1 || apt_install python3 || true
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt_install python3-venv || true
+      python3 -m venv "$venv" || { say "python3 with venv is required (apt-get install python3-venv)"; exit 1; }
+    fi
+    say "installing the deployment validators (jsonschema, PyYAML, kubernetes-validate) with pip"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r tests/deploy/requirements.txt || {
+      say "pip could not install tests/deploy/requirements.txt; check the registry access"
+      exit 1
+    }
+  fi
+  AFW_PYTHON="$PWD/$venv/bin/python"
+  export AFW_PYTHON
+}
+
 # playwright-core drives that Chromium (no browser download); pinned in tests/web's lockfile.
 ensure_playwright() {
   if [ ! -d tests/web/node_modules/playwright-core ]; then
@@ -84,6 +116,8 @@ ensure_playwright() {
 }
 
 ensure_redis
+ensure_nginx
+ensure_validators
 ensure_node
 ensure_chromium
 ensure_playwright

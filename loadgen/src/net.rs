@@ -130,7 +130,12 @@ impl Http {
 
     /// Sends a request (a JSON body when given); the status and body, or None when the
     /// connection failed.
-    pub async fn request(&mut self, method: &str, path: &str, body: Option<Bytes>) -> Option<(u16, Bytes)> {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Option<(u16, Bytes)> {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)

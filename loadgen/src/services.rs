@@ -39,7 +39,9 @@ impl Kind {
 async fn cycle(kind: Kind, http: &mut net::Http, run: &str, c: usize, n: u64) -> Result<u64, u16> {
     let call = |r: Option<(u16, Bytes)>, ok: &[u16]| -> Result<Value, u16> {
         match r {
-            Some((s, body)) if ok.contains(&s) => Ok(serde_json::from_slice(&body).unwrap_or(Value::Null)),
+            Some((s, body)) if ok.contains(&s) => {
+                Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
+            }
             Some((s, _)) => Err(s),
             None => Err(0),
         }
@@ -49,26 +51,64 @@ async fn cycle(kind: Kind, http: &mut net::Http, run: &str, c: usize, n: u64) ->
     match kind {
         Kind::Locks => {
             let path = format!("/api/locks/{run}-{c}");
-            let got = call(http.request("POST", &path, body(json!({"owner": format!("c{c}"), "ttlMs": 10_000}))).await, &[200])?;
+            let got = call(
+                http.request(
+                    "POST",
+                    &path,
+                    body(json!({"owner": format!("c{c}"), "ttlMs": 10_000})),
+                )
+                .await,
+                &[200],
+            )?;
             let token = got["token"].as_str().unwrap_or_default().to_string();
-            call(http.request("DELETE", &format!("{path}?token={token}"), None).await, &[200])?;
+            call(
+                http.request("DELETE", &format!("{path}?token={token}"), None)
+                    .await,
+                &[200],
+            )?;
             Ok(t0.elapsed().as_micros() as u64)
         }
         Kind::Jobs => {
             let queue = format!("{run}-{}", c % 4);
             let job = json!({"type": "load", "data": {"n": n}, "jobId": format!("{c}-{n}")});
-            call(http.request("POST", &format!("/api/queues/{queue}/jobs"), body(job)).await, &[201])?;
+            call(
+                http.request("POST", &format!("/api/queues/{queue}/jobs"), body(job))
+                    .await,
+                &[201],
+            )?;
             let t_claim = Instant::now();
-            let claimed = call(http.request("POST", &format!("/api/queues/{queue}/claim"), body(json!({"workerId": format!("w{c}"), "wait": 1}))).await, &[200])?;
+            let claimed = call(
+                http.request(
+                    "POST",
+                    &format!("/api/queues/{queue}/claim"),
+                    body(json!({"workerId": format!("w{c}"), "wait": 1})),
+                )
+                .await,
+                &[200],
+            )?;
             let claim_us = t_claim.elapsed().as_micros() as u64;
-            let Some(j) = claimed["jobs"].get(0) else { return Err(204) };
+            let Some(j) = claimed["jobs"].get(0) else {
+                return Err(204);
+            };
             let id = j["id"].as_str().unwrap_or_default();
             let done = json!({"token": j["lease"]["token"], "result": n});
-            call(http.request("POST", &format!("/api/queues/{queue}/jobs/{id}/complete"), body(done)).await, &[200])?;
+            call(
+                http.request(
+                    "POST",
+                    &format!("/api/queues/{queue}/jobs/{id}/complete"),
+                    body(done),
+                )
+                .await,
+                &[200],
+            )?;
             Ok(claim_us)
         }
         Kind::Cache => {
-            call(http.request("GET", &format!("/api/cache/{run}-{}", c % 64), None).await, &[200])?;
+            call(
+                http.request("GET", &format!("/api/cache/{run}-{}", c % 64), None)
+                    .await,
+                &[200],
+            )?;
             Ok(t0.elapsed().as_micros() as u64)
         }
     }
@@ -84,7 +124,13 @@ pub async fn run(kind: Kind, args: &Args, targets: &[Target]) -> Value {
         let mut http = net::Http::connect(&targets[0]).await.expect("connect");
         for k in 0..64 {
             let v = json!({"value": {"profile": {"id": k, "name": "cached"}}, "ttlSeconds": 3600});
-            let r = http.request("PUT", &format!("/api/cache/{run}-{k}"), Some(Bytes::from(v.to_string()))).await;
+            let r = http
+                .request(
+                    "PUT",
+                    &format!("/api/cache/{run}-{k}"),
+                    Some(Bytes::from(v.to_string())),
+                )
+                .await;
             assert!(matches!(r, Some((200, _))), "cache setup: {r:?}");
         }
     }
@@ -138,7 +184,10 @@ pub async fn run(kind: Kind, args: &Args, targets: &[Target]) -> Value {
     stop.store(true, Ordering::Relaxed);
     let cycles = done.load(Ordering::Relaxed);
     let costs = costs(args, cpu_start, self_cpu);
-    let per_op = costs["gatewayCpuSecs"].as_f64().filter(|_| cycles > 0).map(|c| c * 1e6 / cycles as f64);
+    let per_op = costs["gatewayCpuSecs"]
+        .as_f64()
+        .filter(|_| cycles > 0)
+        .map(|c| c * 1e6 / cycles as f64);
     let errors: u64 = failures.values().sum();
     json!({
         "scenario": kind.name(),

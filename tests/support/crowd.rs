@@ -26,6 +26,8 @@ pub struct Tally {
     pub resumed: u32,
     /// Subscribes with `since` answered `recovered:false`.
     pub unrecovered: u32,
+    /// The longest time from losing a connection to being subscribed again.
+    pub max_reconnect_gap: Duration,
 }
 
 /// Delivered, lost, duplicated and reordered events of a [`Tally`] against the head seq.
@@ -119,6 +121,7 @@ pub async fn follow(f: Follow, mut target: tokio::sync::watch::Receiver<Option<u
         .map(|st| (tokio::time::Instant::now() + st.after, st));
     let mut stalled = false;
     let reached = |t: &Tally, target: Option<u64>| target.is_some_and(|h| t.last() >= h);
+    let mut lost_at: Option<Instant> = None;
     loop {
         if reached(&tally, *target.borrow()) {
             return tally;
@@ -185,6 +188,9 @@ pub async fn follow(f: Follow, mut target: tokio::sync::watch::Receiver<Option<u
             let v: Value = serde_json::from_str(&text).expect("server sent JSON");
             match v["type"].as_str() {
                 Some("subscription_confirmed") if v["sessionId"] == f.session.as_str() => {
+                    if let Some(t) = lost_at.take() {
+                        tally.max_reconnect_gap = tally.max_reconnect_gap.max(t.elapsed());
+                    }
                     if asked_since {
                         if v["payload"]["recovered"] == true {
                             tally.resumed += 1;
@@ -214,6 +220,7 @@ pub async fn follow(f: Follow, mut target: tokio::sync::watch::Receiver<Option<u
                 _ => {}
             }
         }
+        lost_at.get_or_insert_with(Instant::now);
     }
 }
 
@@ -280,6 +287,11 @@ impl Poster {
                         "a 503 says when to retry"
                     );
                     *self.failures.entry(503).or_default() += 1;
+                }
+                // A load balancer whose upstream went away mid-request: whether the event
+                // was stored is unknown, so it is posted again with its eventId.
+                Ok(r) if r.status() == 502 || r.status() == 504 => {
+                    *self.failures.entry(r.status().as_u16()).or_default() += 1;
                 }
                 Ok(r) => {
                     let status = r.status();

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 pub mod bystander;
+pub mod cluster;
 pub mod crowd;
 pub mod gateway;
 pub mod proxy;
@@ -16,6 +17,7 @@ pub mod redis;
 pub mod ws;
 
 pub use bystander::*;
+pub use cluster::*;
 pub use crowd::*;
 pub use gateway::*;
 pub use proxy::*;
