@@ -10,7 +10,8 @@
 # machine's open-file hard limit caps it), FANOUT_SUBSCRIBERS (1000), FANOUT_SESSIONS (10),
 # FANOUT_RATE (events/s, default 1000), INGEST_CONNECTIONS (32, also the clients of the
 # locks, jobs and cache rows), ONLY (space-separated row groups to run: ingest services
-# fanout idle; default all).
+# lb fanout idle; default all: lb is ingest and fan-out through deploy/nginx.conf beside the
+# same three Redis instances straight).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,7 @@ FANOUT_SUBSCRIBERS=${FANOUT_SUBSCRIBERS:-1000}
 FANOUT_SESSIONS=${FANOUT_SESSIONS:-10}
 FANOUT_RATE=${FANOUT_RATE:-1000}
 INGEST_CONNECTIONS=${INGEST_CONNECTIONS:-32}
-ONLY=${ONLY:-ingest services fanout idle}
+ONLY=${ONLY:-ingest services lb fanout idle}
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
 OUT=bench-results
 mkdir -p "$OUT"
@@ -131,6 +132,28 @@ read -r P3 PORT3 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=
 run ingest-redis-3 ingest --target "http://127.0.0.1:$PORT1,http://127.0.0.1:$PORT2,http://127.0.0.1:$PORT3" \
   --connections "$INGEST_CONNECTIONS" --duration "$DURATION" --gateway-pid "$P1,$P2,$P3"
 
+# --- through nginx (deploy/nginx.conf) in front of the same three instances --------------
+if wants lb; then
+  LB_PORT=$(free_port); mkdir -p "$TMP/lb"
+  cp deploy/nginx.conf "$TMP/lb/nginx.conf"
+  for p in "$PORT1" "$PORT2" "$PORT3"; do echo "server 127.0.0.1:$p max_fails=3 fail_timeout=2s;"; done >"$TMP/lb/afw-upstreams.conf"
+  echo "listen 127.0.0.1:$LB_PORT;" >"$TMP/lb/afw-listen.conf"
+  nginx -p "$TMP/lb" -c nginx.conf
+  wait_http "http://127.0.0.1:$LB_PORT/health"
+  LB_MASTER=$(cat "$TMP/lb/nginx.pid")
+  LB_PIDS=$(echo "$LB_MASTER" $(pgrep -P "$LB_MASTER") | tr ' ' ',')
+  LBFAN=(--connections "$FANOUT_SUBSCRIBERS" --sessions "$FANOUT_SESSIONS" --rate "$FANOUT_RATE" --duration "$DURATION")
+  # Server CPU is the gateways' plus nginx's through nginx, the gateways' alone straight.
+  run ingest-lb ingest --target "http://127.0.0.1:$LB_PORT" --connections "$INGEST_CONNECTIONS" \
+    --duration "$DURATION" --gateway-pid "$P1,$P2,$P3,$LB_PIDS"
+  run ingest-direct ingest --target "http://127.0.0.1:$PORT1,http://127.0.0.1:$PORT2,http://127.0.0.1:$PORT3" \
+    --connections "$INGEST_CONNECTIONS" --duration "$DURATION" --gateway-pid "$P1,$P2,$P3"
+  run fanout-lb fanout --target "http://127.0.0.1:$LB_PORT" "${LBFAN[@]}" --gateway-pid "$P1,$P2,$P3,$LB_PIDS"
+  run fanout-direct fanout --target "http://127.0.0.1:$PORT1,http://127.0.0.1:$PORT2,http://127.0.0.1:$PORT3" \
+    "${LBFAN[@]}" --gateway-pid "$P1,$P2,$P3"
+  kill "$LB_MASTER" 2>/dev/null || true
+fi
+
 # --- fanout -------------------------------------------------------------------------------
 if wants fanout; then
 FAN=(--connections "$FANOUT_SUBSCRIBERS" --sessions "$FANOUT_SESSIONS" --rate "$FANOUT_RATE" --duration "$DURATION")
@@ -170,6 +193,8 @@ out = sys.argv[1]
 groups = os.environ["ONLY"].split()
 def load(name):
     group = "services" if name.split("-")[0] in ("locks", "jobs", "cache") else name.split("-")[0]
+    if name.endswith("-lb") or name.endswith("-direct"):
+        group = "lb"
     if group not in groups:
         return None
     try:
@@ -204,6 +229,22 @@ for kind in ["locks", "jobs", "cache"]:
         l = r["latency"]
         print(f"| {kind}, {setup} | {f(r['cyclesPerSec'])} | {f(vs, 1)}% | {f(vn, 1)}% | {r['latencyOf']} | {l['p50Ms']} | {l['p99Ms']} | {f(r['gatewayCpuMicrosPerCycle'])} | {r['errors']} |")
 print()
+if "lb" in groups:
+  print("| three Redis instances | events/s or deliveries/s | p50 ms | p99 ms | server CPU s | server CPU µs per event or delivery | errors or lost/dup/reordered |")
+  print("|---|---|---|---|---|---|---|")
+  for name in ["ingest-direct", "ingest-lb", "fanout-direct", "fanout-lb"]:
+    r = load(name)
+    if not r: continue
+    l = r["latency"]
+    cpu = r["costs"]["gatewayCpuSecs"]
+    if name.startswith("ingest"):
+      n, rate, bad = r["stored"], r["eventsPerSec"], str(r["errors"])
+    else:
+      n, rate, bad = r["deliveriesReceived"], r["deliveriesPerSec"], f"{r['lost']} / {r['duplicated']} / {r['reordered']}"
+    per = cpu * 1e6 / n if cpu and n else None
+    how = "through nginx" if name.endswith("-lb") else "straight"
+    print(f"| {name.split('-')[0]}, {how} | {f(rate)} | {l['p50Ms']} | {l['p99Ms']} | {f(cpu, 1)} | {f(per, 1)} | {bad} |")
+  print()
 if "fanout" in groups:
   print("| fanout | events/s | deliveries/s | deliveries per gateway CPU-s | lost / dup / reordered | p50 ms | p99 ms | p999 ms | max ms | gateway CPU s | loadgen CPU s |")
   print("|---|---|---|---|---|---|---|---|---|---|---|")
