@@ -13,6 +13,10 @@ use serde_json::{json, Value};
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The tests here each run a whole cluster; one at a time, so that on a 2-core machine one
+/// test's load never makes another's timeouts fire.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `fail_timeout` of the upstreams in `deploy/nginx.conf`'s setups.
 const NGINX_FAIL_TIMEOUT: Duration = Duration::from_millis(2100);
 
@@ -76,6 +80,7 @@ fn sessions(prefix: &str, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_hundred_clients_and_six_agents_through_nginx_get_every_event_once_in_order() {
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
     let cluster = LocalCluster::up(3, &[]).await;
     let lb = cluster.lb.clone();
     let sessions = sessions("lb-", 6);
@@ -130,6 +135,7 @@ async fn three_hundred_clients_and_six_agents_through_nginx_get_every_event_once
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_killed_mid_stream_loses_no_event_through_nginx() {
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
     let cluster = LocalCluster::up(3, &[]).await;
     let lb = cluster.lb.clone();
     let sessions = sessions("kill-", 3);
@@ -167,6 +173,7 @@ async fn a_gateway_killed_mid_stream_loses_no_event_through_nginx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolling_restart_through_nginx_loses_nothing_and_keeps_reconnects_short() {
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
     let cluster = LocalCluster::up(3, &[("SHUTDOWN_TIMEOUT_SECS", "5")]).await;
     let lb = cluster.lb.clone();
     let sessions = sessions("roll-", 3);
@@ -228,6 +235,7 @@ async fn two_thousand_idle_websockets_stay_open_through_nginx_for_a_minute() {
         "2,000 proxied sockets need about 6,000 descriptors (hard limit {hard})"
     );
     const N: usize = 2000;
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
     let cluster = LocalCluster::up(3, &[("WS_PING_INTERVAL_SECS", "20")]).await;
     let lb = cluster.lb.clone();
     let pings = Arc::new(std::sync::atomic::AtomicU64::new(0));
