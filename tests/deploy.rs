@@ -41,7 +41,15 @@ fn known(dir: &Path) -> PathBuf {
 
 fn validate(kind: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let python = std::env::var("AFW_PYTHON").unwrap_or_else(|_| "python3".into());
+    // scripts/test.sh's virtualenv when there is one, as cargo test run by hand finds it.
+    let venv = root().join("target/pyvenv/bin/python");
+    let python = std::env::var("AFW_PYTHON").unwrap_or_else(|_| {
+        if venv.exists() {
+            venv.to_string_lossy().into_owned()
+        } else {
+            "python3".into()
+        }
+    });
     let out = Command::new(&python)
         .arg(root().join("tests/deploy/validate.py"))
         .arg(kind)
