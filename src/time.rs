@@ -29,6 +29,14 @@ impl Now {
     }
 }
 
+/// Milliseconds since the epoch as the contract writes a time, as JSON (null when out of
+/// range).
+pub fn iso_ms(ms: i64) -> serde_json::Value {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| format(t).into())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 pub fn format(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::limits::Problems;
 use super::FieldProblem;
+use crate::time::iso_ms;
 
 /// Priorities run from `-MAX_PRIORITY` to `MAX_PRIORITY`; higher is claimed first.
 pub const MAX_PRIORITY: i64 = 1000;
@@ -138,11 +139,6 @@ pub struct JobView {
     pub result: Option<Arc<str>>,
 }
 
-fn iso(ms: i64) -> Value {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| Value::from(crate::time::format(t)))
-        .unwrap_or(Value::Null)
-}
 
 impl JobView {
     /// The job as the API shows it; the lease token only to the claim that got it.
@@ -153,8 +149,8 @@ impl JobView {
         v.insert("state".into(), self.state.name().into());
         v.insert("attempts".into(), self.attempts.into());
         v.insert("maxAttempts".into(), self.max_attempts.into());
-        v.insert("createdAt".into(), iso(self.created_ms));
-        let at = iso(self.at_ms);
+        v.insert("createdAt".into(), iso_ms(self.created_ms));
+        let at = iso_ms(self.at_ms);
         match self.state {
             JobState::Delayed | JobState::Failed => {
                 v.insert("runAt".into(), at);

@@ -17,7 +17,7 @@ use crate::domain::cache::{
     CacheEntry, Incr, IncrBody, InvalidateBody, Put, PutBody, DEFAULT_NAMESPACE,
 };
 use crate::service::cache::Cache;
-use crate::time::now_ms;
+use crate::time::{iso_ms, now_ms};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,11 +31,6 @@ impl NamespaceQuery {
     }
 }
 
-fn iso(ms: i64) -> Value {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| crate::time::format(t).into())
-        .unwrap_or(Value::Null)
-}
 
 /// An entry as answered: its value exactly as it was stored, byte for byte.
 #[derive(Serialize)]
@@ -59,7 +54,7 @@ fn shown(ns: &str, key: &str, e: &CacheEntry) -> Result<Response, ApiError> {
         value,
         version: e.version,
         tags: &e.tags,
-        expires_at: iso(e.expires_at_ms),
+        expires_at: iso_ms(e.expires_at_ms),
         ttl_seconds: ((e.expires_at_ms - now_ms()).max(0) as f64 / 1000.0).ceil() as u64,
     })
     .into_response())
@@ -85,7 +80,7 @@ pub async fn put(
     Ok(match cache.put(q.ns(), &key, body).await? {
         (Put::Stored { version, expires_at_ms }, tags) => Json(json!({
             "success": true, "namespace": q.ns(), "key": key, "version": version,
-            "tags": tags, "expiresAt": iso(expires_at_ms),
+            "tags": tags, "expiresAt": iso_ms(expires_at_ms),
         }))
         .into_response(),
         (Put::VersionMismatch(current), _) => (
@@ -117,7 +112,7 @@ pub async fn incr(
 ) -> Result<Response, ApiError> {
     Ok(match cache.incr(q.ns(), &key, body).await? {
         Incr::Value { value, version, expires_at_ms } => Json(json!({
-            "namespace": q.ns(), "key": key, "value": value, "version": version, "expiresAt": iso(expires_at_ms),
+            "namespace": q.ns(), "key": key, "value": value, "version": version, "expiresAt": iso_ms(expires_at_ms),
         }))
         .into_response(),
         Incr::NotInteger => (

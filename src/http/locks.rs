@@ -15,12 +15,8 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::domain::locks::{Acquire, ExtendRequest, LockHolder, LockRequest};
 use crate::service::locks::Locks;
+use crate::time::iso_ms;
 
-fn iso(ms: i64) -> Value {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| Value::from(crate::time::format(t)))
-        .unwrap_or(Value::Null)
-}
 
 fn shown(name: &str, h: &LockHolder) -> Value {
     json!({
@@ -28,7 +24,7 @@ fn shown(name: &str, h: &LockHolder) -> Value {
         "held": true,
         "owner": h.owner,
         "fencingToken": h.fencing_token,
-        "expiresAt": iso(h.expires_at_ms),
+        "expiresAt": iso_ms(h.expires_at_ms),
         "expiresAtMs": h.expires_at_ms,
     })
 }
@@ -63,7 +59,7 @@ pub async fn acquire(
                 "error": "lock_held",
                 "message": format!("lock {name} is held by {}", h.owner),
                 "owner": h.owner,
-                "expiresAt": iso(h.expires_at_ms),
+                "expiresAt": iso_ms(h.expires_at_ms),
                 "expiresAtMs": h.expires_at_ms,
             })),
         )
