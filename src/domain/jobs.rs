@@ -139,7 +139,6 @@ pub struct JobView {
     pub result: Option<Arc<str>>,
 }
 
-
 impl JobView {
     /// The job as the API shows it; the lease token only to the claim that got it.
     pub fn render(&self, queue: &str, with_token: bool) -> Value {

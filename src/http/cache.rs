@@ -31,7 +31,6 @@ impl NamespaceQuery {
     }
 }
 
-
 /// An entry as answered: its value exactly as it was stored, byte for byte.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -78,20 +77,27 @@ pub async fn put(
     ApiJson(body): ApiJson<PutBody>,
 ) -> Result<Response, ApiError> {
     Ok(match cache.put(q.ns(), &key, body).await? {
-        (Put::Stored { version, expires_at_ms }, tags) => Json(json!({
+        (
+            Put::Stored {
+                version,
+                expires_at_ms,
+            },
+            tags,
+        ) => Json(json!({
             "success": true, "namespace": q.ns(), "key": key, "version": version,
             "tags": tags, "expiresAt": iso_ms(expires_at_ms),
         }))
         .into_response(),
-        (Put::VersionMismatch(current), _) => (
-            StatusCode::CONFLICT,
-            Json(json!({
-                "error": "version_mismatch",
-                "message": format!("the entry is at version {current}, not the ifVersion given; nothing was changed"),
-                "currentVersion": current,
-            })),
-        )
-            .into_response(),
+        (Put::VersionMismatch(current), _) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "version_mismatch",
+                format!(
+                "the entry is at version {current}, not the ifVersion given; nothing was changed"
+            ),
+            )
+            .with_fields(json!({"currentVersion": current})))
+        }
     })
 }
 
@@ -115,14 +121,13 @@ pub async fn incr(
             "namespace": q.ns(), "key": key, "value": value, "version": version, "expiresAt": iso_ms(expires_at_ms),
         }))
         .into_response(),
-        Incr::NotInteger => (
-            StatusCode::CONFLICT,
-            Json(json!({
-                "error": "not_integer",
-                "message": "the entry is not an integer, or the sum would pass 2^53 - 1; nothing was changed",
-            })),
-        )
-            .into_response(),
+        Incr::NotInteger => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_integer",
+                "the entry is not an integer, or the sum would pass 2^53 - 1; nothing was changed",
+            ))
+        }
     })
 }
 

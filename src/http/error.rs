@@ -19,6 +19,8 @@ pub struct ApiError {
     pub message: String,
     pub details: Option<Value>,
     pub retry_after_secs: Option<u64>,
+    /// Members an answer adds beside the error's own (a lock's holder, an entry's version).
+    pub fields: Option<Box<serde_json::Map<String, Value>>>,
 }
 
 impl ApiError {
@@ -29,11 +31,20 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after_secs: None,
+            fields: None,
         }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
+        self
+    }
+
+    /// Adds the members of `fields` (an object) to the answer, beside `error` and `message`.
+    pub fn with_fields(mut self, fields: Value) -> Self {
+        if let Value::Object(m) = fields {
+            self.fields = Some(Box::new(m));
+        }
         self
     }
 
@@ -114,11 +125,10 @@ impl From<ServiceError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "error": self.code,
-            "message": self.message,
-            "requestId": context::request_id(),
-        });
+        let mut body = Value::Object(self.fields.map(|f| *f).unwrap_or_default());
+        body["error"] = self.code.into();
+        body["message"] = self.message.into();
+        body["requestId"] = context::request_id().into();
         if let Some(details) = self.details {
             body["details"] = details;
         }

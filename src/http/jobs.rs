@@ -53,14 +53,13 @@ async fn settle(
 ) -> Result<Response, ApiError> {
     Ok(match jobs.settle(queue, id, op, body).await? {
         Outcome::Done(job) => Json(json!({"success": true, "job": job.render(queue, op == "extend")})).into_response(),
-        Outcome::NotHolder => (
-            StatusCode::CONFLICT,
-            Json(json!({
-                "error": "not_holder",
-                "message": format!("job {id} is not active under this lease (it expired, was re-claimed or settled); nothing was changed"),
-            })),
-        )
-            .into_response(),
+        Outcome::NotHolder => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_holder",
+                format!("job {id} is not active under this lease (it expired, was re-claimed or settled); nothing was changed"),
+            ))
+        }
     })
 }
 

@@ -17,7 +17,6 @@ use crate::domain::locks::{Acquire, ExtendRequest, LockHolder, LockRequest};
 use crate::service::locks::Locks;
 use crate::time::iso_ms;
 
-
 fn shown(name: &str, h: &LockHolder) -> Value {
     json!({
         "name": name,
@@ -29,15 +28,12 @@ fn shown(name: &str, h: &LockHolder) -> Value {
     })
 }
 
-fn not_holder(name: &str) -> Response {
-    (
+fn not_holder(name: &str) -> ApiError {
+    ApiError::new(
         StatusCode::CONFLICT,
-        Json(json!({
-            "error": "not_holder",
-            "message": format!("this token does not hold lock {name} (wrong, released or expired); nothing was changed"),
-        })),
+        "not_holder",
+        format!("this token does not hold lock {name} (wrong, released or expired); nothing was changed"),
     )
-        .into_response()
 }
 
 pub async fn acquire(
@@ -45,26 +41,25 @@ pub async fn acquire(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<LockRequest>,
 ) -> Result<Response, ApiError> {
-    Ok(match locks.acquire(&name, body).await? {
+    match locks.acquire(&name, body).await? {
         Acquire::Granted(h) => {
             let mut v = shown(&name, &h);
             v["acquired"] = true.into();
             v["token"] = h.token.into();
-            Json(v).into_response()
+            Ok(Json(v).into_response())
         }
-        Acquire::Held(h) => (
+        Acquire::Held(h) => Err(ApiError::new(
             StatusCode::CONFLICT,
-            Json(json!({
-                "acquired": false,
-                "error": "lock_held",
-                "message": format!("lock {name} is held by {}", h.owner),
-                "owner": h.owner,
-                "expiresAt": iso_ms(h.expires_at_ms),
-                "expiresAtMs": h.expires_at_ms,
-            })),
+            "lock_held",
+            format!("lock {name} is held by {}", h.owner),
         )
-            .into_response(),
-    })
+        .with_fields(json!({
+            "acquired": false,
+            "owner": h.owner,
+            "expiresAt": iso_ms(h.expires_at_ms),
+            "expiresAtMs": h.expires_at_ms,
+        }))),
+    }
 }
 
 pub async fn extend(
@@ -72,14 +67,13 @@ pub async fn extend(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ExtendRequest>,
 ) -> Result<Response, ApiError> {
-    Ok(match locks.extend(&name, body).await? {
-        Some(h) => {
-            let mut v = shown(&name, &h);
-            v["extended"] = true.into();
-            Json(v).into_response()
-        }
-        None => not_holder(&name),
-    })
+    let h = locks
+        .extend(&name, body)
+        .await?
+        .ok_or_else(|| not_holder(&name))?;
+    let mut v = shown(&name, &h);
+    v["extended"] = true.into();
+    Ok(Json(v).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,11 +88,10 @@ pub async fn release(
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Response, ApiError> {
     let token = q.token.unwrap_or_default();
-    Ok(if locks.release(&name, &token).await? {
-        Json(json!({"name": name, "released": true})).into_response()
-    } else {
-        not_holder(&name)
-    })
+    if !locks.release(&name, &token).await? {
+        return Err(not_holder(&name));
+    }
+    Ok(Json(json!({"name": name, "released": true})).into_response())
 }
 
 pub async fn get(

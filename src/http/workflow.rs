@@ -19,6 +19,7 @@ use crate::domain::workflow::{is_active, overview, state, summary};
 use crate::domain::FieldProblem;
 use crate::service::chains::Chains;
 use crate::service::control::Control;
+use crate::service::ServiceError;
 
 async fn chain(chains: &Chains, id: &str) -> Result<crate::domain::chain::Chain, ApiError> {
     check_chain_id(id).map_err(|p| ApiError::validation(vec![p]))?;
@@ -87,18 +88,15 @@ pub async fn control(
     }
     let c = chain(&chains, &id).await?;
     if !is_active(&c) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
+        // The shared conflict answer: 409 with the field and why.
+        return Err(ServiceError::Conflict(vec![FieldProblem::new(
+            "executionId",
             format!(
-                "execution {id} is {}; only an active one can be told to {action}",
+                "is {}; only an active execution can be told to {action}",
                 c.status
             ),
-        )
-        .with_details(json!([FieldProblem::new("executionId", "is not active")]
-            .iter()
-            .map(|p| json!({"field": p.field, "problem": p.problem}))
-            .collect::<Vec<_>>())));
+        )])
+        .into());
     }
     let command = NewCommand {
         kind: Some(action.clone()),

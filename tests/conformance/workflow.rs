@@ -141,6 +141,7 @@ async fn executions_are_chains_in_seed_001_shapes_and_really_pause(env: Env) {
     assert_eq!(state(gw, "exec-1").await["status"], "cancelled");
     let (s, v) = gw.post("/api/workflow-state/exec-1/pause", json!({})).await;
     assert_eq!(s, 409, "a finished execution cannot be paused: {v}");
+    assert_eq!(v["details"][0]["field"], "executionId");
     assert_eq!(
         gw.post("/api/workflow-state/exec-2/explode", json!({}))
             .await
