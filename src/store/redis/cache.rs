@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use redis::Value;
 
-use super::{corrupt, int, script, text, RedisStore};
+use super::{corrupt, int, script, signed, text, RedisStore};
 use crate::domain::cache::{CacheEntry, CacheStats, Incr, Put, MAX_COUNTER};
 use crate::store::{CacheStore, StoreError};
 
@@ -26,14 +26,6 @@ impl RedisStore {
         inv: redis::ScriptInvocation<'static>,
     ) -> Result<T, StoreError> {
         Ok(inv.invoke_async(&mut self.conn()).await?)
-    }
-}
-
-fn signed(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(i) => Some(*i),
-        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        _ => None,
     }
 }
 

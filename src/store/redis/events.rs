@@ -29,7 +29,8 @@ impl EventStore for RedisStore {
             .arg(&*self.settings.instance_id)
             .arg(uuid::Uuid::now_v7().simple().to_string())
             .arg(k.events_channel())
-            .arg(self.settings.max_session_event_bytes);
+            .arg(self.settings.max_session_event_bytes)
+            .arg(drafts.len());
         let mut usage_keys = Vec::new();
         for d in drafts {
             inv.key(k.session(&d.session_id))

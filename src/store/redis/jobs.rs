@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use redis::Value;
 
-use super::{corrupt, int, script, text, RedisStore};
+use super::{corrupt, int, script, signed, text, RedisStore};
 use crate::bus::Signal;
 use crate::domain::jobs::{JobSpec, JobState, JobView};
 use crate::store::jobs::{Failure, JobStats, Lease, Settled};
@@ -41,10 +41,7 @@ fn view(v: &Value) -> Option<JobView> {
 }
 
 fn settled(reply: &[Value]) -> Result<Settled, StoreError> {
-    match reply.first().and_then(|v| match v {
-        Value::Int(i) => Some(*i),
-        _ => None,
-    }) {
+    match reply.first().and_then(signed) {
         Some(1) => reply
             .get(1)
             .and_then(view)
@@ -109,10 +106,7 @@ impl JobStore for RedisStore {
             .arg(self.keys.control_channel())
             .arg(Signal::Jobs.announcement(queue));
         let reply = self.jobs_call(inv).await?;
-        match (
-            reply.first().and_then(int_signed),
-            reply.get(1).and_then(view),
-        ) {
+        match (reply.first().and_then(signed), reply.get(1).and_then(view)) {
             (Some(-1), _) => Err(StoreError::QueueFull),
             (Some(n), Some(v)) => Ok((n == 1, v)),
             _ => Err(corrupt("jobs enqueue")),
@@ -222,12 +216,5 @@ impl JobStore for RedisStore {
             .arg(Signal::Jobs.announcement(queue));
         let reply = self.jobs_call(inv).await?;
         Ok(reply.get(1).and_then(view))
-    }
-}
-
-fn int_signed(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(i) => Some(*i),
-        _ => None,
     }
 }

@@ -221,6 +221,15 @@ fn int(v: &Value) -> Option<u64> {
     }
 }
 
+/// An integer reply that may be negative (scores, sums, status codes of the scripts).
+fn signed(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),

@@ -9,7 +9,7 @@
 -- KEYS: session index, then per event: session, events, dedup marker; then every event's
 --       usage totals (HASHes), in event order.
 -- ARGV: maxEvents, ttlSecs, dedupSecs, nowIso, indexPrefix, origin, epochSeed, channel,
---       maxBytes, then per event: sessionId, sessionIdAsJson, jsonHead (the stored JSON up to and
+--       maxBytes, n (the events), then per event: sessionId, sessionIdAsJson, jsonHead (the stored JSON up to and
 --       including '"seq":'), k (its usage totals), k TTLs (s), f, then f pairs of field and
 --       increment (added to each of its k totals).
 -- Returns per event: {seq, epoch, duplicate (0|1)}.
@@ -23,23 +23,16 @@ local origin = ARGV[6]
 local epochSeed = ARGV[7]
 local channel = ARGV[8]
 local maxBytes = tonumber(ARGV[9])
+local n = tonumber(ARGV[10])
 
 local results = {}
 local touched = {}
 local fresh = 0
 -- Events are read from ARGV with a cursor (their usage makes them of different lengths).
-local a = 10
+local a = 11
 local function arg()
   a = a + 1
   return ARGV[a - 1]
-end
-local n = 0
-local probe = 10
-while ARGV[probe] do
-  n = n + 1
-  local k = tonumber(ARGV[probe + 3])
-  probe = probe + 4 + k
-  probe = probe + 1 + 2 * tonumber(ARGV[probe])
 end
 local usageKey = 2 + 3 * n
 for i = 0, n - 1 do
