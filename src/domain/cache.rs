@@ -97,6 +97,16 @@ pub struct InvalidateBody {
 /// are doubles).
 pub const MAX_COUNTER: i64 = (1 << 53) - 1;
 
+/// A cached value as a counter: JSON digits with an optional minus sign and nothing else (the
+/// `^%-?%d+$` that `cache.lua` matches), within [`MAX_COUNTER`].
+pub fn counter(value: &str) -> Option<i64> {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok().filter(|v: &i64| v.abs() <= MAX_COUNTER)
+}
+
 pub fn check_key(field: &str, v: &str) -> Result<(), FieldProblem> {
     check_id(field, v, MAX_NAME_CHARS)
 }
@@ -143,6 +153,15 @@ pub fn check_put(b: PutBody, l: CacheLimits) -> Result<CheckedPut, Vec<FieldProb
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_are_plain_integers() {
+        assert_eq!(counter("42"), Some(42));
+        assert_eq!(counter("-7"), Some(-7));
+        for bad in ["", "-", "+5", "4.0", "1e3", "\"5\"", "9007199254740992"] {
+            assert_eq!(counter(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn tags_are_names_without_duplicates() {

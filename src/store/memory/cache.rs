@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{MemoryStore, OVERHEAD};
-use crate::domain::cache::{CacheEntry, CacheStats, Incr, Put, MAX_COUNTER};
+use crate::domain::cache::{counter, CacheEntry, CacheStats, Incr, Put, MAX_COUNTER};
 use crate::store::{CacheStore, StoreError};
 use crate::time::now_ms;
 
@@ -188,19 +188,10 @@ impl CacheStore for MemoryStore {
         let now = now_ms();
         let n = state.caches.namespaces.entry(ns.to_string()).or_default();
         let (base, version, tags, expires_at_ms) = match n.live(key, now) {
-            Some(e) => {
-                let is_int = e
-                    .value
-                    .strip_prefix('-')
-                    .unwrap_or(&e.value)
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
-                    && !e.value.is_empty();
-                match e.value.parse::<i64>() {
-                    Ok(v) if is_int => (v, e.version, e.tags.clone(), e.expires_at_ms),
-                    _ => return Ok(Incr::NotInteger),
-                }
-            }
+            Some(e) => match counter(&e.value) {
+                Some(v) => (v, e.version, e.tags.clone(), e.expires_at_ms),
+                None => return Ok(Incr::NotInteger),
+            },
             None => (0, 0, Vec::new(), now + ttl_ms as i64),
         };
         let Some(value) = base.checked_add(by).filter(|v| v.abs() <= MAX_COUNTER) else {
