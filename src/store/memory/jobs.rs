@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use async_trait::async_trait;
 
 use super::job_queue::{Job, Queue};
-use super::{MemoryStore, OVERHEAD};
+use super::{MemoryStore, State, OVERHEAD};
 use crate::bus::{BusMessage, Signal};
 use crate::domain::jobs::{JobSpec, JobState, JobView};
 use crate::store::jobs::{Failure, JobStats, Lease, Settled};
@@ -40,10 +40,20 @@ impl Jobs {
 }
 
 impl MemoryStore {
-    /// Runs `f` on the queue after its upkeep; the queue's expiry is renewed when `f` says
-    /// it wrote (as the Redis keys' TTL is).
+    /// Runs `f` on the queue after its upkeep, in one locked step.
     fn with_queue<T>(
         &self,
+        queue: &str,
+        f: impl FnOnce(&mut Queue, i64, &mut Vec<BusMessage>) -> (T, bool),
+    ) -> T {
+        self.queue_step(&mut self.state.lock(), queue, f)
+    }
+
+    /// Runs `f` on the queue after its upkeep, with the state already locked; the queue's
+    /// expiry is renewed when `f` says it wrote (as the Redis keys' TTL is).
+    fn queue_step<T>(
+        &self,
+        state: &mut State,
         queue: &str,
         f: impl FnOnce(&mut Queue, i64, &mut Vec<BusMessage>) -> (T, bool),
     ) -> T {
@@ -51,7 +61,6 @@ impl MemoryStore {
         let keep_ms = (s.job_keep_secs * 1000) as i64;
         let ttl_ms =
             keep_ms + (s.job_max_delay_ms + s.job_max_lease_ms + s.job_backoff_max_ms) as i64;
-        let mut state = self.state.lock();
         let now = now_ms();
         let q = state.jobs.queues.entry(queue.to_string()).or_default();
         if q.expires_ms != 0 && q.expires_ms <= now {
@@ -100,21 +109,17 @@ fn wake(queue: &str) -> BusMessage {
 #[async_trait]
 impl JobStore for MemoryStore {
     async fn enqueue(&self, queue: &str, job: &JobSpec) -> Result<(bool, JobView), StoreError> {
-        if let Some(v) = self.with_queue(queue, |q, _, _| (q.view(&job.id), false)) {
+        // One locked step: a repeated jobId is answered before the budget is charged.
+        let mut state = self.state.lock();
+        if let Some(v) = self.queue_step(&mut state, queue, |q, _, _| (q.view(&job.id), false)) {
             return Ok((false, v));
         }
-        {
-            let mut state = self.state.lock();
-            self.admit(
-                &mut state,
-                job.fixed.len() + 3 * job.id.len() + 4 * OVERHEAD,
-            )?;
-        }
+        self.admit(
+            &mut state,
+            job.fixed.len() + 3 * job.id.len() + 4 * OVERHEAD,
+        )?;
         let max = self.settings.services.job_queue_max_jobs;
-        self.with_queue(queue, |q, now, announce| {
-            if let Some(v) = q.view(&job.id) {
-                return (Ok((false, v)), false);
-            }
+        self.queue_step(&mut state, queue, |q, now, announce| {
             if q.count() >= max {
                 return (Err(StoreError::QueueFull), false);
             }
