@@ -298,6 +298,7 @@ class SessionView {
     this.frame = 0;
     this.dirtyChains = false;
     this.prompt = null;
+    this.promptEvents = 0;
     stats.seqs = [];
     stats.received = stats.rendered = stats.dropped = 0;
     $('welcome').hidden = true;
@@ -331,10 +332,14 @@ class SessionView {
   }
 
   async loadSession() {
+    // A prompt event that arrives while this read is on its way is newer than the read's answer:
+    // the answer then must not show (or hide) the prompt again.
+    const promptEvents = this.promptEvents;
     try {
       this.session = await client.api(`/api/sessions/${encodeURIComponent(this.id)}`);
       if (this.closed) return;
       this.showSession();
+      if (promptEvents !== this.promptEvents) return;
       if (this.session.conversationState === 'awaiting_input' && this.session.lastPrompt) {
         this.showPrompt(this.session.lastPrompt);
       } else this.showPrompt(null);
@@ -426,9 +431,10 @@ class SessionView {
   // What events say about the rest of the view.
   react(e) {
     const t = e.type;
-    if (t === 'interaction:awaiting-input') this.showPrompt(e);
-    else if (t === 'interaction:input-received') this.showPrompt(null);
-    else if (t === 'command:acknowledged') this.ackCommand(e);
+    if (t === 'interaction:awaiting-input' || t === 'interaction:input-received') {
+      this.promptEvents += 1;
+      this.showPrompt(t === 'interaction:input-received' ? null : e);
+    } else if (t === 'command:acknowledged') this.ackCommand(e);
     if (t === 'session:ended' || t === 'interaction:input-received' || t === 'session:started') {
       clearTimeout(this.sessionTimer);
       this.sessionTimer = setTimeout(() => this.loadSession(), 300);
