@@ -110,7 +110,7 @@ NGINX_PIDS=$(echo "$NGINX_MASTER" $(pgrep -P "$NGINX_MASTER") | tr ' ' ',')
 # --- ingest, and the services beside it on the same instances ----------------------------
 services() { # setup, port, pid
   wants services || return 0
-  for kind in locks jobs cache; do
+  for kind in locks jobs workers cache; do
     run "$kind-$1" "$kind" --target "http://127.0.0.1:$2" --connections "$INGEST_CONNECTIONS" \
       --duration "$DURATION" --gateway-pid "$3"
   done
@@ -192,7 +192,7 @@ out = sys.argv[1]
 # Only what this run measured: files of groups it skipped may be left from older runs.
 groups = os.environ["ONLY"].split()
 def load(name):
-    group = "services" if name.split("-")[0] in ("locks", "jobs", "cache") else name.split("-")[0]
+    group = "services" if name.split("-")[0] in ("locks", "jobs", "workers", "cache") else name.split("-")[0]
     if name.endswith("-lb") or name.endswith("-direct"):
         group = "lb"
     if group not in groups:
@@ -219,7 +219,7 @@ ing = {n: load("ingest-" + n) for n in ["memory", "redis-1"]}
 if "services" in groups:
   print("| service | cycles/s | vs ingest (same store) | vs nginx | latency of | p50 ms | p99 ms | gateway CPU µs per cycle | errors |")
   print("|---|---|---|---|---|---|---|---|---|")
-for kind in ["locks", "jobs", "cache"]:
+for kind in ["locks", "jobs", "workers", "cache"]:
     for setup in ["memory", "redis-1"]:
         r = load(f"{kind}-{setup}")
         if not r: continue

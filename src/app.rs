@@ -121,6 +121,7 @@ impl AppState {
                 max_delay_ms: s.job_max_delay_ms,
                 max_bytes: s.job_max_bytes,
                 claim_max: s.job_claim_max,
+                bulk_max: s.job_bulk_max,
                 max_wait_ms: s.lock_max_wait_ms,
             },
             shutdown: shutdown.clone(),

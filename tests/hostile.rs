@@ -434,6 +434,7 @@ async fn the_services_refuse_malformed_input_with_json_errors() {
         (reqwest::Method::POST, "/api/locks/l"),
         (reqwest::Method::POST, "/api/locks/l/extend"),
         (reqwest::Method::POST, "/api/queues/q/jobs"),
+        (reqwest::Method::POST, "/api/queues/q/bulk"),
         (reqwest::Method::POST, "/api/queues/q/claim"),
         (reqwest::Method::POST, "/api/queues/q/jobs/j/complete"),
         (reqwest::Method::POST, "/api/queues/q/jobs/j/fail"),
@@ -453,6 +454,8 @@ async fn the_services_refuse_malformed_input_with_json_errors() {
         "{\"owner\": {}, \"ttlMs\": -5, \"workerId\": [], \"value\": \"\\u0000\", \"tags\": \"x\", \"by\": 1.5}".into(),
         "{\"userId\": \"a\\u0007b\", \"preferences\": []}".into(),
         "{\"type\": \"t\", \"priority\": 99999999999999999999}".into(),
+        "{\"jobs\": [{\"type\": \"t\", \"priority\": 1e400}]}".into(),
+        "{\"workerId\": \"w\", \"next\": {\"max\": 0}, \"ttlMs\": -1, \"jobs\": 5}".into(),
         deep,
     ];
     for (method, path) in routes {

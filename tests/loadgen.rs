@@ -118,3 +118,50 @@ async fn ingest_stores_every_post() {
     assert_eq!(r["requests"], stored);
     assert_eq!(r["statuses"]["201"], stored);
 }
+
+/// Each service cycle runs error-free on Redis, and the jobs the `workers` cycle counts as
+/// done are the ones the queues hold as completed (none done twice, none left active).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_cycles_run_clean_and_count_what_the_store_holds() {
+    let redis = RedisServer::start().await;
+    let gw = GatewayProcess::start(&[("REDIS_URL", redis.url())]).await;
+    for kind in ["locks", "jobs", "cache"] {
+        let r = loadgen(&[kind, "--connections", "4", "--duration", "1"], &[&gw]).await;
+        assert!(r["cycles"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["errors"], 0, "{r}");
+    }
+    let r = loadgen(
+        &["workers", "--connections", "8", "--duration", "1"],
+        &[&gw],
+    )
+    .await;
+    assert_eq!(r["errors"], 0, "{r}");
+    let cycles = r["cycles"].as_u64().unwrap();
+    assert!(cycles > 0, "{r}");
+    let mut conn = redis.connection().await.unwrap();
+    let (mut cursor, mut keys) = (0u64, Vec::new());
+    loop {
+        let (next, batch): (u64, Vec<String>) = ::redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("*-w*:completed")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    let mut completed = 0;
+    for k in &keys {
+        let n: u64 = ::redis::cmd("ZCARD")
+            .arg(k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        completed += n;
+    }
+    assert_eq!(completed, cycles, "every cycle one job completed: {keys:?}");
+}

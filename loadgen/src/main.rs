@@ -39,6 +39,8 @@ enum Scenario {
     Locks,
     /// Job enqueue, claim and complete cycles (the claim's latency is reported).
     Jobs,
+    /// Jobs as busy workers run them: bulk enqueues, and completions that claim the next job.
+    Workers,
     /// Cache GETs that hit.
     Cache,
 }
@@ -119,6 +121,7 @@ fn main() -> std::process::ExitCode {
             Scenario::Ingest => ingest(&args, &targets).await,
             Scenario::Locks => services::run(services::Kind::Locks, &args, &targets).await,
             Scenario::Jobs => services::run(services::Kind::Jobs, &args, &targets).await,
+            Scenario::Workers => services::run(services::Kind::Workers, &args, &targets).await,
             Scenario::Cache => services::run(services::Kind::Cache, &args, &targets).await,
         }
     });

@@ -1,6 +1,9 @@
 //! The seeds' services under load, each as a cycle one client repeats for the run:
 //! - `locks`: acquire a lock of the client's own, then release it with its token;
 //! - `jobs`: enqueue a job, claim it (the claim's latency is what is reported), complete it;
+//! - `workers`: jobs the way busy workers run them: enqueued in bulks of [`BULK`], each
+//!   completion claiming the worker's next job in the same request (its latency is what is
+//!   reported); a worker with none left enqueues the next bulk and claims;
 //! - `cache`: GET an entry that is there (a hit), after one PUT per client.
 //!
 //! Clients are spread over the targets round-robin, each on one keep-alive connection.
@@ -21,14 +24,22 @@ use crate::{costs, histogram, latency_json, procfs, progress, run_id, Args};
 pub enum Kind {
     Locks,
     Jobs,
+    Workers,
     Cache,
 }
+
+/// Jobs per bulk enqueue in the `workers` cycle.
+pub const BULK: usize = 16;
+
+/// The job a `workers` client holds: its queue, id and lease token.
+type Held = Option<(String, String, Value)>;
 
 impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Locks => "locks",
             Kind::Jobs => "jobs",
+            Kind::Workers => "workers",
             Kind::Cache => "cache",
         }
     }
@@ -36,7 +47,14 @@ impl Kind {
 
 /// What one cycle's requests came to: the latency measured, or the first failing status
 /// (0 for a dropped connection).
-async fn cycle(kind: Kind, http: &mut net::Http, run: &str, c: usize, n: u64) -> Result<u64, u16> {
+async fn cycle(
+    kind: Kind,
+    http: &mut net::Http,
+    run: &str,
+    c: usize,
+    n: u64,
+    held: &mut Held,
+) -> Result<u64, u16> {
     let call = |r: Option<(u16, Bytes)>, ok: &[u16]| -> Result<Value, u16> {
         match r {
             Some((s, body)) if ok.contains(&s) => {
@@ -103,6 +121,50 @@ async fn cycle(kind: Kind, http: &mut net::Http, run: &str, c: usize, n: u64) ->
             )?;
             Ok(claim_us)
         }
+        Kind::Workers => {
+            let worker = format!("w{c}");
+            if held.is_none() {
+                let queue = format!("{run}-w{}", c % 4);
+                let jobs: Vec<Value> = (0..BULK)
+                    .map(|i| json!({"type": "load", "data": {"n": n}, "jobId": format!("{c}-{n}-{i}")}))
+                    .collect();
+                call(
+                    http.request(
+                        "POST",
+                        &format!("/api/queues/{queue}/bulk"),
+                        body(json!({ "jobs": jobs })),
+                    )
+                    .await,
+                    &[201],
+                )?;
+                let claimed = call(
+                    http.request(
+                        "POST",
+                        &format!("/api/queues/{queue}/claim"),
+                        body(json!({"workerId": worker, "wait": 1})),
+                    )
+                    .await,
+                    &[200],
+                )?;
+                *held = claimed["jobs"].get(0).map(|j| held_job(&queue, j));
+            }
+            let Some((queue, id, token)) = held.take() else {
+                return Err(204);
+            };
+            let t = Instant::now();
+            let done = json!({"token": token, "workerId": worker, "result": n, "next": {}});
+            let answer = call(
+                http.request(
+                    "POST",
+                    &format!("/api/queues/{queue}/jobs/{id}/complete"),
+                    body(done),
+                )
+                .await,
+                &[200],
+            )?;
+            *held = answer["next"].get(0).map(|j| held_job(&queue, j));
+            Ok(t.elapsed().as_micros() as u64)
+        }
         Kind::Cache => {
             call(
                 http.request("GET", &format!("/api/cache/{run}-{}", c % 64), None)
@@ -112,6 +174,11 @@ async fn cycle(kind: Kind, http: &mut net::Http, run: &str, c: usize, n: u64) ->
             Ok(t0.elapsed().as_micros() as u64)
         }
     }
+}
+
+fn held_job(queue: &str, j: &Value) -> (String, String, Value) {
+    let id = j["id"].as_str().unwrap_or_default().to_string();
+    (queue.to_string(), id, j["lease"]["token"].clone())
 }
 
 pub async fn run(kind: Kind, args: &Args, targets: &[Target]) -> Value {
@@ -150,8 +217,9 @@ pub async fn run(kind: Kind, args: &Args, targets: &[Target]) -> Value {
                 return (latency, failures);
             };
             let mut n = 0;
+            let mut held = None;
             while started.elapsed() < run_for {
-                match cycle(kind, &mut http, &run, c, n).await {
+                match cycle(kind, &mut http, &run, c, n, &mut held).await {
                     Ok(us) => {
                         let _ = latency.record(us.max(1));
                         done.fetch_add(1, Ordering::Relaxed);
@@ -201,7 +269,7 @@ pub async fn run(kind: Kind, args: &Args, targets: &[Target]) -> Value {
         "cyclesPerSec": cycles as f64 / secs,
         "gatewayCpuMicrosPerCycle": per_op,
         "latency": latency_json(&latency),
-        "latencyOf": match kind { Kind::Jobs => "claim", Kind::Locks => "acquire+release", Kind::Cache => "get" },
+        "latencyOf": match kind { Kind::Jobs => "claim", Kind::Workers => "complete+next", Kind::Locks => "acquire+release", Kind::Cache => "get" },
         "costs": costs,
     })
 }

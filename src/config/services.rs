@@ -145,6 +145,14 @@ pub struct Services {
         default_value_t = 100
     )]
     pub job_claim_max: usize,
+    /// Most jobs one bulk enqueue (`POST /api/queues/:queue/bulk`) carries.
+    #[arg(
+        long,
+        env = "JOB_BULK_MAX",
+        value_name = "JOB_BULK_MAX",
+        default_value_t = 1000
+    )]
+    pub job_bulk_max: usize,
     /// Largest cached value, in bytes of JSON (413 past it).
     #[arg(long, env = "CACHE_MAX_VALUE_BYTES", value_name = "CACHE_MAX_VALUE_BYTES", default_value_t = 1024 * 1024)]
     pub cache_max_value_bytes: usize,
@@ -199,6 +207,7 @@ impl Default for Services {
             job_max_bytes: 256 * 1024,
             job_queue_max_jobs: 1_000_000,
             job_claim_max: 100,
+            job_bulk_max: 1000,
             cache_max_value_bytes: 1024 * 1024,
             cache_max_ttl_secs: 30 * 86_400,
             cache_max_tags: 32,
@@ -281,6 +290,7 @@ impl Services {
             100_000_000,
         )?;
         within("JOB_CLAIM_MAX", self.job_claim_max as u64, 1, 10_000)?;
+        within("JOB_BULK_MAX", self.job_bulk_max as u64, 1, 100_000)?;
         within(
             "CACHE_MAX_VALUE_BYTES",
             self.cache_max_value_bytes as u64,

@@ -193,6 +193,8 @@ pub struct JobLimits {
     pub max_bytes: usize,
     pub claim_max: usize,
     pub max_wait_ms: u64,
+    /// Most jobs one bulk enqueue may carry.
+    pub bulk_max: usize,
 }
 
 /// `POST /api/queues/:queue/jobs`.
@@ -306,7 +308,46 @@ pub fn check_new_job(
     })
 }
 
-/// `POST /api/queues/:queue/claim`.
+/// `POST /api/queues/:queue/bulk`: several jobs enqueued in one atomic step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewJobs {
+    pub jobs: Option<Vec<NewJob>>,
+}
+
+/// Checks every job of a bulk enqueue; a problem is named by its job (`jobs[2].type`), and
+/// one bad job refuses them all.
+pub fn check_new_jobs(
+    j: NewJobs,
+    l: &JobLimits,
+    mut new_id: impl FnMut() -> String,
+) -> Result<Vec<JobSpec>, Vec<FieldProblem>> {
+    let list = j.jobs.unwrap_or_default();
+    if list.is_empty() || list.len() > l.bulk_max {
+        return Err(vec![FieldProblem::new(
+            "jobs",
+            format!("must hold 1 to {} jobs", l.bulk_max),
+        )]);
+    }
+    let mut specs = Vec::with_capacity(list.len());
+    let mut problems = Vec::new();
+    for (i, job) in list.into_iter().enumerate() {
+        match check_new_job(job, l, &mut new_id) {
+            Ok(spec) => specs.push(spec),
+            Err(ps) => problems.extend(ps.into_iter().map(|p| FieldProblem {
+                field: format!("jobs[{i}].{}", p.field),
+                problem: p.problem,
+            })),
+        }
+    }
+    if problems.is_empty() {
+        Ok(specs)
+    } else {
+        Err(problems)
+    }
+}
+
+/// `POST /api/queues/:queue/claim`, and a completion's `next`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Claim {
@@ -349,6 +390,9 @@ pub struct Settle {
     pub error: Option<Value>,
     pub retry: Option<bool>,
     pub lease_ms: Option<u64>,
+    /// A completion that also claims the worker's next jobs (one request per job for a busy
+    /// worker, as BullMQ's fetch-next); its `workerId` defaults to the completion's.
+    pub next: Option<Claim>,
 }
 
 /// Which lease a settling request names: (token, worker), either may be empty but not both.

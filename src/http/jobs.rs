@@ -1,6 +1,7 @@
 //! Job queues over HTTP (PROTOCOL §1): enqueue (201, or 200 with `duplicate` for a `jobId`
-//! already there), claim (a long poll with `wait`), complete / fail / extend under the
-//! claim's lease (409 `not_holder` otherwise), a job, stats, and the dead letters.
+//! already there) one job or a bulk of them, claim (a long poll with `wait`), complete (with
+//! an optional `next` claim) / fail / extend under the claim's lease (409 `not_holder`
+//! otherwise), a job, stats, and the dead letters.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::domain::jobs::{Claim, NewJob, Settle};
+use crate::domain::jobs::{Claim, NewJob, NewJobs, Settle};
 use crate::service::jobs::{Jobs, Outcome};
 
 pub async fn enqueue(
@@ -34,6 +35,37 @@ pub async fn enqueue(
         .into_response())
 }
 
+/// 201 when at least one job is new, 200 when every one was there already.
+pub async fn enqueue_bulk(
+    State(jobs): State<Arc<Jobs>>,
+    ApiPath(queue): ApiPath<String>,
+    ApiJson(body): ApiJson<NewJobs>,
+) -> Result<Response, ApiError> {
+    let each = jobs.enqueue_bulk(&queue, body).await?;
+    let created = each.iter().filter(|(new, _)| *new).count();
+    let list: Vec<_> = each
+        .iter()
+        .map(|(new, job)| {
+            let mut v = job.render(&queue, false);
+            v["duplicate"] = json!(!new);
+            v
+        })
+        .collect();
+    let status = if created > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "success": true,
+        "count": list.len(),
+        "created": created,
+        "duplicates": list.len() - created,
+        "jobs": list,
+    });
+    Ok((status, Json(body)).into_response())
+}
+
 pub async fn claim(
     State(jobs): State<Arc<Jobs>>,
     ApiPath(queue): ApiPath<String>,
@@ -51,8 +83,16 @@ async fn settle(
     op: &str,
     body: Settle,
 ) -> Result<Response, ApiError> {
+    let next_asked = body.next.is_some();
     Ok(match jobs.settle(queue, id, op, body).await? {
-        Outcome::Done(job) => Json(json!({"success": true, "job": job.render(queue, op == "extend")})).into_response(),
+        Outcome::Done(job, next) => {
+            let mut body = json!({"success": true, "job": job.render(queue, op == "extend")});
+            if next_asked {
+                let next: Vec<_> = next.iter().map(|j| j.render(queue, true)).collect();
+                body["next"] = json!(next);
+            }
+            Json(body).into_response()
+        }
         Outcome::NotHolder => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,

@@ -128,6 +128,7 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/api/locks/{name}/extend", post(locks::extend))
         .route("/api/queues/{queue}/jobs", post(jobs::enqueue))
+        .route("/api/queues/{queue}/bulk", post(jobs::enqueue_bulk))
         .route("/api/queues/{queue}/claim", post(jobs::claim))
         .route("/api/queues/{queue}/stats", get(jobs::stats))
         .route("/api/queues/{queue}/dead", get(jobs::dead))

@@ -13,10 +13,11 @@ use super::waiters::Waiters;
 use super::ServiceError;
 use crate::bus::Signal;
 use crate::domain::jobs::{
-    check_claim, check_lease, check_new_job, Claim, JobLimits, JobView, NewJob, Settle,
+    check_claim, check_lease, check_new_job, check_new_jobs, Claim, JobLimits, JobView, NewJob,
+    NewJobs, Settle,
 };
 use crate::domain::limits::{check_name, Problems};
-use crate::store::jobs::{Failure, JobStats, Lease, Settled};
+use crate::store::jobs::{ClaimSpec, Claimed, Failure, JobStats, Lease, Settled};
 use crate::store::JobStore;
 use crate::time::now_ms;
 
@@ -30,7 +31,8 @@ pub struct Jobs {
 
 /// How a settling request (complete, fail, extend) ends.
 pub enum Outcome {
-    Done(JobView),
+    /// The job as it now stands, and what a completion's `next` claimed.
+    Done(JobView, Vec<JobView>),
     NotHolder,
 }
 
@@ -45,27 +47,59 @@ fn job_id(id: &str) -> Result<(), ServiceError> {
 impl Jobs {
     pub async fn enqueue(&self, queue: &str, job: NewJob) -> Result<(bool, JobView), ServiceError> {
         queue_name(queue)?;
-        let spec = check_new_job(job, &self.limits, || uuid::Uuid::now_v7().to_string())
-            .map_err(ServiceError::Invalid)?;
-        Ok(self.store.enqueue(queue, &spec).await?)
+        let spec = check_new_job(job, &self.limits, new_id).map_err(ServiceError::Invalid)?;
+        let mut one = self.store.enqueue(queue, &[spec]).await?;
+        one.pop().ok_or(ServiceError::NotFound("job"))
+    }
+
+    /// Several jobs in one atomic step: all of them stored, or (a bad one, a full queue) none.
+    pub async fn enqueue_bulk(
+        &self,
+        queue: &str,
+        jobs: NewJobs,
+    ) -> Result<Vec<(bool, JobView)>, ServiceError> {
+        queue_name(queue)?;
+        let specs = check_new_jobs(jobs, &self.limits, new_id).map_err(ServiceError::Invalid)?;
+        Ok(self.store.enqueue(queue, &specs).await?)
     }
 
     pub async fn claim(&self, queue: &str, c: Claim) -> Result<Vec<JobView>, ServiceError> {
         queue_name(queue)?;
         let (worker, max, lease, wait) =
             check_claim(&c, &self.limits).map_err(ServiceError::Invalid)?;
-        let token = uuid::Uuid::new_v4().simple().to_string();
+        self.claim_within(queue, &worker, max, lease, wait).await
+    }
+
+    /// Claims, waiting up to `wait` ms for a job: registered for the queue's signal before
+    /// each attempt, else asleep until the store's next due time.
+    async fn claim_within(
+        &self,
+        queue: &str,
+        worker: &str,
+        max: usize,
+        lease_ms: u64,
+        wait: u64,
+    ) -> Result<Vec<JobView>, ServiceError> {
+        let token = new_token();
+        let spec = ClaimSpec {
+            worker,
+            max,
+            lease_ms,
+            token: &token,
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
         loop {
             let waiting = self.waiters.register_signal(Signal::Jobs, queue);
             let enqueued = waiting.notify.notified();
             tokio::pin!(enqueued);
             enqueued.as_mut().enable();
-            let (jobs, next_due) = self.store.claim(queue, &worker, max, lease, &token).await?;
+            let claimed = self.store.claim(queue, spec).await?;
+            self.relay(queue, &claimed);
             let now = tokio::time::Instant::now();
-            if !jobs.is_empty() || now >= deadline || self.shutdown.is_cancelled() {
-                return Ok(jobs);
+            if !claimed.jobs.is_empty() || now >= deadline || self.shutdown.is_cancelled() {
+                return Ok(claimed.jobs);
             }
+            let next_due = claimed.next_due;
             let retry_at = match u64::try_from(next_due - now_ms()) {
                 Ok(ms) if next_due > 0 => (now + Duration::from_millis(ms + 1)).min(deadline),
                 _ if next_due > 0 => now + Duration::from_millis(1),
@@ -77,6 +111,29 @@ impl Jobs {
                 _ = self.shutdown.cancelled() => {}
             }
         }
+    }
+
+    /// One wake-up stands for one claimable job (or a bulk of them): a claim that took jobs
+    /// and left some waiting passes it on to the next waiting claim on this instance.
+    fn relay(&self, queue: &str, claimed: &Claimed) {
+        if !claimed.jobs.is_empty() && claimed.waiting > 0 {
+            self.waiters.wake_signal(Signal::Jobs, queue);
+        }
+    }
+
+    /// A completion's `next` claim, checked as a claim is (its `workerId` defaulting to the
+    /// completion's); problems are named under `next.`.
+    fn check_next(&self, c: &Claim, s: &Settle, p: &mut Problems) -> (String, usize, u64, u64) {
+        let c = Claim {
+            worker_id: c.worker_id.clone().or_else(|| s.worker_id.clone()),
+            ..*c
+        };
+        check_claim(&c, &self.limits).unwrap_or_else(|problems| {
+            for f in problems {
+                p.add(&format!("next.{}", f.field), f.problem);
+            }
+            Default::default()
+        })
     }
 
     fn json_within(&self, field: &str, v: &Value, p: &mut Problems) -> String {
@@ -106,16 +163,42 @@ impl Jobs {
             token: &token,
             worker: &worker,
         };
+        if op != "complete" && s.next.is_some() {
+            p.add("next", "is for complete only");
+        }
+        let mut next = Vec::new();
         let settled = match op {
             "complete" => {
                 let result = s
                     .result
                     .as_ref()
                     .map(|r| self.json_within("result", r, &mut p));
+                let claim = s.next.as_ref().map(|c| self.check_next(c, &s, &mut p));
                 p.done().map_err(ServiceError::Invalid)?;
-                self.store
-                    .complete(queue, id, lease, result.as_deref())
-                    .await?
+                let token = new_token();
+                let spec = claim.as_ref().map(|(worker, max, lease_ms, _)| ClaimSpec {
+                    worker,
+                    max: *max,
+                    lease_ms: *lease_ms,
+                    token: &token,
+                });
+                let (settled, claimed) = self
+                    .store
+                    .complete(queue, id, lease, result.as_deref(), spec)
+                    .await?;
+                self.relay(queue, &claimed);
+                next = claimed.jobs;
+                match claim {
+                    Some((worker, max, lease_ms, wait))
+                        if next.is_empty() && wait > 0 && matches!(settled, Settled::Done(_)) =>
+                    {
+                        next = self
+                            .claim_within(queue, &worker, max, lease_ms, wait)
+                            .await?;
+                    }
+                    _ => {}
+                }
+                settled
             }
             "fail" => {
                 let error = match &s.error {
@@ -145,7 +228,7 @@ impl Jobs {
             }
         };
         match settled {
-            Settled::Done(v) => Ok(Outcome::Done(v)),
+            Settled::Done(v) => Ok(Outcome::Done(v, next)),
             Settled::NotHolder => Ok(Outcome::NotHolder),
             Settled::Missing => Err(ServiceError::NotFound("job")),
         }
@@ -178,6 +261,15 @@ impl Jobs {
             .await?
             .ok_or(ServiceError::NotFound("dead job"))
     }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A lease's name.
+fn new_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// A uniform number in `0..1` for the backoff's jitter.

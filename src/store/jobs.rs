@@ -48,33 +48,51 @@ pub struct Lease<'a> {
     pub worker: &'a str,
 }
 
+/// A claim: `max` waiting jobs under one lease of `lease_ms` named `token`, for `worker`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimSpec<'a> {
+    pub worker: &'a str,
+    pub max: usize,
+    pub lease_ms: u64,
+    pub token: &'a str,
+}
+
+/// What a claim took, and what it left.
+#[derive(Debug, Clone, Default)]
+pub struct Claimed {
+    pub jobs: Vec<JobView>,
+    /// The earliest time (ms) a job may become claimable when none was taken (0: nothing
+    /// pending).
+    pub next_due: i64,
+    /// Jobs still waiting after it (another waiting claim may take them).
+    pub waiting: u64,
+}
+
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
-    /// Enqueues a job, or (`false`) finds the one with its id already there; wakes the
-    /// queue's waiting claims when it is claimable now. [`StoreError::QueueFull`] past
-    /// `JOB_QUEUE_MAX_JOBS`.
-    async fn enqueue(&self, queue: &str, job: &JobSpec) -> Result<(bool, JobView), StoreError>;
-
-    /// Takes up to `max` waiting jobs (highest priority first, FIFO within one) under one
-    /// lease of `lease_ms` named `token`. Also the earliest time (ms) a job may become
-    /// claimable, when none was (0: nothing pending).
-    async fn claim(
+    /// Enqueues jobs in one atomic step, each answered `(true, job)`, or `(false, job)` for
+    /// the one with its id already there (an earlier job of the same call included); wakes
+    /// the queue's waiting claims when one is claimable now. [`StoreError::QueueFull`], and
+    /// nothing stored, when the new ones would take the queue past `JOB_QUEUE_MAX_JOBS`.
+    async fn enqueue(
         &self,
         queue: &str,
-        worker: &str,
-        max: usize,
-        lease_ms: u64,
-        token: &str,
-    ) -> Result<(Vec<JobView>, i64), StoreError>;
+        jobs: &[JobSpec],
+    ) -> Result<Vec<(bool, JobView)>, StoreError>;
 
-    /// Completes an active job with its result (JSON) under its current lease.
+    /// Takes up to `claim.max` waiting jobs, highest priority first, FIFO within one.
+    async fn claim(&self, queue: &str, claim: ClaimSpec<'_>) -> Result<Claimed, StoreError>;
+
+    /// Completes an active job with its result (JSON) under its current lease, and then (in
+    /// the same step, only when it was completed) makes the `next` claim.
     async fn complete(
         &self,
         queue: &str,
         id: &str,
         lease: Lease<'_>,
         result: Option<&str>,
-    ) -> Result<Settled, StoreError>;
+        next: Option<ClaimSpec<'_>>,
+    ) -> Result<(Settled, Claimed), StoreError>;
 
     /// Records a failed attempt (error as JSON): retried after its backoff while attempts
     /// remain and `failure.retry`, else dead-lettered.

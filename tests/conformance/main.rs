@@ -52,6 +52,7 @@ mod actionflows;
 mod cache;
 mod chains;
 mod events;
+mod job_batches;
 mod jobs;
 mod locks;
 mod queues;

@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::OVERHEAD;
-use crate::domain::jobs::{Backoff, JobState, JobView};
-use crate::store::jobs::Lease;
+use crate::domain::jobs::{Backoff, JobSpec, JobState, JobView};
+use crate::store::jobs::{ClaimSpec, Claimed, Lease};
 
 #[derive(Default)]
 pub(super) struct Queue {
@@ -144,6 +144,59 @@ impl Queue {
             errors: format!("[{}]", j.errors.join(",")).into(),
             result: j.result.clone(),
         })
+    }
+
+    /// Stores a new job: delayed, or waiting at once.
+    pub(super) fn insert(&mut self, job: &JobSpec, now: i64) {
+        self.seq += 1;
+        let order = (job.priority_offset(), self.seq);
+        self.jobs.insert(
+            job.id.clone(),
+            Job {
+                fixed: job.fixed.as_str().into(),
+                state: JobState::Delayed,
+                attempts: 0,
+                max_attempts: job.max_attempts,
+                backoff: job.backoff,
+                order,
+                created_ms: now,
+                at_ms: now + job.delay_ms as i64,
+                worker: None,
+                token: None,
+                errors: Vec::new(),
+                result: None,
+            },
+        );
+        if job.delay_ms > 0 {
+            self.delayed
+                .insert((now + job.delay_ms as i64, job.id.clone()));
+        } else {
+            self.make_waiting(&job.id);
+        }
+    }
+
+    /// Takes up to `c.max` waiting jobs under one lease.
+    pub(super) fn claim(&mut self, c: ClaimSpec<'_>, now: i64) -> Claimed {
+        let until = now + c.lease_ms as i64;
+        let mut jobs = Vec::new();
+        while jobs.len() < c.max {
+            let Some((_, _, id)) = self.waiting.pop_first() else {
+                break;
+            };
+            let j = self.jobs.get_mut(&id).expect("a waiting job exists");
+            j.attempts += 1;
+            j.state = JobState::Active;
+            j.at_ms = until;
+            j.worker = Some(c.worker.to_string());
+            j.token = Some(c.token.to_string());
+            self.active.insert((until, id.clone()));
+            jobs.push(self.view(&id).expect("the job"));
+        }
+        Claimed {
+            jobs,
+            next_due: self.next_due(),
+            waiting: self.waiting.len() as u64,
+        }
     }
 
     pub(super) fn next_due(&self) -> i64 {

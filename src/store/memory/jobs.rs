@@ -2,15 +2,15 @@
 //! id and an ordered set per state, with the same upkeep before every step, on the wall
 //! clock in ms.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 
-use super::job_queue::{Job, Queue};
+use super::job_queue::Queue;
 use super::{MemoryStore, State, OVERHEAD};
 use crate::bus::{BusMessage, Signal};
 use crate::domain::jobs::{JobSpec, JobState, JobView};
-use crate::store::jobs::{Failure, JobStats, Lease, Settled};
+use crate::store::jobs::{ClaimSpec, Claimed, Failure, JobStats, Lease, Settled};
 use crate::store::{JobStore, StoreError};
 use crate::time::now_ms;
 
@@ -108,77 +108,60 @@ fn wake(queue: &str) -> BusMessage {
 
 #[async_trait]
 impl JobStore for MemoryStore {
-    async fn enqueue(&self, queue: &str, job: &JobSpec) -> Result<(bool, JobView), StoreError> {
-        // One locked step: a repeated jobId is answered before the budget is charged.
+    async fn enqueue(
+        &self,
+        queue: &str,
+        jobs: &[JobSpec],
+    ) -> Result<Vec<(bool, JobView)>, StoreError> {
+        // One locked step: repeated jobIds are answered before the budget is charged.
         let mut state = self.state.lock();
-        if let Some(v) = self.queue_step(&mut state, queue, |q, _, _| (q.view(&job.id), false)) {
-            return Ok((false, v));
+        let new = self.queue_step(&mut state, queue, |q, _, _| {
+            let mut seen = HashSet::new();
+            let fresh: Vec<&JobSpec> = jobs
+                .iter()
+                .filter(|j| !q.jobs.contains_key(&j.id) && seen.insert(j.id.as_str()))
+                .collect();
+            (fresh, false)
+        });
+        if new.is_empty() {
+            let views: Vec<JobView> = self.queue_step(&mut state, queue, |q, _, _| {
+                (jobs.iter().filter_map(|j| q.view(&j.id)).collect(), false)
+            });
+            return Ok(views.into_iter().map(|v| (false, v)).collect());
         }
-        self.admit(
-            &mut state,
-            job.fixed.len() + 3 * job.id.len() + 4 * OVERHEAD,
-        )?;
+        let bytes = new
+            .iter()
+            .map(|j| j.fixed.len() + 3 * j.id.len())
+            .sum::<usize>();
+        self.admit(&mut state, bytes + 4 * OVERHEAD * new.len())?;
         let max = self.settings.services.job_queue_max_jobs;
         self.queue_step(&mut state, queue, |q, now, announce| {
-            if q.count() >= max {
+            if q.count() + new.len() > max {
                 return (Err(StoreError::QueueFull), false);
             }
-            q.seq += 1;
-            let order = (job.priority_offset(), q.seq);
-            q.jobs.insert(
-                job.id.clone(),
-                Job {
-                    fixed: job.fixed.as_str().into(),
-                    state: JobState::Delayed,
-                    attempts: 0,
-                    max_attempts: job.max_attempts,
-                    backoff: job.backoff,
-                    order,
-                    created_ms: now,
-                    at_ms: now + job.delay_ms as i64,
-                    worker: None,
-                    token: None,
-                    errors: Vec::new(),
-                    result: None,
-                },
-            );
-            if job.delay_ms > 0 {
-                q.delayed
-                    .insert((now + job.delay_ms as i64, job.id.clone()));
-            } else {
-                q.make_waiting(&job.id);
+            let mut out = Vec::with_capacity(jobs.len());
+            let mut claimable = false;
+            for job in jobs {
+                if q.jobs.contains_key(&job.id) {
+                    out.push((false, q.view(&job.id).expect("stored")));
+                    continue;
+                }
+                claimable |= job.delay_ms == 0;
+                q.insert(job, now);
+                out.push((true, q.view(&job.id).expect("just stored")));
+            }
+            if claimable {
                 announce.push(wake(queue));
             }
-            (Ok((true, q.view(&job.id).expect("just stored"))), true)
+            (Ok(out), true)
         })
     }
 
-    async fn claim(
-        &self,
-        queue: &str,
-        worker: &str,
-        max: usize,
-        lease_ms: u64,
-        token: &str,
-    ) -> Result<(Vec<JobView>, i64), StoreError> {
+    async fn claim(&self, queue: &str, c: ClaimSpec<'_>) -> Result<Claimed, StoreError> {
         Ok(self.with_queue(queue, |q, now, _| {
-            let until = now + lease_ms as i64;
-            let mut out = Vec::new();
-            while out.len() < max {
-                let Some((_, _, id)) = q.waiting.pop_first() else {
-                    break;
-                };
-                let j = q.jobs.get_mut(&id).expect("a waiting job exists");
-                j.attempts += 1;
-                j.state = JobState::Active;
-                j.at_ms = until;
-                j.worker = Some(worker.to_string());
-                j.token = Some(token.to_string());
-                q.active.insert((until, id.clone()));
-                out.push(q.view(&id).expect("the job"));
-            }
-            let wrote = !out.is_empty();
-            ((out, q.next_due()), wrote)
+            let claimed = q.claim(c, now);
+            let wrote = !claimed.jobs.is_empty();
+            (claimed, wrote)
         }))
     }
 
@@ -188,17 +171,27 @@ impl JobStore for MemoryStore {
         id: &str,
         lease: Lease<'_>,
         result: Option<&str>,
-    ) -> Result<Settled, StoreError> {
-        Ok(self.settle_job(queue, id, lease, |q, now| {
-            q.leave_active(id);
-            q.completed.insert((now, id.to_string()));
-            let j = q.jobs.get_mut(id).expect("the job");
-            j.state = JobState::Completed;
-            j.at_ms = now;
-            if let Some(r) = result {
-                j.result = Some(r.into());
-            }
-        }))
+        next: Option<ClaimSpec<'_>>,
+    ) -> Result<(Settled, Claimed), StoreError> {
+        Ok(
+            self.with_queue(queue, |q, now, _| match q.holds(id, lease) {
+                -1 => ((Settled::Missing, Claimed::default()), false),
+                0 => ((Settled::NotHolder, Claimed::default()), false),
+                _ => {
+                    q.leave_active(id);
+                    q.completed.insert((now, id.to_string()));
+                    let j = q.jobs.get_mut(id).expect("the job");
+                    j.state = JobState::Completed;
+                    j.at_ms = now;
+                    if let Some(r) = result {
+                        j.result = Some(r.into());
+                    }
+                    let done = Settled::Done(q.view(id).expect("the job"));
+                    let claimed = next.map(|c| q.claim(c, now)).unwrap_or_default();
+                    ((done, claimed), true)
+                }
+            }),
+        )
     }
 
     async fn fail(

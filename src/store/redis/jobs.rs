@@ -8,7 +8,7 @@ use redis::Value;
 use super::{corrupt, int, script, signed, text, RedisStore};
 use crate::bus::Signal;
 use crate::domain::jobs::{JobSpec, JobState, JobView};
-use crate::store::jobs::{Failure, JobStats, Lease, Settled};
+use crate::store::jobs::{ClaimSpec, Claimed, Failure, JobStats, Lease, Settled};
 use crate::store::{JobStore, StoreError};
 
 const PARTS: [&str; 7] = [
@@ -53,6 +53,19 @@ fn settled(reply: &[Value]) -> Result<Settled, StoreError> {
     }
 }
 
+/// `claim()` in `jobs.lua`: {next due, jobs, still waiting}.
+fn claimed(reply: &[Value]) -> Option<Claimed> {
+    let jobs = match reply.get(1)? {
+        Value::Array(a) => a.iter().map(view).collect::<Option<Vec<_>>>()?,
+        _ => return None,
+    };
+    Some(Claimed {
+        jobs,
+        next_due: int(reply.first()?)? as i64,
+        waiting: int(reply.get(2)?)?,
+    })
+}
+
 impl RedisStore {
     /// `jobs.lua` with the queue's keys and the op's leading arguments.
     fn jobs_op(&self, queue: &str, op: &str) -> redis::ScriptInvocation<'static> {
@@ -94,46 +107,44 @@ impl RedisStore {
 
 #[async_trait]
 impl JobStore for RedisStore {
-    async fn enqueue(&self, queue: &str, job: &JobSpec) -> Result<(bool, JobView), StoreError> {
+    async fn enqueue(
+        &self,
+        queue: &str,
+        jobs: &[JobSpec],
+    ) -> Result<Vec<(bool, JobView)>, StoreError> {
         let mut inv = self.jobs_op(queue, "enqueue");
-        inv.arg(&job.id)
-            .arg(&job.fixed)
-            .arg(job.priority_offset())
-            .arg(job.delay_ms)
-            .arg(job.max_attempts)
-            .arg(job.backoff.spec())
-            .arg(self.settings.services.job_queue_max_jobs)
+        inv.arg(self.settings.services.job_queue_max_jobs)
             .arg(self.keys.control_channel())
             .arg(Signal::Jobs.announcement(queue));
+        for job in jobs {
+            inv.arg(&job.id)
+                .arg(&job.fixed)
+                .arg(job.priority_offset())
+                .arg(job.delay_ms)
+                .arg(job.max_attempts)
+                .arg(job.backoff.spec());
+        }
         let reply = self.jobs_call(inv).await?;
-        match (reply.first().and_then(signed), reply.get(1).and_then(view)) {
+        match (reply.first().and_then(signed), reply.get(1)) {
             (Some(-1), _) => Err(StoreError::QueueFull),
-            (Some(n), Some(v)) => Ok((n == 1, v)),
+            (Some(1), Some(Value::Array(each))) if each.len() == jobs.len() => each
+                .iter()
+                .map(|v| match v {
+                    Value::Array(pair) => {
+                        Some((pair.first().and_then(signed)? == 1, view(pair.get(1)?)?))
+                    }
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| corrupt("jobs enqueue")),
             _ => Err(corrupt("jobs enqueue")),
         }
     }
 
-    async fn claim(
-        &self,
-        queue: &str,
-        worker: &str,
-        max: usize,
-        lease_ms: u64,
-        token: &str,
-    ) -> Result<(Vec<JobView>, i64), StoreError> {
+    async fn claim(&self, queue: &str, c: ClaimSpec<'_>) -> Result<Claimed, StoreError> {
         let mut inv = self.jobs_op(queue, "claim");
-        inv.arg(worker).arg(max).arg(lease_ms).arg(token);
-        let reply = self.jobs_call(inv).await?;
-        let next = reply
-            .first()
-            .and_then(int)
-            .ok_or_else(|| corrupt("jobs claim"))?;
-        let jobs = match reply.get(1) {
-            Some(Value::Array(a)) => a.iter().map(view).collect::<Option<Vec<_>>>(),
-            _ => None,
-        }
-        .ok_or_else(|| corrupt("jobs claim"))?;
-        Ok((jobs, next as i64))
+        inv.arg(c.worker).arg(c.max).arg(c.lease_ms).arg(c.token);
+        claimed(&self.jobs_call(inv).await?).ok_or_else(|| corrupt("jobs claim"))
     }
 
     async fn complete(
@@ -142,9 +153,25 @@ impl JobStore for RedisStore {
         id: &str,
         lease: Lease<'_>,
         result: Option<&str>,
-    ) -> Result<Settled, StoreError> {
-        self.settle(queue, "complete", id, lease, &[result.unwrap_or("")])
-            .await
+        next: Option<ClaimSpec<'_>>,
+    ) -> Result<(Settled, Claimed), StoreError> {
+        let mut inv = self.jobs_op(queue, "complete");
+        inv.arg(id)
+            .arg(lease.token)
+            .arg(lease.worker)
+            .arg(result.unwrap_or(""));
+        if let Some(c) = next {
+            inv.arg(c.worker).arg(c.max).arg(c.lease_ms).arg(c.token);
+        }
+        let reply = self.jobs_call(inv).await?;
+        let done = settled(&reply)?;
+        let next = match reply.get(2..) {
+            Some(rest) if !rest.is_empty() => {
+                claimed(rest).ok_or_else(|| corrupt("jobs complete"))?
+            }
+            _ => Claimed::default(),
+        };
+        Ok((done, next))
     }
 
     async fn fail(

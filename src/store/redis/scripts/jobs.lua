@@ -115,50 +115,72 @@ local function holds(id, token, worker)
   return 1
 end
 
-if op == 'enqueue' then
-  -- ARGV: id, fixed JSON, priority offset (0 highest), delayMs, maxAttempts, backoff,
-  -- maxJobs, channel, wake-up message
-  local id = ARGV[4]
-  if redis.call('HEXISTS', jobs, 'j:' .. id) == 1 then
-    return {0, view(id)}
-  end
-  local count = redis.call('ZCARD', waiting) + redis.call('ZCARD', delayed) +
-    redis.call('ZCARD', retry) + redis.call('ZCARD', active) +
-    redis.call('ZCARD', completed) + redis.call('ZCARD', dead)
-  if count >= tonumber(ARGV[10]) then return {-1} end
-  local seq = redis.call('HINCRBY', jobs, '#seq', 1)
-  local order = tonumber(ARGV[6]) * 1099511627776 + seq
-  local delay = tonumber(ARGV[7])
-  redis.call('HSET', jobs, 'j:' .. id, ARGV[5], 'a:' .. id, '0', 'm:' .. id, ARGV[8],
-    'b:' .. id, ARGV[9], 'o:' .. id, num(order), 'c:' .. id, num(now), 'e:' .. id, '[]')
-  if delay > 0 then
-    redis.call('ZADD', delayed, num(now + delay), id)
-    redis.call('HSET', jobs, 's:' .. id, 'delayed')
-  else
-    to_waiting({id})
-    redis.call('PUBLISH', ARGV[11], ARGV[12])
-  end
-  expire_all()
-  return {1, view(id)}
-elseif op == 'claim' then
-  -- ARGV: worker, max, leaseMs, token
-  local ids = redis.call('ZRANGE', waiting, 0, tonumber(ARGV[5]) - 1)
+-- Takes up to `max` waiting jobs under one lease: {next due, jobs, still waiting}.
+local function claim(worker, max, lease_ms, token)
+  local ids = redis.call('ZRANGE', waiting, 0, max - 1)
   local out = {}
   if #ids > 0 then
     redis.call('ZREM', waiting, unpack(ids))
-    local until_ms = num(now + tonumber(ARGV[6]))
+    local until_ms = num(now + lease_ms)
     for _, id in ipairs(ids) do
       redis.call('HINCRBY', jobs, 'a:' .. id, 1)
-      redis.call('HSET', jobs, 's:' .. id, 'active', 't:' .. id, ARGV[7], 'w:' .. id, ARGV[4])
+      redis.call('HSET', jobs, 's:' .. id, 'active', 't:' .. id, token, 'w:' .. id, worker)
       redis.call('ZADD', active, until_ms, id)
       out[#out + 1] = view(id)
     end
     expire_all()
   end
-  return {num(next_due()), out}
+  return {num(next_due()), out, redis.call('ZCARD', waiting)}
+end
+
+if op == 'enqueue' then
+  -- ARGV: maxJobs, channel, wake-up message, then per job: id, fixed JSON, priority offset
+  -- (0 highest), delayMs, maxAttempts, backoff. All or none: the new ones must fit.
+  local fresh, n = {}, 0
+  for i = 7, #ARGV, 6 do
+    local id = ARGV[i]
+    if not fresh[id] and redis.call('HEXISTS', jobs, 'j:' .. id) == 0 then
+      fresh[id] = true
+      n = n + 1
+    end
+  end
+  if n > 0 then
+    local count = redis.call('ZCARD', waiting) + redis.call('ZCARD', delayed) +
+      redis.call('ZCARD', retry) + redis.call('ZCARD', active) +
+      redis.call('ZCARD', completed) + redis.call('ZCARD', dead)
+    if count + n > tonumber(ARGV[4]) then return {-1} end
+  end
+  local out, claimable = {}, false
+  for i = 7, #ARGV, 6 do
+    local id = ARGV[i]
+    if redis.call('HEXISTS', jobs, 'j:' .. id) == 1 then
+      out[#out + 1] = {0, view(id)}
+    else
+      local seq = redis.call('HINCRBY', jobs, '#seq', 1)
+      local order = tonumber(ARGV[i + 2]) * 1099511627776 + seq
+      local delay = tonumber(ARGV[i + 3])
+      redis.call('HSET', jobs, 'j:' .. id, ARGV[i + 1], 'a:' .. id, '0', 'm:' .. id, ARGV[i + 4],
+        'b:' .. id, ARGV[i + 5], 'o:' .. id, num(order), 'c:' .. id, num(now), 'e:' .. id, '[]')
+      if delay > 0 then
+        redis.call('ZADD', delayed, num(now + delay), id)
+        redis.call('HSET', jobs, 's:' .. id, 'delayed')
+      else
+        to_waiting({id})
+        claimable = true
+      end
+      out[#out + 1] = {1, view(id)}
+    end
+  end
+  if claimable then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
+  if n > 0 then expire_all() end
+  return {1, out}
+elseif op == 'claim' then
+  -- ARGV: worker, max, leaseMs, token
+  return claim(ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
 elseif op == 'complete' or op == 'fail' or op == 'extend' then
-  -- ARGV: id, token, worker, then complete: result; fail: error JSON, retry (1|0), jitter
-  -- (0-1); extend: leaseMs
+  -- ARGV: id, token, worker, then complete: result, and the next claim's worker, max,
+  -- leaseMs and token (no worker: none); fail: error JSON, retry (1|0), jitter (0-1);
+  -- extend: leaseMs
   local id = ARGV[4]
   local h = holds(id, ARGV[5], ARGV[6])
   if h ~= 1 then return {h} end
@@ -189,6 +211,10 @@ elseif op == 'complete' or op == 'fail' or op == 'extend' then
     end
   end
   expire_all()
+  if op == 'complete' and ARGV[8] and ARGV[8] ~= '' then
+    local c = claim(ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11])
+    return {1, view(id), c[1], c[2], c[3]}
+  end
   return {1, view(id)}
 elseif op == 'get' then
   return {view(ARGV[4])}
