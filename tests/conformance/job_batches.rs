@@ -203,6 +203,20 @@ async fn a_completion_claims_the_workers_next_job_in_the_same_step(env: Env) {
     assert_eq!(next[0]["lease"]["workerId"], "w1");
     let tb = next[0]["lease"]["token"].clone();
     assert!(tb.is_string() && tb != *t, "a new lease: {tb}");
+    // On Redis every key of the queue expires, the active set included: completing `a` emptied
+    // it (so Redis dropped it) and the next claim made it again in the same step.
+    if let Some(redis) = &env.redis {
+        let mut conn = redis.connection().await.unwrap();
+        for part in ["", ":waiting", ":active", ":completed"] {
+            let key = format!("afw:jobs:{{next}}{part}");
+            let pttl: i64 = ::redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(pttl > 0, "{key} expires: {pttl}");
+        }
+    }
 
     // The next claim's workerId and max; then an empty queue answers an empty `next`.
     let (s, v) = complete(

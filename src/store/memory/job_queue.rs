@@ -192,9 +192,10 @@ impl Queue {
             self.active.insert((until, id.clone()));
             jobs.push(self.view(&id).expect("the job"));
         }
+        let next_due = if jobs.is_empty() { self.next_due() } else { 0 };
         Claimed {
             jobs,
-            next_due: self.next_due(),
+            next_due,
             waiting: self.waiting.len() as u64,
         }
     }

@@ -78,14 +78,16 @@ local function expire_all()
 end
 
 -- A job as the gateway reads it: {id, fixed JSON, state, attempts, max, created, at, worker,
--- token, errors, result}; `at` is its time in its state's ZSET (0 while waiting).
-local function view(id)
+-- token, errors, result}; `at` is its time in its state's ZSET (0 while waiting), read from
+-- there unless the caller knows it (`known_at`).
+local function view(id, known_at)
   local f = redis.call('HMGET', jobs, 'j:' .. id, 's:' .. id, 'a:' .. id, 'm:' .. id,
     'c:' .. id, 'w:' .. id, 't:' .. id, 'e:' .. id, 'r:' .. id)
   if not f[1] then return false end
-  local at = nil
+  local at = known_at
   local state = f[2]
-  if state == 'delayed' then at = redis.call('ZSCORE', delayed, id)
+  if at then
+  elseif state == 'delayed' then at = redis.call('ZSCORE', delayed, id)
   elseif state == 'failed' then at = redis.call('ZSCORE', retry, id)
   elseif state == 'active' then at = redis.call('ZSCORE', active, id)
   elseif state == 'completed' then at = redis.call('ZSCORE', completed, id)
@@ -115,22 +117,21 @@ local function holds(id, token, worker)
   return 1
 end
 
--- Takes up to `max` waiting jobs under one lease: {next due, jobs, still waiting}.
+-- Takes up to `max` waiting jobs under one lease: {next due (only when none was taken),
+-- jobs, still waiting}. The caller renews the keys when it took some.
 local function claim(worker, max, lease_ms, token)
   local ids = redis.call('ZRANGE', waiting, 0, max - 1)
   local out = {}
-  if #ids > 0 then
-    redis.call('ZREM', waiting, unpack(ids))
-    local until_ms = num(now + lease_ms)
-    for _, id in ipairs(ids) do
-      redis.call('HINCRBY', jobs, 'a:' .. id, 1)
-      redis.call('HSET', jobs, 's:' .. id, 'active', 't:' .. id, token, 'w:' .. id, worker)
-      redis.call('ZADD', active, until_ms, id)
-      out[#out + 1] = view(id)
-    end
-    expire_all()
+  if #ids == 0 then return {num(next_due()), out, 0} end
+  redis.call('ZREM', waiting, unpack(ids))
+  local until_ms = num(now + lease_ms)
+  for _, id in ipairs(ids) do
+    redis.call('HINCRBY', jobs, 'a:' .. id, 1)
+    redis.call('HSET', jobs, 's:' .. id, 'active', 't:' .. id, token, 'w:' .. id, worker)
+    redis.call('ZADD', active, until_ms, id)
+    out[#out + 1] = view(id, until_ms)
   end
-  return {num(next_due()), out, redis.call('ZCARD', waiting)}
+  return {'0', out, redis.call('ZCARD', waiting)}
 end
 
 if op == 'enqueue' then
@@ -176,7 +177,9 @@ if op == 'enqueue' then
   return {1, out}
 elseif op == 'claim' then
   -- ARGV: worker, max, leaseMs, token
-  return claim(ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
+  local c = claim(ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
+  if #c[2] > 0 then expire_all() end
+  return c
 elseif op == 'complete' or op == 'fail' or op == 'extend' then
   -- ARGV: id, token, worker, then complete: result, and the next claim's worker, max,
   -- leaseMs and token (no worker: none); fail: error JSON, retry (1|0), jitter (0-1);
@@ -191,8 +194,11 @@ elseif op == 'complete' or op == 'fail' or op == 'extend' then
     redis.call('HDEL', jobs, 't:' .. id, 'w:' .. id)
     if op == 'complete' then
       redis.call('ZADD', completed, num(now), id)
-      redis.call('HSET', jobs, 's:' .. id, 'completed')
-      if ARGV[7] ~= '' then redis.call('HSET', jobs, 'r:' .. id, ARGV[7]) end
+      if ARGV[7] ~= '' then
+        redis.call('HSET', jobs, 's:' .. id, 'completed', 'r:' .. id, ARGV[7])
+      else
+        redis.call('HSET', jobs, 's:' .. id, 'completed')
+      end
     else
       add_error(id, ARGV[7])
       local attempts = tonumber(redis.call('HGET', jobs, 'a:' .. id))
@@ -210,12 +216,15 @@ elseif op == 'complete' or op == 'fail' or op == 'extend' then
       end
     end
   end
-  expire_all()
+  local settled = view(id, op == 'complete' and num(now) or nil)
+  local reply = {1, settled}
   if op == 'complete' and ARGV[8] and ARGV[8] ~= '' then
     local c = claim(ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11])
-    return {1, view(id), c[1], c[2], c[3]}
+    reply = {1, settled, c[1], c[2], c[3]}
   end
-  return {1, view(id)}
+  -- After the claim: a key it made again (the last active job just left) gets its expiry.
+  expire_all()
+  return reply
 elseif op == 'get' then
   return {view(ARGV[4])}
 elseif op == 'stats' then
