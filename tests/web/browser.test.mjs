@@ -27,10 +27,43 @@ after(async () => {
   await browser?.close();
 });
 
+const pages = [];
+
+/** A test whose failure also prints what each of its pages showed, and saves a screenshot of each. */
+function reported(fn) {
+  return async (t) => {
+    const first = pages.length;
+    try {
+      await fn(t);
+    } catch (e) {
+      for (const [i, page] of pages.slice(first).entries()) {
+        const shown = await page.evaluate(async () => {
+          const text = (q) => document.querySelector(q)?.textContent;
+          const all = (q, f) => [...document.querySelectorAll(q)].slice(0, 12).map(f);
+          const sid = new URLSearchParams(location.search).get('session');
+          const session = sid
+            ? await fetch(`/api/sessions/${encodeURIComponent(sid)}`).then((r) => r.json()).catch((err) => String(err))
+            : null;
+          return {
+            url: location.href, conn: document.querySelector('#conn')?.dataset.state, connText: text('#conn-text'),
+            stream: text('#stream-state'), promptHidden: document.querySelector('#prompt')?.hidden,
+            rows: all('#events li[data-seq]', (r) => r.textContent), commands: all('#command-log li', (r) => `${r.dataset.state}: ${r.textContent}`),
+            chains: all('.chain', (c) => `${c.dataset.status}: ${c.textContent}`), session,
+          };
+        }).catch((err) => String(err));
+        console.log(`page ${i} when the test failed: ${JSON.stringify(shown)}`);
+        await page.screenshot({ path: path.join(SHOTS, `failed-${i}.png`) }).catch(() => {});
+      }
+      throw e;
+    }
+  };
+}
+
 async function newPage(width = 1280, height = 800) {
   const context = await browser.newContext({ viewport: { width, height } });
   cleanup.push(() => context.close());
   const page = await context.newPage();
+  pages.push(page);
   const problems = [];
   page.on('pageerror', (e) => problems.push(String(e)));
   // Refused connections while a gateway is down are the browser's own report, not the page's.
@@ -45,7 +78,7 @@ function consecutive(seqs) {
   return seqs.every((s, i) => i === 0 || s === seqs[i - 1] + 1);
 }
 
-test('watch, steer and answer a demo agent, and resume exactly across a gateway restart', async () => {
+test('watch, steer and answer a demo agent, and resume exactly across a gateway restart', reported(async () => {
   const redis = await Redis.start();
   cleanup.push(() => redis.stop());
   const env = { REDIS_URL: redis.url };
@@ -122,9 +155,9 @@ test('watch, steer and answer a demo agent, and resume exactly across a gateway 
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: path.join(SHOTS, 'session-phone.png') });
   assert.ok(await page.isVisible('#events'));
-});
+}));
 
-test('on the embedded store the demo button starts agents to watch', async () => {
+test('on the embedded store the demo button starts agents to watch', reported(async () => {
   const gw = await Gateway.start();
   cleanup.push(() => gw.stop());
   const { page, problems } = await newPage();
@@ -139,9 +172,9 @@ test('on the embedded store the demo button starts agents to watch', async () =>
   await page.waitForSelector('#demo-button:text("Start demo agents")');
   await page.screenshot({ path: path.join(SHOTS, 'demo.png') });
   assert.deepEqual(problems, []);
-});
+}));
 
-test('with AFW_API_KEYS the page asks for a key once and keeps it for the tab', async () => {
+test('with AFW_API_KEYS the page asks for a key once and keeps it for the tab', reported(async () => {
   const gw = await Gateway.start({ env: { AFW_API_KEYS: 'key-one' } });
   cleanup.push(() => gw.stop());
   await gw.api('POST', '/api/events', { sessionId: 'keyed-1', type: 'hello' }, { authorization: 'Bearer key-one' });
@@ -159,4 +192,4 @@ test('with AFW_API_KEYS the page asks for a key once and keeps it for the tab', 
   await page.waitForSelector('.session-item[data-session="keyed-1"]');
   assert.equal(await page.isVisible('#key-dialog'), false, 'not asked again');
   await sleep(10);
-});
+}));
