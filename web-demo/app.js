@@ -332,14 +332,15 @@ class SessionView {
   }
 
   async loadSession() {
-    // A prompt event that arrives while this read is on its way is newer than the read's answer:
-    // the answer then must not show (or hide) the prompt again.
-    const promptEvents = this.promptEvents;
     try {
       this.session = await client.api(`/api/sessions/${encodeURIComponent(this.id)}`);
       if (this.closed) return;
       this.showSession();
-      if (promptEvents !== this.promptEvents) return;
+      // The prompt follows the events (awaiting-input, input-received) once the stream has
+      // shown one: a read answered meanwhile can be older than the last of them (the agent
+      // marks the session idle only after it took the input). The read stands in only while
+      // the stream has shown none (a history trimmed past the prompt).
+      if (this.promptEvents > 0) return;
       if (this.session.conversationState === 'awaiting_input' && this.session.lastPrompt) {
         this.showPrompt(this.session.lastPrompt);
       } else this.showPrompt(null);
