@@ -9,8 +9,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -28,11 +29,36 @@ pub async fn enqueue(
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        Json(json!({"success": true, "duplicate": !created, "job": job.render(&queue, false)})),
-    )
-        .into_response())
+    let body = Enqueued {
+        success: true,
+        duplicate: !created,
+        job: job.raw(&queue, false),
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+// The answers of the busy routes, their jobs written as JSON text (`JobView::raw`).
+
+#[derive(Serialize)]
+struct Enqueued {
+    success: bool,
+    duplicate: bool,
+    job: Box<RawValue>,
+}
+
+#[derive(Serialize)]
+struct ClaimAnswer<'a> {
+    queue: &'a str,
+    count: usize,
+    jobs: Vec<Box<RawValue>>,
+}
+
+#[derive(Serialize)]
+struct SettleAnswer {
+    success: bool,
+    job: Box<RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<Vec<Box<RawValue>>>,
 }
 
 /// 201 when at least one job is new, 200 when every one was there already.
@@ -72,8 +98,13 @@ pub async fn claim(
     ApiJson(body): ApiJson<Claim>,
 ) -> Result<Response, ApiError> {
     let claimed = jobs.claim(&queue, body).await?;
-    let list: Vec<_> = claimed.iter().map(|j| j.render(&queue, true)).collect();
-    Ok(Json(json!({"queue": queue, "count": list.len(), "jobs": list})).into_response())
+    let list: Vec<_> = claimed.iter().map(|j| j.raw(&queue, true)).collect();
+    let body = ClaimAnswer {
+        queue: &queue,
+        count: list.len(),
+        jobs: list,
+    };
+    Ok(Json(body).into_response())
 }
 
 async fn settle(
@@ -85,14 +116,12 @@ async fn settle(
 ) -> Result<Response, ApiError> {
     let next_asked = body.next.is_some();
     Ok(match jobs.settle(queue, id, op, body).await? {
-        Outcome::Done(job, next) => {
-            let mut body = json!({"success": true, "job": job.render(queue, op == "extend")});
-            if next_asked {
-                let next: Vec<_> = next.iter().map(|j| j.render(queue, true)).collect();
-                body["next"] = json!(next);
-            }
-            Json(body).into_response()
-        }
+        Outcome::Done(job, next) => Json(SettleAnswer {
+            success: true,
+            job: job.raw(queue, op == "extend"),
+            next: next_asked.then(|| next.iter().map(|j| j.raw(queue, true)).collect()),
+        })
+        .into_response(),
         Outcome::NotHolder => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
