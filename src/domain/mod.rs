@@ -12,6 +12,7 @@ pub mod chain;
 pub mod chain_input;
 pub mod control;
 pub mod event;
+pub mod job_view;
 pub mod jobs;
 pub mod json;
 pub mod limits;

@@ -316,6 +316,73 @@ async fn one_bulk_wakes_every_claim_waiting_for_it(env: Env) {
     assert_eq!(got, ["j0", "j1", "j2", "j3"]);
 }
 
+/// Each kind of timed work (a delayed job, a retry, a lapsed lease, a finished job's removal)
+/// comes on time in a queue whose other jobs are not due for long: the Redis store skips its
+/// upkeep until the earliest of these, so each step that files a job under a time must bring
+/// that time forward.
+async fn timed_work_is_on_time_beside_work_that_is_not_due(env: Env) {
+    let gw: &Endpoint = &env.gw;
+    let one = |id: &str, extra: Value| {
+        let mut j = json!({"type": "t", "jobId": id});
+        for (k, v) in extra.as_object().unwrap() {
+            j[k] = v.clone();
+        }
+        json!([j])
+    };
+    // A job held under a long lease: nothing in the queue is due for an hour.
+    assert_eq!(bulk(gw, "timed", one("long", json!({}))).await.0, 201);
+    let held = claim(gw, "timed", json!({"workerId": "w", "leaseMs": 3_600_000})).await;
+    assert_eq!(ids(&held), ["long"]);
+
+    let t0 = Instant::now();
+    assert_eq!(
+        bulk(gw, "timed", one("later", json!({"delayMs": 300})))
+            .await
+            .0,
+        201
+    );
+    let got = claim(gw, "timed", json!({"workerId": "w", "wait": 10})).await;
+    assert_eq!(ids(&got), ["later"], "the delayed job came due");
+
+    let token = got[0]["lease"]["token"].clone();
+    let (s, v) = gw
+        .post(
+            "/api/queues/timed/jobs/later/fail",
+            json!({"token": token, "error": "again"}),
+        )
+        .await;
+    assert_eq!((s, &v["job"]["state"]), (200, &json!("failed")), "{v}");
+    let got = claim(
+        gw,
+        "timed",
+        json!({"workerId": "w", "wait": 10, "leaseMs": 300}),
+    )
+    .await;
+    assert_eq!(ids(&got), ["later"], "the retry came due");
+    let got = claim(gw, "timed", json!({"workerId": "w2", "wait": 10})).await;
+    assert_eq!(ids(&got), ["later"], "the lapsed lease put it back");
+    assert_eq!(got[0]["attempts"], 3);
+    assert!(
+        t0.elapsed() < Duration::from_secs(9),
+        "each came at its time, not at the end of a wait"
+    );
+
+    let token = got[0]["lease"]["token"].clone();
+    let (s, _) = complete(gw, "timed", "later", json!({ "token": token })).await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        gw.get("/api/queues/timed/jobs/later").await.0,
+        404,
+        "removed after JOB_KEEP_SECS (1 s here)"
+    );
+    assert_eq!(gw.get("/api/queues/timed/jobs/long").await.0, 200);
+}
+
+fn keep_one_second(c: &mut afw_gateway::Config) {
+    c.services.job_keep_secs = 1;
+}
+
 fn small_queue(c: &mut afw_gateway::Config) {
     c.services.job_bulk_max = 5;
     c.services.job_queue_max_jobs = 8;
@@ -325,4 +392,5 @@ conformance! {
     a_bulk_enqueue_stores_every_job_or_none => super::small_queue,
     a_completion_claims_the_workers_next_job_in_the_same_step => crate::defaults,
     one_bulk_wakes_every_claim_waiting_for_it => crate::defaults,
+    timed_work_is_on_time_beside_work_that_is_not_due => super::keep_one_second,
 }

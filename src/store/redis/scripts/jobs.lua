@@ -5,7 +5,8 @@
 -- against Redis's clock and all in the queue's one slot.
 -- KEYS: jobs (HASH: per job id `j:` its fixed JSON, `s:` state, `a:` attempts, `m:` max
 -- attempts, `b:` backoff (`e|f:delay:cap`), `o:` order score, `c:` created ms, `e:` errors
--- (JSON array), `r:` result, `t:` lease token, `w:` worker; `#seq` the enqueue counter),
+-- (JSON array), `r:` result, `t:` lease token, `w:` worker; `#seq` the enqueue counter, `#due`
+-- the upkeep's gate, below),
 -- waiting (ZSET by order), delayed, retry, active, completed, dead (ZSETs by time, ms).
 -- ARGV: op, ttlMs (every key's expiry, renewed by each step), keepMs, then the op's own.
 local jobs, waiting, delayed, retry, active, completed, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -29,7 +30,23 @@ local function to_waiting(ids)
   end
 end
 
+-- The upkeep's gate: a time (ms) before which it has nothing to do, kept in the jobs hash as
+-- `#due` (absent: unknown, so it runs). Every step that files a job under a time lowers it to
+-- that time: due (delayed, retry), lease expiry (active), or finish + keep + SLACK
+-- (completed, dead). SLACK lets a busy queue's removals run once in a while, in batches,
+-- instead of at every step: finished jobs go between `keep` and `keep + SLACK` after they
+-- finished.
+local SLACK = math.min(math.floor(keep / 10), 60000)
+local gate = tonumber(redis.call('HGET', jobs, '#due') or '0')
+local function lower(t)
+  if t < gate then
+    gate = t
+    redis.call('HSET', jobs, '#due', num(t))
+  end
+end
+
 local function bury(id)
+  lower(now + keep + SLACK)
   redis.call('ZADD', dead, num(now), id)
   redis.call('HSET', jobs, 's:' .. id, 'dead')
   redis.call('HDEL', jobs, 't:' .. id, 'w:' .. id)
@@ -42,30 +59,48 @@ local function forget(ids)
   end
 end
 
--- Upkeep, at most `UPKEEP` jobs of each kind per step (the rest on the next one).
+-- Upkeep, at most `UPKEEP` jobs of each kind per step (the rest on the next one), once its
+-- gate has passed; then the gate moves to the next time it has work (or far ahead).
 local UPKEEP = 1000
-local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, UPKEEP)
-if #due > 0 then redis.call('ZREM', delayed, unpack(due)); to_waiting(due) end
-due = redis.call('ZRANGEBYSCORE', retry, '-inf', now, 'LIMIT', 0, UPKEEP)
-if #due > 0 then redis.call('ZREM', retry, unpack(due)); to_waiting(due) end
-local lapsed = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, UPKEEP)
-if #lapsed > 0 then
-  redis.call('ZREM', active, unpack(lapsed))
-  for _, id in ipairs(lapsed) do
-    local worker = redis.call('HGET', jobs, 'w:' .. id) or ''
-    add_error(id, cjson.encode('lease expired (worker ' .. worker .. ')'))
-    if tonumber(redis.call('HGET', jobs, 'a:' .. id)) >= tonumber(redis.call('HGET', jobs, 'm:' .. id)) then
-      bury(id)
-    else
-      redis.call('HDEL', jobs, 't:' .. id, 'w:' .. id)
-      to_waiting({id})
+local function upkeep()
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, UPKEEP)
+  if #due > 0 then redis.call('ZREM', delayed, unpack(due)); to_waiting(due) end
+  due = redis.call('ZRANGEBYSCORE', retry, '-inf', now, 'LIMIT', 0, UPKEEP)
+  if #due > 0 then redis.call('ZREM', retry, unpack(due)); to_waiting(due) end
+  local lapsed = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, UPKEEP)
+  if #lapsed > 0 then
+    redis.call('ZREM', active, unpack(lapsed))
+    for _, id in ipairs(lapsed) do
+      local worker = redis.call('HGET', jobs, 'w:' .. id) or ''
+      add_error(id, cjson.encode('lease expired (worker ' .. worker .. ')'))
+      if tonumber(redis.call('HGET', jobs, 'a:' .. id)) >= tonumber(redis.call('HGET', jobs, 'm:' .. id)) then
+        bury(id)
+      else
+        redis.call('HDEL', jobs, 't:' .. id, 'w:' .. id)
+        to_waiting({id})
+      end
     end
   end
+  local old = redis.call('ZRANGEBYSCORE', completed, '-inf', now - keep, 'LIMIT', 0, UPKEEP)
+  if #old > 0 then redis.call('ZREM', completed, unpack(old)); forget(old) end
+  old = redis.call('ZRANGEBYSCORE', dead, '-inf', now - keep, 'LIMIT', 0, UPKEEP)
+  if #old > 0 then redis.call('ZREM', dead, unpack(old)); forget(old) end
 end
-local old = redis.call('ZRANGEBYSCORE', completed, '-inf', now - keep, 'LIMIT', 0, UPKEEP)
-if #old > 0 then redis.call('ZREM', completed, unpack(old)); forget(old) end
-old = redis.call('ZRANGEBYSCORE', dead, '-inf', now - keep, 'LIMIT', 0, UPKEEP)
-if #old > 0 then redis.call('ZREM', dead, unpack(old)); forget(old) end
+if now >= gate then
+  upkeep()
+  local soonest = 9007199254740991
+  local function consider(first, plus)
+    if first[2] then soonest = math.min(soonest, tonumber(first[2]) + plus) end
+  end
+  consider(redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES'), 0)
+  consider(redis.call('ZRANGE', retry, 0, 0, 'WITHSCORES'), 0)
+  consider(redis.call('ZRANGE', active, 0, 0, 'WITHSCORES'), 0)
+  consider(redis.call('ZRANGE', completed, 0, 0, 'WITHSCORES'), keep + SLACK)
+  consider(redis.call('ZRANGE', dead, 0, 0, 'WITHSCORES'), keep + SLACK)
+  gate = soonest
+  -- Only into a hash that is there (and so has its expiry): an empty queue keeps no gate.
+  if redis.call('EXISTS', jobs) == 1 then redis.call('HSET', jobs, '#due', num(soonest)) end
+end
 
 local function expire_all()
   redis.call('PEXPIRE', jobs, ttl)
@@ -125,6 +160,7 @@ local function claim(worker, max, lease_ms, token)
   if #ids == 0 then return {num(next_due()), out, 0} end
   redis.call('ZREM', waiting, unpack(ids))
   local until_ms = num(now + lease_ms)
+  lower(now + lease_ms)
   for _, id in ipairs(ids) do
     redis.call('HINCRBY', jobs, 'a:' .. id, 1)
     redis.call('HSET', jobs, 's:' .. id, 'active', 't:' .. id, token, 'w:' .. id, worker)
@@ -163,6 +199,7 @@ if op == 'enqueue' then
       redis.call('HSET', jobs, 'j:' .. id, ARGV[i + 1], 'a:' .. id, '0', 'm:' .. id, ARGV[i + 4],
         'b:' .. id, ARGV[i + 5], 'o:' .. id, num(order), 'c:' .. id, num(now), 'e:' .. id, '[]')
       if delay > 0 then
+        lower(now + delay)
         redis.call('ZADD', delayed, num(now + delay), id)
         redis.call('HSET', jobs, 's:' .. id, 'delayed')
       else
@@ -193,6 +230,7 @@ elseif op == 'complete' or op == 'fail' or op == 'extend' then
     redis.call('ZREM', active, id)
     redis.call('HDEL', jobs, 't:' .. id, 'w:' .. id)
     if op == 'complete' then
+      lower(now + keep + SLACK)
       redis.call('ZADD', completed, num(now), id)
       if ARGV[7] ~= '' then
         redis.call('HSET', jobs, 's:' .. id, 'completed', 'r:' .. id, ARGV[7])
@@ -209,6 +247,7 @@ elseif op == 'complete' or op == 'fail' or op == 'extend' then
         if kind == 'e' then delay = delay * math.pow(2, attempts - 1) end
         delay = math.min(delay, tonumber(cap))
         delay = math.floor(delay / 2 + tonumber(ARGV[9]) * delay / 2)
+        lower(now + delay)
         redis.call('ZADD', retry, num(now + delay), id)
         redis.call('HSET', jobs, 's:' .. id, 'failed')
       else
