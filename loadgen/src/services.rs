@@ -45,6 +45,25 @@ impl Kind {
     }
 }
 
+/// One request: its JSON answer when its status is one of `ok`, else the status (0 for a
+/// dropped connection).
+async fn send(
+    http: &mut net::Http,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    ok: &[u16],
+) -> Result<Value, u16> {
+    let body = body.map(|v| Bytes::from(v.to_string()));
+    match http.request(method, path, body).await {
+        Some((s, answer)) if ok.contains(&s) => {
+            Ok(serde_json::from_slice(&answer).unwrap_or(Value::Null))
+        }
+        Some((s, _)) => Err(s),
+        None => Err(0),
+    }
+}
+
 /// What one cycle's requests came to: the latency measured, or the first failing status
 /// (0 for a dropped connection).
 async fn cycle(
@@ -55,70 +74,52 @@ async fn cycle(
     n: u64,
     held: &mut Held,
 ) -> Result<u64, u16> {
-    let call = |r: Option<(u16, Bytes)>, ok: &[u16]| -> Result<Value, u16> {
-        match r {
-            Some((s, body)) if ok.contains(&s) => {
-                Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
-            }
-            Some((s, _)) => Err(s),
-            None => Err(0),
-        }
-    };
-    let body = |v: Value| Some(Bytes::from(v.to_string()));
     let t0 = Instant::now();
     match kind {
         Kind::Locks => {
             let path = format!("/api/locks/{run}-{c}");
-            let got = call(
-                http.request(
-                    "POST",
-                    &path,
-                    body(json!({"owner": format!("c{c}"), "ttlMs": 10_000})),
-                )
-                .await,
+            let lock = json!({"owner": format!("c{c}"), "ttlMs": 10_000});
+            let got = send(http, "POST", &path, Some(lock), &[200]).await?;
+            let token = got["token"].as_str().unwrap_or_default();
+            send(
+                http,
+                "DELETE",
+                &format!("{path}?token={token}"),
+                None,
                 &[200],
-            )?;
-            let token = got["token"].as_str().unwrap_or_default().to_string();
-            call(
-                http.request("DELETE", &format!("{path}?token={token}"), None)
-                    .await,
-                &[200],
-            )?;
+            )
+            .await?;
             Ok(t0.elapsed().as_micros() as u64)
         }
         Kind::Jobs => {
             let queue = format!("{run}-{}", c % 4);
             let job = json!({"type": "load", "data": {"n": n}, "jobId": format!("{c}-{n}")});
-            call(
-                http.request("POST", &format!("/api/queues/{queue}/jobs"), body(job))
-                    .await,
+            send(
+                http,
+                "POST",
+                &format!("/api/queues/{queue}/jobs"),
+                Some(job),
                 &[201],
-            )?;
+            )
+            .await?;
             let t_claim = Instant::now();
-            let claimed = call(
-                http.request(
-                    "POST",
-                    &format!("/api/queues/{queue}/claim"),
-                    body(json!({"workerId": format!("w{c}"), "wait": 1})),
-                )
-                .await,
+            let claim = json!({"workerId": format!("w{c}"), "wait": 1});
+            let claimed = send(
+                http,
+                "POST",
+                &format!("/api/queues/{queue}/claim"),
+                Some(claim),
                 &[200],
-            )?;
+            )
+            .await?;
             let claim_us = t_claim.elapsed().as_micros() as u64;
             let Some(j) = claimed["jobs"].get(0) else {
                 return Err(204);
             };
             let id = j["id"].as_str().unwrap_or_default();
             let done = json!({"token": j["lease"]["token"], "result": n});
-            call(
-                http.request(
-                    "POST",
-                    &format!("/api/queues/{queue}/jobs/{id}/complete"),
-                    body(done),
-                )
-                .await,
-                &[200],
-            )?;
+            let path = format!("/api/queues/{queue}/jobs/{id}/complete");
+            send(http, "POST", &path, Some(done), &[200]).await?;
             Ok(claim_us)
         }
         Kind::Workers => {
@@ -128,24 +129,24 @@ async fn cycle(
                 let jobs: Vec<Value> = (0..BULK)
                     .map(|i| json!({"type": "load", "data": {"n": n}, "jobId": format!("{c}-{n}-{i}")}))
                     .collect();
-                call(
-                    http.request(
-                        "POST",
-                        &format!("/api/queues/{queue}/bulk"),
-                        body(json!({ "jobs": jobs })),
-                    )
-                    .await,
+                let bulk = json!({ "jobs": jobs });
+                send(
+                    http,
+                    "POST",
+                    &format!("/api/queues/{queue}/bulk"),
+                    Some(bulk),
                     &[201],
-                )?;
-                let claimed = call(
-                    http.request(
-                        "POST",
-                        &format!("/api/queues/{queue}/claim"),
-                        body(json!({"workerId": worker, "wait": 1})),
-                    )
-                    .await,
+                )
+                .await?;
+                let claim = json!({"workerId": worker, "wait": 1});
+                let claimed = send(
+                    http,
+                    "POST",
+                    &format!("/api/queues/{queue}/claim"),
+                    Some(claim),
                     &[200],
-                )?;
+                )
+                .await?;
                 *held = claimed["jobs"].get(0).map(|j| held_job(&queue, j));
             }
             let Some((queue, id, token)) = held.take() else {
@@ -153,24 +154,14 @@ async fn cycle(
             };
             let t = Instant::now();
             let done = json!({"token": token, "workerId": worker, "result": n, "next": {}});
-            let answer = call(
-                http.request(
-                    "POST",
-                    &format!("/api/queues/{queue}/jobs/{id}/complete"),
-                    body(done),
-                )
-                .await,
-                &[200],
-            )?;
+            let path = format!("/api/queues/{queue}/jobs/{id}/complete");
+            let answer = send(http, "POST", &path, Some(done), &[200]).await?;
             *held = answer["next"].get(0).map(|j| held_job(&queue, j));
             Ok(t.elapsed().as_micros() as u64)
         }
         Kind::Cache => {
-            call(
-                http.request("GET", &format!("/api/cache/{run}-{}", c % 64), None)
-                    .await,
-                &[200],
-            )?;
+            let path = format!("/api/cache/{run}-{}", c % 64);
+            send(http, "GET", &path, None, &[200]).await?;
             Ok(t0.elapsed().as_micros() as u64)
         }
     }
@@ -191,14 +182,15 @@ pub async fn run(kind: Kind, args: &Args, targets: &[Target]) -> Value {
         let mut http = net::Http::connect(&targets[0]).await.expect("connect");
         for k in 0..64 {
             let v = json!({"value": {"profile": {"id": k, "name": "cached"}}, "ttlSeconds": 3600});
-            let r = http
-                .request(
-                    "PUT",
-                    &format!("/api/cache/{run}-{k}"),
-                    Some(Bytes::from(v.to_string())),
-                )
-                .await;
-            assert!(matches!(r, Some((200, _))), "cache setup: {r:?}");
+            let r = send(
+                &mut http,
+                "PUT",
+                &format!("/api/cache/{run}-{k}"),
+                Some(v),
+                &[200],
+            )
+            .await;
+            assert!(r.is_ok(), "cache setup: {r:?}");
         }
     }
     let cpu_start = procfs::sum(&args.gateway_pid, procfs::cpu_secs);
