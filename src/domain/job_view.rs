@@ -81,7 +81,7 @@ impl JobView {
     }
 
     fn text(&self, queue: &str, with_token: bool, stored: bool) -> String {
-        let quoted = |s: &str| Value::from(s).to_string();
+        let quoted = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "null".into());
         let fixed = match self.fixed.trim().strip_suffix('}') {
             Some(head) if stored && head.starts_with('{') && head.len() > 1 => head,
             _ => "{",
