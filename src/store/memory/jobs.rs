@@ -123,17 +123,13 @@ impl JobStore for MemoryStore {
                 .collect();
             (fresh, false)
         });
-        if new.is_empty() {
-            let views: Vec<JobView> = self.queue_step(&mut state, queue, |q, _, _| {
-                (jobs.iter().filter_map(|j| q.view(&j.id)).collect(), false)
-            });
-            return Ok(views.into_iter().map(|v| (false, v)).collect());
+        if !new.is_empty() {
+            let bytes = new
+                .iter()
+                .map(|j| j.fixed.len() + 3 * j.id.len())
+                .sum::<usize>();
+            self.admit(&mut state, bytes + 4 * OVERHEAD * new.len())?;
         }
-        let bytes = new
-            .iter()
-            .map(|j| j.fixed.len() + 3 * j.id.len())
-            .sum::<usize>();
-        self.admit(&mut state, bytes + 4 * OVERHEAD * new.len())?;
         let max = self.settings.services.job_queue_max_jobs;
         self.queue_step(&mut state, queue, |q, now, announce| {
             if q.count() + new.len() > max {
@@ -153,7 +149,7 @@ impl JobStore for MemoryStore {
             if claimable {
                 announce.push(wake(queue));
             }
-            (Ok(out), true)
+            (Ok(out), !new.is_empty())
         })
     }
 
