@@ -188,15 +188,13 @@ impl Jobs {
                     .await?;
                 self.relay(queue, &claimed);
                 next = claimed.jobs;
-                match claim {
-                    Some((worker, max, lease_ms, wait))
-                        if next.is_empty() && wait > 0 && matches!(settled, Settled::Done(_)) =>
-                    {
+                // Nothing waiting: with `wait`, the next claim is a long poll once completed.
+                if let Some((worker, max, lease_ms, wait)) = claim {
+                    if next.is_empty() && wait > 0 && matches!(settled, Settled::Done(_)) {
                         next = self
                             .claim_within(queue, &worker, max, lease_ms, wait)
                             .await?;
                     }
-                    _ => {}
                 }
                 settled
             }
