@@ -81,37 +81,19 @@ async fn cycle(
             let lock = json!({"owner": format!("c{c}"), "ttlMs": 10_000});
             let got = send(http, "POST", &path, Some(lock), &[200]).await?;
             let token = got["token"].as_str().unwrap_or_default();
-            send(
-                http,
-                "DELETE",
-                &format!("{path}?token={token}"),
-                None,
-                &[200],
-            )
-            .await?;
+            let release = format!("{path}?token={token}");
+            send(http, "DELETE", &release, None, &[200]).await?;
             Ok(t0.elapsed().as_micros() as u64)
         }
         Kind::Jobs => {
             let queue = format!("{run}-{}", c % 4);
             let job = json!({"type": "load", "data": {"n": n}, "jobId": format!("{c}-{n}")});
-            send(
-                http,
-                "POST",
-                &format!("/api/queues/{queue}/jobs"),
-                Some(job),
-                &[201],
-            )
-            .await?;
+            let path = format!("/api/queues/{queue}/jobs");
+            send(http, "POST", &path, Some(job), &[201]).await?;
             let t_claim = Instant::now();
             let claim = json!({"workerId": format!("w{c}"), "wait": 1});
-            let claimed = send(
-                http,
-                "POST",
-                &format!("/api/queues/{queue}/claim"),
-                Some(claim),
-                &[200],
-            )
-            .await?;
+            let path = format!("/api/queues/{queue}/claim");
+            let claimed = send(http, "POST", &path, Some(claim), &[200]).await?;
             let claim_us = t_claim.elapsed().as_micros() as u64;
             let Some(j) = claimed["jobs"].get(0) else {
                 return Err(204);
@@ -130,23 +112,11 @@ async fn cycle(
                     .map(|i| json!({"type": "load", "data": {"n": n}, "jobId": format!("{c}-{n}-{i}")}))
                     .collect();
                 let bulk = json!({ "jobs": jobs });
-                send(
-                    http,
-                    "POST",
-                    &format!("/api/queues/{queue}/bulk"),
-                    Some(bulk),
-                    &[201],
-                )
-                .await?;
+                let path = format!("/api/queues/{queue}/bulk");
+                send(http, "POST", &path, Some(bulk), &[201]).await?;
                 let claim = json!({"workerId": worker, "wait": 1});
-                let claimed = send(
-                    http,
-                    "POST",
-                    &format!("/api/queues/{queue}/claim"),
-                    Some(claim),
-                    &[200],
-                )
-                .await?;
+                let path = format!("/api/queues/{queue}/claim");
+                let claimed = send(http, "POST", &path, Some(claim), &[200]).await?;
                 *held = claimed["jobs"].get(0).map(|j| held_job(&queue, j));
             }
             let Some((queue, id, token)) = held.take() else {
