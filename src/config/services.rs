@@ -126,10 +126,13 @@ pub struct Services {
         default_value_t = 86_400
     )]
     pub job_keep_secs: u64,
-    /// Largest job (its JSON: type, data, results, errors), in bytes.
+    /// Largest part of a job, in bytes of JSON: its type and data; its result; its kept errors
+    /// (the oldest dropped past it).
     #[arg(long, env = "JOB_MAX_BYTES", value_name = "JOB_MAX_BYTES", default_value_t = 256 * 1024)]
     pub job_max_bytes: usize,
-    /// Jobs one queue holds at most (all states); an enqueue past it gets 429 `queue_full`.
+    /// Pending jobs (waiting, delayed, failed awaiting their retry, active) one queue holds at
+    /// most; an enqueue past it gets 429 `queue_full`. Finished jobs do not count (see
+    /// JOB_HISTORY_MAX).
     #[arg(
         long,
         env = "JOB_QUEUE_MAX_JOBS",
@@ -137,6 +140,23 @@ pub struct Services {
         default_value_t = 1_000_000
     )]
     pub job_queue_max_jobs: usize,
+    /// Completed jobs one queue keeps, and dead ones apart; past it the oldest finished job
+    /// is removed (all of them after JOB_KEEP_SECS anyway).
+    #[arg(
+        long,
+        env = "JOB_HISTORY_MAX",
+        value_name = "JOB_HISTORY_MAX",
+        default_value_t = 10_000
+    )]
+    pub job_history_max: usize,
+    /// Errors one job keeps, newest first (also within JOB_MAX_BYTES of JSON in all).
+    #[arg(
+        long,
+        env = "JOB_ERRORS_MAX",
+        value_name = "JOB_ERRORS_MAX",
+        default_value_t = 20
+    )]
+    pub job_errors_max: usize,
     /// Most jobs one claim takes.
     #[arg(
         long,
@@ -206,6 +226,8 @@ impl Default for Services {
             job_keep_secs: 86_400,
             job_max_bytes: 256 * 1024,
             job_queue_max_jobs: 1_000_000,
+            job_history_max: 10_000,
+            job_errors_max: 20,
             job_claim_max: 100,
             job_bulk_max: 1000,
             cache_max_value_bytes: 1024 * 1024,
@@ -289,6 +311,13 @@ impl Services {
             1,
             100_000_000,
         )?;
+        within(
+            "JOB_HISTORY_MAX",
+            self.job_history_max as u64,
+            1,
+            10_000_000,
+        )?;
+        within("JOB_ERRORS_MAX", self.job_errors_max as u64, 1, 1000)?;
         within("JOB_CLAIM_MAX", self.job_claim_max as u64, 1, 10_000)?;
         within("JOB_BULK_MAX", self.job_bulk_max as u64, 1, 100_000)?;
         within(

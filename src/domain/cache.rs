@@ -104,7 +104,10 @@ pub fn counter(value: &str) -> Option<i64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    value.parse().ok().filter(|v: &i64| v.abs() <= MAX_COUNTER)
+    value
+        .parse()
+        .ok()
+        .filter(|v: &i64| v.unsigned_abs() <= MAX_COUNTER.unsigned_abs())
 }
 
 pub fn check_key(field: &str, v: &str) -> Result<(), FieldProblem> {

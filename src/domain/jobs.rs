@@ -173,7 +173,7 @@ pub fn check_new_job(
         None => new_id(),
     };
     let priority = j.priority.unwrap_or(0);
-    if priority.abs() > MAX_PRIORITY {
+    if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&priority) {
         p.add(
             "priority",
             format!("must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"),

@@ -20,6 +20,12 @@ pub const MAX_TOKENS: u64 = 1_000_000_000_000;
 /// Most dollars one event may cost.
 pub const MAX_COST_USD: u64 = 1_000_000;
 const MAX_MODEL_CHARS: usize = 200;
+/// The most a usage total holds: a sum past it stays at it and the total is marked
+/// `saturated`. 10^15 is exact in the doubles of Redis's Lua, and a thousand times what a
+/// year of the largest events one day could add (so only a hostile client gets there).
+pub const USAGE_TOTAL_MAX: u64 = 1_000_000_000_000_000;
+/// The hash field that marks a total that saturated.
+pub const SATURATED: &str = "sat";
 
 /// What one event used.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -190,6 +196,13 @@ pub fn usage_draft(
     if let Err(p) = check_id(&format!("{prefix}tenantId"), &tenant, MAX_MODEL_CHARS) {
         problems.push(p);
     }
+    // The user is a bucket `GET /api/usage?userId=` must be able to name.
+    let user = text("userId").or_else(|| text("user"));
+    if let Some(u) = &user {
+        if let Err(p) = check_id(&format!("{prefix}userId"), u, MAX_MODEL_CHARS) {
+            problems.push(p);
+        }
+    }
     let Some(t) = crate::time::parse(timestamp) else {
         problems.push(FieldProblem::new(
             format!("{prefix}timestamp"),
@@ -208,7 +221,7 @@ pub fn usage_draft(
             model: body.model,
         },
         tenant,
-        user: text("userId").or_else(|| text("user")),
+        user,
         day: t.format("%Y-%m-%d").to_string(),
         month: t.format("%Y-%m").to_string(),
     }))
@@ -242,9 +255,24 @@ impl UsageTotals {
         })
     }
 
-    /// The totals as the API shows them, with `byModel`.
+    /// Adds one event's increments (as [`UsageDraft::increments`]), saturating at
+    /// [`USAGE_TOTAL_MAX`] and marking the total when one does, as `events_append.lua` does.
+    pub fn add(&mut self, incr: &[(String, u64)]) {
+        for (f, by) in incr {
+            let v = self.fields.entry(f.clone()).or_default();
+            let sum = v.saturating_add(*by);
+            *v = sum.min(USAGE_TOTAL_MAX);
+            if sum > USAGE_TOTAL_MAX {
+                self.fields.insert(SATURATED.to_string(), 1);
+            }
+        }
+    }
+
+    /// The totals as the API shows them, with `byModel`, and `saturated` when a sum reached
+    /// [`USAGE_TOTAL_MAX`].
     pub fn render(&self) -> Value {
         let mut v = self.part("");
+        v["saturated"] = self.fields.contains_key(SATURATED).into();
         let models: BTreeMap<&str, Value> = self
             .fields
             .keys()

@@ -20,7 +20,7 @@ use crate::domain::event::check_limit;
 use crate::domain::FieldProblem;
 use crate::service::chains::Chains;
 use crate::service::sessions::Sessions;
-use crate::store::ChainCursor;
+use crate::store::Cursor;
 
 /// Chains per listing page unless `limit` says otherwise.
 const DEFAULT_LIST_LIMIT: usize = 100;
@@ -112,7 +112,7 @@ pub async fn list(
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     problems.extend(check_limit(limit).err());
-    let cursor = match q.cursor.as_deref().map(|c| (c, ChainCursor::decode(c))) {
+    let cursor = match q.cursor.as_deref().map(|c| (c, Cursor::decode(c))) {
         None => None,
         Some((_, Some(c))) => Some(c),
         Some((_, None)) => {

@@ -16,7 +16,9 @@ use serde_json::value::RawValue;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::domain::jobs::{Claim, NewJob, NewJobs, Settle};
+use crate::domain::FieldProblem;
 use crate::service::jobs::{Jobs, Outcome};
+use crate::store::Cursor;
 
 pub async fn enqueue(
     State(jobs): State<Arc<Jobs>>,
@@ -185,11 +187,14 @@ pub async fn stats(
 #[serde(deny_unknown_fields)]
 pub struct DeadQuery {
     limit: Option<usize>,
+    cursor: Option<String>,
 }
 
 /// Dead jobs per page unless `limit` says otherwise, and the most.
 const DEAD_LIMIT: (usize, usize) = (100, 1000);
 
+/// The dead letters newest first, a page at a time: at most `limit`, and at most
+/// `READ_MAX_BYTES` of jobs (at least one), with `nextCursor` while more remain.
 pub async fn dead(
     State(jobs): State<Arc<Jobs>>,
     ApiPath(queue): ApiPath<String>,
@@ -197,20 +202,38 @@ pub async fn dead(
 ) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(DEAD_LIMIT.0);
     if !(1..=DEAD_LIMIT.1).contains(&limit) {
-        return Err(ApiError::validation(vec![
-            crate::domain::FieldProblem::new(
-                "limit",
-                format!("must be between 1 and {}", DEAD_LIMIT.1),
-            ),
-        ]));
+        return Err(ApiError::validation(vec![FieldProblem::new(
+            "limit",
+            format!("must be between 1 and {}", DEAD_LIMIT.1),
+        )]));
     }
-    let list: Vec<_> = jobs
-        .dead(&queue, limit)
-        .await?
-        .iter()
-        .map(|j| j.render(&queue, false))
-        .collect();
-    Ok(Json(json!({"queue": queue, "count": list.len(), "jobs": list})).into_response())
+    let after = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
+            ApiError::validation(vec![FieldProblem::new(
+                "cursor",
+                "is not a cursor this route gave",
+            )])
+        })?),
+    };
+    let (page, next) = jobs.dead(&queue, limit, after.as_ref()).await?;
+    let list: Vec<_> = page.iter().map(|j| j.raw(&queue, false)).collect();
+    Ok(Json(DeadPage {
+        queue: &queue,
+        count: list.len(),
+        jobs: list,
+        next_cursor: next.map(|c| c.encode()),
+    })
+    .into_response())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeadPage<'a> {
+    queue: &'a str,
+    count: usize,
+    jobs: Vec<Box<RawValue>>,
+    next_cursor: Option<String>,
 }
 
 pub async fn retry_dead(

@@ -75,7 +75,7 @@ impl Cache {
             self.limits.max_ttl_secs,
         );
         let by = body.by.unwrap_or(1);
-        if by.abs() > crate::domain::cache::MAX_COUNTER {
+        if by.unsigned_abs() > crate::domain::cache::MAX_COUNTER.unsigned_abs() {
             p.add("by", "must be an integer of at most 2^53 - 1 either way");
         }
         p.done().map_err(ServiceError::Invalid)?;

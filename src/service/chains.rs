@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::ServiceError;
 use crate::domain::chain::{is_active, Chain, ACTIVE_STATUSES};
 use crate::metrics::Metrics;
-use crate::store::{ChainCursor, ChainStore, ChainWrite, StoreError};
+use crate::store::{ChainStore, ChainWrite, Cursor, StoreError};
 
 /// Attempts of one compare-and-set change before giving up (each conflict means another
 /// writer's change went in, so the system as a whole makes progress).
@@ -137,9 +137,9 @@ impl Chains {
         &self,
         active: bool,
         status: Option<&str>,
-        after: Option<ChainCursor>,
+        after: Option<Cursor>,
         limit: usize,
-    ) -> Result<(Vec<Chain>, Option<ChainCursor>), StoreError> {
+    ) -> Result<(Vec<Chain>, Option<Cursor>), StoreError> {
         let mut out = Vec::new();
         let mut cursor = after;
         for _ in 0..MAX_WALK_PAGES {

@@ -18,8 +18,7 @@ use crate::domain::jobs::{
 };
 use crate::domain::limits::{check_name, Problems};
 use crate::store::jobs::{ClaimSpec, Claimed, Failure, JobStats, Lease, Settled};
-use crate::store::JobStore;
-use crate::time::now_ms;
+use crate::store::{Cursor, JobStore};
 
 #[derive(Clone)]
 pub struct Jobs {
@@ -71,7 +70,8 @@ impl Jobs {
     }
 
     /// Claims, waiting up to `wait` ms for a job: registered for the queue's signal before
-    /// each attempt, else asleep until the store's next due time.
+    /// each attempt, else asleep for as long as the store said nothing can come due (by its
+    /// own clock, so a clock apart from this instance's cannot make it spin).
     async fn claim_within(
         &self,
         queue: &str,
@@ -99,11 +99,11 @@ impl Jobs {
             if !claimed.jobs.is_empty() || now >= deadline || self.shutdown.is_cancelled() {
                 return Ok(claimed.jobs);
             }
-            let next_due = claimed.next_due;
-            let retry_at = match u64::try_from(next_due - now_ms()) {
-                Ok(ms) if next_due > 0 => (now + Duration::from_millis(ms + 1)).min(deadline),
-                _ if next_due > 0 => now + Duration::from_millis(1),
-                _ => deadline,
+            // "Due now" comes only after the store did the upkeep that was due (more than one
+            // step's worth): at least a millisecond, so even that is not a busy loop.
+            let retry_at = match claimed.due_in_ms {
+                Some(ms) => (now + Duration::from_millis(ms.max(1))).min(deadline),
+                None => deadline,
             };
             tokio::select! {
                 _ = enqueued => {}
@@ -121,19 +121,33 @@ impl Jobs {
         }
     }
 
-    /// A completion's `next` claim, checked as a claim is (its `workerId` defaulting to the
-    /// completion's); problems are named under `next.`.
+    /// A completion's `next` claim, checked as a claim is; its `workerId` defaults to the
+    /// completion's, else (a completion by token alone) to the lease's worker, which the
+    /// store knows (an empty worker here). Problems are named under `next.`.
     fn check_next(&self, c: &Claim, s: &Settle, p: &mut Problems) -> (String, usize, u64, u64) {
+        let named = c.worker_id.clone().or_else(|| s.worker_id.clone());
         let c = Claim {
-            worker_id: c.worker_id.clone().or_else(|| s.worker_id.clone()),
+            worker_id: Some(named.clone().unwrap_or_else(|| "lease".into())),
             ..*c
         };
-        check_claim(&c, &self.limits).unwrap_or_else(|problems| {
-            for f in problems {
-                p.add(&format!("next.{}", f.field), f.problem);
+        match check_claim(&c, &self.limits) {
+            Ok((worker, max, lease, wait)) => (
+                if named.is_some() {
+                    worker
+                } else {
+                    String::new()
+                },
+                max,
+                lease,
+                wait,
+            ),
+            Err(problems) => {
+                for f in problems {
+                    p.add(&format!("next.{}", f.field), f.problem);
+                }
+                Default::default()
             }
-            Default::default()
-        })
+        }
     }
 
     fn json_within(&self, field: &str, v: &Value, p: &mut Problems) -> String {
@@ -187,10 +201,16 @@ impl Jobs {
                     .complete(queue, id, lease, result.as_deref(), spec)
                     .await?;
                 self.relay(queue, &claimed);
+                let claimed_for = claimed.worker;
                 next = claimed.jobs;
                 // Nothing waiting: with `wait`, the next claim is a long poll once completed.
                 if let Some((worker, max, lease_ms, wait)) = claim {
-                    if next.is_empty() && wait > 0 && matches!(settled, Settled::Done(_)) {
+                    let worker = claimed_for.unwrap_or(worker);
+                    if next.is_empty()
+                        && wait > 0
+                        && !worker.is_empty()
+                        && matches!(settled, Settled::Done(_))
+                    {
                         next = self
                             .claim_within(queue, &worker, max, lease_ms, wait)
                             .await?;
@@ -246,9 +266,15 @@ impl Jobs {
         Ok(self.store.stats(queue).await?)
     }
 
-    pub async fn dead(&self, queue: &str, limit: usize) -> Result<Vec<JobView>, ServiceError> {
+    /// A page of the dead letters, newest first, and where the next one starts.
+    pub async fn dead(
+        &self,
+        queue: &str,
+        limit: usize,
+        after: Option<&Cursor>,
+    ) -> Result<(Vec<JobView>, Option<Cursor>), ServiceError> {
         queue_name(queue)?;
-        Ok(self.store.dead(queue, limit).await?)
+        Ok(self.store.dead(queue, limit, after).await?)
     }
 
     pub async fn retry_dead(&self, queue: &str, id: &str) -> Result<JobView, ServiceError> {

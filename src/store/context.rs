@@ -9,7 +9,8 @@ use crate::domain::user_context::{ContextChange, UserContext};
 
 #[async_trait]
 pub trait ContextStore: Send + Sync + 'static {
-    /// The context, created with its defaults (and timestamps `now_iso`) if there is none.
+    /// The context, or its defaults (timestamps `now_iso`) if there is none; a read stores
+    /// nothing.
     async fn context(
         &self,
         tenant: &str,

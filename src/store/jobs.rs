@@ -3,10 +3,20 @@
 //! become waiting, expired leases are put back with their attempt counted (or dead-lettered),
 //! and finished jobs past `JOB_KEEP_SECS` are removed. So a claim is exclusive, and no job
 //! depends on a timer of any one instance.
+//!
+//! The rules both stores keep, each named where it is kept:
+//! - a lease ends when its latest extension says, sooner or later than before;
+//! - a claim that finds nothing answers how long until something may be claimable, by the
+//!   store's own clock, and never "now" unless it did the upkeep that was due (so a waiting
+//!   claim never retries at a time the store has already passed without doing the work);
+//! - `JOB_QUEUE_MAX_JOBS` counts pending jobs only; finished ones are bounded on their own by
+//!   `JOB_HISTORY_MAX` (completed, and dead apart), the oldest removed first;
+//! - a job keeps its newest `JOB_ERRORS_MAX` errors, within `JOB_MAX_BYTES` of JSON;
+//! - a claim, and a page of dead letters, stops at `READ_MAX_BYTES` of jobs (at least one).
 
 use async_trait::async_trait;
 
-use super::StoreError;
+use super::{Cursor, StoreError};
 use crate::domain::jobs::{JobSpec, JobView};
 
 /// What settling a job (complete, fail, extend) came to.
@@ -61,11 +71,14 @@ pub struct ClaimSpec<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct Claimed {
     pub jobs: Vec<JobView>,
-    /// The earliest time (ms) a job may become claimable when none was taken (0: nothing
-    /// pending).
-    pub next_due: i64,
+    /// When none was taken: ms until a job may become claimable, by the store's clock (a
+    /// delayed job, a retry, a lease that may lapse); `None` when nothing is pending.
+    pub due_in_ms: Option<u64>,
     /// Jobs still waiting after it (another waiting claim may take them).
     pub waiting: u64,
+    /// The worker the claim was made for, when the store named it (a completion's `next`
+    /// with no worker of its own claims for the lease's).
+    pub worker: Option<String>,
 }
 
 #[async_trait]
@@ -84,7 +97,8 @@ pub trait JobStore: Send + Sync + 'static {
     async fn claim(&self, queue: &str, claim: ClaimSpec<'_>) -> Result<Claimed, StoreError>;
 
     /// Completes an active job with its result (JSON) under its current lease, and then (in
-    /// the same step, only when it was completed) makes the `next` claim.
+    /// the same step, only when it was completed) makes the `next` claim; a `next` whose
+    /// worker is empty claims for the lease's worker.
     async fn complete(
         &self,
         queue: &str,
@@ -118,8 +132,14 @@ pub trait JobStore: Send + Sync + 'static {
 
     async fn stats(&self, queue: &str) -> Result<JobStats, StoreError>;
 
-    /// Dead jobs, newest first, at most `limit`.
-    async fn dead(&self, queue: &str, limit: usize) -> Result<Vec<JobView>, StoreError>;
+    /// Dead jobs, newest first, from after `after`: at most `limit`, stopping once they
+    /// reach `READ_MAX_BYTES`; with where to go on from when more remain.
+    async fn dead(
+        &self,
+        queue: &str,
+        limit: usize,
+        after: Option<&Cursor>,
+    ) -> Result<(Vec<JobView>, Option<Cursor>), StoreError>;
 
     /// Puts a dead job back to waiting with its attempts reset; `None` unless it is dead.
     async fn retry_dead(&self, queue: &str, id: &str) -> Result<Option<JobView>, StoreError>;

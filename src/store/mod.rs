@@ -24,6 +24,7 @@ pub mod bus;
 pub mod cache;
 pub mod chains;
 pub mod context;
+pub mod cursor;
 pub mod events;
 pub mod jobs;
 pub mod locks;
@@ -35,8 +36,9 @@ pub mod usage;
 
 pub use bus::Bus;
 pub use cache::CacheStore;
-pub use chains::{ChainCursor, ChainPage, ChainStore, ChainWrite};
+pub use chains::{ChainPage, ChainStore, ChainWrite};
 pub use context::ContextStore;
+pub use cursor::Cursor;
 pub use events::{EventStore, Page, Pages};
 pub use jobs::JobStore;
 pub use locks::LockStore;

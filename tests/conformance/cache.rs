@@ -340,7 +340,61 @@ fn small_values(c: &mut afw_gateway::Config) {
     c.services.cache_max_value_bytes = 4096;
 }
 
+/// Reads create no state: a miss where the namespace holds nothing stores nothing (not even
+/// a count), and a namespace's counts go with its last entry. Once, every miss made its
+/// namespace (memory) or a stats key kept 30 days (Redis).
+async fn reads_create_no_state(env: Env) {
+    let gw: &Endpoint = &env.gw;
+    let keys_before = match &env.redis {
+        Some(r) => r.keys().await.len(),
+        None => 0,
+    };
+    for i in 0..50 {
+        let (s, _) = gw.get(&format!("/api/cache/k?namespace=nobody-{i}")).await;
+        assert_eq!(s, 404);
+    }
+    let st = stats(gw, "nobody-1").await;
+    assert_eq!(
+        (&st["hits"], &st["misses"], &st["keys"]),
+        (&json!(0), &json!(0), &json!(0)),
+        "{st}"
+    );
+    if let Some(r) = &env.redis {
+        assert_eq!(r.keys().await.len(), keys_before, "{:?}", r.keys().await);
+    }
+    // Where the namespace has entries, hits and misses count, and go with it.
+    put(gw, "k?namespace=live", json!({"value": 1, "ttlSeconds": 1})).await;
+    gw.get("/api/cache/k?namespace=live").await;
+    gw.get("/api/cache/other?namespace=live").await;
+    let st = stats(gw, "live").await;
+    assert_eq!((&st["hits"], &st["misses"]), (&json!(1), &json!(1)), "{st}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(gw.get("/api/cache/k?namespace=live").await.0, 404);
+    // An expired entry is no longer there to invalidate either.
+    put(
+        gw,
+        "t?namespace=tags",
+        json!({"value": 1, "ttlSeconds": 1, "tags": ["x"]}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (s, v) = gw
+        .post(
+            "/api/cache/invalidate?namespace=tags",
+            json!({"tags": ["x"]}),
+        )
+        .await;
+    assert_eq!((s, &v["invalidated"]), (200, &json!(0)), "{v}");
+    // Counters cannot be pushed past their bound from either end, i64::MIN included.
+    for by in [i64::MIN, i64::MAX, -(1 << 53)] {
+        let (s, v) = gw.post("/api/cache/c/incr", json!({ "by": by })).await;
+        assert_eq!(s, 400, "{by}: {v}");
+    }
+    assert_eq!(gw.get("/api/cache/c").await.0, 404, "nothing stored");
+}
+
 conformance! {
+    reads_create_no_state => crate::defaults,
     entries_have_versions_ttls_hits_and_misses => crate::defaults,
     tags_invalidate_exactly_what_carries_them => crate::defaults,
     increments_are_atomic_and_puts_can_compare_and_set => crate::defaults,

@@ -139,13 +139,7 @@ async fn a_completion_claims_the_workers_next_job_in_the_same_step(env: Env) {
     let a = claim(gw, "next", json!({"workerId": "w1"})).await.remove(0);
     assert_eq!(a["id"], "a");
 
-    // Token only: the next claim needs a worker.
     let t = &a["lease"]["token"];
-    let (s, v) = complete(gw, "next", "a", json!({"token": t, "next": {}})).await;
-    assert!(
-        s == 400 && v["message"].as_str().unwrap().contains("next.workerId"),
-        "{v}"
-    );
     let (s, v) = complete(
         gw,
         "next",
@@ -187,12 +181,13 @@ async fn a_completion_claims_the_workers_next_job_in_the_same_step(env: Env) {
     assert_eq!((s, &v["error"]), (409, &json!("not_holder")), "{v}");
     assert_eq!(stats(gw, "next").await["waiting"], 2);
 
-    // Completed, and the next job claimed under a lease of its own for the same worker.
+    // Completed, and the next job claimed under a lease of its own for the same worker: the
+    // lease knows its worker, so a completion by token alone needs no workerId for its next.
     let (s, v) = complete(
         gw,
         "next",
         "a",
-        json!({"token": t, "workerId": "w1", "result": 1, "next": {}}),
+        json!({"token": t, "result": 1, "next": {}}),
     )
     .await;
     assert_eq!(s, 200, "{v}");

@@ -53,6 +53,7 @@ mod cache;
 mod chains;
 mod events;
 mod job_batches;
+mod job_bounds;
 mod jobs;
 mod locks;
 mod queues;

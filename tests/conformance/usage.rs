@@ -159,7 +159,68 @@ async fn bad_usage_is_refused_and_counts_nothing(env: Env) {
     }
 }
 
+/// Totals saturate at 10^15 (exact in Redis's Lua numbers) and say so: a batch that takes
+/// one past it is stored and delivered whole, and counts up to the bound. (An overflow once
+/// stopped the append script halfway: the event stored but not published, and answered 503.)
+async fn a_total_at_its_bound_saturates_and_the_event_is_still_stored(env: Env) {
+    let gw: &Endpoint = &env.gw;
+    let mut ws = crate::support::WsClient::connect(&gw.ws_url()).await;
+    ws.subscribe("sat", None, None).await;
+    let ts = "2026-12-02T12:00:00.000Z";
+    // A thousand events of 10^12 tokens each in each direction and a million dollars each.
+    let big = json!({"inputTokens": 1_000_000_000_000u64, "outputTokens": 1, "costUsd": 1_000_000});
+    let events: Vec<Value> = (0..1001)
+        .map(|i| json!({"sessionId": "sat", "type": "llm:call", "eventId": format!("e{i}"), "timestamp": ts, "usage": big}))
+        .collect();
+    for part in events.chunks(600) {
+        let (s, v) = gw
+            .post("/api/events/batch", json!({ "events": part }))
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let mut last = 0;
+    while last < 1001 {
+        let m = ws.next_event().await;
+        assert_eq!(
+            m["seq"].as_u64().unwrap(),
+            last + 1,
+            "every event delivered, in order"
+        );
+        last += 1;
+    }
+    let day = usage(gw, "date=2026-12-02").await;
+    assert_eq!(
+        totals(&day),
+        (1_000_000_000_000_000, 1001, 1_000_000_000_000_000, 1001),
+        "{day}"
+    );
+    assert_eq!(day["saturated"], true, "{day}");
+    // A later event of the same bucket is stored too, and the bound holds.
+    let one = json!({"sessionId": "sat", "type": "llm:call", "timestamp": ts, "usage": {"inputTokens": 5}});
+    assert_eq!(gw.post("/api/events", one).await.0, 201);
+    let day = usage(gw, "date=2026-12-02").await;
+    assert_eq!(totals(&day).0, 1_000_000_000_000_000);
+    assert_eq!(totals(&day).3, 1002);
+    let other = usage(gw, "date=2026-12-01").await;
+    assert_eq!(other["saturated"], false, "{other}");
+}
+
+/// A usage event names a user that `GET /api/usage?userId=` can name back.
+async fn a_usage_user_must_be_a_name(env: Env) {
+    let gw: &Endpoint = &env.gw;
+    for user in ["", "\u{7}bell"] {
+        let body = json!({"sessionId": "u", "type": "llm:call", "userId": user, "usage": {"inputTokens": 1}});
+        let (s, v) = gw.post("/api/events", body).await;
+        assert_eq!(s, 400, "{user:?}: {v}");
+        assert!(v["message"].as_str().unwrap().contains("userId"), "{v}");
+    }
+    let (_, v) = gw.get("/api/events/u").await;
+    assert_eq!(v["events"], json!([]), "nothing stored: {v}");
+}
+
 conformance! {
     usage_counts_once_per_event_by_day_month_model_and_scope => crate::defaults,
     bad_usage_is_refused_and_counts_nothing => crate::defaults,
+    a_total_at_its_bound_saturates_and_the_event_is_still_stored => crate::defaults,
+    a_usage_user_must_be_a_name => crate::defaults,
 }

@@ -12,7 +12,7 @@ async fn update(gw: &Endpoint, body: Value) -> Value {
     v["context"].clone()
 }
 
-async fn the_first_read_creates_the_default_and_changes_merge(env: Env) {
+async fn a_read_answers_the_default_the_first_write_creates_it_and_changes_merge(env: Env) {
     let gw: &Endpoint = &env.gw;
     let (s, v) = gw.get("/api/context?userId=ada&tenantId=acme").await;
     assert_eq!(s, 200, "{v}");
@@ -34,13 +34,22 @@ async fn the_first_read_creates_the_default_and_changes_merge(env: Env) {
         )
     );
     assert_eq!(c["createdAt"], c["updatedAt"]);
-    let created = c["createdAt"].clone();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // A read stores nothing (reads create no state); the first write creates the context.
+    if let Some(r) = &env.redis {
+        assert!(r.keys().await.iter().all(|k| !k.contains("context")));
+    }
     let c = update(gw, json!({"userId": "ada", "tenantId": "acme", "preferences": {"theme": "dark", "lang": "en", "layout": {"cols": []}}})).await;
     assert_eq!(
         c["preferences"],
         json!({"theme": "dark", "lang": "en", "layout": {"cols": []}})
     );
+    let created = c["createdAt"].clone();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let c = update(
+        gw,
+        json!({"userId": "ada", "tenantId": "acme", "preferences": {"lang": "en"}}),
+    )
+    .await;
     assert_eq!(c["createdAt"], created);
     assert_ne!(c["updatedAt"], created);
     let c = update(
@@ -81,19 +90,6 @@ async fn the_first_read_creates_the_default_and_changes_merge(env: Env) {
         ),
         (Some("default"), &json!({}))
     );
-    let (s, d) = gw.delete("/api/context?userId=ada&tenantId=acme").await;
-    assert_eq!((s, &d["deleted"]), (200, &json!(true)));
-    let (_, again) = gw.get("/api/context?userId=ada&tenantId=acme").await;
-    assert_eq!(
-        again["context"]["preferences"],
-        json!({}),
-        "cleared, then the default again"
-    );
-    assert_eq!(
-        gw.get("/api/context?userId=ada").await.1["context"]["tenantId"],
-        "default"
-    );
-
     if let Some(redis) = &env.redis {
         let mut conn = redis.connection().await.unwrap();
         let pttl: i64 = ::redis::cmd("PTTL")
@@ -106,6 +102,18 @@ async fn the_first_read_creates_the_default_and_changes_merge(env: Env) {
             "CONTEXT_TTL_HOURS: {pttl}"
         );
     }
+    let (s, d) = gw.delete("/api/context?userId=ada&tenantId=acme").await;
+    assert_eq!((s, &d["deleted"]), (200, &json!(true)));
+    let (_, again) = gw.get("/api/context?userId=ada&tenantId=acme").await;
+    assert_eq!(
+        again["context"]["preferences"],
+        json!({}),
+        "cleared, then the default again"
+    );
+    assert_eq!(
+        gw.get("/api/context?userId=ada").await.1["context"]["tenantId"],
+        "default"
+    );
 }
 
 async fn searches_and_history_stay_within_their_limits(env: Env) {
@@ -194,7 +202,7 @@ fn small_limits(c: &mut afw_gateway::Config) {
 }
 
 conformance! {
-    the_first_read_creates_the_default_and_changes_merge => crate::defaults,
+    a_read_answers_the_default_the_first_write_creates_it_and_changes_merge => crate::defaults,
     searches_and_history_stay_within_their_limits => super::small_limits,
     bad_context_requests_name_the_field_and_change_nothing => super::small_limits,
 }

@@ -1,8 +1,11 @@
-//! The cache in memory: per namespace its entries, each tag's keys and the hit and miss
-//! counts, on the wall clock in ms. An expired entry is dropped when met and by the sweep,
-//! leaving every tag's set with it.
+//! The cache in memory: per namespace its entries, an index of them by expiry, each tag's keys
+//! and the hit and miss counts, on the wall clock in ms. An expired entry is dropped when met
+//! and by the sweep (from the front of the expiry index, so never by walking every entry),
+//! leaving every tag's set with it. A namespace exists while it holds entries: reads create
+//! none (a miss where there is no namespace is not counted), and its stats go with it, as the
+//! Redis store's live in its entries hash.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -20,6 +23,8 @@ pub(super) struct Caches {
 #[derive(Default)]
 struct Namespace {
     entries: HashMap<String, CacheEntry>,
+    /// Every entry by (expiry ms, key).
+    by_expiry: BTreeSet<(i64, String)>,
     tags: HashMap<String, HashSet<String>>,
     hits: u64,
     misses: u64,
@@ -28,6 +33,7 @@ struct Namespace {
 impl Namespace {
     fn remove(&mut self, key: &str) -> Option<CacheEntry> {
         let e = self.entries.remove(key)?;
+        self.by_expiry.remove(&(e.expires_at_ms, key.to_string()));
         for t in &e.tags {
             if let Some(set) = self.tags.get_mut(t) {
                 set.remove(key);
@@ -59,18 +65,18 @@ impl Namespace {
                 .or_default()
                 .insert(key.to_string());
         }
+        self.by_expiry
+            .insert((entry.expires_at_ms, key.to_string()));
         self.entries.insert(key.to_string(), entry);
     }
 
+    /// Drops the entries that expired, soonest first.
     fn sweep(&mut self, now: i64) {
-        let gone: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.expires_at_ms <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in gone {
-            self.remove(&k);
+        while let Some((at, key)) = self.by_expiry.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.remove(&key);
         }
     }
 }
@@ -104,33 +110,40 @@ impl Caches {
         for n in self.namespaces.values_mut() {
             n.sweep(now);
         }
-        self.namespaces
-            .retain(|_, n| !n.entries.is_empty() || n.hits + n.misses > 0);
+        self.namespaces.retain(|_, n| !n.entries.is_empty());
     }
 }
 
 impl MemoryStore {
-    fn with_ns<T>(&self, ns: &str, f: impl FnOnce(&mut Namespace, i64) -> T) -> T {
+    /// Runs `f` on the namespace if it exists (with its expired entries dropped; one left
+    /// with none goes). Reads go through here: they never create a namespace.
+    fn with_ns<T>(&self, ns: &str, f: impl FnOnce(&mut Namespace, i64) -> T) -> Option<T> {
         let mut state = self.state.lock();
-        f(
-            state.caches.namespaces.entry(ns.to_string()).or_default(),
-            now_ms(),
-        )
+        let now = now_ms();
+        let n = state.caches.namespaces.get_mut(ns)?;
+        n.sweep(now);
+        let out = f(n, now);
+        if n.entries.is_empty() {
+            state.caches.namespaces.remove(ns);
+        }
+        Some(out)
     }
 }
 
 #[async_trait]
 impl CacheStore for MemoryStore {
     async fn cache_get(&self, ns: &str, key: &str) -> Result<Option<CacheEntry>, StoreError> {
-        Ok(self.with_ns(ns, |n, now| {
-            let e = n.live(key, now).cloned();
-            if e.is_some() {
-                n.hits += 1;
-            } else {
-                n.misses += 1;
-            }
-            e
-        }))
+        Ok(self
+            .with_ns(ns, |n, now| {
+                let e = n.live(key, now).cloned();
+                if e.is_some() {
+                    n.hits += 1;
+                } else {
+                    n.misses += 1;
+                }
+                e
+            })
+            .flatten())
     }
 
     async fn cache_put(
@@ -150,12 +163,15 @@ impl CacheStore for MemoryStore {
             tags: tags.to_vec(),
             expires_at_ms: now + ttl_ms as i64,
         };
-        let n = state.caches.namespaces.entry(ns.to_string()).or_default();
-        let current = n.live(key, now).map_or(0, |e| e.version);
+        let (current, new_ns) = match state.caches.namespaces.get_mut(ns) {
+            Some(n) => (n.live(key, now).map_or(0, |e| e.version), false),
+            None => (0, true),
+        };
         if if_version.is_some_and(|v| v != current) {
             return Ok(Put::VersionMismatch(current));
         }
-        self.admit(&mut state, entry_bytes(key, &entry))?;
+        let ns_bytes = if new_ns { OVERHEAD + ns.len() } else { 0 };
+        self.admit(&mut state, entry_bytes(key, &entry) + ns_bytes)?;
         let n = state.caches.namespaces.entry(ns.to_string()).or_default();
         let expires_at_ms = entry.expires_at_ms;
         n.store(
@@ -172,9 +188,11 @@ impl CacheStore for MemoryStore {
     }
 
     async fn cache_delete(&self, ns: &str, key: &str) -> Result<bool, StoreError> {
-        Ok(self.with_ns(ns, |n, now| {
-            n.live(key, now).is_some() && n.remove(key).is_some()
-        }))
+        Ok(self
+            .with_ns(ns, |n, now| {
+                n.live(key, now).is_some() && n.remove(key).is_some()
+            })
+            .unwrap_or(false))
     }
 
     async fn cache_incr(
@@ -186,15 +204,24 @@ impl CacheStore for MemoryStore {
     ) -> Result<Incr, StoreError> {
         let mut state = self.state.lock();
         let now = now_ms();
-        let n = state.caches.namespaces.entry(ns.to_string()).or_default();
-        let (base, version, tags, expires_at_ms) = match n.live(key, now) {
+        let existing = state
+            .caches
+            .namespaces
+            .get_mut(ns)
+            .and_then(|n| n.live(key, now).cloned());
+        let new_ns = !state.caches.namespaces.contains_key(ns);
+        let (base, version, tags, expires_at_ms) = match existing {
             Some(e) => match counter(&e.value) {
                 Some(v) => (v, e.version, e.tags.clone(), e.expires_at_ms),
                 None => return Ok(Incr::NotInteger),
             },
             None => (0, 0, Vec::new(), now + ttl_ms as i64),
         };
-        let Some(value) = base.checked_add(by).filter(|v| v.abs() <= MAX_COUNTER) else {
+        // `unsigned_abs`: i64::MIN has no `abs`.
+        let Some(value) = base
+            .checked_add(by)
+            .filter(|v| v.unsigned_abs() <= MAX_COUNTER.unsigned_abs())
+        else {
             return Ok(Incr::NotInteger);
         };
         let entry = CacheEntry {
@@ -204,7 +231,8 @@ impl CacheStore for MemoryStore {
             expires_at_ms,
         };
         if version == 0 {
-            self.admit(&mut state, entry_bytes(key, &entry))?;
+            let ns_bytes = if new_ns { OVERHEAD + ns.len() } else { 0 };
+            self.admit(&mut state, entry_bytes(key, &entry) + ns_bytes)?;
         }
         state
             .caches
@@ -220,35 +248,37 @@ impl CacheStore for MemoryStore {
     }
 
     async fn cache_invalidate(&self, ns: &str, tags: &[String]) -> Result<u64, StoreError> {
-        Ok(self.with_ns(ns, |n, _| {
-            let keys: HashSet<String> = tags
-                .iter()
-                .filter_map(|t| n.tags.get(t))
-                .flatten()
-                .cloned()
-                .collect();
-            keys.iter().filter(|k| n.remove(k).is_some()).count() as u64
-        }))
+        // Only live entries count (an expired one is dropped by the sweep, not invalidated).
+        Ok(self
+            .with_ns(ns, |n, _| {
+                let keys: HashSet<String> = tags
+                    .iter()
+                    .filter_map(|t| n.tags.get(t))
+                    .flatten()
+                    .cloned()
+                    .collect();
+                keys.iter().filter(|k| n.remove(k).is_some()).count() as u64
+            })
+            .unwrap_or(0))
     }
 
     async fn cache_stats(&self, ns: &str) -> Result<CacheStats, StoreError> {
-        Ok(self.with_ns(ns, |n, now| {
-            n.sweep(now);
-            CacheStats {
+        Ok(self
+            .with_ns(ns, |n, _| CacheStats {
                 hits: n.hits,
                 misses: n.misses,
                 keys: n.entries.len() as u64,
-            }
-        }))
+            })
+            .unwrap_or_default())
     }
 
     async fn cache_clear(&self, ns: &str) -> Result<u64, StoreError> {
-        Ok(self.with_ns(ns, |n, now| {
-            n.sweep(now);
-            let count = n.entries.len() as u64;
-            n.entries.clear();
-            n.tags.clear();
-            count
-        }))
+        Ok(self
+            .with_ns(ns, |n, _| {
+                let count = n.entries.len() as u64;
+                *n = Namespace::default();
+                count
+            })
+            .unwrap_or(0))
     }
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::{MemoryStore, OVERHEAD};
 use crate::bus::BusMessage;
 use crate::domain::session::field;
-use crate::store::{ChainCursor, ChainPage, ChainStore, ChainWrite, StoreError};
+use crate::store::{ChainPage, ChainStore, ChainWrite, Cursor, StoreError};
 
 #[derive(Default)]
 pub(super) struct Chains {
@@ -176,17 +176,14 @@ impl ChainStore for MemoryStore {
     async fn page_chains(
         &self,
         active: bool,
-        after: Option<&ChainCursor>,
+        after: Option<&Cursor>,
         walk: usize,
     ) -> Result<ChainPage, StoreError> {
         let now = Instant::now();
         let state = self.state.lock();
         let chains = &state.chains;
         let mut members = match after {
-            Some(c) => chains
-                .by_update
-                .range(..(c.updated_ms, c.member.clone()))
-                .rev(),
+            Some(c) => chains.by_update.range(..(c.ms, c.member.clone())).rev(),
             None => chains.by_update.range(..).rev(),
         };
         let mut page = ChainPage::default();
@@ -201,8 +198,8 @@ impl ChainStore for MemoryStore {
             }
         }
         if members.next().is_some() {
-            page.next = last.map(|(ms, id)| ChainCursor {
-                updated_ms: ms,
+            page.next = last.map(|(ms, id)| Cursor {
+                ms,
                 member: id.clone(),
             });
         }

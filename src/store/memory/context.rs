@@ -84,25 +84,25 @@ fn live<'a>(
     ttl: i64,
 ) -> &'a mut Slot {
     let now = now_ms();
-    let slot = by_user.entry(key).or_insert_with(|| Slot {
-        preferences: BTreeMap::new(),
-        searches: VecDeque::new(),
-        history: VecDeque::new(),
-        created_at: String::new(),
-        updated_at: String::new(),
-        expires_ms: 0,
-    });
+    let slot = by_user.entry(key).or_insert_with(|| Slot::fresh("", 0));
     if slot.expires_ms <= now {
-        *slot = Slot {
+        *slot = Slot::fresh(now_iso, now + ttl);
+    }
+    slot
+}
+
+impl Slot {
+    /// A context with its defaults, made at `now_iso`.
+    fn fresh(now_iso: &str, expires_ms: i64) -> Slot {
+        Slot {
             preferences: BTreeMap::new(),
             searches: VecDeque::new(),
             history: VecDeque::new(),
             created_at: now_iso.to_string(),
             updated_at: now_iso.to_string(),
-            expires_ms: now + ttl,
-        };
+            expires_ms,
+        }
     }
-    slot
 }
 
 #[async_trait]
@@ -113,13 +113,13 @@ impl ContextStore for MemoryStore {
         user: &str,
         now_iso: &str,
     ) -> Result<UserContext, StoreError> {
-        let ttl = self.context_ttl_ms();
-        let mut state = self.state.lock();
+        // A read stores nothing: a context that is not there (or expired) is the default.
+        let state = self.state.lock();
         let key = (tenant.to_string(), user.to_string());
-        if !state.contexts.by_user.contains_key(&key) {
-            self.admit(&mut state, tenant.len() + user.len() + 4 * OVERHEAD)?;
+        match state.contexts.by_user.get(&key) {
+            Some(slot) if slot.expires_ms > now_ms() => Ok(slot.view(tenant, user)),
+            _ => Ok(Slot::fresh(now_iso, 0).view(tenant, user)),
         }
-        Ok(live(&mut state.contexts.by_user, key, now_iso, ttl).view(tenant, user))
     }
 
     async fn update_context(

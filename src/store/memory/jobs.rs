@@ -6,12 +6,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 
-use super::job_queue::Queue;
+use super::job_queue::{error_entry, Queue, Rules};
 use super::{MemoryStore, State, OVERHEAD};
 use crate::bus::{BusMessage, Signal};
 use crate::domain::jobs::{JobSpec, JobState, JobView};
 use crate::store::jobs::{ClaimSpec, Claimed, Failure, JobStats, Lease, Settled};
-use crate::store::{JobStore, StoreError};
+use crate::store::{Cursor, JobStore, StoreError};
 use crate::time::now_ms;
 
 #[derive(Default)]
@@ -40,11 +40,22 @@ impl Jobs {
 }
 
 impl MemoryStore {
+    fn job_rules(&self) -> Rules {
+        let s = &self.settings.services;
+        Rules {
+            keep_ms: (s.job_keep_secs * 1000) as i64,
+            history_max: s.job_history_max,
+            errors_max: s.job_errors_max,
+            errors_bytes: s.job_max_bytes,
+            read_max: self.settings.read_max_bytes,
+        }
+    }
+
     /// Runs `f` on the queue after its upkeep, in one locked step.
     fn with_queue<T>(
         &self,
         queue: &str,
-        f: impl FnOnce(&mut Queue, i64, &mut Vec<BusMessage>) -> (T, bool),
+        f: impl FnOnce(&mut Queue, i64, Rules, &mut Vec<BusMessage>) -> (T, bool),
     ) -> T {
         self.queue_step(&mut self.state.lock(), queue, f)
     }
@@ -55,20 +66,20 @@ impl MemoryStore {
         &self,
         state: &mut State,
         queue: &str,
-        f: impl FnOnce(&mut Queue, i64, &mut Vec<BusMessage>) -> (T, bool),
+        f: impl FnOnce(&mut Queue, i64, Rules, &mut Vec<BusMessage>) -> (T, bool),
     ) -> T {
         let s = &self.settings.services;
-        let keep_ms = (s.job_keep_secs * 1000) as i64;
+        let rules = self.job_rules();
         let ttl_ms =
-            keep_ms + (s.job_max_delay_ms + s.job_max_lease_ms + s.job_backoff_max_ms) as i64;
+            rules.keep_ms + (s.job_max_delay_ms + s.job_max_lease_ms + s.job_backoff_max_ms) as i64;
         let now = now_ms();
         let q = state.jobs.queues.entry(queue.to_string()).or_default();
         if q.expires_ms != 0 && q.expires_ms <= now {
             *q = Queue::default();
         }
-        q.upkeep(now, keep_ms);
+        q.upkeep(now, rules);
         let mut announce = Vec::new();
-        let (out, wrote) = f(q, now, &mut announce);
+        let (out, wrote) = f(q, now, rules, &mut announce);
         if wrote {
             q.expires_ms = now + ttl_ms;
         }
@@ -81,21 +92,26 @@ impl MemoryStore {
         out
     }
 
-    fn settle_job(
+    /// A settling step that stores about `bytes` more (a result, an error): charged to the
+    /// budget before anything changes, and given back when the step changed nothing.
+    fn settle_charged<T>(
         &self,
         queue: &str,
-        id: &str,
-        lease: Lease<'_>,
-        f: impl FnOnce(&mut Queue, i64),
-    ) -> Settled {
-        self.with_queue(queue, |q, now, _| match q.holds(id, lease) {
-            -1 => (Settled::Missing, false),
-            0 => (Settled::NotHolder, false),
-            _ => {
-                f(q, now);
-                (Settled::Done(q.view(id).expect("the job")), true)
-            }
-        })
+        bytes: usize,
+        f: impl FnOnce(&mut Queue, i64, Rules, &mut Vec<BusMessage>) -> (T, bool),
+    ) -> Result<T, StoreError> {
+        let mut state = self.state.lock();
+        self.admit(&mut state, bytes)?;
+        let mut wrote = false;
+        let out = self.queue_step(&mut state, queue, |q, now, r, announce| {
+            let (out, w) = f(q, now, r, announce);
+            wrote = w;
+            (out, w)
+        });
+        if !wrote {
+            state.used = state.used.saturating_sub(bytes);
+        }
+        Ok(out)
     }
 }
 
@@ -115,7 +131,7 @@ impl JobStore for MemoryStore {
     ) -> Result<Vec<(bool, JobView)>, StoreError> {
         // One locked step: repeated jobIds are answered before the budget is charged.
         let mut state = self.state.lock();
-        let new = self.queue_step(&mut state, queue, |q, _, _| {
+        let new = self.queue_step(&mut state, queue, |q, _, _, _| {
             let mut seen = HashSet::new();
             let fresh: Vec<&JobSpec> = jobs
                 .iter()
@@ -131,8 +147,9 @@ impl JobStore for MemoryStore {
             self.admit(&mut state, bytes + 4 * OVERHEAD * new.len())?;
         }
         let max = self.settings.services.job_queue_max_jobs;
-        self.queue_step(&mut state, queue, |q, now, announce| {
-            if q.count() + new.len() > max {
+        self.queue_step(&mut state, queue, |q, now, _, announce| {
+            // The cap counts pending jobs only: finished ones are bounded on their own.
+            if !new.is_empty() && q.pending() + new.len() > max {
                 return (Err(StoreError::QueueFull), false);
             }
             let mut out = Vec::with_capacity(jobs.len());
@@ -154,8 +171,8 @@ impl JobStore for MemoryStore {
     }
 
     async fn claim(&self, queue: &str, c: ClaimSpec<'_>) -> Result<Claimed, StoreError> {
-        Ok(self.with_queue(queue, |q, now, _| {
-            let claimed = q.claim(c, now);
+        Ok(self.with_queue(queue, |q, now, r, _| {
+            let claimed = q.claim(c, now, r);
             let wrote = !claimed.jobs.is_empty();
             (claimed, wrote)
         }))
@@ -169,25 +186,29 @@ impl JobStore for MemoryStore {
         result: Option<&str>,
         next: Option<ClaimSpec<'_>>,
     ) -> Result<(Settled, Claimed), StoreError> {
-        Ok(
-            self.with_queue(queue, |q, now, _| match q.holds(id, lease) {
-                -1 => ((Settled::Missing, Claimed::default()), false),
-                0 => ((Settled::NotHolder, Claimed::default()), false),
-                _ => {
-                    q.leave_active(id);
-                    q.completed.insert((now, id.to_string()));
-                    let j = q.jobs.get_mut(id).expect("the job");
-                    j.state = JobState::Completed;
-                    j.at_ms = now;
-                    if let Some(r) = result {
-                        j.result = Some(r.into());
-                    }
-                    let done = Settled::Done(q.view(id).expect("the job"));
-                    let claimed = next.map(|c| q.claim(c, now)).unwrap_or_default();
-                    ((done, claimed), true)
-                }
-            }),
-        )
+        let bytes = result.map_or(0, str::len);
+        self.settle_charged(queue, bytes, |q, now, r, _| {
+            let Some(worker) = q.holder(id, lease) else {
+                return ((q.missing_or_not_holder(id), Claimed::default()), false);
+            };
+            q.leave_active(id);
+            q.finish(id, now, result, r);
+            let done = Settled::Done(q.view(id).expect("the job"));
+            let claimed = next
+                .map(|c| {
+                    // A next claim that names no worker is the lease's worker's.
+                    let worker = if c.worker.is_empty() {
+                        &worker
+                    } else {
+                        c.worker
+                    };
+                    let mut claimed = q.claim(ClaimSpec { worker, ..c }, now, r);
+                    claimed.worker = Some(worker.to_string());
+                    claimed
+                })
+                .unwrap_or_default();
+            ((done, claimed), true)
+        })
     }
 
     async fn fail(
@@ -198,9 +219,14 @@ impl JobStore for MemoryStore {
         error: &str,
         f: Failure,
     ) -> Result<Settled, StoreError> {
-        Ok(self.settle_job(queue, id, lease, |q, now| {
+        // The error as it will be kept (its attempt and time only a few digits).
+        let bytes = error_entry(u32::MAX, error, i64::MAX).len();
+        self.settle_charged(queue, bytes, |q, now, r, _| {
+            if q.holder(id, lease).is_none() {
+                return (q.missing_or_not_holder(id), false);
+            }
             q.leave_active(id);
-            q.add_error(id, error, now);
+            q.add_error(id, error, now, r);
             let j = q.jobs.get_mut(id).expect("the job");
             if f.retry && j.attempts < j.max_attempts {
                 let at = now + j.backoff.delay(j.attempts, f.jitter.clamp(0.0, 1.0)) as i64;
@@ -208,9 +234,10 @@ impl JobStore for MemoryStore {
                 j.at_ms = at;
                 q.retry.insert((at, id.to_string()));
             } else {
-                q.bury(id, now);
+                q.bury(id, now, r);
             }
-        }))
+            (Settled::Done(q.view(id).expect("the job")), true)
+        })
     }
 
     async fn extend(
@@ -220,20 +247,25 @@ impl JobStore for MemoryStore {
         lease: Lease<'_>,
         lease_ms: u64,
     ) -> Result<Settled, StoreError> {
-        Ok(self.settle_job(queue, id, lease, |q, now| {
+        Ok(self.with_queue(queue, |q, now, _, _| {
+            if q.holder(id, lease).is_none() {
+                return (q.missing_or_not_holder(id), false);
+            }
+            // A lease ends when its latest extension says, sooner or later than before.
             let j = q.jobs.get_mut(id).expect("the job");
             q.active.remove(&(j.at_ms, id.to_string()));
             j.at_ms = now + lease_ms as i64;
             q.active.insert((j.at_ms, id.to_string()));
+            (Settled::Done(q.view(id).expect("the job")), true)
         }))
     }
 
     async fn job(&self, queue: &str, id: &str) -> Result<Option<JobView>, StoreError> {
-        Ok(self.with_queue(queue, |q, _, _| (q.view(id), false)))
+        Ok(self.with_queue(queue, |q, _, _, _| (q.view(id), false)))
     }
 
     async fn stats(&self, queue: &str) -> Result<JobStats, StoreError> {
-        Ok(self.with_queue(queue, |q, _, _| {
+        Ok(self.with_queue(queue, |q, _, _, _| {
             let n = |s: &BTreeSet<(i64, String)>| s.len() as u64;
             let stats = JobStats {
                 waiting: q.waiting.len() as u64,
@@ -247,21 +279,43 @@ impl JobStore for MemoryStore {
         }))
     }
 
-    async fn dead(&self, queue: &str, limit: usize) -> Result<Vec<JobView>, StoreError> {
-        Ok(self.with_queue(queue, |q, _, _| {
-            let ids: Vec<String> = q
+    async fn dead(
+        &self,
+        queue: &str,
+        limit: usize,
+        after: Option<&Cursor>,
+    ) -> Result<(Vec<JobView>, Option<Cursor>), StoreError> {
+        Ok(self.with_queue(queue, |q, _, r, _| {
+            let mut walk = q
                 .dead
                 .iter()
                 .rev()
-                .take(limit)
-                .map(|(_, id)| id.clone())
-                .collect();
-            (ids.iter().filter_map(|id| q.view(id)).collect(), false)
+                .filter(|(at, id)| after.is_none_or(|c| !c.walked(*at, id)));
+            let mut jobs = Vec::new();
+            let mut bytes = 0;
+            let mut last = None;
+            for (at, id) in walk.by_ref() {
+                let Some(v) = q.view(id) else { continue };
+                bytes += v.fixed.len() + v.errors.len() + v.result.as_ref().map_or(0, |r| r.len());
+                jobs.push(v);
+                last = Some((*at, id));
+                if jobs.len() >= limit || bytes >= r.read_max {
+                    break;
+                }
+            }
+            let next = match (last, walk.next()) {
+                (Some((ms, id)), Some(_)) => Some(Cursor {
+                    ms,
+                    member: id.clone(),
+                }),
+                _ => None,
+            };
+            ((jobs, next), false)
         }))
     }
 
     async fn retry_dead(&self, queue: &str, id: &str) -> Result<Option<JobView>, StoreError> {
-        Ok(self.with_queue(queue, |q, _, announce| {
+        Ok(self.with_queue(queue, |q, _, _, announce| {
             let Some(at) = q
                 .jobs
                 .get(id)

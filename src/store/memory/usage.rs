@@ -2,7 +2,7 @@
 //! append under the same lock (so as atomic as the Redis script), each kept for its period's
 //! keep days after its last change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 
@@ -16,7 +16,7 @@ type Key = (String, String, String);
 
 #[derive(Default)]
 pub(super) struct Usage {
-    totals: HashMap<Key, (BTreeMap<String, u64>, i64)>,
+    totals: HashMap<Key, (UsageTotals, i64)>,
 }
 
 impl Usage {
@@ -27,16 +27,14 @@ impl Usage {
         for (scope, period, keep_days) in
             u.buckets(session_id, s.usage_day_keep_days, s.usage_month_keep_days)
         {
-            let (fields, expires) = self
+            let (totals, expires) = self
                 .totals
                 .entry((u.tenant.clone(), scope, period))
                 .or_default();
             if *expires <= now {
-                fields.clear();
+                totals.fields.clear();
             }
-            for (f, by) in &incr {
-                *fields.entry(f.clone()).or_default() += by;
-            }
+            totals.add(&incr);
             *expires = now + (keep_days * 86_400_000) as i64;
         }
     }
@@ -48,7 +46,7 @@ impl Usage {
                 t.len()
                     + s.len()
                     + p.len()
-                    + f.keys().map(|k| k.len() + 16).sum::<usize>()
+                    + f.fields.keys().map(|k| k.len() + 16).sum::<usize>()
                     + OVERHEAD
             })
             .sum()
@@ -70,10 +68,9 @@ impl UsageStore for MemoryStore {
     ) -> Result<UsageTotals, StoreError> {
         let state = self.state.lock();
         let key = (tenant.to_string(), scope.to_string(), period.to_string());
-        let fields = match state.usage.totals.get(&key) {
-            Some((f, expires)) if *expires > now_ms() => f.clone(),
-            _ => BTreeMap::new(),
-        };
-        Ok(UsageTotals { fields })
+        Ok(match state.usage.totals.get(&key) {
+            Some((t, expires)) if *expires > now_ms() => t.clone(),
+            _ => UsageTotals::default(),
+        })
     }
 }

@@ -1,5 +1,6 @@
-//! The cache on Redis: per namespace one HASH of entries, an index ZSET by expiry, a stats
-//! HASH and a ZSET per tag, all in the namespace's slot, changed only by `cache.lua`.
+//! The cache on Redis: per namespace one HASH of entries (and its hit and miss counts), an
+//! index ZSET by expiry and a ZSET per tag, all in the namespace's slot, changed only by
+//! `cache.lua`, whose work per call is bounded (an invalidation is called again until done).
 
 use async_trait::async_trait;
 use redis::Value;
@@ -8,12 +9,14 @@ use super::{corrupt, int, script, signed, text, RedisStore};
 use crate::domain::cache::{CacheEntry, CacheStats, Incr, Put, MAX_COUNTER};
 use crate::store::{CacheStore, StoreError};
 
+/// Tag members one `invalidate` call takes (`BATCH` in `cache.lua`).
+const INVALIDATE_BATCH: u64 = 1000;
+
 impl RedisStore {
     fn cache_op(&self, ns: &str, op: &str, tags: &[String]) -> redis::ScriptInvocation<'static> {
         let mut inv = script!("cache.lua").prepare_invoke();
         inv.key(self.keys.cache_meta(ns, "entries"))
-            .key(self.keys.cache_meta(ns, "keys"))
-            .key(self.keys.cache_meta(ns, "stats"));
+            .key(self.keys.cache_meta(ns, "keys"));
         for t in tags {
             inv.key(self.keys.cache_tag(ns, t));
         }
@@ -107,11 +110,24 @@ impl CacheStore for RedisStore {
     }
 
     async fn cache_invalidate(&self, ns: &str, tags: &[String]) -> Result<u64, StoreError> {
-        let mut inv = self.cache_op(ns, "invalidate", tags);
-        for t in tags {
-            inv.arg(t);
+        // One batch per call, so no call blocks Redis for long: again until the tags are
+        // empty. Entries tagged while this runs may go too; a call never chases a tag that
+        // keeps growing (at most as many batches again as it first found members for).
+        let mut removed = 0;
+        let mut rounds = None;
+        loop {
+            let mut inv = self.cache_op(ns, "invalidate", tags);
+            for t in tags {
+                inv.arg(t);
+            }
+            let (n, left): (u64, u64) = self.cache_call(inv).await?;
+            removed += n;
+            let limit = *rounds.get_or_insert(left / INVALIDATE_BATCH + 2);
+            if left == 0 || limit == 0 {
+                return Ok(removed);
+            }
+            rounds = Some(limit - 1);
         }
-        Ok(self.cache_call::<u64>(inv).await?)
     }
 
     async fn cache_stats(&self, ns: &str) -> Result<CacheStats, StoreError> {

@@ -9,7 +9,7 @@ use redis::AsyncCommands;
 
 use super::keys::{chain_member, parse_chain_member};
 use super::{json_string, script, RedisStore};
-use crate::store::{ChainCursor, ChainPage, ChainStore, ChainWrite, StoreError};
+use crate::store::{ChainPage, ChainStore, ChainWrite, Cursor, StoreError};
 
 impl RedisStore {
     /// The JSON of each (session, chain), `None` where it is gone.
@@ -98,16 +98,15 @@ impl ChainStore for RedisStore {
     async fn page_chains(
         &self,
         active: bool,
-        after: Option<&ChainCursor>,
+        after: Option<&Cursor>,
         walk: usize,
     ) -> Result<ChainPage, StoreError> {
         let index = self.keys.chain_index(active);
-        let max = after.map_or("+inf".to_string(), |c| c.updated_ms.to_string());
+        let max = after.map_or("+inf".to_string(), |c| c.ms.to_string());
         // Index members whose chain has expired are dropped on the way (below).
         // Ties of the cursor's score come in reverse member order; those not yet walked are
         // the ones below the cursor's member.
-        let behind =
-            |ms: i64, m: &str| after.is_some_and(|c| ms == c.updated_ms && *m >= *c.member);
+        let behind = |ms: i64, m: &str| after.is_some_and(|c| c.walked(ms, m));
         let mut members: Vec<(String, i64)> = Vec::with_capacity(walk + 1);
         let mut offset = 0;
         'fetch: loop {
@@ -142,8 +141,8 @@ impl ChainStore for RedisStore {
         let next = (members.len() > walk).then(|| {
             members.truncate(walk);
             let (m, ms) = members.last().expect("walk is at least 1");
-            ChainCursor {
-                updated_ms: *ms,
+            Cursor {
+                ms: *ms,
                 member: m.clone(),
             }
         });

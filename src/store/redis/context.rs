@@ -67,9 +67,10 @@ impl ContextStore for RedisStore {
         user: &str,
         now_iso: &str,
     ) -> Result<UserContext, StoreError> {
+        // A read writes nothing (`context.lua`): on the read connection.
         let r: Reply = self
             .context_op("get", tenant, user, now_iso)
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut self.read_conn())
             .await?;
         decode(r)
     }

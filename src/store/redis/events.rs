@@ -9,6 +9,7 @@ use redis::Value;
 use super::{corrupt, int, json_string, script, text, RedisStore};
 use crate::domain::event::{Appended, EventDraft, EventRange, ReadFrom};
 use crate::domain::session::index_member;
+use crate::domain::usage::USAGE_TOTAL_MAX;
 use crate::store::{EventStore, StoreError};
 use crate::time::Now;
 
@@ -30,7 +31,8 @@ impl EventStore for RedisStore {
             .arg(uuid::Uuid::now_v7().simple().to_string())
             .arg(k.events_channel())
             .arg(self.settings.max_session_event_bytes)
-            .arg(drafts.len());
+            .arg(drafts.len())
+            .arg(USAGE_TOTAL_MAX);
         let mut usage_keys = Vec::new();
         for d in drafts {
             inv.key(k.session(&d.session_id))

@@ -9,7 +9,7 @@ use super::{corrupt, int, script, signed, text, RedisStore};
 use crate::bus::Signal;
 use crate::domain::jobs::{JobSpec, JobState, JobView};
 use crate::store::jobs::{ClaimSpec, Claimed, Failure, JobStats, Lease, Settled};
-use crate::store::{JobStore, StoreError};
+use crate::store::{Cursor, JobStore, StoreError};
 
 const PARTS: [&str; 7] = [
     "",
@@ -53,7 +53,7 @@ fn settled(reply: &[Value]) -> Result<Settled, StoreError> {
     }
 }
 
-/// `claim()` in `jobs.lua`: {next due, jobs, still waiting}.
+/// `claim()` in `jobs.lua`: {ms until due (-1: nothing pending), jobs, still waiting}.
 fn claimed(reply: &[Value]) -> Option<Claimed> {
     let jobs = match reply.get(1)? {
         Value::Array(a) => a.iter().map(view).collect::<Option<Vec<_>>>()?,
@@ -61,8 +61,9 @@ fn claimed(reply: &[Value]) -> Option<Claimed> {
     };
     Some(Claimed {
         jobs,
-        next_due: int(reply.first()?)? as i64,
+        due_in_ms: u64::try_from(signed(reply.first()?)?).ok(),
         waiting: int(reply.get(2)?)?,
+        worker: None,
     })
 }
 
@@ -77,7 +78,13 @@ impl RedisStore {
         for part in PARTS {
             inv.key(self.keys.jobs(queue, part));
         }
-        inv.arg(op).arg(ttl_ms).arg(keep_ms);
+        inv.arg(op)
+            .arg(ttl_ms)
+            .arg(keep_ms)
+            .arg(s.job_history_max)
+            .arg(s.job_errors_max)
+            .arg(s.job_max_bytes)
+            .arg(self.settings.read_max_bytes);
         inv
     }
 
@@ -167,7 +174,9 @@ impl JobStore for RedisStore {
         let done = settled(&reply)?;
         let next = match reply.get(2..) {
             Some(rest) if !rest.is_empty() => {
-                claimed(rest).ok_or_else(|| corrupt("jobs complete"))?
+                let mut c = claimed(rest).ok_or_else(|| corrupt("jobs complete"))?;
+                c.worker = rest.get(3).and_then(text);
+                c
             }
             _ => Claimed::default(),
         };
@@ -226,14 +235,30 @@ impl JobStore for RedisStore {
         })
     }
 
-    async fn dead(&self, queue: &str, limit: usize) -> Result<Vec<JobView>, StoreError> {
+    async fn dead(
+        &self,
+        queue: &str,
+        limit: usize,
+        after: Option<&Cursor>,
+    ) -> Result<(Vec<JobView>, Option<Cursor>), StoreError> {
         let mut inv = self.jobs_op(queue, "dead");
-        inv.arg(limit);
-        self.jobs_call(inv)
-            .await?
-            .iter()
-            .map(|v| view(v).ok_or_else(|| corrupt("jobs dead")))
-            .collect()
+        inv.arg(limit)
+            .arg(after.map(|c| c.ms.to_string()).unwrap_or_default())
+            .arg(after.map_or("", |c| c.member.as_str()));
+        // A page may be READ_MAX_BYTES: on the read connection, behind no write.
+        let reply: Vec<Value> = inv.invoke_async(&mut self.read_conn()).await?;
+        let jobs = match reply.first() {
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|v| view(v).ok_or_else(|| corrupt("jobs dead")))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err(corrupt("jobs dead")),
+        };
+        let next = match (reply.get(1).and_then(signed), reply.get(2).and_then(text)) {
+            (Some(ms), Some(member)) => Some(Cursor { ms, member }),
+            _ => None,
+        };
+        Ok((jobs, next))
     }
 
     async fn retry_dead(&self, queue: &str, id: &str) -> Result<Option<JobView>, StoreError> {

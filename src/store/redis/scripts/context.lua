@@ -1,5 +1,6 @@
--- Reads (creating the default), changes or deletes one user's context, by ARGV[1]: get,
--- update, delete. Every write renews the TTL of all three keys.
+-- Reads, changes or deletes one user's context, by ARGV[1]: get, update, delete. A read of a
+-- context that is not there answers the default and stores nothing (reads create no state);
+-- the first write creates it. Every write renews the TTL of all three keys.
 -- KEYS: context (HASH userId, tenantId, createdAt, updatedAt, `p:{name}` per preference
 -- as JSON), searches (LIST, newest first), history (LIST of JSON, newest first)
 -- ARGV: op, ttlMs, userId, tenantId, now (ISO), then for update: maxPreferences,
@@ -21,6 +22,9 @@ local function renew()
 end
 
 if redis.call('EXISTS', ctx) == 0 then
+  if op == 'get' then
+    return {{'userId', ARGV[3], 'tenantId', ARGV[4], 'createdAt', ARGV[5], 'updatedAt', ARGV[5]}, {}, {}}
+  end
   redis.call('HSET', ctx, 'userId', ARGV[3], 'tenantId', ARGV[4], 'createdAt', ARGV[5], 'updatedAt', ARGV[5])
   renew()
 end

@@ -9,7 +9,7 @@
 -- KEYS: session index, then per event: session, events, dedup marker; then every event's
 --       usage totals (HASHes), in event order.
 -- ARGV: maxEvents, ttlSecs, dedupSecs, nowIso, indexPrefix, origin, epochSeed, channel,
---       maxBytes, n (the events), then per event: sessionId, sessionIdAsJson, jsonHead (the stored JSON up to and
+--       maxBytes, n (the events), usageMax, then per event: sessionId, sessionIdAsJson, jsonHead (the stored JSON up to and
 --       including '"seq":'), k (its usage totals), k TTLs (s), f, then f pairs of field and
 --       increment (added to each of its k totals).
 -- Returns per event: {seq, epoch, duplicate (0|1)}.
@@ -24,12 +24,13 @@ local epochSeed = ARGV[7]
 local channel = ARGV[8]
 local maxBytes = tonumber(ARGV[9])
 local n = tonumber(ARGV[10])
+local usageMax = tonumber(ARGV[11])
 
 local results = {}
 local touched = {}
 local fresh = 0
 -- Events are read from ARGV with a cursor (their usage makes them of different lengths).
-local a = 11
+local a = 12
 local function arg()
   a = a + 1
   return ARGV[a - 1]
@@ -77,11 +78,27 @@ for i = 0, n - 1 do
       bytes = redis.call('HINCRBY', sKey, '_bytes', -#old)
     end
     redis.call('SET', dedupKey, epoch .. ':' .. seq, 'EX', dedupTtl)
+    -- Each total is read, added to and written whole: a sum past usageMax (exact in Lua's
+    -- numbers) stays at it and the total says so (`sat`), so no overflow can stop the
+    -- step halfway (HINCRBY's would, after the event was stored).
     for j = 1, #ttls do
-      for _, fv in ipairs(incr) do
-        redis.call('HINCRBY', KEYS[firstUsage + j - 1], fv[1], fv[2])
+      local key = KEYS[firstUsage + j - 1]
+      local names = {}
+      for k, fv in ipairs(incr) do names[k] = fv[1] end
+      local cur = redis.call('HMGET', key, unpack(names))
+      local sums = {}
+      for k, fv in ipairs(incr) do
+        local v = (tonumber(cur[k]) or 0) + fv[2]
+        if v > usageMax then
+          v = usageMax
+          sums[#sums + 1] = 'sat'
+          sums[#sums + 1] = '1'
+        end
+        sums[#sums + 1] = fv[1]
+        sums[#sums + 1] = string.format('%.0f', v)
       end
-      redis.call('EXPIRE', KEYS[firstUsage + j - 1], ttls[j])
+      redis.call('HSET', key, unpack(sums))
+      redis.call('EXPIRE', key, ttls[j])
     end
     redis.call('PUBLISH', channel,
       '{"sessionId":' .. sidJson .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..

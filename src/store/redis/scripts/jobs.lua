@@ -2,25 +2,53 @@
 -- stats, dead, retry_dead. One script so that each step first does the same upkeep (due
 -- delayed jobs and due retries become waiting, expired leases go back with their attempt
 -- counted or to the dead letters, finished jobs past their keep time are removed), all
--- against Redis's clock and all in the queue's one slot.
+-- against Redis's clock and all in the queue's one slot. The rules it keeps are those of
+-- `store/jobs.rs`, step for step as the memory store's `job_queue.rs`.
 -- KEYS: jobs (HASH: per job id `j:` its fixed JSON, `s:` state, `a:` attempts, `m:` max
 -- attempts, `b:` backoff (`e|f:delay:cap`), `o:` order score, `c:` created ms, `e:` errors
--- (JSON array), `r:` result, `t:` lease token, `w:` worker; `#seq` the enqueue counter, `#due`
--- the upkeep's gate, below),
+-- (JSON array), `el:` the byte length of each of those errors (comma-separated, oldest
+-- first), `r:` result, `t:` lease token, `w:` worker; `#seq` the enqueue counter, `#due` the
+-- upkeep's gate, below),
 -- waiting (ZSET by order), delayed, retry, active, completed, dead (ZSETs by time, ms).
--- ARGV: op, ttlMs (every key's expiry, renewed by each step), keepMs, then the op's own.
+-- ARGV: op, ttlMs (every key's expiry, renewed by each step), keepMs, historyMax (finished
+-- jobs kept, completed and dead each), errorsMax and errorsBytes (errors one job keeps),
+-- readMax (bytes of jobs one answer carries beyond its first), then the op's own (`arg(i)`).
 local jobs, waiting, delayed, retry, active, completed, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local op, ttl, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local historyMax, errorsMax, errorsBytes = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local readMax = tonumber(ARGV[7])
+local function arg(i) return ARGV[7 + i] end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function num(x) return string.format('%.0f', x) end
+-- At most this many jobs of each kind per step's upkeep (the rest on the next one).
+local UPKEEP = 1000
 
+-- Keeps the job's newest errors within errorsMax and errorsBytes (the newest always stays).
+-- `el:` holds each kept error's length, so the oldest can be cut from the text without
+-- decoding it (cjson would rewrite the errors' numbers). Errors written before `el:` existed
+-- count as one.
 local function add_error(id, text)
-  local errs = redis.call('HGET', jobs, 'e:' .. id) or '[]'
-  local attempt = redis.call('HGET', jobs, 'a:' .. id) or '0'
+  local f = redis.call('HMGET', jobs, 'e:' .. id, 'el:' .. id, 'a:' .. id)
+  local errs, attempt = f[1] or '[]', f[3] or '0'
   local e = '{"attempt":' .. attempt .. ',"error":' .. text .. ',"at":' .. num(now) .. '}'
-  if errs == '[]' then errs = '[' .. e .. ']' else errs = string.sub(errs, 1, -2) .. ',' .. e .. ']' end
-  redis.call('HSET', jobs, 'e:' .. id, errs)
+  local lens = {}
+  if f[2] and f[2] ~= '' then
+    for n in string.gmatch(f[2], '%d+') do lens[#lens + 1] = tonumber(n) end
+  elseif errs ~= '[]' then
+    lens[1] = #errs - 2
+  end
+  local inner = string.sub(errs, 2, -2)
+  if inner == '' then inner = e else inner = inner .. ',' .. e end
+  lens[#lens + 1] = #e
+  local first = 1
+  while #lens - first + 1 > 1 and (#lens - first + 1 > errorsMax or #inner + 2 > errorsBytes) do
+    inner = string.sub(inner, lens[first] + 2)
+    first = first + 1
+  end
+  local kept = {}
+  for i = first, #lens do kept[#kept + 1] = lens[i] end
+  redis.call('HSET', jobs, 'e:' .. id, '[' .. inner .. ']', 'el:' .. id, table.concat(kept, ','))
 end
 
 local function to_waiting(ids)
@@ -32,10 +60,10 @@ end
 
 -- The upkeep's gate: a time (ms) before which it has nothing to do, kept in the jobs hash as
 -- `#due` (absent: unknown, so it runs). Every step that files a job under a time lowers it to
--- that time: due (delayed, retry), lease expiry (active), or finish + keep + SLACK
--- (completed, dead). SLACK lets a busy queue's removals run once in a while, in batches,
--- instead of at every step: finished jobs go between `keep` and `keep + SLACK` after they
--- finished.
+-- that time: due (delayed, retry), lease expiry (active: claims and extensions alike), or
+-- finish + keep + SLACK (completed, dead). SLACK lets a busy queue's removals run once in a
+-- while, in batches, instead of at every step: finished jobs go between `keep` and
+-- `keep + SLACK` after they finished.
 local SLACK = math.min(math.floor(keep / 10), 60000)
 local gate = tonumber(redis.call('HGET', jobs, '#due') or '0')
 local function lower(t)
@@ -45,24 +73,37 @@ local function lower(t)
   end
 end
 
+local function forget(ids)
+  for _, id in ipairs(ids) do
+    redis.call('HDEL', jobs, 'j:' .. id, 's:' .. id, 'a:' .. id, 'm:' .. id, 'b:' .. id,
+      'o:' .. id, 'c:' .. id, 'e:' .. id, 'el:' .. id, 'r:' .. id, 't:' .. id, 'w:' .. id)
+  end
+end
+
+-- Finished history is bounded on its own: past historyMax the oldest go first (at most
+-- UPKEEP per step, so a lowered setting takes effect over a few steps).
+local function trim_history(z)
+  local over = math.min(redis.call('ZCARD', z) - historyMax, UPKEEP)
+  if over > 0 then
+    local old = redis.call('ZRANGE', z, 0, over - 1)
+    redis.call('ZREM', z, unpack(old))
+    forget(old)
+  end
+end
+
 local function bury(id)
   lower(now + keep + SLACK)
   redis.call('ZADD', dead, num(now), id)
   redis.call('HSET', jobs, 's:' .. id, 'dead')
   redis.call('HDEL', jobs, 't:' .. id, 'w:' .. id)
+  trim_history(dead)
 end
 
-local function forget(ids)
-  for _, id in ipairs(ids) do
-    redis.call('HDEL', jobs, 'j:' .. id, 's:' .. id, 'a:' .. id, 'm:' .. id, 'b:' .. id,
-      'o:' .. id, 'c:' .. id, 'e:' .. id, 'r:' .. id, 't:' .. id, 'w:' .. id)
-  end
-end
-
--- Upkeep, at most `UPKEEP` jobs of each kind per step (the rest on the next one), once its
--- gate has passed; then the gate moves to the next time it has work (or far ahead).
-local UPKEEP = 1000
+-- Upkeep, at most UPKEEP jobs of each kind; then the gate moves to the next time it has
+-- work (or far ahead).
+local upkept = false
 local function upkeep()
+  upkept = true
   local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, UPKEEP)
   if #due > 0 then redis.call('ZREM', delayed, unpack(due)); to_waiting(due) end
   due = redis.call('ZRANGEBYSCORE', retry, '-inf', now, 'LIMIT', 0, UPKEEP)
@@ -85,9 +126,6 @@ local function upkeep()
   if #old > 0 then redis.call('ZREM', completed, unpack(old)); forget(old) end
   old = redis.call('ZRANGEBYSCORE', dead, '-inf', now - keep, 'LIMIT', 0, UPKEEP)
   if #old > 0 then redis.call('ZREM', dead, unpack(old)); forget(old) end
-end
-if now >= gate then
-  upkeep()
   local soonest = 9007199254740991
   local function consider(first, plus)
     if first[2] then soonest = math.min(soonest, tonumber(first[2]) + plus) end
@@ -101,6 +139,7 @@ if now >= gate then
   -- Only into a hash that is there (and so has its expiry): an empty queue keeps no gate.
   if redis.call('EXISTS', jobs) == 1 then redis.call('HSET', jobs, '#due', num(soonest)) end
 end
+if now >= gate then upkeep() end
 
 local function expire_all()
   redis.call('PEXPIRE', jobs, ttl)
@@ -130,6 +169,11 @@ local function view(id, known_at)
   return {id, f[1], state, f[3], f[4], f[5], at or '0', f[6] or '', f[7] or '', f[8] or '[]', f[9] or ''}
 end
 
+-- What an answer carrying this job writes of it, about (the readMax bound).
+local function answer_bytes(v)
+  return #v[2] + #v[10] + #v[11]
+end
+
 -- The earliest time something may become claimable (0: nothing pending).
 local function next_due()
   local best = 0
@@ -142,39 +186,60 @@ local function next_due()
 end
 
 -- The lease holder's check: the job is active and the token (or, without one, the worker)
--- is the current lease's. Returns 1 if so, 0 if someone else's or no lease, -1 unknown job.
+-- is the current lease's. Returns 1 and the lease's worker if so, 0 if someone else's or no
+-- lease, -1 unknown job.
 local function holds(id, token, worker)
   local f = redis.call('HMGET', jobs, 'j:' .. id, 's:' .. id, 't:' .. id, 'w:' .. id)
   if not f[1] then return -1 end
   if f[2] ~= 'active' then return 0 end
   if token ~= '' and f[3] ~= token then return 0 end
   if worker ~= '' and f[4] ~= worker then return 0 end
-  return 1
+  return 1, f[4] or ''
 end
 
--- Takes up to `max` waiting jobs under one lease: {next due (only when none was taken),
--- jobs, still waiting}. The caller renews the keys when it took some.
+-- Takes up to `max` waiting jobs under one lease, stopping once they reach readMax bytes (at
+-- least one): {ms until something may be claimable (only when none was taken; -1: nothing
+-- pending), jobs, still waiting}. A claim that finds nothing claimable while something is
+-- already due runs the upkeep it skipped first, so it never answers "due now" without having
+-- done the work. The caller renews the keys when it took some.
 local function claim(worker, max, lease_ms, token)
   local ids = redis.call('ZRANGE', waiting, 0, max - 1)
+  if #ids == 0 and not upkept then
+    local due = next_due()
+    if due > 0 and due <= now then
+      upkeep()
+      ids = redis.call('ZRANGE', waiting, 0, max - 1)
+    end
+  end
   local out = {}
-  if #ids == 0 then return {num(next_due()), out, 0} end
-  redis.call('ZREM', waiting, unpack(ids))
+  if #ids == 0 then
+    local due = next_due()
+    if due == 0 then return {'-1', out, 0} end
+    return {num(math.max(due - now, 0)), out, 0}
+  end
   local until_ms = num(now + lease_ms)
   lower(now + lease_ms)
+  local taken, bytes = {}, 0
   for _, id in ipairs(ids) do
     redis.call('HINCRBY', jobs, 'a:' .. id, 1)
     redis.call('HSET', jobs, 's:' .. id, 'active', 't:' .. id, token, 'w:' .. id, worker)
     redis.call('ZADD', active, until_ms, id)
-    out[#out + 1] = view(id, until_ms)
+    local v = view(id, until_ms)
+    out[#out + 1] = v
+    taken[#taken + 1] = id
+    bytes = bytes + answer_bytes(v)
+    if bytes >= readMax then break end
   end
-  return {'0', out, redis.call('ZCARD', waiting)}
+  redis.call('ZREM', waiting, unpack(taken))
+  return {'-1', out, redis.call('ZCARD', waiting)}
 end
 
 if op == 'enqueue' then
-  -- ARGV: maxJobs, channel, wake-up message, then per job: id, fixed JSON, priority offset
-  -- (0 highest), delayMs, maxAttempts, backoff. All or none: the new ones must fit.
+  -- arg: maxJobs, channel, wake-up message, then per job: id, fixed JSON, priority offset
+  -- (0 highest), delayMs, maxAttempts, backoff. All or none: the new ones must fit among the
+  -- pending jobs (finished ones do not count).
   local fresh, n = {}, 0
-  for i = 7, #ARGV, 6 do
+  for i = 11, #ARGV, 6 do
     local id = ARGV[i]
     if not fresh[id] and redis.call('HEXISTS', jobs, 'j:' .. id) == 0 then
       fresh[id] = true
@@ -182,13 +247,12 @@ if op == 'enqueue' then
     end
   end
   if n > 0 then
-    local count = redis.call('ZCARD', waiting) + redis.call('ZCARD', delayed) +
-      redis.call('ZCARD', retry) + redis.call('ZCARD', active) +
-      redis.call('ZCARD', completed) + redis.call('ZCARD', dead)
-    if count + n > tonumber(ARGV[4]) then return {-1} end
+    local pending = redis.call('ZCARD', waiting) + redis.call('ZCARD', delayed) +
+      redis.call('ZCARD', retry) + redis.call('ZCARD', active)
+    if pending + n > tonumber(arg(1)) then return {-1} end
   end
   local out, claimable = {}, false
-  for i = 7, #ARGV, 6 do
+  for i = 11, #ARGV, 6 do
     local id = ARGV[i]
     if redis.call('HEXISTS', jobs, 'j:' .. id) == 1 then
       out[#out + 1] = {0, view(id)}
@@ -209,44 +273,48 @@ if op == 'enqueue' then
       out[#out + 1] = {1, view(id)}
     end
   end
-  if claimable then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
+  if claimable then redis.call('PUBLISH', arg(2), arg(3)) end
   if n > 0 then expire_all() end
   return {1, out}
 elseif op == 'claim' then
-  -- ARGV: worker, max, leaseMs, token
-  local c = claim(ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
+  -- arg: worker, max, leaseMs, token
+  local c = claim(arg(1), tonumber(arg(2)), tonumber(arg(3)), arg(4))
   if #c[2] > 0 then expire_all() end
   return c
 elseif op == 'complete' or op == 'fail' or op == 'extend' then
-  -- ARGV: id, token, worker, then complete: result, and the next claim's worker, max,
-  -- leaseMs and token (no worker: none); fail: error JSON, retry (1|0), jitter (0-1);
-  -- extend: leaseMs
-  local id = ARGV[4]
-  local h = holds(id, ARGV[5], ARGV[6])
+  -- arg: id, token, worker, then complete: result, and the next claim's worker ('' for the
+  -- lease's), max, leaseMs and token (absent: no next claim); fail: error JSON, retry (1|0),
+  -- jitter (0-1); extend: leaseMs
+  local id = arg(1)
+  local h, leaseWorker = holds(id, arg(2), arg(3))
   if h ~= 1 then return {h} end
   if op == 'extend' then
-    redis.call('ZADD', active, 'XX', num(now + tonumber(ARGV[7])), id)
+    -- A lease ends when its latest extension says, sooner or later than before: the gate
+    -- follows it down, or a shortened lease would lapse only at its old end.
+    local until_ms = now + tonumber(arg(4))
+    redis.call('ZADD', active, 'XX', num(until_ms), id)
+    lower(until_ms)
   else
     redis.call('ZREM', active, id)
     redis.call('HDEL', jobs, 't:' .. id, 'w:' .. id)
     if op == 'complete' then
       lower(now + keep + SLACK)
       redis.call('ZADD', completed, num(now), id)
-      if ARGV[7] ~= '' then
-        redis.call('HSET', jobs, 's:' .. id, 'completed', 'r:' .. id, ARGV[7])
+      if arg(4) ~= '' then
+        redis.call('HSET', jobs, 's:' .. id, 'completed', 'r:' .. id, arg(4))
       else
         redis.call('HSET', jobs, 's:' .. id, 'completed')
       end
     else
-      add_error(id, ARGV[7])
+      add_error(id, arg(4))
       local attempts = tonumber(redis.call('HGET', jobs, 'a:' .. id))
       local max = tonumber(redis.call('HGET', jobs, 'm:' .. id))
-      if ARGV[8] == '1' and attempts < max then
+      if arg(5) == '1' and attempts < max then
         local kind, base, cap = string.match(redis.call('HGET', jobs, 'b:' .. id), '^(%a):(%d+):(%d+)$')
         local delay = tonumber(base)
         if kind == 'e' then delay = delay * math.pow(2, attempts - 1) end
         delay = math.min(delay, tonumber(cap))
-        delay = math.floor(delay / 2 + tonumber(ARGV[9]) * delay / 2)
+        delay = math.floor(delay / 2 + tonumber(arg(6)) * delay / 2)
         lower(now + delay)
         redis.call('ZADD', retry, num(now + delay), id)
         redis.call('HSET', jobs, 's:' .. id, 'failed')
@@ -257,32 +325,58 @@ elseif op == 'complete' or op == 'fail' or op == 'extend' then
   end
   local settled = view(id, op == 'complete' and num(now) or nil)
   local reply = {1, settled}
-  if op == 'complete' and ARGV[8] and ARGV[8] ~= '' then
-    local c = claim(ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11])
-    reply = {1, settled, c[1], c[2], c[3]}
+  if op == 'complete' then
+    -- After the view: the completed job may be the oldest kept, and go at once.
+    trim_history(completed)
+    if arg(5) then
+      local worker = arg(5)
+      if worker == '' then worker = leaseWorker end
+      local c = claim(worker, tonumber(arg(6)), tonumber(arg(7)), arg(8))
+      reply = {1, settled, c[1], c[2], c[3], worker}
+    end
   end
   -- After the claim: a key it made again (the last active job just left) gets its expiry.
   expire_all()
   return reply
 elseif op == 'get' then
-  return {view(ARGV[4])}
+  return {view(arg(1))}
 elseif op == 'stats' then
   return {redis.call('ZCARD', waiting), redis.call('ZCARD', delayed), redis.call('ZCARD', active),
     redis.call('ZCARD', completed), redis.call('ZCARD', retry), redis.call('ZCARD', dead)}
 elseif op == 'dead' then
-  -- ARGV: limit; newest first
-  local out = {}
-  for _, id in ipairs(redis.call('ZREVRANGE', dead, 0, tonumber(ARGV[4]) - 1)) do
-    out[#out + 1] = view(id)
+  -- arg: limit, cursor's ms and member ('' from the newest). Newest first (ties of one ms in
+  -- descending member order), at most `limit`, stopping once the jobs reach readMax bytes:
+  -- {jobs, next cursor's ms and member, or nothing when the walk reached the end}.
+  local limit, cms, cmember = tonumber(arg(1)), arg(2), arg(3)
+  local max = '+inf'
+  if cms ~= '' then max = cms end
+  local out, bytes, offset, last, more = {}, 0, 0, nil, false
+  while not more do
+    local got = redis.call('ZREVRANGEBYSCORE', dead, max, '-inf', 'WITHSCORES', 'LIMIT', offset, 100)
+    if #got == 0 then break end
+    offset = offset + #got / 2
+    for i = 1, #got, 2 do
+      local id, score = got[i], got[i + 1]
+      if not (cms ~= '' and tonumber(score) == tonumber(cms) and id >= cmember) then
+        if #out >= limit or bytes >= readMax then more = true; break end
+        local v = view(id, score)
+        if v then
+          out[#out + 1] = v
+          bytes = bytes + answer_bytes(v)
+          last = {score, id}
+        end
+      end
+    end
   end
-  return out
+  if more and last then return {out, last[1], last[2]} end
+  return {out}
 elseif op == 'retry_dead' then
-  -- ARGV: id, channel, wake-up message. Back to waiting with its attempts reset.
-  local id = ARGV[4]
+  -- arg: id, channel, wake-up message. Back to waiting with its attempts reset.
+  local id = arg(1)
   if redis.call('ZREM', dead, id) == 0 then return {0} end
   redis.call('HSET', jobs, 'a:' .. id, '0')
   to_waiting({id})
-  redis.call('PUBLISH', ARGV[5], ARGV[6])
+  redis.call('PUBLISH', arg(2), arg(3))
   expire_all()
   return {1, view(id)}
 end
