@@ -4,6 +4,8 @@
 //! and events) is in [`super::chain_input`]; the compare-and-set that applies a change on any
 //! store is `service::chains`.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -283,26 +285,53 @@ impl PartialEq for NewChain {
 
 /// `GET /api/chains/stats`: every status counted (finished ones too), the active count, and
 /// the average progress over all chains.
-pub fn stats(chains: &[Chain]) -> Value {
+/// How many chains there are of each status, and the sum of their progress in hundredths of
+/// a percent: what the stores keep as counters beside the chain index, so stats never decode
+/// every chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub by_status: BTreeMap<String, (u64, i64)>,
+}
+
+/// A chain's progress as the counters add it up: hundredths of a percent.
+pub fn progress_centi(progress: f64) -> i64 {
+    (progress * 100.0).round() as i64
+}
+
+impl StatusCounts {
+    /// Counts a chain of `status` with `centi` progress in (`by` 1) or out (`by` -1).
+    pub fn add(&mut self, status: &str, centi: i64, by: i64) {
+        let e = self.by_status.entry(status.to_string()).or_default();
+        e.0 = e.0.saturating_add_signed(by);
+        e.1 += by * centi;
+        if e.0 == 0 {
+            self.by_status.remove(status);
+        }
+    }
+
+    fn of(&self, statuses: &[&str]) -> (u64, i64) {
+        statuses
+            .iter()
+            .filter_map(|s| self.by_status.get(*s))
+            .fold((0, 0), |(n, p), (dn, dp)| (n + dn, p + dp))
+    }
+}
+
+/// `GET /api/chains/stats`: chains in all, active, by status, and their average progress.
+pub fn stats(counts: &StatusCounts) -> Value {
     let mut by_status = Map::new();
     for s in CHAIN_STATUSES {
-        by_status.insert(s.into(), 0.into());
+        by_status.insert(s.into(), counts.of(&[s]).0.into());
     }
-    let mut sum = 0.0;
-    for c in chains {
-        if let Some(n) = by_status.get_mut(&c.status) {
-            *n = (n.as_u64().unwrap_or(0) + 1).into();
-        }
-        sum += c.progress;
-    }
-    let active = chains.iter().filter(|c| is_active(&c.status)).count();
-    let average = if chains.is_empty() {
+    let (total, sum) = counts.of(&CHAIN_STATUSES);
+    let (active, _) = counts.of(&ACTIVE_STATUSES);
+    let average = if total == 0 {
         0.0
     } else {
-        (sum * 10.0 / chains.len() as f64).round() / 10.0
+        (sum as f64 / 10.0 / total as f64).round() / 10.0
     };
     serde_json::json!({
-        "total": chains.len(),
+        "total": total,
         "active": active,
         "byStatus": by_status,
         "averageProgress": average,

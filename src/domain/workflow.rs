@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::chain::Chain;
+use super::chain::{Chain, StatusCounts, ACTIVE_STATUSES};
 
 /// The statuses seed 001's clients know, and ours: `paused` and `skipped` pass through.
 pub const WORKFLOW_STATUSES: [&str; 7] = [
@@ -98,25 +98,29 @@ pub fn summary(c: &Chain) -> Value {
     })
 }
 
-/// `stats/overview`: active executions, executions by status, average progress of the active.
-pub fn overview(chains: &[Chain]) -> Value {
+/// `stats/overview`: active executions, executions by status, average progress of the
+/// active, from the stores' counters.
+pub fn overview(counts: &StatusCounts) -> Value {
     let mut by_status: serde_json::Map<String, Value> = WORKFLOW_STATUSES
         .iter()
         .map(|s| (s.to_string(), 0.into()))
         .collect();
-    for c in chains {
-        let s = workflow_status(&c.status);
-        let n = by_status.get(s).and_then(Value::as_u64).unwrap_or(0);
-        by_status.insert(s.to_string(), (n + 1).into());
+    for (status, (n, _)) in &counts.by_status {
+        let s = workflow_status(status);
+        let had = by_status.get(s).and_then(Value::as_u64).unwrap_or(0);
+        by_status.insert(s.to_string(), (had + n).into());
     }
-    let active: Vec<&Chain> = chains.iter().filter(|c| is_active(c)).collect();
-    let average = if active.is_empty() {
+    let (active, sum) = ACTIVE_STATUSES
+        .iter()
+        .filter_map(|s| counts.by_status.get(*s))
+        .fold((0u64, 0i64), |(n, p), (dn, dp)| (n + dn, p + dp));
+    let average = if active == 0 {
         0
     } else {
-        (active.iter().map(|c| c.progress).sum::<f64>() / active.len() as f64).round() as u64
+        (sum as f64 / 100.0 / active as f64).round() as u64
     };
     json!({
-        "activeExecutions": active.len(),
+        "activeExecutions": active,
         "executionsByStatus": by_status,
         "averageProgress": average,
     })

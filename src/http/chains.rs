@@ -83,6 +83,28 @@ pub async fn of_session(
     Ok(Json(json!({"sessionId": session_id, "count": list.len(), "chains": list})).into_response())
 }
 
+/// A page's `limit` (default 100) and `cursor`, checked.
+pub fn page_args(
+    limit: Option<usize>,
+    cursor: Option<&str>,
+    problems: &mut Vec<FieldProblem>,
+) -> (usize, Option<Cursor>) {
+    let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    problems.extend(check_limit(limit).err());
+    let cursor = match cursor.map(Cursor::decode) {
+        None => None,
+        Some(Some(c)) => Some(c),
+        Some(None) => {
+            problems.push(FieldProblem::new(
+                "cursor",
+                "is not a cursor this listing gave",
+            ));
+            None
+        }
+    };
+    (limit, cursor)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -110,19 +132,7 @@ pub async fn list(
             (false, None)
         }
     };
-    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    problems.extend(check_limit(limit).err());
-    let cursor = match q.cursor.as_deref().map(|c| (c, Cursor::decode(c))) {
-        None => None,
-        Some((_, Some(c))) => Some(c),
-        Some((_, None)) => {
-            problems.push(FieldProblem::new(
-                "cursor",
-                "is not a cursor this listing gave",
-            ));
-            None
-        }
-    };
+    let (limit, cursor) = page_args(q.limit, q.cursor.as_deref(), &mut problems);
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
@@ -135,9 +145,9 @@ pub async fn list(
     .into_response())
 }
 
+/// From the store's counters by status: no chain is read.
 pub async fn stats(State(chains): State<Arc<Chains>>) -> Result<Response, ApiError> {
-    let all = chains.all(false).await?;
-    Ok(Json(chain::stats(&all)).into_response())
+    Ok(Json(chain::stats(&chains.counts().await?)).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +178,6 @@ pub async fn cleanup(
     ApiJson(body): ApiJson<CleanupBody>,
 ) -> Result<Response, ApiError> {
     let stale = body.stale(chains.stale_after)?;
-    let cleaned = chains.cleanup(stale).await?;
-    Ok(Json(json!({"cleaned": cleaned})).into_response())
+    let (cleaned, more) = chains.cleanup(stale).await?;
+    Ok(Json(json!({"cleaned": cleaned, "more": more})).into_response())
 }

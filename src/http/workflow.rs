@@ -8,11 +8,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::json;
 
-use super::chains::CleanupBody;
+use super::chains::{page_args, CleanupBody};
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::domain::chain::Chain;
 use crate::domain::chain_input::check_chain_id;
 use crate::domain::control::NewCommand;
 use crate::domain::workflow::{is_active, overview, state, summary};
@@ -37,41 +39,69 @@ pub async fn get(
     Ok(Json(json!({"success": true, "state": state(&c)})).into_response())
 }
 
-pub async fn active_list(State(chains): State<Arc<Chains>>) -> Result<Response, ApiError> {
-    let ids: Vec<String> = chains
-        .all(true)
-        .await?
-        .into_iter()
-        .filter(is_active)
-        .map(|c| c.id)
-        .collect();
-    Ok(Json(json!({"success": true, "activeExecutions": ids, "count": ids.len()})).into_response())
+/// `?limit=&cursor=` of the active views: a page at a time (at most `limit`, and at most
+/// `READ_MAX_BYTES` of chains read), with `nextCursor` while more remain.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
 }
 
-pub async fn active_detailed(State(chains): State<Arc<Chains>>) -> Result<Response, ApiError> {
-    let list: Vec<_> = chains
-        .all(true)
-        .await?
-        .iter()
-        .filter(|c| is_active(c))
-        .map(summary)
-        .collect();
-    Ok(Json(json!({"success": true, "workflows": list, "count": list.len()})).into_response())
+/// A page of the active executions, and where the next starts.
+async fn active_page(
+    chains: &Chains,
+    q: ActiveQuery,
+) -> Result<(Vec<Chain>, Option<String>), ApiError> {
+    let mut problems = Vec::new();
+    let (limit, cursor) = page_args(q.limit, q.cursor.as_deref(), &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let (page, next) = chains.page(true, None, cursor, limit).await?;
+    let list = page.into_iter().filter(is_active).collect();
+    Ok((list, next.map(|c| c.encode())))
 }
 
+pub async fn active_list(
+    State(chains): State<Arc<Chains>>,
+    ApiQuery(q): ApiQuery<ActiveQuery>,
+) -> Result<Response, ApiError> {
+    let (page, next) = active_page(&chains, q).await?;
+    let ids: Vec<String> = page.into_iter().map(|c| c.id).collect();
+    Ok(Json(
+        json!({"success": true, "activeExecutions": ids, "count": ids.len(), "nextCursor": next}),
+    )
+    .into_response())
+}
+
+pub async fn active_detailed(
+    State(chains): State<Arc<Chains>>,
+    ApiQuery(q): ApiQuery<ActiveQuery>,
+) -> Result<Response, ApiError> {
+    let (page, next) = active_page(&chains, q).await?;
+    let list: Vec<_> = page.iter().map(summary).collect();
+    Ok(
+        Json(json!({"success": true, "workflows": list, "count": list.len(), "nextCursor": next}))
+            .into_response(),
+    )
+}
+
+/// From the store's counters by status: no chain is read.
 pub async fn stats(State(chains): State<Arc<Chains>>) -> Result<Response, ApiError> {
-    let all = chains.all(false).await?;
-    Ok(Json(json!({"success": true, "statistics": overview(&all)})).into_response())
+    let counts = chains.counts().await?;
+    Ok(Json(json!({"success": true, "statistics": overview(&counts)})).into_response())
 }
 
+/// Fails stale executions, a batch at a time (`more` says whether to call again).
 pub async fn cleanup(
     State(chains): State<Arc<Chains>>,
     ApiJson(body): ApiJson<CleanupBody>,
 ) -> Result<Response, ApiError> {
     let stale = body.stale(chains.stale_after)?;
-    let cleaned = chains.cleanup(stale).await?;
+    let (cleaned, more) = chains.cleanup(stale).await?;
     Ok(Json(
-        json!({"success": true, "message": "Cleanup completed", "cleaned": cleaned, "errors": 0}),
+        json!({"success": true, "message": "Cleanup completed", "cleaned": cleaned, "errors": 0, "more": more}),
     )
     .into_response())
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::ServiceError;
-use crate::domain::chain::{is_active, Chain, ACTIVE_STATUSES};
+use crate::domain::chain::{is_active, progress_centi, Chain, StatusCounts, ACTIVE_STATUSES};
 use crate::metrics::Metrics;
 use crate::store::{ChainStore, ChainWrite, Cursor, StoreError};
 
@@ -20,6 +20,9 @@ const CAS_ATTEMPTS: usize = 50;
 
 /// Pages of the chain index one filtered listing walks at most before answering.
 pub const MAX_WALK_PAGES: usize = 10;
+
+/// Stale chains one cleanup fails at most (the answer says when more remain).
+pub const CLEANUP_BATCH: usize = 500;
 
 /// What one chain may hold (`CHAIN_MAX_BYTES`, `CHAIN_VALUE_MAX_BYTES`).
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +67,8 @@ impl Chains {
             session_id: c.session_id.clone(),
             json,
             active: is_active(&c.status),
+            status: c.status.clone(),
+            progress_centi: progress_centi(c.progress),
             updated_ms: crate::time::parse(&c.updated_at)
                 .map(|t| t.timestamp_millis())
                 .unwrap_or_default(),
@@ -154,27 +159,16 @@ impl Chains {
                 }
             }
             cursor = page.next;
-            if cursor.is_none() || out.len() == limit {
+            if cursor.is_none() || out.len() == limit || page.full {
                 break;
             }
         }
         Ok((out, cursor))
     }
 
-    /// Every chain of the index (or the active ones), walked page by page.
-    pub async fn all(&self, active: bool) -> Result<Vec<Chain>, StoreError> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.store.page_chains(active, cursor.as_ref(), 500).await?;
-            for json in &page.chains {
-                out.push(decode(json)?);
-            }
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(out),
-            }
-        }
+    /// The chains by status, from the store's counters.
+    pub async fn counts(&self) -> Result<StatusCounts, StoreError> {
+        self.store.chain_counts().await
     }
 
     /// The session's newest chain, for events that do not name theirs.
@@ -232,21 +226,24 @@ impl Chains {
         Ok(moved)
     }
 
-    /// Active chains with no update for longer than `stale` become `failed` (`error:"stale"`).
-    pub async fn cleanup(&self, stale: Duration) -> Result<usize, ServiceError> {
+    /// Active chains with no update for longer than `stale` become `failed` (`error:"stale"`),
+    /// at most [`CLEANUP_BATCH`] per call, oldest first, read from the active index (never a
+    /// walk over every chain): the cleaned count, and whether stale ones remain.
+    pub async fn cleanup(&self, stale: Duration) -> Result<(usize, bool), ServiceError> {
         // Saturating: a limit older than time itself fails nothing.
         let cutoff = chrono::Duration::from_std(stale)
             .ok()
             .and_then(|d| Utc::now().checked_sub_signed(d))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let ids = self
+            .store
+            .stale_chains(cutoff.timestamp_millis(), CLEANUP_BATCH)
+            .await?;
+        let more = ids.len() == CLEANUP_BATCH;
         let mut cleaned = 0;
-        for c in self.all(true).await? {
-            let old = crate::time::parse(&c.updated_at).is_some_and(|t| t < cutoff);
-            if !old {
-                continue;
-            }
+        for id in ids {
             let r = self
-                .update(&c.id, |c, now| {
+                .update(&id, |c, now| {
                     let still_old = crate::time::parse(&c.updated_at).is_some_and(|t| t < cutoff);
                     if !is_active(&c.status) || !still_old {
                         return false;
@@ -262,6 +259,6 @@ impl Chains {
                 Err(e) => return Err(e),
             }
         }
-        Ok(cleaned)
+        Ok((cleaned, more))
     }
 }

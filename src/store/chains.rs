@@ -1,5 +1,6 @@
 //! Chains as stored: a versioned JSON document per chain, written only by compare and set,
-//! with a per-session list and indexes of all and of active chains. The state machine that
+//! with a per-session list, indexes of all and of active chains, and counters by status
+//! beside them (what stats read). The state machine that
 //! computes each new version is `domain::chain`; the retry loop is `service::chains`.
 
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Cursor, StoreError};
+use crate::domain::chain::StatusCounts;
 
 /// A chain as the stores write it: its JSON plus what the indexes need.
 #[derive(Debug, Clone)]
@@ -16,6 +18,9 @@ pub struct ChainWrite {
     pub session_id: String,
     pub json: String,
     pub active: bool,
+    /// Its status and progress (hundredths of a percent), for the status counters.
+    pub status: String,
+    pub progress_centi: i64,
     pub updated_ms: i64,
     pub ttl: Duration,
 }
@@ -27,6 +32,8 @@ pub struct ChainPage {
     pub chains: Vec<Arc<str>>,
     /// Where to go on from; `None` when the walk reached the end of the index.
     pub next: Option<Cursor>,
+    /// The walk stopped short at `READ_MAX_BYTES`: a listing answers with what it has.
+    pub full: bool,
 }
 
 #[async_trait]
@@ -47,11 +54,20 @@ pub trait ChainStore: Send + Sync + 'static {
     async fn session_chains(&self, session_id: &str) -> Result<Vec<Arc<str>>, StoreError>;
 
     /// Walks at most `walk` members of the index of all (or of active) chains, most recently
-    /// updated first, from after `after`.
+    /// updated first, from after `after`, stopping early once the chains read reach
+    /// `READ_MAX_BYTES` (at least one).
     async fn page_chains(
         &self,
         active: bool,
         after: Option<&Cursor>,
         walk: usize,
     ) -> Result<ChainPage, StoreError>;
+
+    /// The chains of the index by status, with their progress summed: counters kept by every
+    /// write and removal, never a walk over the chains.
+    async fn chain_counts(&self) -> Result<StatusCounts, StoreError>;
+
+    /// Ids of up to `limit` active chains last updated before `before_ms`, oldest first (from
+    /// the active index: only those are read).
+    async fn stale_chains(&self, before_ms: i64, limit: usize) -> Result<Vec<String>, StoreError>;
 }

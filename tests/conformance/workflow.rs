@@ -248,7 +248,88 @@ fn two_second_sessions(c: &mut afw_gateway::Config) {
     c.session_ttl_secs = 2;
 }
 
+/// Stats come from counters kept by every write and removal (a deleted session's chains leave
+/// them), and the active views page with a cursor, each execution once.
+async fn stats_follow_every_change_and_active_views_page(env: Env) {
+    let gw: &Endpoint = &env.gw;
+    for (sid, n) in [("a", 5), ("b", 3)] {
+        gw.post("/api/sessions", json!({ "id": sid })).await;
+        for i in 0..n {
+            let (s, v) = gw
+                .post(
+                    &format!("/api/sessions/{sid}/chains"),
+                    json!({"id": format!("{sid}{i}"), "title": "t", "totalSteps": 4}),
+                )
+                .await;
+            assert_eq!(s, 201, "{v}");
+        }
+    }
+    gw.patch(
+        "/api/chains/b0",
+        json!({"status": "completed", "completedSteps": 4}),
+    )
+    .await;
+    gw.patch(
+        "/api/chains/b1",
+        json!({"status": "in_progress", "completedSteps": 1}),
+    )
+    .await;
+    let overview = |v: &Value| {
+        let st = &v["statistics"];
+        (
+            st["activeExecutions"].as_u64().unwrap(),
+            st["executionsByStatus"]["pending"].as_u64().unwrap(),
+            st["executionsByStatus"]["running"].as_u64().unwrap(),
+            st["executionsByStatus"]["completed"].as_u64().unwrap(),
+            st["averageProgress"].as_u64().unwrap(),
+        )
+    };
+    let (_, v) = gw.get("/api/workflow-state/stats/overview").await;
+    assert_eq!(
+        overview(&v),
+        (7, 6, 1, 1, 4),
+        "25% over 7 active rounds to 4: {v}"
+    );
+    let (_, c) = gw.get("/api/chains/stats").await;
+    assert_eq!(
+        (&c["total"], &c["averageProgress"]),
+        (&json!(8), &json!(15.6)),
+        "{c}"
+    );
+    // Pages of two, each active execution once.
+    let mut seen = Vec::new();
+    let mut path = "/api/workflow-state/active/list?limit=2".to_string();
+    loop {
+        let (s, v) = gw.get(&path).await;
+        assert_eq!(s, 200, "{v}");
+        assert!(v["count"].as_u64().unwrap() <= 2);
+        for id in v["activeExecutions"].as_array().unwrap() {
+            seen.push(id.as_str().unwrap().to_string());
+        }
+        match v["nextCursor"].as_str() {
+            Some(c) => path = format!("/api/workflow-state/active/list?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["a0", "a1", "a2", "a3", "a4", "b1", "b2"]);
+    let (_, d) = gw.get("/api/workflow-state/active/detailed?limit=3").await;
+    assert_eq!(d["count"], 3);
+    assert!(d["nextCursor"].is_string(), "{d}");
+    assert_eq!(
+        gw.get("/api/workflow-state/active/list?cursor=zz").await.0,
+        400
+    );
+    // Deleting a session takes its chains out of the counters in the same step.
+    assert_eq!(gw.delete("/api/sessions/a").await.0, 204);
+    let (_, v) = gw.get("/api/workflow-state/stats/overview").await;
+    assert_eq!(overview(&v), (2, 1, 1, 1, 13), "{v}");
+    let (_, c) = gw.get("/api/chains/stats").await;
+    assert_eq!(c["total"], 3, "{c}");
+}
+
 conformance! {
+    stats_follow_every_change_and_active_views_page => crate::defaults,
     executions_are_chains_in_seed_001_shapes_and_really_pause => crate::defaults,
     cleanup_fails_stale_executions => crate::defaults,
     an_extended_session_keeps_its_own_ttl => super::two_second_sessions,

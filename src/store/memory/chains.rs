@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use super::{MemoryStore, OVERHEAD};
 use crate::bus::BusMessage;
+use crate::domain::chain::StatusCounts;
 use crate::domain::session::field;
 use crate::store::{ChainPage, ChainStore, ChainWrite, Cursor, StoreError};
 
@@ -19,6 +20,8 @@ pub(super) struct Chains {
     by_session: HashMap<String, Vec<String>>,
     /// Every chain by (last update, id), for walks most recent first.
     by_update: BTreeSet<(i64, String)>,
+    /// The chains by status with their progress summed, kept by every write and removal.
+    counts: StatusCounts,
 }
 
 struct ChainSlot {
@@ -26,6 +29,8 @@ struct ChainSlot {
     version: u64,
     json: Arc<str>,
     active: bool,
+    status: String,
+    progress_centi: i64,
     updated_ms: i64,
     expires: Instant,
 }
@@ -38,6 +43,7 @@ impl Chains {
     fn remove(&mut self, id: &str) {
         if let Some(c) = self.chains.remove(id) {
             self.by_update.remove(&(c.updated_ms, id.to_string()));
+            self.counts.add(&c.status, c.progress_centi, -1);
         }
     }
 
@@ -120,6 +126,7 @@ impl ChainStore for MemoryStore {
         let json: Arc<str> = c.json.as_str().into();
         state.chains.remove(&c.id);
         state.chains.by_update.insert((c.updated_ms, c.id.clone()));
+        state.chains.counts.add(&c.status, c.progress_centi, 1);
         state.chains.chains.insert(
             c.id.clone(),
             ChainSlot {
@@ -127,6 +134,8 @@ impl ChainStore for MemoryStore {
                 version: current + 1,
                 json: Arc::clone(&json),
                 active: c.active,
+                status: c.status.clone(),
+                progress_centi: c.progress_centi,
                 updated_ms: c.updated_ms,
                 expires: now + ttl,
             },
@@ -180,6 +189,7 @@ impl ChainStore for MemoryStore {
         walk: usize,
     ) -> Result<ChainPage, StoreError> {
         let now = Instant::now();
+        let read_max = self.settings.read_max_bytes;
         let state = self.state.lock();
         let chains = &state.chains;
         let mut members = match after {
@@ -188,13 +198,19 @@ impl ChainStore for MemoryStore {
         };
         let mut page = ChainPage::default();
         let mut last = None;
+        let mut bytes = 0;
         for _ in 0..walk {
             let Some((ms, id)) = members.next() else {
                 return Ok(page);
             };
             last = Some((*ms, id));
             if let Some(c) = chains.live(id, now).filter(|c| c.active || !active) {
+                bytes += c.json.len();
                 page.chains.push(Arc::clone(&c.json));
+            }
+            if bytes >= read_max {
+                page.full = true;
+                break;
             }
         }
         if members.next().is_some() {
@@ -204,5 +220,22 @@ impl ChainStore for MemoryStore {
             });
         }
         Ok(page)
+    }
+
+    async fn chain_counts(&self) -> Result<StatusCounts, StoreError> {
+        Ok(self.state.lock().chains.counts.clone())
+    }
+
+    async fn stale_chains(&self, before_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let now = Instant::now();
+        let state = self.state.lock();
+        let chains = &state.chains;
+        Ok(chains
+            .by_update
+            .range(..(before_ms, String::new()))
+            .filter(|(_, id)| chains.live(id, now).is_some_and(|c| c.active))
+            .take(limit)
+            .map(|(_, id)| id.clone())
+            .collect())
     }
 }

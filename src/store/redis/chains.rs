@@ -1,7 +1,9 @@
 //! Chains on Redis: a HASH per chain (`json`, `v`) under its session's hash tag, written by
-//! compare and set in `chain_put.lua`; an owner key from chain id to session; the session's
-//! chain list and the indexes of all and of active chains.
+//! compare and set in `chains.lua`; an owner key from chain id to session; the session's
+//! chain list, the indexes of all and of active chains, and the counters by status beside
+//! them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,9 +11,26 @@ use redis::AsyncCommands;
 
 use super::keys::{chain_member, parse_chain_member};
 use super::{json_string, script, RedisStore};
+use crate::domain::chain::StatusCounts;
 use crate::store::{ChainPage, ChainStore, ChainWrite, Cursor, StoreError};
 
+/// Chains one round trip of a listing reads.
+const CHAIN_READS: usize = 16;
+
 impl RedisStore {
+    /// `chains.lua` with the index's keys (index, active index, counters, their meta).
+    fn chains_op(&self, op: &str, ttl_secs: u64) -> redis::ScriptInvocation<'static> {
+        let k = &self.keys;
+        let mut inv = script!("chains.lua").prepare_invoke();
+        inv.key(k.chain_index(false))
+            .key(k.chain_index(true))
+            .key(k.chain_stats())
+            .key(k.chain_meta())
+            .arg(op)
+            .arg(ttl_secs);
+        inv
+    }
+
     /// The JSON of each (session, chain), `None` where it is gone.
     async fn chain_jsons(
         &self,
@@ -55,12 +74,11 @@ impl ChainStore for RedisStore {
     async fn put_chain(&self, c: &ChainWrite, expected: u64) -> Result<bool, StoreError> {
         let k = &self.keys;
         let ttl = c.ttl.as_secs().max(1);
-        let version: u64 = script!("chain_put.lua")
+        let mut inv = self.chains_op("put", ttl);
+        let version: u64 = inv
             .key(k.chain(&c.session_id, &c.id))
             .key(k.session_chains(&c.session_id))
             .key(k.session(&c.session_id))
-            .key(k.chain_index(false))
-            .key(k.chain_index(true))
             .key(k.chain_owner(&c.id))
             .arg(&c.id)
             .arg(json_string(&c.session_id))
@@ -68,10 +86,11 @@ impl ChainStore for RedisStore {
             .arg(&c.json)
             .arg(if c.active { "1" } else { "0" })
             .arg(c.updated_ms)
-            .arg(ttl)
             .arg(chain_member(&c.session_id, &c.id))
             .arg(k.control_channel())
             .arg(&c.session_id)
+            .arg(&c.status)
+            .arg(c.progress_centi)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(version > 0)
@@ -138,30 +157,86 @@ impl ChainStore for RedisStore {
             }
             offset += n;
         }
-        let next = (members.len() > walk).then(|| {
-            members.truncate(walk);
-            let (m, ms) = members.last().expect("walk is at least 1");
-            Cursor {
+        let more = members.len() > walk;
+        members.truncate(walk);
+        // The chains themselves a few at a time, until READ_MAX_BYTES of them are read.
+        let mut page = ChainPage::default();
+        let mut stale = Vec::new();
+        let mut bytes = 0;
+        let mut walked = 0;
+        'read: for chunk in members.chunks(CHAIN_READS) {
+            // A member that names no chain (written by something else) is walked past.
+            let ids: Vec<(String, String)> = chunk
+                .iter()
+                .map(|(m, _)| parse_chain_member(m).unwrap_or_default())
+                .collect();
+            for ((sid, cid), json) in ids.iter().zip(self.chain_jsons(&ids).await?) {
+                walked += 1;
+                match json {
+                    Some(j) => {
+                        bytes += j.len();
+                        page.chains.push(Arc::from(j));
+                    }
+                    None if !cid.is_empty() => stale.push(chain_member(sid, cid)),
+                    None => {}
+                }
+                if bytes >= self.settings.read_max_bytes {
+                    page.full = true;
+                    break 'read;
+                }
+            }
+        }
+        if more || walked < members.len() {
+            page.next = members.get(walked.max(1) - 1).map(|(m, ms)| Cursor {
                 ms: *ms,
                 member: m.clone(),
-            }
-        });
-        let ids: Vec<(String, String)> = members
-            .iter()
-            .filter_map(|(m, _)| parse_chain_member(m))
-            .collect();
-        let jsons = self.chain_jsons(&ids).await?;
-        let mut chains = Vec::with_capacity(jsons.len());
-        let mut stale = Vec::new();
-        for ((sid, cid), json) in ids.iter().zip(jsons) {
-            match json {
-                Some(j) => chains.push(Arc::from(j)),
-                None => stale.push(chain_member(sid, cid)),
-            }
+            });
         }
         if !stale.is_empty() {
-            let _: i64 = self.conn().zrem(&index, stale).await?;
+            let mut inv = self.chains_op("forget", self.ttl_secs());
+            for m in &stale {
+                inv.arg(m);
+            }
+            let _: i64 = inv.invoke_async(&mut self.conn()).await?;
         }
-        Ok(ChainPage { chains, next })
+        Ok(page)
+    }
+
+    async fn chain_counts(&self) -> Result<StatusCounts, StoreError> {
+        let fields: HashMap<String, i64> = self
+            .chains_op("counts", self.ttl_secs())
+            .invoke_async(&mut self.conn())
+            .await?;
+        let mut counts = StatusCounts::default();
+        for (field, n) in &fields {
+            if let Some(status) = field.strip_prefix("n:") {
+                let progress = fields.get(&format!("p:{status}")).copied().unwrap_or(0);
+                if *n > 0 {
+                    counts
+                        .by_status
+                        .insert(status.to_string(), (*n as u64, progress));
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn stale_chains(&self, before_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut cmd = redis::cmd("ZRANGEBYSCORE");
+        cmd.arg(self.keys.chain_index(true))
+            .arg("-inf")
+            .arg(format!("({before_ms}"))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+        let cmd = &cmd;
+        let members: Vec<String> = self
+            .read(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await?;
+        Ok(members
+            .iter()
+            .filter_map(|m| parse_chain_member(m))
+            .map(|(_, id)| id)
+            .collect())
     }
 }

@@ -137,6 +137,18 @@ impl Keys {
         }
     }
 
+    /// HASH of counters beside the chain index: `n:{status}` chains, `p:{status}` their
+    /// progress summed in hundredths of a percent (spans sessions; see above).
+    pub fn chain_stats(&self) -> String {
+        format!("{}index:chains:stats", self.base)
+    }
+
+    /// HASH of what each member of the chain index adds to [`Keys::chain_stats`]:
+    /// `"{status}|{progress}"` (spans sessions; see above).
+    pub fn chain_meta(&self) -> String {
+        format!("{}index:chains:meta", self.base)
+    }
+
     /// Pub/sub channel of every stored event.
     pub fn events_channel(&self) -> String {
         format!("{}events", self.prefix)

@@ -103,7 +103,9 @@ impl SessionStore for RedisStore {
                 .key(k.queue_items(Queue::Input, id))
                 .key(k.session_index())
                 .key(k.chain_index(false))
-                .key(k.chain_index(true));
+                .key(k.chain_index(true))
+                .key(k.chain_stats())
+                .key(k.chain_meta());
             for c in &chains {
                 inv.key(k.chain(id, c));
             }
