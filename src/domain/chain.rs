@@ -404,11 +404,17 @@ mod tests {
             c.progress = progress;
             c
         };
-        let s = stats(&[
+        let mut counts = StatusCounts::default();
+        for c in [
             mk("completed", 100.0),
             mk("in_progress", 50.0),
             mk("paused", 0.0),
-        ]);
+            mk("paused", 33.3),
+        ] {
+            counts.add(&c.status, progress_centi(c.progress), 1);
+        }
+        counts.add("paused", progress_centi(33.3), -1);
+        let s = stats(&counts);
         assert_eq!(s["total"], 3);
         assert_eq!(s["active"], 2);
         assert_eq!(s["byStatus"]["completed"], 1);
