@@ -28,6 +28,7 @@ use crate::service::locks::Locks;
 use crate::service::sessions::Sessions;
 use crate::service::usage::UsageTotalsService;
 use crate::service::user_context::UserContexts;
+use crate::service::wait_slots::WaitSlots;
 use crate::store::Stores;
 
 #[derive(Clone)]
@@ -58,6 +59,8 @@ struct Inner {
     /// The address the instance listens on, once bound (the in-process demo posts to it).
     local_addr: OnceLock<SocketAddr>,
     demo: Arc<DemoRunner>,
+    /// Long polls parked per client (`MAX_WAITS_PER_CLIENT`).
+    waits: Arc<WaitSlots>,
 }
 
 impl AppState {
@@ -155,6 +158,8 @@ impl AppState {
             heartbeat_every: Some(config.ws_heartbeat_every).filter(|d| !d.is_zero()),
             heartbeat: hub.frames().heartbeat(),
         });
+        let max_waits = config.max_waits_per_client;
+
         AppState(Arc::new(Inner {
             config,
             stores,
@@ -176,6 +181,7 @@ impl AppState {
             next_connection_id: AtomicU64::new(1),
             local_addr: OnceLock::new(),
             demo: Arc::default(),
+            waits: Arc::new(WaitSlots::new(max_waits)),
         }))
     }
 
@@ -261,6 +267,7 @@ macro_rules! substate {
 }
 
 substate! {
+    WaitSlots => waits,
     Sessions => sessions,
     Events => events,
     Control => control,

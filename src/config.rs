@@ -10,8 +10,8 @@ use clap::Parser;
 mod services;
 mod values;
 pub use services::Services;
-use values::{bad, parse_secs, trimmed};
-pub use values::{Compat, ConfigError, LogFormat};
+use values::{bad, check_api_keys, parse_secs, trimmed};
+pub use values::{Compat, ConfigError, LogFormat, MIN_API_KEY_CHARS};
 
 pub const DEFAULT_PORT: u16 = 3001;
 pub const DEFAULT_PREFIX: &str = "afw:";
@@ -65,7 +65,9 @@ pub struct Config {
         hide_env_values = true
     )]
     pub api_keys: Vec<String>,
-    /// Comma-separated origins allowed by CORS (`*` for any). Empty: no CORS headers.
+    /// Comma-separated origins allowed by CORS and for WebSocket upgrades and requests that
+    /// carry an `Origin` (`*` for any). Empty: no CORS headers, and only the gateway's own
+    /// origin.
     #[arg(
         long,
         env = "AFW_CORS_ORIGINS",
@@ -74,6 +76,17 @@ pub struct Config {
         value_parser = trimmed
     )]
     pub cors_origins: Vec<String>,
+    /// Comma-separated host names a gateway without AFW_API_KEYS answers beside the loopback
+    /// ones (`localhost`, `127.0.0.1`, `[::1]`, ...), with or without a port; `*` for any.
+    /// Other `Host` headers get 403 (so a page cannot reach a local gateway by DNS rebinding).
+    #[arg(
+        long,
+        env = "AFW_ALLOWED_HOSTS",
+        value_name = "AFW_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_parser = trimmed
+    )]
+    pub allowed_hosts: Vec<String>,
     /// Seconds a session and its events live after their last activity.
     #[arg(long, env = "SESSION_TTL_SECS", value_name = "SESSION_TTL_SECS", default_value_t = DEFAULT_SESSION_TTL_SECS)]
     pub session_ttl_secs: u64,
@@ -144,6 +157,16 @@ pub struct Config {
         default_value_t = 100_000
     )]
     pub max_connections: usize,
+    /// Long polls (claims, lock requests, command and input polls that wait) one client may
+    /// have waiting at once on an instance; one more gets 429 `too_many_waits`. A client is its
+    /// credential, or its address when it sends none.
+    #[arg(
+        long,
+        env = "MAX_WAITS_PER_CLIENT",
+        value_name = "MAX_WAITS_PER_CLIENT",
+        default_value_t = 1000
+    )]
+    pub max_waits_per_client: usize,
     /// Open WebSocket connections an instance serves; an upgrade past it is closed with 1013.
     #[arg(
         long,
@@ -205,6 +228,7 @@ impl Default for Config {
             redis_prefix: DEFAULT_PREFIX.to_string(),
             api_keys: Vec::new(),
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             web_demo_dir: None,
             ws_heartbeat_every: Duration::from_secs(15),
             compat: None,
@@ -226,6 +250,7 @@ impl Default for Config {
             http_max_header_bytes: 16 * 1024,
             max_connections: 100_000,
             ws_max_connections: 100_000,
+            max_waits_per_client: 1000,
             log_format: LogFormat::Pretty,
             insecure: false,
             ws_ping_every: DEFAULT_WS_PING_EVERY,
@@ -274,12 +299,7 @@ impl Config {
                 "must be 1-64 characters without whitespace",
             ));
         }
-        if self.api_keys.iter().any(|k| k.trim().is_empty()) {
-            return Err(bad(
-                "AFW_API_KEYS",
-                "contains an empty key (check for a stray comma)",
-            ));
-        }
+        check_api_keys(&self.api_keys)?;
         if self.session_ttl_secs == 0 || self.session_ttl_secs > 365 * 24 * 3600 {
             return Err(bad(
                 "SESSION_TTL_SECS",
@@ -357,6 +377,9 @@ impl Config {
         if self.max_connections == 0 {
             return Err(bad("MAX_CONNECTIONS", "must be at least 1"));
         }
+        if !(1..=1_000_000).contains(&self.max_waits_per_client) {
+            return Err(bad("MAX_WAITS_PER_CLIENT", "must be between 1 and 1000000"));
+        }
         if self.ws_max_connections == 0 {
             return Err(bad("WS_MAX_CONNECTIONS", "must be at least 1"));
         }
@@ -410,14 +433,19 @@ mod tests {
         let c = parse(&[
             "afw-gateway",
             "--api-keys",
-            "k1, k2",
+            "key-one-0123456789, key-two-0123456789",
             "--cors-origins",
             " http://a , http://b",
         ]);
-        assert_eq!(c.api_keys, ["k1", "k2"]);
+        assert_eq!(c.api_keys, ["key-one-0123456789", "key-two-0123456789"]);
+        assert!(c.validate().is_ok());
         assert_eq!(c.cors_origins, ["http://a", "http://b"]);
-        let c = parse(&["afw-gateway", "--api-keys", "k1, ,k2"]);
+        let c = parse(&["afw-gateway", "--api-keys", "key-one-0123456789, ,k2"]);
         assert_eq!(c.validate().unwrap_err().var, "AFW_API_KEYS");
+        for weak in ["k", "change-me-to-a-long-random-key"] {
+            let c = parse(&["afw-gateway", "--api-keys", weak]);
+            assert_eq!(c.validate().unwrap_err().var, "AFW_API_KEYS", "{weak}");
+        }
     }
 
     #[test]
@@ -428,7 +456,7 @@ mod tests {
         };
         assert_eq!(c.validate().unwrap_err().var, "HOST");
         let keyed = Config {
-            api_keys: vec!["k".into()],
+            api_keys: vec!["a-key-of-16-chars".into()],
             ..c.clone()
         };
         assert!(keyed.validate().is_ok());

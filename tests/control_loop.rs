@@ -183,7 +183,8 @@ async fn a_long_poll_stops_when_its_client_goes_away() {
     let mut polls = Vec::new();
     for route in ["commands", "input"] {
         let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-        let req = format!("GET /api/sessions/gone/{route}?wait=60 HTTP/1.1\r\nhost: x\r\n\r\n");
+        let req =
+            format!("GET /api/sessions/gone/{route}?wait=60 HTTP/1.1\r\nhost: localhost\r\n\r\n");
         s.write_all(req.as_bytes()).await.unwrap();
         polls.push(s);
     }

@@ -13,7 +13,7 @@ use support::{Gateway, RedisServer};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_and_its_files_are_served_without_credentials() {
     let gw = Gateway::start(Config {
-        api_keys: vec!["k-one".into()],
+        api_keys: vec!["key-one-0123456789".into()],
         ..support::config(None)
     })
     .await;

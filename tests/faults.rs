@@ -305,7 +305,7 @@ async fn half_sent_request(gw: &GatewayProcess) -> (tokio::net::TcpStream, Strin
     let body = json!({"sessionId": "inflight", "type": "t"}).to_string();
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let head = format!(
-        "POST /api/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        "POST /api/events HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).await.unwrap();

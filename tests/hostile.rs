@@ -29,11 +29,11 @@ async fn slow_requests_are_cut_off_by_their_timeouts() {
         "an unfinished request line is closed after HTTP_HEADER_TIMEOUT_SECS"
     );
     // So does a keep-alive connection left idle after its request.
-    let mut idle = raw_send(gw.addr, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut idle = raw_send(gw.addr, b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
     let answered = read_to_close(&mut idle).await.expect("closed in time");
     assert_eq!(parse_response(&answered).0, 200);
     // A body at a byte every 300 ms: 408 when HTTP_BODY_TIMEOUT_SECS has passed.
-    let head = "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    let head = "POST /api/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
     let mut slow = raw_send(gw.addr, head.as_bytes()).await;
     let trickle = async {
         for _ in 0..20 {
@@ -51,7 +51,7 @@ async fn slow_requests_are_cut_off_by_their_timeouts() {
     assert_eq!(body["error"], "request_timeout");
     // A header past HTTP_MAX_HEADER_BYTES is refused, not buffered.
     let big = format!(
-        "GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
         "p".repeat(64 * 1024)
     );
     let mut s = raw_send(gw.addr, big.as_bytes()).await;
@@ -92,7 +92,7 @@ async fn past_max_connections_health_still_answers_and_the_rest_is_refused() {
         held.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut extra = raw_send(gw.addr, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut extra = raw_send(gw.addr, b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
     let answer = read_to_close(&mut extra).await.expect("closed");
     assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
     // Once the sockets go, the instance serves again, and says what it refused.
@@ -377,11 +377,11 @@ async fn errors_below_the_router_are_answered_as_the_protocols_say() {
     let gw = Gateway::start(support::config(None)).await;
     // HTTP that hyper refuses before any route sees it: still the API's JSON error.
     let too_big = format!(
-        "GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
         "p".repeat(64 * 1024)
     );
     let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
-    let many = format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let many = format!("GET /health HTTP/1.1\r\nHost: localhost\r\n{many}\r\n");
     for (raw, status, code) in [
         (too_big.as_bytes(), 431, "headers_too_large"),
         (many.as_bytes(), 431, "headers_too_large"),

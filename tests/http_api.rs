@@ -243,7 +243,7 @@ async fn request_and_correlation_ids_are_carried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_guard_every_route_but_health_and_ready() {
     let gw = Gateway::start(Config {
-        api_keys: vec!["k-one".into(), "k-two".into()],
+        api_keys: vec!["key-one-0123456789".into(), "key-two-0123456789".into()],
         ..support::config(None)
     })
     .await;
@@ -275,7 +275,7 @@ async fn api_keys_guard_every_route_but_health_and_ready() {
     assert_eq!(r.status(), 401);
     let r = http
         .post(gw.url("/api/events"))
-        .bearer_auth("k-two")
+        .bearer_auth("key-two-0123456789")
         .json(&json!({"sessionId": "a", "type": "t"}))
         .send()
         .await
@@ -283,7 +283,7 @@ async fn api_keys_guard_every_route_but_health_and_ready() {
     assert_eq!(r.status(), 201);
     let r = http
         .get(gw.url("/api/events/a"))
-        .bearer_auth("k-one")
+        .bearer_auth("key-one-0123456789")
         .send()
         .await
         .unwrap();
@@ -293,7 +293,8 @@ async fn api_keys_guard_every_route_but_health_and_ready() {
     assert!(refused.is_err(), "no token, no WebSocket");
     let refused = tokio_tungstenite::connect_async(format!("{}?token=nope", gw.ws_url())).await;
     assert!(refused.is_err(), "a wrong token, no WebSocket");
-    let mut c = support::WsClient::connect(&format!("{}?token=k-one", gw.ws_url())).await;
+    let mut c =
+        support::WsClient::connect(&format!("{}?token=key-one-0123456789", gw.ws_url())).await;
     c.subscribe("a", None, None).await;
     gw.stop().await;
 }
@@ -362,6 +363,12 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         assert_eq!(code, Some(64), "{var}={value}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
         assert!(stderr.contains(var), "the line names {var}: {stderr}");
+    }
+    for key in ["k", "change-me-to-a-long-random-key"] {
+        let (code, stderr) = run_binary(&[("AFW_API_KEYS", key)]);
+        assert_eq!(code, Some(64), "{key}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains("AFW_API_KEYS"), "{stderr}");
     }
     let (code, stderr) = run_binary(&[("HOST", "0.0.0.0")]);
     assert_eq!(code, Some(64), "{stderr}");

@@ -61,7 +61,7 @@ impl ApiError {
         ServiceError::NotFound(what).into()
     }
 
-    fn retry_after(mut self, secs: u64) -> Self {
+    pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
         self
     }

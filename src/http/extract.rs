@@ -12,7 +12,8 @@ use super::error::ApiError;
 use super::serve::BodyDeadline;
 use crate::domain::session::check_session_id;
 
-/// A JSON body, unparsed: the content type must be JSON, and an empty body reads as `{}`.
+/// A JSON body, unparsed: the content type must be JSON, and an empty body reads as `{}`
+/// (from a browser, only with the JSON content type).
 /// Handlers that store what they were sent read it with [`parse_json`] into borrowed views.
 pub struct JsonBody(pub Bytes);
 
@@ -29,6 +30,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 let m = m.trim().to_ascii_lowercase();
                 m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
             });
+        let has_origin = req.headers().contains_key(header::ORIGIN);
         let deadline = req.extensions().get::<BodyDeadline>().copied();
         let read = Bytes::from_request(req, state);
         let read = match deadline {
@@ -55,7 +57,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", rej.body_text())
             }
         })?;
-        if body.iter().all(u8::is_ascii_whitespace) {
+        // An empty body reads as `{}` for a client that is no browser (`curl -X POST`); a
+        // browser (it sends `Origin`) must say JSON, empty or not, so that no page can send
+        // one without a CORS preflight.
+        let browser = has_origin;
+        if body.iter().all(u8::is_ascii_whitespace) && (!browser || is_json == Some(true)) {
             Ok(JsonBody(Bytes::from_static(b"{}")))
         } else if is_json != Some(true) {
             Err(ApiError::new(

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::waits::Waiter;
 use crate::domain::jobs::{Claim, NewJob, NewJobs, Settle};
 use crate::domain::FieldProblem;
 use crate::service::jobs::{Jobs, Outcome};
@@ -96,9 +97,11 @@ pub async fn enqueue_bulk(
 
 pub async fn claim(
     State(jobs): State<Arc<Jobs>>,
+    waiter: Waiter,
     ApiPath(queue): ApiPath<String>,
     ApiJson(body): ApiJson<Claim>,
 ) -> Result<Response, ApiError> {
+    let _slot = waiter.park(body.wait.is_some_and(|w| w > 0.0))?;
     let claimed = jobs.claim(&queue, body).await?;
     let list: Vec<_> = claimed.iter().map(|j| j.raw(&queue, true)).collect();
     let body = ClaimAnswer {
@@ -136,9 +139,16 @@ async fn settle(
 
 pub async fn complete(
     State(jobs): State<Arc<Jobs>>,
+    waiter: Waiter,
     ApiPath((queue, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Settle>,
 ) -> Result<Response, ApiError> {
+    let waits = body
+        .next
+        .as_ref()
+        .and_then(|n| n.wait)
+        .is_some_and(|w| w > 0.0);
+    let _slot = waiter.park(waits)?;
     settle(&jobs, &queue, &id, "complete", body).await
 }
 

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::waits::Waiter;
 use crate::domain::locks::{Acquire, ExtendRequest, LockHolder, LockRequest};
 use crate::service::locks::Locks;
 use crate::time::iso_ms;
@@ -38,9 +39,11 @@ fn not_holder(name: &str) -> ApiError {
 
 pub async fn acquire(
     State(locks): State<Arc<Locks>>,
+    waiter: Waiter,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<LockRequest>,
 ) -> Result<Response, ApiError> {
+    let _slot = waiter.park(body.wait_ms.is_some_and(|w| w > 0))?;
     match locks.acquire(&name, body).await? {
         Acquire::Granted(h) => {
             let mut v = shown(&name, &h);

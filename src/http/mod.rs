@@ -2,6 +2,7 @@
 //! parse, call a service or a store, map the result; every failure leaves as an [`ApiError`].
 
 use std::any::Any;
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
@@ -15,6 +16,7 @@ use crate::app::AppState;
 use error::ApiError;
 
 pub mod auth;
+pub mod browser;
 pub mod cache;
 pub mod chains;
 pub mod compat;
@@ -31,6 +33,7 @@ pub mod serve;
 pub mod sessions;
 pub mod usage;
 pub mod user_context;
+pub mod waits;
 pub mod web;
 pub mod wire;
 pub mod workflow;
@@ -164,6 +167,15 @@ pub fn router(app: AppState) -> Router {
             auth::middleware,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(browser::BrowserPolicy::new(
+                !config.api_keys.is_empty(),
+                config.host.is_loopback(),
+                &config.allowed_hosts,
+                &allowed_origins(&config),
+            )),
+            browser::middleware,
+        ))
         .layer(middleware::from_fn_with_state(
             app.clone(),
             context::middleware,

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
+use super::waits::Waiter;
 use crate::domain::control::{CommandAck, NewCommand, NewInput, Queue, MAX_WAIT_SECS};
 use crate::domain::FieldProblem;
 use crate::service::control::{raw_items, Control};
@@ -92,11 +93,13 @@ pub async fn create_command(
 
 pub async fn list_commands(
     State(control): State<Arc<Control>>,
+    waiter: Waiter,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PollQuery>,
 ) -> Result<Response, ApiError> {
     session_path_id(&id)?;
     let (wait, consume) = q.parse(false)?;
+    let _slot = waiter.park(!wait.is_zero())?;
     let items = control.poll(Queue::Commands, &id, wait, consume).await?;
     Ok(
         Json(json!({"sessionId": id, "count": items.len(), "commands": raw_items(&items)?}))
@@ -147,11 +150,13 @@ pub async fn create_input(
 
 pub async fn take_input(
     State(control): State<Arc<Control>>,
+    waiter: Waiter,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PollQuery>,
 ) -> Result<Response, ApiError> {
     session_path_id(&id)?;
     let (wait, consume) = q.parse(true)?;
+    let _slot = waiter.park(!wait.is_zero())?;
     let items = control.poll(Queue::Input, &id, wait, consume).await?;
     let inputs = raw_items(&items)?;
     Ok(Json(json!({

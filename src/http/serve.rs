@@ -13,7 +13,7 @@
 //!   [`WARN_EVERY`].
 //! - hyper's own bodiless error answers (400, 431) get the API's JSON error ([`JsonErrors`]).
 //! - Every request carries its body deadline (`HTTP_BODY_TIMEOUT_SECS`) for the JSON
-//!   extractor.
+//!   extractor, and the address it came from ([`Peer`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
 use super::context::OverCapacity;
+use super::waits::Peer;
 use super::wire::JsonErrors;
 use crate::metrics::Metrics;
 
@@ -126,9 +127,9 @@ pub async fn serve(
         last: Mutex::new((None, 0)),
     });
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors or buffers: wait a moment rather than spin.
                     tracing::warn!(error = %e, "accept failed");
@@ -159,6 +160,7 @@ pub async fn serve(
                 let mut req = req.map(Body::new);
                 req.extensions_mut()
                     .insert(BodyDeadline(tokio::time::Instant::now() + body_timeout));
+                req.extensions_mut().insert(Peer(peer.ip()));
                 if over {
                     req.extensions_mut().insert(OverCapacity);
                 }

@@ -27,6 +27,7 @@ pub mod locks;
 pub mod sessions;
 pub mod usage;
 pub mod user_context;
+pub mod wait_slots;
 pub mod waiters;
 
 /// Why a service did not do what it was asked, by whose fault.

@@ -175,16 +175,16 @@ test('on the embedded store the demo button starts agents to watch', reported(as
 }));
 
 test('with AFW_API_KEYS the page asks for a key once and keeps it for the tab', reported(async () => {
-  const gw = await Gateway.start({ env: { AFW_API_KEYS: 'key-one' } });
+  const gw = await Gateway.start({ env: { AFW_API_KEYS: 'key-one-0123456789' } });
   cleanup.push(() => gw.stop());
-  await gw.api('POST', '/api/events', { sessionId: 'keyed-1', type: 'hello' }, { authorization: 'Bearer key-one' });
+  await gw.api('POST', '/api/events', { sessionId: 'keyed-1', type: 'hello' }, { authorization: 'Bearer key-one-0123456789' });
   const { page } = await newPage();
   await page.goto(gw.url);
   await page.waitForSelector('#key-dialog[open]');
   await page.fill('#key-input', 'wrong');
   await page.press('#key-input', 'Enter');
   await page.waitForSelector('#key-error:text("not accepted")');
-  await page.fill('#key-input', 'key-one');
+  await page.fill('#key-input', 'key-one-0123456789');
   await page.press('#key-input', 'Enter');
   await page.waitForSelector('.session-item[data-session="keyed-1"]');
   await page.waitForSelector('#conn[data-state="connected"]');

@@ -82,11 +82,20 @@ end
 
 -- Finished history is bounded on its own: past historyMax the oldest go first (at most
 -- UPKEEP per step, so a lowered setting takes effect over a few steps).
-local function trim_history(z)
-  local over = math.min(redis.call('ZCARD', z) - historyMax, UPKEEP)
-  if over > 0 then
-    local old = redis.call('ZRANGE', z, 0, over - 1)
-    redis.call('ZREM', z, unpack(old))
+local function over(n) return math.min(n - historyMax, UPKEEP) end
+local function trim_completed()
+  local n = over(redis.call('ZCARD', completed))
+  if n > 0 then
+    local old = redis.call('ZRANGE', completed, 0, n - 1)
+    redis.call('ZREM', completed, unpack(old))
+    forget(old)
+  end
+end
+local function trim_dead()
+  local n = over(redis.call('ZCARD', dead))
+  if n > 0 then
+    local old = redis.call('ZRANGE', dead, 0, n - 1)
+    redis.call('ZREM', dead, unpack(old))
     forget(old)
   end
 end
@@ -96,7 +105,7 @@ local function bury(id)
   redis.call('ZADD', dead, num(now), id)
   redis.call('HSET', jobs, 's:' .. id, 'dead')
   redis.call('HDEL', jobs, 't:' .. id, 'w:' .. id)
-  trim_history(dead)
+  trim_dead()
 end
 
 -- Upkeep, at most UPKEEP jobs of each kind; then the gate moves to the next time it has
@@ -327,7 +336,7 @@ elseif op == 'complete' or op == 'fail' or op == 'extend' then
   local reply = {1, settled}
   if op == 'complete' then
     -- After the view: the completed job may be the oldest kept, and go at once.
-    trim_history(completed)
+    trim_completed()
     if arg(5) then
       local worker = arg(5)
       if worker == '' then worker = leaseWorker end
