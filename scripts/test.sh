@@ -148,5 +148,5 @@ node_flags=()
 if ! node -e 'WebSocket' >/dev/null 2>&1; then node_flags=(--experimental-websocket); fi
 say "afw-client.js in Node, and the dashboard in $AFW_CHROMIUM"
 AFW_GATEWAY_BIN="$PWD/target/debug/afw-gateway" node "${node_flags[@]}" --test \
-  tests/web/client.test.mjs tests/web/browser.test.mjs
+  tests/web/client.test.mjs tests/web/browser.test.mjs tests/web/origin.test.mjs
 say "screenshots of what the browser tests saw: target/browser/"

@@ -52,8 +52,6 @@ def compose(known):
                 problem("%s sets %s, which the gateway does not read" % (name, var))
         if str(env.get("PORT")) != str(known["defaultPort"]):
             problem("%s: PORT %s is not the port nginx and the healthcheck use" % (name, env.get("PORT")))
-        if not str(env.get("REDIS_URL", "")).startswith("redis://redis:"):
-            problem("%s: REDIS_URL does not name the redis service" % name)
         if svc.get("depends_on", {}).get("redis", {}).get("condition") != "service_healthy":
             problem("%s does not wait for a healthy redis" % name)
         hc = " ".join(svc.get("healthcheck", {}).get("test", []))
@@ -72,6 +70,21 @@ def compose(known):
                     m = re.match(r"^([A-Z_]+)=", line)
                     if m and m.group(1) not in known["gateway"] + known["demo"]:
                         problem("%s.example sets %s, which nothing reads" % (ef, m.group(1)))
+    example = open(os.path.join(ROOT, "deploy/compose/gateway.env.example")).read()
+    url = re.search(r"^REDIS_URL=(.*)$", example, re.M)
+    if not url or not re.match(r"redis://:[^@]+@redis:\d+", url.group(1)):
+        problem("gateway.env.example's REDIS_URL does not name the redis service with a password")
+    # Every container hardened: no capabilities it does not need, no privilege escalation, a
+    # read-only root file system and a memory limit.
+    for name, svc in services.items():
+        if "ALL" not in svc.get("cap_drop", []):
+            problem("%s does not drop every capability" % name)
+        if svc.get("read_only") is not True:
+            problem("%s has a writable root file system" % name)
+        if "no-new-privileges:true" not in svc.get("security_opt", []):
+            problem("%s may gain privileges (no-new-privileges)" % name)
+        if "mem_limit" not in svc and "memory" not in str(svc.get("deploy", {})):
+            problem("%s has no memory limit" % name)
     demo = services.get("demo", {})
     if demo.get("profiles") != ["demo"]:
         problem("the demo service is not behind `profiles: [demo]`")
@@ -80,9 +93,8 @@ def compose(known):
             problem("demo sets %s, which `afw-gateway demo` does not read" % var)
     if demo.get("command", [None])[0] != "demo":
         problem("the demo service does not run `afw-gateway demo`")
-    if "redis-server" not in " ".join(services.get("redis", {}).get("command", [])) or \
-            "--appendonly" not in services.get("redis", {}).get("command", []):
-        problem("redis does not run with AOF")
+    redis_cmd = " ".join(services.get("redis", {}).get("command", []))
+    redis_checks(redis_cmd, "compose's redis")
     # nginx: publishes the port it listens on, and its upstreams are the gateway services.
     nginx = services.get("nginx", {})
     listen = open(os.path.join(ROOT, "deploy/compose/afw-listen.conf")).read()
@@ -104,6 +116,16 @@ def compose(known):
             problem("the Dockerfile lacks %s" % want)
 
 
+def redis_checks(cmd, where):
+    """Redis runs with AOF, a password (refusing the placeholder), a memory ceiling and
+    noeviction (an allkeys-* policy would evict event lists and queues)."""
+    for want, why in [("redis-server", "runs redis-server"), ("--appendonly yes", "runs with AOF"),
+                      ("--requirepass", "has a password"), ("change-me*)", "refuses the placeholder password"),
+                      ("--maxmemory ", "has a memory ceiling"), ("--maxmemory-policy noeviction", "never evicts")]:
+        if want not in cmd:
+            problem("%s: %s (%s is missing)" % (where, why, want))
+
+
 def k8s(known):
     import kubernetes_validate
     docs = []
@@ -116,7 +138,7 @@ def k8s(known):
                 problem("%s: %s %s: %s" % (os.path.basename(path), d.get("kind"), d["metadata"]["name"], str(e).splitlines()[0]))
     kinds = {d["kind"] for _, d in docs}
     for want in ["Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ConfigMap",
-                 "Secret", "Ingress", "StatefulSet"]:
+                 "Secret", "Ingress", "StatefulSet", "NetworkPolicy"]:
         if want not in kinds:
             problem("deploy/k8s has no %s" % want)
     config = next(d for _, d in docs if d["kind"] == "ConfigMap")
@@ -143,10 +165,40 @@ def k8s(known):
         problem("the pods have no anti-affinity")
     if "resources" not in c or "requests" not in c["resources"]:
         problem("the container has no resource requests")
-    ing = next(d for _, d in docs if d["kind"] == "Ingress")
-    read = int(ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"])
-    if read <= 60:
-        problem("the Ingress read timeout (%d s) would cut a 60 s long poll" % read)
+    if "REDIS_URL" in config["data"]:
+        problem("REDIS_URL carries Redis's password: it belongs in the Secret, not the ConfigMap")
+    ingresses = [d for _, d in docs if d["kind"] == "Ingress"]
+    for ing in ingresses:
+        read = int(ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"])
+        if read <= 60:
+            problem("the Ingress read timeout (%d s) would cut a 60 s long poll" % read)
+        if not ing["spec"].get("tls"):
+            problem("Ingress %s serves without TLS" % ing["metadata"]["name"])
+    ws = [i for i in ingresses for r in i["spec"]["rules"] for p in r["http"]["paths"] if p["path"] == "/ws"]
+    if not ws or ws[0]["metadata"]["annotations"].get("nginx.ingress.kubernetes.io/enable-access-log") != "false":
+        problem("/ws (whose ?token= carries a key) is logged by the Ingress")
+    policies = [d for _, d in docs if d["kind"] == "NetworkPolicy"]
+    redis_policy = [p for p in policies
+                    if p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/name") == "afw-redis"]
+    if not redis_policy:
+        problem("no NetworkPolicy keeps Redis to the gateway's pods")
+    # Every pod: no service-account token; every container: hardened.
+    for fname, d in docs:
+        if d["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        spec = d["spec"]["template"]["spec"]
+        if spec.get("automountServiceAccountToken") is not False:
+            problem("%s mounts a service-account token" % d["metadata"]["name"])
+        for ctr in spec["containers"]:
+            sc = ctr.get("securityContext", {})
+            if sc.get("allowPrivilegeEscalation") is not False or sc.get("readOnlyRootFilesystem") is not True \
+                    or "ALL" not in sc.get("capabilities", {}).get("drop", []):
+                problem("%s/%s: the container is not hardened (securityContext)" % (d["metadata"]["name"], ctr["name"]))
+            if "limits" not in ctr.get("resources", {}):
+                problem("%s/%s has no resource limits" % (d["metadata"]["name"], ctr["name"]))
+    redis = next(d for _, d in docs if d["kind"] == "StatefulSet")
+    (rc,) = redis["spec"]["template"]["spec"]["containers"]
+    redis_checks(" ".join(rc.get("command", []) + rc.get("args", [])), "the Kubernetes redis")
 
 
 def main():

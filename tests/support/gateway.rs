@@ -20,6 +20,8 @@ use super::WAIT;
 pub struct Endpoint {
     pub addr: std::net::SocketAddr,
     pub http: reqwest::Client,
+    /// The API key every request (and the WebSocket URL) carries, if any.
+    pub key: Option<String>,
 }
 
 impl Endpoint {
@@ -30,6 +32,25 @@ impl Endpoint {
                 .timeout(WAIT)
                 .build()
                 .expect("HTTP client"),
+            key: None,
+        }
+    }
+
+    /// The same endpoint, with `key` on every request.
+    pub fn with_key(&self, key: &str) -> Endpoint {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {key}").parse().expect("a header value"),
+        );
+        Endpoint {
+            addr: self.addr,
+            http: reqwest::Client::builder()
+                .timeout(WAIT)
+                .default_headers(headers)
+                .build()
+                .expect("HTTP client"),
+            key: Some(key.to_string()),
         }
     }
 
@@ -38,7 +59,10 @@ impl Endpoint {
     }
 
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
+        match &self.key {
+            Some(k) => format!("ws://{}/ws?token={k}", self.addr),
+            None => format!("ws://{}/ws", self.addr),
+        }
     }
 
     /// Waits until `/ready` answers 200.
