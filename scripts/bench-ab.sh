@@ -5,15 +5,17 @@
 #
 #   scripts/bench-ab.sh A_BINARY B_BINARY      (e.g. a release build of the previous commit)
 #
-# Scenarios: ingest (memory store, then Redis with AOF), fanout (memory), idle (memory).
+# Scenarios: ingest (memory store, then Redis with AOF), fanout (memory), idle (memory), and
+# the services beside the stream: jobs (enqueue, claim, complete) and workers (bulks and
+# completions that claim the next job) on both stores, cache hits on both.
 # Knobs: DURATION (s, default 10), ROUNDS (default 2), IDLE_CONNECTIONS (default 18000),
-# ONLY (the scenarios to run, space-separated; default all four).
+# ONLY (the scenarios to run, space-separated; default all of them).
 # Traffic stays on loopback. Results go to bench-results/ab-*.json and a table to stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1; B=$2
 DURATION=${DURATION:-10}; ROUNDS=${ROUNDS:-2}; IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-18000}
-ONLY=${ONLY:-ingest-memory ingest-redis fanout-memory idle-memory}
+ONLY=${ONLY:-ingest-memory ingest-redis fanout-memory idle-memory jobs-memory jobs-redis workers-memory workers-redis cache-memory cache-redis}
 OUT=bench-results; mkdir -p "$OUT"
 cargo build --release -p afw-loadgen >&2
 LG=target/release/afw-loadgen
@@ -49,6 +51,11 @@ for r in $(seq "$ROUNDS"); do
     redis-cli -p "$rport" flushall >/dev/null
     want fanout-memory && scenario "fanout-memory-$side-$r" "$bin" "" fanout --connections 1000 --sessions 10 --rate 1000 --duration "$DURATION"
     want idle-memory && scenario "idle-memory-$side-$r" "$bin" "" idle --connections "$IDLE_CONNECTIONS" --sessions 1000 --duration 5
+    for kind in jobs workers cache; do
+      want "$kind-memory" && scenario "$kind-memory-$side-$r" "$bin" "" "$kind" --connections 32 --duration "$DURATION"
+      want "$kind-redis" && scenario "$kind-redis-$side-$r" "$bin" "REDIS_URL=redis://127.0.0.1:$rport" "$kind" --connections 32 --duration "$DURATION"
+      redis-cli -p "$rport" flushall >/dev/null
+    done
   done
 done
 python3 - "$OUT" "$ROUNDS" "$ONLY" <<'PY'
@@ -59,7 +66,15 @@ rows = [("ingest, memory: events/s", "ingest-memory", lambda r: r["eventsPerSec"
         ("ingest, Redis AOF: events/s", "ingest-redis", lambda r: r["eventsPerSec"]),
         ("fanout, memory: deliveries per gateway CPU-s", "fanout-memory", lambda r: r["deliveriesPerGatewayCpuSec"]),
         ("fanout, memory: p99 ms", "fanout-memory", lambda r: r["latency"]["p99Ms"]),
-        ("idle, memory: bytes per connection", "idle-memory", lambda r: r["gatewayRssPerConnectionBytes"])]
+        ("idle, memory: bytes per connection", "idle-memory", lambda r: r["gatewayRssPerConnectionBytes"]),
+        ("jobs, memory: cycles/s", "jobs-memory", lambda r: r["cyclesPerSec"]),
+        ("jobs, memory: claim p50 µs", "jobs-memory", lambda r: r["latency"]["p50Ms"] * 1000),
+        ("jobs, Redis AOF: cycles/s", "jobs-redis", lambda r: r["cyclesPerSec"]),
+        ("jobs, Redis AOF: claim p50 µs", "jobs-redis", lambda r: r["latency"]["p50Ms"] * 1000),
+        ("workers, memory: cycles/s", "workers-memory", lambda r: r["cyclesPerSec"]),
+        ("workers, Redis AOF: cycles/s", "workers-redis", lambda r: r["cyclesPerSec"]),
+        ("cache hits, memory: cycles/s", "cache-memory", lambda r: r["cyclesPerSec"]),
+        ("cache hits, Redis AOF: cycles/s", "cache-redis", lambda r: r["cyclesPerSec"])]
 print("| measure | " + " | ".join(f"A{r} | B{r}" for r in range(1, rounds + 1)) + " | B / A |")
 print("|---|" + "---|" * (2 * rounds + 1))
 for label, name, f in rows:

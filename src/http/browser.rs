@@ -15,15 +15,12 @@
 //!   files may be navigated to from elsewhere.
 //! - The JSON content type on bodies is the extractor's ([`super::extract::JsonBody`]).
 //!
-//! `/health` and `/ready` are exempt (probes), and the dashboard's files (public anyway).
+//! `/health` and `/ready` are exempt (probes), and the dashboard's files (public anyway). The
+//! check runs in the access middleware ([`super::auth`]), before the API keys'.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 
@@ -72,11 +69,11 @@ impl BrowserPolicy {
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+            .unwrap_or("");
         if let Some(allowed) = &self.hosts {
-            if !is_loopback_host(&host) && !allowed.iter().any(|a| *a == host || *a == name(&host))
-            {
+            let listed =
+                |a: &String| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name(host));
+            if !is_loopback_host(host) && !allowed.iter().any(listed) {
                 return Some(forbidden(
                     "host_not_allowed",
                     "this gateway has no keys and answers only loopback host names (and those of AFW_ALLOWED_HOSTS)",
@@ -86,7 +83,7 @@ impl BrowserPolicy {
         let public = super::web::is_public(path);
         match headers.get(header::ORIGIN).map(|o| o.to_str()) {
             Some(Ok(origin)) => {
-                if public || self.allows(origin, &host) {
+                if public || self.allows(origin, host) {
                     return None;
                 }
                 Some(forbidden(
@@ -113,15 +110,15 @@ impl BrowserPolicy {
     }
 
     fn allows(&self, origin: &str, host: &str) -> bool {
-        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        let origin = origin.trim_end_matches('/');
         // The gateway's own origin: the page was served by it (its authority is our Host).
         let authority = origin.split_once("://").map_or("", |(_, a)| a);
-        if !host.is_empty() && authority == host {
+        if !host.is_empty() && authority.eq_ignore_ascii_case(host) {
             return true;
         }
         match &self.origins {
             None => true,
-            Some(list) => list.contains(&origin),
+            Some(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
         }
     }
 }
@@ -136,10 +133,13 @@ fn name(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-/// `localhost`, `*.localhost`, or a loopback IP address, with or without a port.
+/// `localhost`, `*.localhost`, or a loopback IP address, with or without a port (any case).
 fn is_loopback_host(host: &str) -> bool {
     let n = name(host);
-    if n == "localhost" || n.ends_with(".localhost") {
+    let tail = n.len().saturating_sub(".localhost".len());
+    if n.eq_ignore_ascii_case("localhost")
+        || (n.is_char_boundary(tail) && n[tail..].eq_ignore_ascii_case(".localhost"))
+    {
         return true;
     }
     n.trim_start_matches('[')
@@ -150,17 +150,6 @@ fn is_loopback_host(host: &str) -> bool {
 
 fn forbidden(code: &'static str, message: &'static str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, code, message)
-}
-
-pub async fn middleware(
-    State(policy): State<Arc<BrowserPolicy>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match policy.refuse(req.uri().path(), req.headers()) {
-        Some(e) => e.into_response(),
-        None => next.run(req).await,
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::serve::BodyDeadline;
+use super::serve::Arrival;
 use crate::domain::session::check_session_id;
 
 /// A JSON body, unparsed: the content type must be JSON, and an empty body reads as `{}`
@@ -31,10 +31,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
             });
         let has_origin = req.headers().contains_key(header::ORIGIN);
-        let deadline = req.extensions().get::<BodyDeadline>().copied();
+        let deadline = req.extensions().get::<Arrival>().map(|a| a.body_deadline);
         let read = Bytes::from_request(req, state);
         let read = match deadline {
-            Some(BodyDeadline(at)) => match tokio::time::timeout_at(at, read).await {
+            Some(at) => match tokio::time::timeout_at(at, read).await {
                 Ok(r) => r,
                 Err(_) => {
                     return Err(ApiError::new(

@@ -163,19 +163,18 @@ pub fn router(app: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
-            app.clone(),
+            Arc::new(auth::Access {
+                browser: browser::BrowserPolicy::new(
+                    !config.api_keys.is_empty(),
+                    config.host.is_loopback(),
+                    &config.allowed_hosts,
+                    &allowed_origins(&config),
+                ),
+                keys: config.api_keys.clone(),
+            }),
             auth::middleware,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn_with_state(
-            Arc::new(browser::BrowserPolicy::new(
-                !config.api_keys.is_empty(),
-                config.host.is_loopback(),
-                &config.allowed_hosts,
-                &allowed_origins(&config),
-            )),
-            browser::middleware,
-        ))
         .layer(middleware::from_fn_with_state(
             app.clone(),
             context::middleware,

@@ -13,7 +13,7 @@
 //!   [`WARN_EVERY`].
 //! - hyper's own bodiless error answers (400, 431) get the API's JSON error ([`JsonErrors`]).
 //! - Every request carries its body deadline (`HTTP_BODY_TIMEOUT_SECS`) for the JSON
-//!   extractor, and the address it came from ([`Peer`]).
+//!   extractor, and the address it came from (one [`Arrival`] each).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,7 +32,6 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
 use super::context::OverCapacity;
-use super::waits::Peer;
 use super::wire::JsonErrors;
 use crate::metrics::Metrics;
 
@@ -55,9 +54,14 @@ pub struct ServeLimits {
     pub max_connections: usize,
 }
 
-/// When a request's body must have arrived; read by [`super::extract::JsonBody`].
+/// When a request's body must have arrived (read by [`super::extract::JsonBody`]), and where
+/// from: one extension, so a request pays for one insert.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyDeadline(pub tokio::time::Instant);
+pub struct Arrival {
+    pub body_deadline: tokio::time::Instant,
+    /// The address the connection came from (who a keyless client is, for its long polls).
+    pub peer: std::net::IpAddr,
+}
 
 /// Counts one open HTTP connection for as long as it lives.
 struct Open(Arc<AtomicUsize>);
@@ -158,9 +162,10 @@ pub async fn serve(
         let service =
             TowerToHyperService::new(router.clone().map_request(move |req: Request<Incoming>| {
                 let mut req = req.map(Body::new);
-                req.extensions_mut()
-                    .insert(BodyDeadline(tokio::time::Instant::now() + body_timeout));
-                req.extensions_mut().insert(Peer(peer.ip()));
+                req.extensions_mut().insert(Arrival {
+                    body_deadline: tokio::time::Instant::now() + body_timeout,
+                    peer: peer.ip(),
+                });
                 if over {
                     req.extensions_mut().insert(OverCapacity);
                 }

@@ -1,10 +1,9 @@
 //! Who parks a long poll: a client is its credential (the `Authorization` header) when it
-//! sends one, else the address it came from ([`Peer`]), hashed with a per-process key so no
+//! sends one, else the address it came from ([`Arrival`]), hashed with a per-process key so no
 //! credential is kept. The count per client is [`WaitSlots`]'s; past it, 429
 //! `too_many_waits`.
 
 use std::hash::{BuildHasher, RandomState};
-use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 
 use axum::extract::{FromRef, FromRequestParts};
@@ -12,11 +11,8 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 
 use super::error::ApiError;
+use super::serve::Arrival;
 use crate::service::wait_slots::{WaitSlot, WaitSlots};
-
-/// The address a connection came from, put on each of its requests by the accept loop.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub IpAddr);
 
 static KEY: LazyLock<RandomState> = LazyLock::new(RandomState::new);
 
@@ -60,7 +56,7 @@ where
         let slots = Arc::<WaitSlots>::from_ref(state);
         let client = match parts.headers.get(header::AUTHORIZATION) {
             Some(c) => KEY.hash_one(("credential", c.as_bytes())),
-            None => KEY.hash_one(("address", parts.extensions.get::<Peer>().map(|p| p.0))),
+            None => KEY.hash_one(("address", parts.extensions.get::<Arrival>().map(|a| a.peer))),
         };
         Ok(Waiter { slots, client })
     }

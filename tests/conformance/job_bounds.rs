@@ -95,6 +95,16 @@ async fn finished_jobs_leave_room_and_their_history_is_bounded(env: Env) {
         .post("/api/queues/h/jobs", json!({"type": "t", "jobId": "after"}))
         .await;
     assert_eq!(s, 201, "finished jobs do not count against the cap: {v}");
+    // A priority out of range is refused, i64::MIN too (its `abs` wraps).
+    for priority in [i64::MIN, 1001, -1001] {
+        let (s, v) = gw
+            .post(
+                "/api/queues/h/jobs",
+                json!({"type": "t", "priority": priority}),
+            )
+            .await;
+        assert_eq!(s, 400, "{priority}: {v}");
+    }
     // JOB_HISTORY_MAX is 5: the newest five completed (j08..j12) and dead (j15..j19) stay.
     let st = stats(gw, "h").await;
     assert_eq!(
@@ -125,6 +135,33 @@ fn small_queue(c: &mut afw_gateway::Config) {
     c.services.job_history_max = 5;
 }
 
+/// Claims job `j` of queue `e` (waiting for its retry to come due) and fails it with an error
+/// `n` padded to `pad` bytes; the numbers of the errors it then keeps, and their JSON.
+async fn fail_once(gw: &Endpoint, n: u64, pad: usize) -> (Vec<u64>, Value) {
+    let job = loop {
+        let got = claim(gw, "e", json!({"workerId": "w", "wait": 1})).await;
+        if let Some(j) = got.into_iter().next() {
+            break j;
+        }
+    };
+    let error = json!({"n": n, "pad": "p".repeat(pad)});
+    post_ok(
+        gw,
+        "/api/queues/e/jobs/j/fail",
+        json!({"token": job["lease"]["token"], "error": error}),
+    )
+    .await;
+    let (_, v) = gw.get("/api/queues/e/jobs/j").await;
+    let errors = v["job"]["errors"].clone();
+    let kept = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["error"]["n"].as_u64().unwrap())
+        .collect();
+    (kept, errors)
+}
+
 async fn a_jobs_errors_are_bounded_newest_kept(env: Env) {
     let gw: &Endpoint = &env.gw;
     let fixed = json!({"type": "fixed", "delayMs": 1});
@@ -135,59 +172,23 @@ async fn a_jobs_errors_are_bounded_newest_kept(env: Env) {
     )
     .await;
     // Thirty failures of 100 bytes: JOB_ERRORS_MAX (4) keeps the newest four.
+    let mut kept = Vec::new();
     for n in 1..=30 {
-        let job = loop {
-            let got = claim(gw, "e", json!({"workerId": "w", "wait": 1})).await;
-            if let Some(j) = got.into_iter().next() {
-                break j;
-            }
-        };
-        let error = json!({"n": n, "pad": "p".repeat(100)});
-        post_ok(
-            gw,
-            "/api/queues/e/jobs/j/fail",
-            json!({"token": job["lease"]["token"], "error": error}),
-        )
-        .await;
+        kept = fail_once(gw, n, 100).await.0;
     }
-    let (_, v) = gw.get("/api/queues/e/jobs/j").await;
-    let kept: Vec<u64> = v["job"]["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["error"]["n"].as_u64().unwrap())
-        .collect();
-    assert_eq!(kept, [27, 28, 29, 30], "{}", v["job"]["errors"]);
+    assert_eq!(kept, [27, 28, 29, 30]);
     // Errors of 1,500 bytes: JOB_MAX_BYTES (4 KiB) holds two of them, the newest.
+    let mut errors = Value::Null;
     for n in 31..=34 {
-        let job = loop {
-            let got = claim(gw, "e", json!({"workerId": "w", "wait": 1})).await;
-            if let Some(j) = got.into_iter().next() {
-                break j;
-            }
-        };
-        let error = json!({"n": n, "pad": "q".repeat(1500)});
-        post_ok(
-            gw,
-            "/api/queues/e/jobs/j/fail",
-            json!({"token": job["lease"]["token"], "error": error}),
-        )
-        .await;
+        (kept, errors) = fail_once(gw, n, 1500).await;
     }
-    let (_, v) = gw.get("/api/queues/e/jobs/j").await;
-    let errors = &v["job"]["errors"];
-    let kept: Vec<u64> = errors
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["error"]["n"].as_u64().unwrap())
-        .collect();
     assert_eq!(kept, [33, 34], "{errors}");
     assert!(
         errors.to_string().len() <= 4096,
         "{}",
         errors.to_string().len()
     );
+    let (_, v) = gw.get("/api/queues/e/jobs/j").await;
     assert_eq!(v["job"]["attempts"], 34);
 }
 

@@ -52,6 +52,10 @@ async fn cache_misses_store_nothing() {
         }
         println!("round {round}: {stored} values of 100 KiB stored in a 4 MiB budget");
         assert!(stored >= 30, "round {round}: only {stored} stored");
+        // With the budget spent, reads still answer: a context that is not there is read as
+        // its defaults, and stores nothing (it once answered 503).
+        let (s, v) = at.get("/api/context?userId=reader").await;
+        assert_eq!(s, 200, "{v}");
         let (s, _) = at.delete("/api/cache?namespace=mine").await;
         assert_eq!(s, 200);
         // What is held is counted again at most once a second (RECOUNT_EVERY).

@@ -72,10 +72,10 @@ impl Namespace {
 
     /// Drops the entries that expired, soonest first.
     fn sweep(&mut self, now: i64) {
-        while let Some((at, key)) = self.by_expiry.first().cloned() {
-            if at > now {
+        while self.by_expiry.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, key)) = self.by_expiry.pop_first() else {
                 break;
-            }
+            };
             self.remove(&key);
         }
     }
