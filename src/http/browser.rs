@@ -20,9 +20,11 @@
 
 use std::net::IpAddr;
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 
 use super::error::ApiError;
+
+static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// Who may call: decided once from the config.
 #[derive(Debug, Clone)]
@@ -80,32 +82,32 @@ impl BrowserPolicy {
                 ));
             }
         }
-        let public = super::web::is_public(path);
-        match headers.get(header::ORIGIN).map(|o| o.to_str()) {
-            Some(Ok(origin)) => {
-                if public || self.allows(origin, host) {
-                    return None;
-                }
-                Some(forbidden(
-                    "origin_not_allowed",
-                    "requests from this origin are not allowed (AFW_CORS_ORIGINS lists the origins that are)",
-                ))
-            }
+        // Agents and tools send neither header: they are done here.
+        let origin = headers.get(header::ORIGIN);
+        let cross = origin.is_none()
+            && headers
+                .get(&SEC_FETCH_SITE)
+                .is_some_and(|s| s == "cross-site" || s == "same-site");
+        if origin.is_none() && !cross {
+            return None;
+        }
+        if super::web::is_public(path) {
+            return None;
+        }
+        match origin.map(|o| o.to_str()) {
+            Some(Ok(origin)) if self.allows(origin, host) => None,
+            Some(Ok(_)) => Some(forbidden(
+                "origin_not_allowed",
+                "requests from this origin are not allowed (AFW_CORS_ORIGINS lists the origins that are)",
+            )),
             Some(Err(_)) => Some(forbidden(
                 "origin_not_allowed",
                 "the Origin header is not text",
             )),
-            None => {
-                let cross = headers
-                    .get("sec-fetch-site")
-                    .is_some_and(|s| s == "cross-site" || s == "same-site");
-                (cross && !public).then(|| {
-                    forbidden(
-                        "origin_not_allowed",
-                        "cross-site requests need an allowed Origin",
-                    )
-                })
-            }
+            None => Some(forbidden(
+                "origin_not_allowed",
+                "cross-site requests need an allowed Origin",
+            )),
         }
     }
 
@@ -141,6 +143,14 @@ fn is_loopback_host(host: &str) -> bool {
         || (n.is_char_boundary(tail) && n[tail..].eq_ignore_ascii_case(".localhost"))
     {
         return true;
+    }
+    // 127.0.0.0/8 written out (the common case, without parsing an address); a name that
+    // only starts with "127." is no address, and not loopback.
+    if let Some(rest) = n.strip_prefix("127.") {
+        return rest.split('.').count() == 3
+            && rest
+                .split('.')
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
     }
     n.trim_start_matches('[')
         .trim_end_matches(']')
@@ -186,6 +196,8 @@ mod tests {
             "attacker.example:3001",
             "localhost.attacker.example",
             "10.0.0.1",
+            "127.attacker.example",
+            "127.0.0.1.attacker.example",
             "",
         ] {
             let e = p

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-/// How many waits each client holds.
+/// How many waits each client holds. A client's entry stays at zero when its waits end (a
+/// busy worker parks and unparks a claim per job: no entry is made and dropped each time), and
+/// entries at zero are cleared once there are [`WaitSlots::KEEP`] of them.
 pub struct WaitSlots {
     max: usize,
     held: DashMap<u64, usize>,
@@ -21,6 +23,9 @@ pub struct WaitSlot {
 }
 
 impl WaitSlots {
+    /// Clients remembered before those with no wait are cleared.
+    pub const KEEP: usize = 10_000;
+
     pub fn new(max: usize) -> WaitSlots {
         WaitSlots {
             max,
@@ -35,6 +40,9 @@ impl WaitSlots {
 
     /// A slot for `client`, or `None` when it already holds [`WaitSlots::max`].
     pub fn take(self: &Arc<Self>, client: u64) -> Option<WaitSlot> {
+        if self.held.len() >= Self::KEEP && !self.held.contains_key(&client) {
+            self.held.retain(|_, n| *n > 0);
+        }
         let mut n = self.held.entry(client).or_insert(0);
         if *n >= self.max {
             return None;
@@ -48,16 +56,15 @@ impl WaitSlots {
 
     /// Clients with a wait parked now.
     pub fn clients(&self) -> usize {
-        self.held.len()
+        self.held.iter().filter(|e| *e.value() > 0).count()
     }
 }
 
 impl Drop for WaitSlot {
     fn drop(&mut self) {
-        self.slots.held.remove_if_mut(&self.client, |_, n| {
-            *n -= 1;
-            *n == 0
-        });
+        if let Some(mut n) = self.slots.held.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 
@@ -76,5 +83,13 @@ mod tests {
         let _d = slots.take(7).expect("a slot came back");
         drop(b);
         assert_eq!(slots.clients(), 2);
+        // Clients with nothing parked are cleared once there are many.
+        drop(_c);
+        drop(_d);
+        for client in 100..100 + 3 * WaitSlots::KEEP as u64 {
+            drop(slots.take(client));
+        }
+        assert!(slots.held.len() <= WaitSlots::KEEP, "{}", slots.held.len());
+        assert_eq!(slots.clients(), 0);
     }
 }
