@@ -171,15 +171,10 @@ impl Chains {
         self.store.chain_counts().await
     }
 
-    /// The session's newest chain, for events that do not name theirs.
+    /// The session's newest chain, for events that do not name theirs (no chain is read: a
+    /// session of many large chains once cost each such event all of them).
     pub(super) async fn latest(&self, session_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .store
-            .session_chains(session_id)
-            .await?
-            .last()
-            .and_then(|j| decode(j).ok())
-            .map(|c| c.id))
+        self.store.newest_chain(session_id).await
     }
 
     /// An acknowledged `pause`, `resume` or `cancel` moves the chains it is about: the one its

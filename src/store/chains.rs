@@ -53,6 +53,10 @@ pub trait ChainStore: Send + Sync + 'static {
     /// A session's chains' JSON in creation order.
     async fn session_chains(&self, session_id: &str) -> Result<Vec<Arc<str>>, StoreError>;
 
+    /// The id of the session's newest chain that is still stored, read without reading the
+    /// chains (events that name no chain go to it).
+    async fn newest_chain(&self, session_id: &str) -> Result<Option<String>, StoreError>;
+
     /// Walks at most `walk` members of the index of all (or of active) chains, most recently
     /// updated first, from after `after`, stopping early once the chains read reach
     /// `READ_MAX_BYTES` (at least one).

@@ -182,6 +182,18 @@ impl ChainStore for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn newest_chain(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        let now = Instant::now();
+        let state = self.state.lock();
+        let chains = &state.chains;
+        Ok(chains.by_session.get(sid).and_then(|ids| {
+            ids.iter()
+                .rev()
+                .find(|id| chains.live(id, now).is_some())
+                .cloned()
+        }))
+    }
+
     async fn page_chains(
         &self,
         active: bool,

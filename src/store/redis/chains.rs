@@ -114,6 +114,34 @@ impl ChainStore for RedisStore {
         Ok(jsons.into_iter().flatten().map(Arc::from).collect())
     }
 
+    async fn newest_chain(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        // The last ids of the list, newest first, until one whose chain is still there.
+        let key = self.keys.session_chains(sid);
+        let ids: Vec<String> = self
+            .read(|mut conn| {
+                let key = key.clone();
+                async move { conn.lrange(key, -(CHAIN_READS as isize), -1).await }
+            })
+            .await?;
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let mut pipe = redis::pipe();
+        for id in ids.iter().rev() {
+            pipe.exists(self.keys.chain(sid, id));
+        }
+        let pipe = &pipe;
+        let there: Vec<bool> = self
+            .read(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await?;
+        Ok(ids
+            .iter()
+            .rev()
+            .zip(there)
+            .find(|(_, t)| *t)
+            .map(|(id, _)| id.clone()))
+    }
+
     async fn page_chains(
         &self,
         active: bool,
