@@ -26,7 +26,7 @@ use crate::service::events::Events;
 use crate::service::jobs::Jobs;
 use crate::service::locks::Locks;
 use crate::service::sessions::Sessions;
-use crate::service::usage::UsageTotalsService;
+use crate::service::usage::Usage;
 use crate::service::user_context::UserContexts;
 use crate::service::wait_slots::WaitSlots;
 use crate::store::Stores;
@@ -44,8 +44,8 @@ struct Inner {
     locks: Arc<Locks>,
     jobs: Arc<Jobs>,
     cache: Arc<Cache>,
-    contexts: Arc<UserContexts>,
-    usage: Arc<UsageTotalsService>,
+    user_contexts: Arc<UserContexts>,
+    usage: Arc<Usage>,
     hub: Arc<Hub>,
     /// What each WebSocket connection holds of the instance.
     ws: Arc<WsContext>,
@@ -93,7 +93,7 @@ impl AppState {
             max_event_bytes: config.max_event_bytes,
         };
         let control = Control {
-            queues: Arc::clone(&stores.queues),
+            store: Arc::clone(&stores.control),
             sessions: sessions.clone(),
             events: events.clone(),
             waiters: Arc::clone(hub.waiters()),
@@ -138,10 +138,10 @@ impl AppState {
             },
         };
         let contexts = UserContexts {
-            store: Arc::clone(&stores.contexts),
+            store: Arc::clone(&stores.user_contexts),
             value_max: s.context_value_max_bytes,
         };
-        let usage = UsageTotalsService {
+        let usage = Usage {
             store: Arc::clone(&stores.usage),
         };
         let ws = Arc::new(WsContext {
@@ -170,7 +170,7 @@ impl AppState {
             locks: Arc::new(locks),
             jobs: Arc::new(jobs),
             cache: Arc::new(cache),
-            contexts: Arc::new(contexts),
+            user_contexts: Arc::new(contexts),
             usage: Arc::new(usage),
             hub,
             ws,
@@ -275,6 +275,6 @@ substate! {
     Locks => locks,
     Jobs => jobs,
     Cache => cache,
-    UserContexts => contexts,
-    UsageTotalsService => usage,
+    UserContexts => user_contexts,
+    Usage => usage,
 }

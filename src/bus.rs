@@ -1,10 +1,19 @@
-//! What instances tell each other, in the order the store published it: stored events, new
-//! commands, chain changes, queue wake-ups and deletions. Each store feeds one broadcast of
-//! these per instance (Redis through pub/sub, memory in-process); the fan-out reads it.
+//! The bus: what instances tell each other, in the order the store published it (stored
+//! events, new commands, chain changes, queue wake-ups and deletions). Each store feeds one
+//! broadcast of these per instance ([`Bus`]: Redis through pub/sub, memory in-process); the
+//! fan-out reads it.
 
 use std::sync::Arc;
 
-use crate::domain::control::Queue;
+use tokio::sync::broadcast;
+
+use crate::domain::control::ControlQueue;
+
+/// What a store feeds: the ordered messages every instance must hear, for the fan-out.
+pub trait Bus: Send + Sync + 'static {
+    /// The ordered feed of stored events and notifications.
+    fn subscribe(&self) -> broadcast::Receiver<BusMessage>;
+}
 
 /// How many messages the bus holds for the fan-out before it counts as lagging (and resyncs
 /// from the store).
@@ -32,7 +41,10 @@ pub enum BusMessage {
         chain: Arc<str>,
     },
     /// Something was queued: wakes the session's long polls on that queue.
-    Wake { session_id: Arc<str>, queue: Queue },
+    Wake {
+        session_id: Arc<str>,
+        queue: ControlQueue,
+    },
     /// A lock was released or a queue got jobs: wakes the waits on that name.
     Signal { signal: Signal, name: Arc<str> },
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::limits::{Problems, MAX_NAME_CHARS};
+use super::problems::{Problems, MAX_NAME_CHARS};
 use super::{check_id, FieldProblem};
 
 /// The namespace of requests that name none.

@@ -16,19 +16,19 @@ pub const MAX_WAIT_SECS: f64 = 60.0;
 
 /// A session's queues. Both are one queue implementation; they differ only in this policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Queue {
+pub enum ControlQueue {
     /// People steer the agent; the agent polls and acknowledges.
     Commands,
     /// Answers for an agent that waits.
     Input,
 }
 
-impl Queue {
+impl ControlQueue {
     /// The queue's name in keys and on the control channel.
     pub fn name(self) -> &'static str {
         match self {
-            Queue::Commands => "commands",
-            Queue::Input => "input",
+            ControlQueue::Commands => "commands",
+            ControlQueue::Input => "input",
         }
     }
 
@@ -36,14 +36,14 @@ impl Queue {
     /// expires: a command can be acknowledged after a consuming poll, and a repeated
     /// acknowledgement is answered as such; taking input is receiving it, so it is gone.
     pub fn keeps_taken(self) -> bool {
-        matches!(self, Queue::Commands)
+        matches!(self, ControlQueue::Commands)
     }
 
     /// The name used on the control channel (`{"kind":"wake","queue":"input"}`).
-    pub fn parse(s: &str) -> Option<Queue> {
+    pub fn parse(s: &str) -> Option<ControlQueue> {
         match s {
-            "commands" => Some(Queue::Commands),
-            "input" => Some(Queue::Input),
+            "commands" => Some(ControlQueue::Commands),
+            "input" => Some(ControlQueue::Input),
             _ => None,
         }
     }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub use super::job_view::{JobState, JobView};
-use super::limits::Problems;
+use super::problems::Problems;
 use super::FieldProblem;
 
 /// Priorities run from `-MAX_PRIORITY` to `MAX_PRIORITY`; higher is claimed first.

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::limits::Problems;
+use super::problems::Problems;
 use super::FieldProblem;
 
 /// A lock as it stands: who holds it, until when (ms since the epoch, the store's clock),

@@ -29,7 +29,7 @@ pub const SATURATED: &str = "sat";
 
 /// What one event used.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Usage {
+pub struct EventUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cost_micros: u64,
@@ -40,7 +40,7 @@ pub struct Usage {
 /// month of the event's `timestamp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageDraft {
-    pub usage: Usage,
+    pub usage: EventUsage,
     pub tenant: String,
     pub user: Option<String>,
     pub day: String,
@@ -214,7 +214,7 @@ pub fn usage_draft(
         return Err(problems);
     }
     Ok(Some(UsageDraft {
-        usage: Usage {
+        usage: EventUsage {
             input_tokens: body.input_tokens.unwrap_or(0),
             output_tokens: body.output_tokens.unwrap_or(0),
             cost_micros,

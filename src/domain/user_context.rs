@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use super::limits::Problems;
+use super::problems::Problems;
 use super::FieldProblem;
 
 /// The tenant of requests that name none.

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::context;
+use super::request_id;
 use crate::domain::FieldProblem;
 use crate::service::ServiceError;
 use crate::store::StoreError;
@@ -128,7 +128,7 @@ impl IntoResponse for ApiError {
         let mut body = Value::Object(self.fields.map(|f| *f).unwrap_or_default());
         body["error"] = self.code.into();
         body["message"] = self.message.into();
-        body["requestId"] = context::request_id().into();
+        body["requestId"] = request_id::request_id().into();
         if let Some(details) = self.details {
             body["details"] = details;
         }

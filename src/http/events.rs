@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::context::{usable_id, CORRELATION_ID};
 use super::error::ApiError;
 use super::extract::{parse_json, session_path_id, ApiPath, ApiQuery, JsonBody};
+use super::request_id::{usable_id, CORRELATION_ID};
 use crate::domain::event::{
     check_limit, draft_event, EventContext, ReadFrom, MAX_BATCH_EVENTS, MAX_READ_LIMIT,
 };

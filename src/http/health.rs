@@ -24,7 +24,7 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     if app.shutdown_token().is_cancelled() {
         return not_ready("the instance is shutting down".into());
     }
-    match app.stores().bus.readiness().await {
+    match app.stores().health.readiness().await {
         Ok(()) => Json(json!({"status": "ready", "store": app.stores().kind})).into_response(),
         Err(reason) => not_ready(reason),
     }

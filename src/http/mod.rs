@@ -20,7 +20,7 @@ pub mod browser;
 pub mod cache;
 pub mod chains;
 pub mod compat;
-pub mod context;
+pub mod control;
 pub mod demo;
 pub mod error;
 pub mod events;
@@ -28,16 +28,16 @@ pub mod extract;
 pub mod health;
 pub mod jobs;
 pub mod locks;
-pub mod queues;
+pub mod parse_errors;
+pub mod request_id;
 pub mod serve;
 pub mod sessions;
+pub mod upgrade;
 pub mod usage;
 pub mod user_context;
 pub mod waits;
 pub mod web;
-pub mod wire;
 pub mod workflow;
-pub mod ws;
 
 /// Room a cache put's body needs beside its value (key, TTL, tags).
 const CACHE_BODY_ROOM: usize = 64 * 1024;
@@ -75,24 +75,24 @@ pub fn router(app: AppState) -> Router {
         .route("/api/sessions/{id}/extend", post(sessions::extend))
         .route(
             "/api/sessions/{id}/commands",
-            post(queues::create_command).get(queues::list_commands),
+            post(control::create_command).get(control::list_commands),
         )
         .route(
             "/api/commands/{id}/commands",
-            post(queues::create_command).get(queues::list_commands),
+            post(control::create_command).get(control::list_commands),
         )
-        .route("/api/commands/{command_id}/ack", post(queues::ack_command))
+        .route("/api/commands/{command_id}/ack", post(control::ack_command))
         .route(
             "/api/sessions/{id}/commands/{command_id}/ack",
-            post(queues::ack_session_command),
+            post(control::ack_session_command),
         )
         .route(
             "/api/sessions/{id}/input",
-            post(queues::create_input).get(queues::take_input),
+            post(control::create_input).get(control::take_input),
         )
         .route(
             "/api/sessions/{id}/input/{input_id}/ack",
-            post(queues::ack_input),
+            post(control::ack_input),
         )
         .route(
             "/api/sessions/{id}/chains",
@@ -105,7 +105,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/events", post(events::post_one))
         .route("/api/events/{session_id}", get(events::read))
         .route("/api/events/{session_id}/recent", get(events::recent))
-        .route("/ws", get(ws::upgrade))
+        .route("/ws", get(upgrade::websocket))
         .route("/api/usage", get(usage::get))
         .route(
             "/api/workflow-state/active/list",
@@ -177,7 +177,7 @@ pub fn router(app: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(
             app.clone(),
-            context::middleware,
+            request_id::middleware,
         ))
         .layer(tower::util::option_layer(cors(&allowed_origins(&config))))
         .with_state(app)
@@ -245,6 +245,6 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 Method::DELETE,
             ])
             .allow_headers(AnyOrigin)
-            .expose_headers([HeaderName::from_static(context::REQUEST_ID)]),
+            .expose_headers([HeaderName::from_static(request_id::REQUEST_ID)]),
     )
 }

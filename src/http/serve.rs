@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
-use super::context::OverCapacity;
-use super::wire::JsonErrors;
+use super::parse_errors::JsonErrors;
+use super::request_id::OverCapacity;
 use crate::metrics::Metrics;
 
 /// Connections past `MAX_CONNECTIONS` that are still answered on `/health` and `/ready`.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::extract::ApiQuery;
-use crate::service::usage::{check_query, UsageTotalsService};
+use crate::service::usage::{check_query, Usage};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -22,7 +22,7 @@ pub struct UsageParams {
 }
 
 pub async fn get(
-    State(usage): State<Arc<UsageTotalsService>>,
+    State(usage): State<Arc<Usage>>,
     ApiQuery(q): ApiQuery<UsageParams>,
 ) -> Result<Response, ApiError> {
     let query = check_query(

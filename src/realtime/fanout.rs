@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::hub::{Hub, Offer};
 use super::protocol::{chain_frame, command_frame, REPLAY_PAGE};
 use crate::bus::{BusMessage, LiveEvent};
-use crate::domain::control::Queue;
+use crate::domain::control::ControlQueue;
 use crate::store::{EventStore, Pages};
 
 pub async fn run(
@@ -39,7 +39,7 @@ pub async fn run(
             Ok(BusMessage::SessionDeleted(sid)) => hub.session_deleted(&sid),
             Ok(BusMessage::Command { session_id, record }) => {
                 hub.push_message(&session_id, command_frame(&session_id, &record));
-                hub.waiters().wake(&session_id, Queue::Commands);
+                hub.waiters().wake(&session_id, ControlQueue::Commands);
             }
             Ok(BusMessage::Wake { session_id, queue }) => hub.waiters().wake(&session_id, queue),
             Ok(BusMessage::Signal { signal, name }) => hub.waiters().wake_signal(signal, &name),

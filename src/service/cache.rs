@@ -8,7 +8,7 @@ use crate::domain::cache::{
     check_key, check_put, check_tags, CacheEntry, CacheLimits, CacheStats, Incr, IncrBody, Put,
     PutBody, INCR_DEFAULT_TTL_SECS,
 };
-use crate::domain::limits::Problems;
+use crate::domain::problems::Problems;
 use crate::store::CacheStore;
 
 #[derive(Clone)]

@@ -13,10 +13,10 @@ use super::events::Events;
 use super::sessions::Sessions;
 use super::waiters::Waiters;
 use super::ServiceError;
-use crate::domain::control::{self, CommandAck, NewCommand, NewInput, Queue};
+use crate::domain::control::{self, CommandAck, ControlQueue, NewCommand, NewInput};
 use crate::domain::session::{check_session_id, field};
 use crate::metrics::Metrics;
-use crate::store::{QueueStore, StoreError};
+use crate::store::{ControlStore, StoreError};
 use crate::time::Now;
 
 /// Longest item id an acknowledgement may name.
@@ -24,7 +24,7 @@ const MAX_ITEM_ID_CHARS: usize = 200;
 
 #[derive(Clone)]
 pub struct Control {
-    pub queues: Arc<dyn QueueStore>,
+    pub store: Arc<dyn ControlStore>,
     pub sessions: Sessions,
     /// Stores `command:acknowledged` events, and through its chains moves them on acks.
     pub events: Events,
@@ -60,9 +60,9 @@ impl Control {
             &expires_at(self.ttl),
         )
         .map_err(ServiceError::Invalid)?;
-        self.queues
+        self.store
             .push(
-                Queue::Commands,
+                ControlQueue::Commands,
                 session_id,
                 &command_id,
                 &record.to_string(),
@@ -89,8 +89,8 @@ impl Control {
             return;
         }
         let pending = match self
-            .queues
-            .pending(Queue::Commands, session_id, false)
+            .store
+            .pending(ControlQueue::Commands, session_id, false)
             .await
         {
             Ok(p) => p,
@@ -132,9 +132,9 @@ impl Control {
         let now = Now::get();
         let item = control::input_item(body, &input_id, source, &now.iso, &expires_at(self.ttl))
             .map_err(ServiceError::Invalid)?;
-        self.queues
+        self.store
             .push(
-                Queue::Input,
+                ControlQueue::Input,
                 session_id,
                 &input_id,
                 &item.to_string(),
@@ -147,14 +147,14 @@ impl Control {
     /// The session's pending items of `queue`, waiting up to `wait` for one to arrive.
     pub async fn poll(
         &self,
-        queue: Queue,
+        queue: ControlQueue,
         session_id: &str,
         wait: Duration,
         take: bool,
     ) -> Result<Vec<Arc<str>>, ServiceError> {
         check_session_id(session_id).map_err(ServiceError::invalid)?;
         let items = self.poll_queue(queue, session_id, wait, take).await?;
-        if take && queue == Queue::Input && !items.is_empty() {
+        if take && queue == ControlQueue::Input && !items.is_empty() {
             self.answered(session_id).await;
         }
         Ok(items)
@@ -162,13 +162,13 @@ impl Control {
 
     async fn poll_queue(
         &self,
-        queue: Queue,
+        queue: ControlQueue,
         session_id: &str,
         wait: Duration,
         take: bool,
     ) -> Result<Vec<Arc<str>>, ServiceError> {
         if wait.is_zero() {
-            return Ok(self.queues.pending(queue, session_id, take).await?);
+            return Ok(self.store.pending(queue, session_id, take).await?);
         }
         // Registers before each read, so an item queued between the read and the wait still
         // wakes it. Ends early (empty) when the instance shuts down; dropping the future (the
@@ -179,7 +179,7 @@ impl Control {
             let notified = waiting.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let items = self.queues.pending(queue, session_id, take).await?;
+            let items = self.store.pending(queue, session_id, take).await?;
             if !items.is_empty() {
                 return Ok(items);
             }
@@ -195,8 +195,8 @@ impl Control {
     pub async fn ack_input(&self, session_id: &str, input_id: &str) -> Result<(), ServiceError> {
         check_session_id(session_id).map_err(ServiceError::invalid)?;
         match self
-            .queues
-            .ack(Queue::Input, Some(session_id), input_id, "{}")
+            .store
+            .ack(ControlQueue::Input, Some(session_id), input_id, "{}")
             .await?
         {
             Some(_) => {
@@ -253,9 +253,9 @@ impl Control {
         let succeeded = ack.succeeded();
         let outcome = json!({"result": ack.result, "error": ack.error, "acknowledgedAt": now.iso});
         let Some(acked) = self
-            .queues
+            .store
             .ack(
-                Queue::Commands,
+                ControlQueue::Commands,
                 session_id,
                 command_id,
                 &outcome.to_string(),

@@ -16,7 +16,7 @@ use crate::domain::jobs::{
     check_claim, check_lease, check_new_job, check_new_jobs, Claim, JobLimits, JobView, NewJob,
     NewJobs, Settle,
 };
-use crate::domain::limits::{check_name, Problems};
+use crate::domain::problems::{check_name, Problems};
 use crate::store::jobs::{ClaimSpec, Claimed, Failure, JobStats, Lease, Settled};
 use crate::store::{Cursor, JobStore};
 

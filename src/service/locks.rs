@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use super::waiters::Waiters;
 use super::ServiceError;
 use crate::bus::Signal;
-use crate::domain::limits::check_name;
 use crate::domain::locks::{
     check_extend, check_request, Acquire, ExtendRequest, LockHolder, LockLimits, LockRequest,
 };
+use crate::domain::problems::check_name;
 use crate::store::LockStore;
 use crate::time::now_ms;
 

@@ -10,7 +10,7 @@
 //! - [`cache::Cache`]: cache entries with versions and tags.
 //! - [`jobs::Jobs`]: job queues with leases, retries and dead letters, and claims that wait.
 //! - [`locks::Locks`]: distributed locks with fencing, and waiting for one.
-//! - [`usage::UsageTotalsService`]: reading usage totals.
+//! - [`usage::Usage`]: reading usage totals.
 //! - [`user_context::UserContexts`]: per-user context, changed atomically.
 //! - [`waiters::Waiters`]: the long polls waiting on this instance, woken from the bus.
 

@@ -26,7 +26,7 @@ impl Sessions {
     /// from every renewal after (seeds 003 and 004's `extendSession`).
     pub async fn extend(&self, id: &str, ttl_secs: Option<u64>) -> Result<Session, ServiceError> {
         check_session_id(id).map_err(ServiceError::invalid)?;
-        let mut p = crate::domain::limits::Problems::default();
+        let mut p = crate::domain::problems::Problems::default();
         let ttl = p.range("ttlSecs", ttl_secs, None, 1, MAX_SESSION_TTL_SECS);
         p.done().map_err(ServiceError::Invalid)?;
         self.store

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use super::ServiceError;
-use crate::domain::limits::{check_name, Problems};
+use crate::domain::problems::{check_name, Problems};
 use crate::domain::usage::{UsageTotals, DEFAULT_TENANT};
 use crate::store::UsageStore;
 
 #[derive(Clone)]
-pub struct UsageTotalsService {
+pub struct Usage {
     pub store: Arc<dyn UsageStore>,
 }
 
@@ -90,7 +90,7 @@ pub fn check_query(
     })
 }
 
-impl UsageTotalsService {
+impl Usage {
     pub async fn totals(&self, q: &UsageQuery) -> Result<UsageTotals, ServiceError> {
         Ok(self.store.usage(&q.tenant, &q.scope, &q.period).await?)
     }

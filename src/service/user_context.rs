@@ -5,15 +5,15 @@
 use std::sync::Arc;
 
 use super::ServiceError;
-use crate::domain::limits::check_name;
+use crate::domain::problems::check_name;
 use crate::domain::user_context::{check_update, ContextUpdate, UserContext, DEFAULT_TENANT};
 use crate::domain::FieldProblem;
-use crate::store::ContextStore;
+use crate::store::UserContextStore;
 use crate::time::Now;
 
 #[derive(Clone)]
 pub struct UserContexts {
-    pub store: Arc<dyn ContextStore>,
+    pub store: Arc<dyn UserContextStore>,
     /// `CONTEXT_VALUE_MAX_BYTES`.
     pub value_max: usize,
 }

@@ -9,13 +9,13 @@ use dashmap::DashMap;
 use tokio::sync::Notify;
 
 use crate::bus::Signal;
-use crate::domain::control::Queue;
+use crate::domain::control::ControlQueue;
 use crate::metrics::Metrics;
 
 /// What a wait is on, beside its name (a session id, a lock or job queue name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Topic {
-    Queue(Queue),
+    ControlQueue(ControlQueue),
     Signal(Signal),
 }
 
@@ -41,8 +41,8 @@ impl Waiters {
         }
     }
 
-    pub fn register(&self, session_id: &str, queue: Queue) -> Waiting<'_> {
-        self.register_key((session_id.into(), Topic::Queue(queue)))
+    pub fn register(&self, session_id: &str, queue: ControlQueue) -> Waiting<'_> {
+        self.register_key((session_id.into(), Topic::ControlQueue(queue)))
     }
 
     /// Registers a wait on a lock or job queue `name`.
@@ -61,8 +61,8 @@ impl Waiters {
     }
 
     /// Wakes every wait on the session's queue on this instance.
-    pub fn wake(&self, session_id: &str, queue: Queue) {
-        self.wake_key(&(Arc::from(session_id), Topic::Queue(queue)));
+    pub fn wake(&self, session_id: &str, queue: ControlQueue) {
+        self.wake_key(&(Arc::from(session_id), Topic::ControlQueue(queue)));
     }
 
     /// Wakes one wait on the lock or job queue `name` on this instance: one released lock or
@@ -108,18 +108,18 @@ mod tests {
     #[tokio::test]
     async fn a_registered_wait_is_woken_and_the_entry_goes_with_it() {
         let w = Waiters::new(Arc::default());
-        let waiting = w.register("s", Queue::Input);
+        let waiting = w.register("s", ControlQueue::Input);
         {
             let notified = waiting.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            w.wake("s", Queue::Commands);
-            w.wake("s", Queue::Input);
+            w.wake("s", ControlQueue::Commands);
+            w.wake("s", ControlQueue::Input);
             tokio::time::timeout(std::time::Duration::from_secs(1), notified)
                 .await
                 .expect("woken");
         }
-        let second = w.register("s", Queue::Input);
+        let second = w.register("s", ControlQueue::Input);
         drop(waiting);
         assert_eq!(w.len(), 1, "still one waiter");
         drop(second);

@@ -3,7 +3,7 @@
 //! one [`Stores`] value the app is built from. The conformance suite in `tests/conformance/`
 //! runs every service against both, so they cannot drift.
 //!
-//! - [`sessions::SessionStore`], [`events::EventStore`], [`queues::QueueStore`],
+//! - [`sessions::SessionStore`], [`events::EventStore`], [`control::ControlStore`],
 //!   [`chains::ChainStore`]: the services' data.
 //! - [`bus::Bus`]: the ordered feed of what every instance must hear (stored events, commands,
 //!   chain changes, wake-ups), and whether it is live.
@@ -20,31 +20,32 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
-pub mod bus;
 pub mod cache;
 pub mod chains;
-pub mod context;
+pub mod control;
 pub mod cursor;
 pub mod events;
+pub mod health;
 pub mod jobs;
 pub mod locks;
 pub mod memory;
-pub mod queues;
 pub mod redis;
 pub mod sessions;
 pub mod usage;
+pub mod user_context;
 
-pub use bus::Bus;
+pub use crate::bus::Bus;
 pub use cache::CacheStore;
 pub use chains::{ChainPage, ChainStore, ChainWrite};
-pub use context::ContextStore;
+pub use control::{Acked, ControlStore};
 pub use cursor::Cursor;
 pub use events::{EventStore, Page, Pages};
+pub use health::StoreHealth;
 pub use jobs::JobStore;
 pub use locks::LockStore;
-pub use queues::{Acked, QueueStore};
 pub use sessions::SessionStore;
 pub use usage::UsageStore;
+pub use user_context::UserContextStore;
 
 /// How long an `eventId` is remembered for idempotent publishing.
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(600);
@@ -105,14 +106,15 @@ pub struct Stores {
     pub kind: &'static str,
     pub sessions: Arc<dyn SessionStore>,
     pub events: Arc<dyn EventStore>,
-    pub queues: Arc<dyn QueueStore>,
+    pub control: Arc<dyn ControlStore>,
     pub chains: Arc<dyn ChainStore>,
     pub locks: Arc<dyn LockStore>,
     pub jobs: Arc<dyn JobStore>,
     pub cache: Arc<dyn CacheStore>,
-    pub contexts: Arc<dyn ContextStore>,
+    pub user_contexts: Arc<dyn UserContextStore>,
     pub usage: Arc<dyn UsageStore>,
     pub bus: Arc<dyn Bus>,
+    pub health: Arc<dyn StoreHealth>,
 }
 
 impl Stores {
@@ -121,27 +123,29 @@ impl Stores {
     where
         S: SessionStore
             + EventStore
-            + QueueStore
+            + ControlStore
             + ChainStore
             + LockStore
             + JobStore
             + CacheStore
-            + ContextStore
+            + UserContextStore
             + UsageStore
-            + Bus,
+            + Bus
+            + StoreHealth,
     {
         Stores {
             kind,
             sessions: backend.clone(),
             events: backend.clone(),
-            queues: backend.clone(),
+            control: backend.clone(),
             chains: backend.clone(),
             locks: backend.clone(),
             jobs: backend.clone(),
             cache: backend.clone(),
-            contexts: backend.clone(),
+            user_contexts: backend.clone(),
             usage: backend.clone(),
-            bus: backend,
+            bus: backend.clone(),
+            health: backend,
         }
     }
 }

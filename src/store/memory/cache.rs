@@ -16,7 +16,7 @@ use crate::store::{CacheStore, StoreError};
 use crate::time::now_ms;
 
 #[derive(Default)]
-pub(super) struct Caches {
+pub(super) struct CacheTable {
     namespaces: HashMap<String, Namespace>,
 }
 
@@ -91,7 +91,7 @@ fn entry_bytes(key: &str, e: &CacheEntry) -> usize {
         + OVERHEAD
 }
 
-impl Caches {
+impl CacheTable {
     pub fn bytes(&self) -> usize {
         self.namespaces
             .values()

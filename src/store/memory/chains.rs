@@ -14,7 +14,7 @@ use crate::domain::session::field;
 use crate::store::{ChainPage, ChainStore, ChainWrite, Cursor, StoreError};
 
 #[derive(Default)]
-pub(super) struct Chains {
+pub(super) struct ChainTable {
     chains: HashMap<String, ChainSlot>,
     /// Per session, its chain ids in creation order.
     by_session: HashMap<String, Vec<String>>,
@@ -35,7 +35,7 @@ struct ChainSlot {
     expires: Instant,
 }
 
-impl Chains {
+impl ChainTable {
     fn live(&self, id: &str, now: Instant) -> Option<&ChainSlot> {
         self.chains.get(id).filter(|c| c.expires > now)
     }

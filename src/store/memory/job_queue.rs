@@ -24,7 +24,7 @@ pub(super) struct Rules {
 }
 
 #[derive(Default)]
-pub(super) struct Queue {
+pub(super) struct JobQueue {
     pub(super) jobs: HashMap<String, Job>,
     /// By (priority offset, enqueue counter).
     pub(super) waiting: BTreeSet<(u64, u64, String)>,
@@ -93,7 +93,7 @@ fn take_due(set: &mut BTreeSet<(i64, String)>, now: i64) -> Vec<String> {
         .collect()
 }
 
-impl Queue {
+impl JobQueue {
     pub(super) fn make_waiting(&mut self, id: &str) {
         if let Some(j) = self.jobs.get_mut(id) {
             j.state = JobState::Waiting;

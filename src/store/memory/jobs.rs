@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 
-use super::job_queue::{error_entry, Queue, Rules};
+use super::job_queue::{error_entry, JobQueue, Rules};
 use super::{MemoryStore, State, OVERHEAD};
 use crate::bus::{BusMessage, Signal};
 use crate::domain::jobs::{JobSpec, JobState, JobView};
@@ -15,11 +15,11 @@ use crate::store::{Cursor, JobStore, StoreError};
 use crate::time::now_ms;
 
 #[derive(Default)]
-pub(super) struct Jobs {
-    queues: HashMap<String, Queue>,
+pub(super) struct JobTable {
+    queues: HashMap<String, JobQueue>,
 }
 
-impl Jobs {
+impl JobTable {
     pub fn bytes(&self) -> usize {
         self.queues
             .values()
@@ -55,7 +55,7 @@ impl MemoryStore {
     fn with_queue<T>(
         &self,
         queue: &str,
-        f: impl FnOnce(&mut Queue, i64, Rules, &mut Vec<BusMessage>) -> (T, bool),
+        f: impl FnOnce(&mut JobQueue, i64, Rules, &mut Vec<BusMessage>) -> (T, bool),
     ) -> T {
         self.queue_step(&mut self.state.lock(), queue, f)
     }
@@ -66,7 +66,7 @@ impl MemoryStore {
         &self,
         state: &mut State,
         queue: &str,
-        f: impl FnOnce(&mut Queue, i64, Rules, &mut Vec<BusMessage>) -> (T, bool),
+        f: impl FnOnce(&mut JobQueue, i64, Rules, &mut Vec<BusMessage>) -> (T, bool),
     ) -> T {
         let s = &self.settings.services;
         let rules = self.job_rules();
@@ -75,7 +75,7 @@ impl MemoryStore {
         let now = now_ms();
         let q = state.jobs.queues.entry(queue.to_string()).or_default();
         if q.expires_ms != 0 && q.expires_ms <= now {
-            *q = Queue::default();
+            *q = JobQueue::default();
         }
         q.upkeep(now, rules);
         let mut announce = Vec::new();
@@ -98,7 +98,7 @@ impl MemoryStore {
         &self,
         queue: &str,
         bytes: usize,
-        f: impl FnOnce(&mut Queue, i64, Rules, &mut Vec<BusMessage>) -> (T, bool),
+        f: impl FnOnce(&mut JobQueue, i64, Rules, &mut Vec<BusMessage>) -> (T, bool),
     ) -> Result<T, StoreError> {
         let mut state = self.state.lock();
         self.admit(&mut state, bytes)?;

@@ -13,7 +13,7 @@ use crate::store::{LockStore, StoreError};
 use crate::time::now_ms;
 
 #[derive(Default)]
-pub(super) struct Locks {
+pub(super) struct LockTable {
     locks: HashMap<String, Slot>,
 }
 
@@ -30,7 +30,7 @@ impl Slot {
     }
 }
 
-impl Locks {
+impl LockTable {
     pub fn bytes(&self) -> usize {
         self.locks.keys().map(|k| k.len() + 2 * OVERHEAD).sum()
     }

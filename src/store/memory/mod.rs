@@ -17,19 +17,19 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Bus, StoreError, StoreSettings, Stores};
+use super::{Bus, StoreError, StoreHealth, StoreSettings, Stores};
 use crate::bus::{BusMessage, BUS_CAPACITY};
 
 mod cache;
 mod chains;
-mod context;
+mod control;
 mod events;
 mod job_queue;
 mod jobs;
 mod locks;
-mod queues;
 mod sessions;
 mod usage;
+mod user_context;
 
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -48,14 +48,14 @@ const RECOUNT_EVERY: Duration = Duration::from_secs(1);
 /// [`State::recount`].
 #[derive(Default)]
 struct State {
-    sessions: sessions::Sessions,
-    queues: queues::Queues,
-    chains: chains::Chains,
-    locks: locks::Locks,
-    jobs: jobs::Jobs,
-    caches: cache::Caches,
-    contexts: context::Contexts,
-    usage: usage::Usage,
+    sessions: sessions::SessionTable,
+    control: control::ControlTable,
+    chains: chains::ChainTable,
+    locks: locks::LockTable,
+    jobs: jobs::JobTable,
+    caches: cache::CacheTable,
+    user_contexts: user_context::UserContextTable,
+    usage: usage::UsageTable,
     /// Bytes counted against `MEMORY_STORE_MAX_BYTES`: every write adds what it stores, and
     /// a recount (each sweep, and when the budget looks spent) takes off what went. So it is
     /// never below what is held.
@@ -67,24 +67,24 @@ impl State {
     /// Drops whatever has expired, so memory stays bounded without reads.
     fn sweep(&mut self, now: Instant) {
         self.sessions.sweep(now);
-        self.queues.sweep(now);
+        self.control.sweep(now);
         self.chains.sweep(now);
         self.locks.sweep();
         self.jobs.sweep();
         self.caches.sweep();
-        self.contexts.sweep();
+        self.user_contexts.sweep();
         self.usage.sweep();
         self.recount(now);
     }
 
     fn recount(&mut self, now: Instant) {
         self.used = self.sessions.bytes()
-            + self.queues.bytes()
+            + self.control.bytes()
             + self.chains.bytes()
             + self.locks.bytes()
             + self.jobs.bytes()
             + self.caches.bytes()
-            + self.contexts.bytes()
+            + self.user_contexts.bytes()
             + self.usage.bytes();
         self.counted_at = Some(now);
     }
@@ -139,12 +139,14 @@ impl MemoryStore {
     }
 }
 
-#[async_trait]
 impl Bus for MemoryStore {
     fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
         self.bus.subscribe()
     }
+}
 
+#[async_trait]
+impl StoreHealth for MemoryStore {
     async fn readiness(&self) -> Result<(), String> {
         Ok(())
     }

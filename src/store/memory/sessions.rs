@@ -15,7 +15,7 @@ use crate::store::{SessionStore, StoreError};
 use crate::time::Now;
 
 #[derive(Default)]
-pub(super) struct Sessions {
+pub(super) struct SessionTable {
     slots: HashMap<String, Slot>,
     /// Listing index, members as [`index_member`] makes them.
     index: BTreeSet<String>,
@@ -59,7 +59,7 @@ impl Slot {
     }
 }
 
-impl Sessions {
+impl SessionTable {
     /// The live slot of a session, dropping it first if it has expired.
     pub fn slot(&mut self, id: &str, now: Instant) -> Option<&mut Slot> {
         if self.slots.get(id).is_some_and(|s| s.expires <= now) {
@@ -215,7 +215,7 @@ impl SessionStore for MemoryStore {
         let mut state = self.state.lock();
         let existed =
             state.sessions.slot(id, Instant::now()).is_some() && state.sessions.remove(id);
-        state.queues.remove_session(id);
+        state.control.remove_session(id);
         state.chains.remove_session(id);
         if existed {
             self.publish(BusMessage::SessionDeleted(id.into()));

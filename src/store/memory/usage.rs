@@ -15,11 +15,11 @@ use crate::time::now_ms;
 type Key = (String, String, String);
 
 #[derive(Default)]
-pub(super) struct Usage {
+pub(super) struct UsageTable {
     totals: HashMap<Key, (UsageTotals, i64)>,
 }
 
-impl Usage {
+impl UsageTable {
     /// Adds one stored event's usage to each of its totals.
     pub fn add(&mut self, session_id: &str, u: &UsageDraft, s: &Services) {
         let now = now_ms();

@@ -25,7 +25,7 @@
 //! run after the session's step, pruned on read as the indexes already are, and split a batch
 //! by slot.
 
-use crate::domain::control::Queue;
+use crate::domain::control::ControlQueue;
 
 /// Names under one prefix (`REDIS_PREFIX`, default `afw:`) and one tenant.
 #[derive(Debug, Clone)]
@@ -91,18 +91,18 @@ impl Keys {
     }
 
     /// ZSET of a session's live items in `queue`, scored by expiry (ms, Redis's clock).
-    pub fn queue(&self, queue: Queue, session_id: &str) -> String {
+    pub fn queue(&self, queue: ControlQueue, session_id: &str) -> String {
         self.tagged(queue.name(), session_id)
     }
 
     /// HASH of the items of a session's `queue`: `r:{id}` its record, `t:{id}` set once it
     /// is no longer pending, `a:{id}` its acknowledgement.
-    pub fn queue_items(&self, queue: Queue, session_id: &str) -> String {
+    pub fn queue_items(&self, queue: ControlQueue, session_id: &str) -> String {
         format!("{}:items", self.queue(queue, session_id))
     }
 
     /// STRING: the session an item of `queue` belongs to (spans sessions; see above).
-    pub fn item_owner(&self, queue: Queue, item_id: &str) -> String {
+    pub fn item_owner(&self, queue: ControlQueue, item_id: &str) -> String {
         format!("{}{}-owner:{}", self.base, queue.name(), part(item_id))
     }
 
@@ -271,10 +271,10 @@ mod tests {
             k.events(sid),
             k.dedup(sid, "e:1"),
             k.dedup(sid, "}{"),
-            k.queue(Queue::Commands, sid),
-            k.queue_items(Queue::Commands, sid),
-            k.queue(Queue::Input, sid),
-            k.queue_items(Queue::Input, sid),
+            k.queue(ControlQueue::Commands, sid),
+            k.queue_items(ControlQueue::Commands, sid),
+            k.queue(ControlQueue::Input, sid),
+            k.queue_items(ControlQueue::Input, sid),
             k.session_chains(sid),
             k.chain(sid, "c}1"),
         ]
@@ -303,8 +303,8 @@ mod tests {
             let k = tenant.map_or(k.clone(), |t| k.for_tenant(t));
             for a in IDS {
                 n += 3;
-                seen.insert(k.item_owner(Queue::Commands, a));
-                seen.insert(k.item_owner(Queue::Input, a));
+                seen.insert(k.item_owner(ControlQueue::Commands, a));
+                seen.insert(k.item_owner(ControlQueue::Input, a));
                 seen.insert(k.chain_owner(a));
                 for b in IDS {
                     for key in [k.dedup(a, b), k.chain(a, b)] {
@@ -328,8 +328,8 @@ mod tests {
         assert_eq!(k.session("s"), "x:sessions:{s}");
         assert_eq!(k.events("s"), "x:events:{s}");
         assert_eq!(k.dedup("s", "e"), "x:dedup:{s}:e");
-        assert_eq!(k.queue(Queue::Commands, "s"), "x:commands:{s}");
-        assert_eq!(k.queue_items(Queue::Input, "s"), "x:input:{s}:items");
+        assert_eq!(k.queue(ControlQueue::Commands, "s"), "x:commands:{s}");
+        assert_eq!(k.queue_items(ControlQueue::Input, "s"), "x:input:{s}:items");
         assert_eq!(k.chain("s", "c"), "x:chain:{s}:c");
         assert_eq!(k.chain_owner("c"), "x:chain-owner:c");
         assert_eq!(k.session_index(), "x:index:sessions");

@@ -18,21 +18,21 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Bus, StoreError, StoreSettings, Stores};
+use super::{Bus, StoreError, StoreHealth, StoreSettings, Stores};
 use crate::bus::{BusMessage, BUS_CAPACITY};
 use crate::domain::session::Session;
 
 mod cache;
 mod chains;
-mod context;
+mod control;
 mod events;
 mod jobs;
 pub mod keys;
 mod locks;
 mod pubsub;
-mod queues;
 mod sessions;
 mod usage;
+mod user_context;
 
 use keys::Keys;
 
@@ -164,12 +164,14 @@ impl RedisStore {
     }
 }
 
-#[async_trait]
 impl Bus for RedisStore {
     fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
         self.bus.subscribe()
     }
+}
 
+#[async_trait]
+impl StoreHealth for RedisStore {
     async fn readiness(&self) -> Result<(), String> {
         // Both connections: the read connection reconnects on its own use, and ready means
         // a read would be answered too.

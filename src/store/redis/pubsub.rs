@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::keys::Keys;
 use crate::bus::{BusMessage, LiveEvent, Signal};
-use crate::domain::control::Queue;
+use crate::domain::control::ControlQueue;
 use crate::metrics::Metrics;
 
 const PUBSUB_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -223,7 +223,7 @@ fn decode_control(payload: &[u8]) -> Option<Control> {
         })),
         "wake" => Some(Control::Bus(BusMessage::Wake {
             session_id: m.session_id?.into(),
-            queue: Queue::parse(m.queue.as_deref()?)?,
+            queue: ControlQueue::parse(m.queue.as_deref()?)?,
         })),
         "signal" => Some(Control::Bus(BusMessage::Signal {
             signal: Signal::parse(m.signal.as_deref()?)?,

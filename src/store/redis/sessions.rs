@@ -8,7 +8,7 @@ use redis::AsyncCommands;
 
 use super::keys::chain_member;
 use super::{json_string, script, session_from_reply, RedisStore};
-use crate::domain::control::Queue;
+use crate::domain::control::ControlQueue;
 use crate::domain::session::{field, index_member, Fields, Session, SessionPage, SessionQuery};
 use crate::store::sessions::{member_id, page_sessions};
 use crate::store::{SessionStore, StoreError};
@@ -97,10 +97,10 @@ impl SessionStore for RedisStore {
             inv.key(k.session(id))
                 .key(k.events(id))
                 .key(k.session_chains(id))
-                .key(k.queue(Queue::Commands, id))
-                .key(k.queue_items(Queue::Commands, id))
-                .key(k.queue(Queue::Input, id))
-                .key(k.queue_items(Queue::Input, id))
+                .key(k.queue(ControlQueue::Commands, id))
+                .key(k.queue_items(ControlQueue::Commands, id))
+                .key(k.queue(ControlQueue::Input, id))
+                .key(k.queue_items(ControlQueue::Input, id))
                 .key(k.session_index())
                 .key(k.chain_index(false))
                 .key(k.chain_index(true))

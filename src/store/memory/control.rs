@@ -9,14 +9,14 @@ use async_trait::async_trait;
 
 use super::{MemoryStore, OVERHEAD};
 use crate::bus::BusMessage;
-use crate::domain::control::Queue;
-use crate::store::{Acked, QueueStore, StoreError};
+use crate::domain::control::ControlQueue;
+use crate::store::{Acked, ControlStore, StoreError};
 
 #[derive(Default)]
-pub(super) struct Queues {
-    queues: HashMap<(Queue, String), SessionQueue>,
+pub(super) struct ControlTable {
+    queues: HashMap<(ControlQueue, String), SessionQueue>,
     /// Which session each live item belongs to.
-    owners: HashMap<(Queue, String), String>,
+    owners: HashMap<(ControlQueue, String), String>,
 }
 
 #[derive(Default)]
@@ -52,7 +52,7 @@ impl SessionQueue {
 
     /// Takes an item off the queue: kept (but no longer pending) or forgotten, as the queue's
     /// policy says.
-    fn take(&mut self, queue: Queue, id: &str) -> bool {
+    fn take(&mut self, queue: ControlQueue, id: &str) -> bool {
         if queue.keeps_taken() {
             if let Some(i) = self.items.get_mut(id) {
                 i.taken = true;
@@ -66,11 +66,11 @@ impl SessionQueue {
     }
 }
 
-impl Queues {
+impl ControlTable {
     /// A deleted session's items stop being pending; those of a queue that keeps taken
     /// items stay until they expire (a late acknowledgement still finds its command).
     pub fn remove_session(&mut self, session_id: &str) {
-        for queue in [Queue::Commands, Queue::Input] {
+        for queue in [ControlQueue::Commands, ControlQueue::Input] {
             let key = (queue, session_id.to_string());
             if queue.keeps_taken() {
                 if let Some(q) = self.queues.get_mut(&key) {
@@ -111,10 +111,10 @@ impl Queues {
 }
 
 #[async_trait]
-impl QueueStore for MemoryStore {
+impl ControlStore for MemoryStore {
     async fn push(
         &self,
-        queue: Queue,
+        queue: ControlQueue,
         session_id: &str,
         item_id: &str,
         record: &str,
@@ -124,14 +124,14 @@ impl QueueStore for MemoryStore {
         let mut state = self.state.lock();
         let now = Instant::now();
         if let Some(q) = state
-            .queues
+            .control
             .queues
             .get_mut(&(queue, session_id.to_string()))
         {
             let dropped = q.prune(now);
             let full = q.items.len() >= self.settings.queue_max_items;
             for id in dropped {
-                state.queues.owners.remove(&(queue, id));
+                state.control.owners.remove(&(queue, id));
             }
             if full {
                 return Err(StoreError::QueueFull);
@@ -141,7 +141,7 @@ impl QueueStore for MemoryStore {
             &mut state,
             2 * item_id.len() + session_id.len() + record.len() + 2 * OVERHEAD,
         )?;
-        let queues = &mut state.queues;
+        let queues = &mut state.control;
         let q = queues
             .queues
             .entry((queue, session_id.to_string()))
@@ -160,7 +160,7 @@ impl QueueStore for MemoryStore {
             .owners
             .insert((queue, item_id.to_string()), session_id.to_string());
         self.publish(match queue {
-            Queue::Commands => BusMessage::Command {
+            ControlQueue::Commands => BusMessage::Command {
                 session_id: session_id.into(),
                 record,
             },
@@ -174,13 +174,13 @@ impl QueueStore for MemoryStore {
 
     async fn pending(
         &self,
-        queue: Queue,
+        queue: ControlQueue,
         session_id: &str,
         take: bool,
     ) -> Result<Vec<Arc<str>>, StoreError> {
         let now = Instant::now();
         let mut state = self.state.lock();
-        let queues = &mut state.queues;
+        let queues = &mut state.control;
         let key = (queue, session_id.to_string());
         let Some(q) = queues.queues.get_mut(&key) else {
             return Ok(Vec::new());
@@ -221,14 +221,14 @@ impl QueueStore for MemoryStore {
 
     async fn ack(
         &self,
-        queue: Queue,
+        queue: ControlQueue,
         session_id: Option<&str>,
         item_id: &str,
         _ack: &str,
     ) -> Result<Option<Acked>, StoreError> {
         let now = Instant::now();
         let mut state = self.state.lock();
-        let queues = &mut state.queues;
+        let queues = &mut state.control;
         let Some(owner) = queues.owners.get(&(queue, item_id.to_string())).cloned() else {
             return Ok(None);
         };

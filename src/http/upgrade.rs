@@ -12,7 +12,7 @@ use super::error::ApiError;
 use crate::app::AppState;
 use crate::realtime::ws;
 
-pub async fn upgrade(
+pub async fn websocket(
     State(app): State<AppState>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {

@@ -1,5 +1,5 @@
 //! User context on Redis: per user a HASH of its fields and preferences and two LISTs, in
-//! the user's slot and the tenant's key scope, changed only by `context.lua`.
+//! the user's slot and the tenant's key scope, changed only by `user_context.lua`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,7 +8,7 @@ use redis::Value;
 
 use super::{corrupt, script, RedisStore};
 use crate::domain::user_context::{ContextChange, UserContext};
-use crate::store::{ContextStore, StoreError};
+use crate::store::{StoreError, UserContextStore};
 
 type Reply = (HashMap<String, String>, Vec<String>, Vec<String>);
 
@@ -46,7 +46,7 @@ impl RedisStore {
     ) -> redis::ScriptInvocation<'static> {
         let keys = self.tenant_keys(tenant);
         let ttl_ms = self.settings.services.context_ttl_hours * 3_600_000;
-        let mut inv = script!("context.lua").prepare_invoke();
+        let mut inv = script!("user_context.lua").prepare_invoke();
         inv.key(keys.context(user, ""))
             .key(keys.context(user, "searches"))
             .key(keys.context(user, "history"))
@@ -60,14 +60,14 @@ impl RedisStore {
 }
 
 #[async_trait]
-impl ContextStore for RedisStore {
+impl UserContextStore for RedisStore {
     async fn context(
         &self,
         tenant: &str,
         user: &str,
         now_iso: &str,
     ) -> Result<UserContext, StoreError> {
-        // A read writes nothing (`context.lua`): on the read connection.
+        // A read writes nothing (`user_context.lua`): on the read connection.
         let r: Reply = self
             .context_op("get", tenant, user, now_iso)
             .invoke_async(&mut self.read_conn())

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use redis::AsyncCommands;
 
 use super::{json_string, script, ttl_ms, RedisStore};
-use crate::domain::control::Queue;
-use crate::store::{Acked, QueueStore, StoreError};
+use crate::domain::control::ControlQueue;
+use crate::store::{Acked, ControlStore, StoreError};
 
 fn flag(b: bool) -> &'static str {
     if b {
@@ -21,10 +21,10 @@ fn flag(b: bool) -> &'static str {
 }
 
 #[async_trait]
-impl QueueStore for RedisStore {
+impl ControlStore for RedisStore {
     async fn push(
         &self,
-        queue: Queue,
+        queue: ControlQueue,
         session_id: &str,
         item_id: &str,
         record: &str,
@@ -33,7 +33,7 @@ impl QueueStore for RedisStore {
         let k = &self.keys;
         let sid = json_string(session_id);
         let announcement = match queue {
-            Queue::Commands => {
+            ControlQueue::Commands => {
                 format!("{{\"kind\":\"command\",\"sessionId\":{sid},\"command\":{record}}}")
             }
             _ => format!(
@@ -41,7 +41,7 @@ impl QueueStore for RedisStore {
                 queue.name()
             ),
         };
-        let queued: i64 = script!("queue_push.lua")
+        let queued: i64 = script!("control_push.lua")
             .key(k.queue(queue, session_id))
             .key(k.queue_items(queue, session_id))
             .key(k.item_owner(queue, item_id))
@@ -63,11 +63,11 @@ impl QueueStore for RedisStore {
 
     async fn pending(
         &self,
-        queue: Queue,
+        queue: ControlQueue,
         session_id: &str,
         take: bool,
     ) -> Result<Vec<Arc<str>>, StoreError> {
-        let records: Vec<String> = script!("queue_pending.lua")
+        let records: Vec<String> = script!("control_pending.lua")
             .key(self.keys.queue(queue, session_id))
             .key(self.keys.queue_items(queue, session_id))
             .arg(flag(take))
@@ -80,7 +80,7 @@ impl QueueStore for RedisStore {
 
     async fn ack(
         &self,
-        queue: Queue,
+        queue: ControlQueue,
         session_id: Option<&str>,
         item_id: &str,
         ack: &str,
@@ -100,7 +100,7 @@ impl QueueStore for RedisStore {
                 }
             }
         };
-        let reply: Option<(String, i64)> = script!("queue_ack.lua")
+        let reply: Option<(String, i64)> = script!("control_ack.lua")
             .key(self.keys.queue(queue, &owner))
             .key(self.keys.queue_items(queue, &owner))
             .arg(item_id)

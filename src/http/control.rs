@@ -16,7 +16,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
 use super::waits::Waiter;
-use crate::domain::control::{CommandAck, NewCommand, NewInput, Queue, MAX_WAIT_SECS};
+use crate::domain::control::{CommandAck, ControlQueue, NewCommand, NewInput, MAX_WAIT_SECS};
 use crate::domain::FieldProblem;
 use crate::service::control::{raw_items, Control};
 
@@ -100,7 +100,9 @@ pub async fn list_commands(
     session_path_id(&id)?;
     let (wait, consume) = q.parse(false)?;
     let _slot = waiter.park(!wait.is_zero())?;
-    let items = control.poll(Queue::Commands, &id, wait, consume).await?;
+    let items = control
+        .poll(ControlQueue::Commands, &id, wait, consume)
+        .await?;
     Ok(
         Json(json!({"sessionId": id, "count": items.len(), "commands": raw_items(&items)?}))
             .into_response(),
@@ -157,7 +159,9 @@ pub async fn take_input(
     session_path_id(&id)?;
     let (wait, consume) = q.parse(true)?;
     let _slot = waiter.park(!wait.is_zero())?;
-    let items = control.poll(Queue::Input, &id, wait, consume).await?;
+    let items = control
+        .poll(ControlQueue::Input, &id, wait, consume)
+        .await?;
     let inputs = raw_items(&items)?;
     Ok(Json(json!({
         "sessionId": id,

@@ -8,7 +8,7 @@ use super::StoreError;
 use crate::domain::user_context::{ContextChange, UserContext};
 
 #[async_trait]
-pub trait ContextStore: Send + Sync + 'static {
+pub trait UserContextStore: Send + Sync + 'static {
     /// The context, or its defaults (timestamps `now_iso`) if there is none; a read stores
     /// nothing.
     async fn context(

@@ -1,4 +1,4 @@
-//! User context in memory: per tenant and user, what `context.lua` keeps on Redis, with the
+//! User context in memory: per tenant and user, what `user_context.lua` keeps on Redis, with the
 //! same limits and TTL.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -7,11 +7,11 @@ use async_trait::async_trait;
 
 use super::{MemoryStore, OVERHEAD};
 use crate::domain::user_context::{ContextChange, UserContext};
-use crate::store::{ContextStore, StoreError};
+use crate::store::{StoreError, UserContextStore};
 use crate::time::now_ms;
 
 #[derive(Default)]
-pub(super) struct Contexts {
+pub(super) struct UserContextTable {
     by_user: HashMap<(String, String), Slot>,
 }
 
@@ -56,7 +56,7 @@ impl Slot {
     }
 }
 
-impl Contexts {
+impl UserContextTable {
     pub fn bytes(&self) -> usize {
         self.by_user
             .iter()
@@ -106,7 +106,7 @@ impl Slot {
 }
 
 #[async_trait]
-impl ContextStore for MemoryStore {
+impl UserContextStore for MemoryStore {
     async fn context(
         &self,
         tenant: &str,
@@ -116,7 +116,7 @@ impl ContextStore for MemoryStore {
         // A read stores nothing: a context that is not there (or expired) is the default.
         let state = self.state.lock();
         let key = (tenant.to_string(), user.to_string());
-        match state.contexts.by_user.get(&key) {
+        match state.user_contexts.by_user.get(&key) {
             Some(slot) if slot.expires_ms > now_ms() => Ok(slot.view(tenant, user)),
             _ => Ok(Slot::fresh(now_iso, 0).view(tenant, user)),
         }
@@ -141,7 +141,7 @@ impl ContextStore for MemoryStore {
             + change.history.as_ref().map_or(0, |x| x.len() + OVERHEAD);
         self.admit(&mut state, adds + 4 * OVERHEAD)?;
         let slot = live(
-            &mut state.contexts.by_user,
+            &mut state.user_contexts.by_user,
             (tenant.to_string(), user.to_string()),
             now_iso,
             ttl,
@@ -181,7 +181,7 @@ impl ContextStore for MemoryStore {
         let mut state = self.state.lock();
         let now = now_ms();
         Ok(state
-            .contexts
+            .user_contexts
             .by_user
             .remove(&(tenant.to_string(), user.to_string()))
             .is_some_and(|s| s.expires_ms > now))

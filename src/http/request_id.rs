@@ -1,4 +1,4 @@
-//! Per-request context: the request id (the incoming `x-request-id`, else a fresh UUID) and
+//! The request id of every request (the incoming `x-request-id`, else a fresh UUID) and its
 //! correlation id, held in a task-local for the life of the request so that every error body
 //! and log line of the request carries them.
 
