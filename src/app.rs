@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::FromRef;
 use tokio_util::sync::CancellationToken;
@@ -13,14 +13,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::demo::DemoRunner;
-use crate::domain::cache::CacheLimits;
-use crate::domain::jobs::JobLimits;
-use crate::domain::locks::LockLimits;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
 use crate::realtime::ws::WsContext;
 use crate::service::cache::Cache;
-use crate::service::chains::{ChainLimits, Chains};
+use crate::service::chains::Chains;
 use crate::service::control::Control;
 use crate::service::events::Events;
 use crate::service::jobs::Jobs;
@@ -29,6 +26,7 @@ use crate::service::sessions::Sessions;
 use crate::service::usage::Usage;
 use crate::service::user_context::UserContexts;
 use crate::service::wait_slots::WaitSlots;
+use crate::service::Services;
 use crate::store::Stores;
 
 #[derive(Clone)]
@@ -37,16 +35,9 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     config: Config,
     stores: Stores,
-    sessions: Arc<Sessions>,
-    events: Arc<Events>,
-    control: Arc<Control>,
-    chains: Arc<Chains>,
-    locks: Arc<Locks>,
-    jobs: Arc<Jobs>,
-    cache: Arc<Cache>,
-    user_contexts: Arc<UserContexts>,
-    usage: Arc<Usage>,
+    services: Services,
     hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
     /// What each WebSocket connection holds of the instance.
     ws: Arc<WsContext>,
     instance_id: Arc<str>,
@@ -59,95 +50,34 @@ struct Inner {
     /// The address the instance listens on, once bound (the in-process demo posts to it).
     local_addr: OnceLock<SocketAddr>,
     demo: Arc<DemoRunner>,
-    /// Long polls parked per client (`MAX_WAITS_PER_CLIENT`).
-    waits: Arc<WaitSlots>,
+}
+
+/// The parts the app state is made of, each built by [`crate::run`] in its turn.
+pub struct Parts {
+    pub config: Config,
+    pub stores: Stores,
+    pub services: Services,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub instance_id: Arc<str>,
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    pub fn new(
-        config: Config,
-        stores: Stores,
-        hub: Arc<Hub>,
-        metrics: Arc<Metrics>,
-        instance_id: Arc<str>,
-        shutdown: CancellationToken,
-    ) -> AppState {
-        let sessions = Sessions {
-            store: Arc::clone(&stores.sessions),
-        };
-        let chains = Chains {
-            store: Arc::clone(&stores.chains),
-            ttl: Duration::from_secs(config.session_ttl_secs),
-            stale_after: Duration::from_secs(config.chain_stale_secs),
-            limits: ChainLimits {
-                max_bytes: config.chain_limit(),
-                max_value_bytes: config.chain_value_max_bytes,
-            },
-            metrics: Arc::clone(&metrics),
-        };
-        let events = Events {
-            store: Arc::clone(&stores.events),
-            sessions: Arc::clone(&stores.sessions),
-            chains: chains.clone(),
-            metrics: Arc::clone(&metrics),
-            max_event_bytes: config.max_event_bytes,
-        };
-        let control = Control {
-            store: Arc::clone(&stores.control),
-            sessions: sessions.clone(),
-            events: events.clone(),
-            waiters: Arc::clone(hub.waiters()),
-            ttl: Duration::from_secs(config.queue_ttl_secs),
-            shutdown: shutdown.clone(),
+    pub fn new(parts: Parts) -> AppState {
+        let Parts {
+            config,
+            stores,
+            services,
+            hub,
             metrics,
-        };
-        let s = &config.services;
-        let locks = Locks {
-            store: Arc::clone(&stores.locks),
-            waiters: Arc::clone(hub.waiters()),
-            limits: LockLimits {
-                min_ttl_ms: s.lock_min_ttl_ms,
-                max_ttl_ms: s.lock_max_ttl_ms,
-                max_wait_ms: s.lock_max_wait_ms,
-            },
-            shutdown: shutdown.clone(),
-        };
-        let jobs = Jobs {
-            store: Arc::clone(&stores.jobs),
-            waiters: Arc::clone(hub.waiters()),
-            limits: JobLimits {
-                lease_ms: s.job_lease_ms,
-                max_lease_ms: s.job_max_lease_ms,
-                max_attempts: s.job_max_attempts,
-                backoff_ms: s.job_backoff_ms,
-                backoff_max_ms: s.job_backoff_max_ms,
-                max_delay_ms: s.job_max_delay_ms,
-                max_bytes: s.job_max_bytes,
-                claim_max: s.job_claim_max,
-                bulk_max: s.job_bulk_max,
-                max_wait_ms: s.lock_max_wait_ms,
-            },
-            shutdown: shutdown.clone(),
-        };
-        let cache = Cache {
-            store: Arc::clone(&stores.cache),
-            limits: CacheLimits {
-                max_value_bytes: s.cache_max_value_bytes,
-                max_ttl_secs: s.cache_max_ttl_secs,
-                max_tags: s.cache_max_tags,
-            },
-        };
-        let contexts = UserContexts {
-            store: Arc::clone(&stores.user_contexts),
-            value_max: s.context_value_max_bytes,
-        };
-        let usage = Usage {
-            store: Arc::clone(&stores.usage),
-        };
+            instance_id,
+            shutdown,
+        } = parts;
         let ws = Arc::new(WsContext {
             hub: Arc::clone(&hub),
             events: Arc::clone(&stores.events),
-            control: control.clone(),
+            control: Control::clone(&services.control),
             instance_id: Arc::clone(&instance_id),
             shutdown: shutdown.clone(),
             outbound_limit: config.ws_outbound_limit_bytes,
@@ -158,21 +88,12 @@ impl AppState {
             heartbeat_every: Some(config.ws_heartbeat_every).filter(|d| !d.is_zero()),
             heartbeat: hub.frames().heartbeat(),
         });
-        let max_waits = config.max_waits_per_client;
-
         AppState(Arc::new(Inner {
             config,
             stores,
-            sessions: Arc::new(sessions),
-            events: Arc::new(events),
-            control: Arc::new(control),
-            chains: Arc::new(chains),
-            locks: Arc::new(locks),
-            jobs: Arc::new(jobs),
-            cache: Arc::new(cache),
-            user_contexts: Arc::new(contexts),
-            usage: Arc::new(usage),
+            services,
             hub,
+            metrics,
             ws,
             instance_id,
             started: Instant::now(),
@@ -181,7 +102,6 @@ impl AppState {
             next_connection_id: AtomicU64::new(1),
             local_addr: OnceLock::new(),
             demo: Arc::default(),
-            waits: Arc::new(WaitSlots::new(max_waits)),
         }))
     }
 
@@ -194,19 +114,19 @@ impl AppState {
     }
 
     pub fn sessions(&self) -> &Sessions {
-        &self.0.sessions
+        &self.0.services.sessions
     }
 
     pub fn events(&self) -> &Events {
-        &self.0.events
+        &self.0.services.events
     }
 
     pub fn control(&self) -> &Control {
-        &self.0.control
+        &self.0.services.control
     }
 
     pub fn chains(&self) -> &Chains {
-        &self.0.chains
+        &self.0.services.chains
     }
 
     pub fn hub(&self) -> &Hub {
@@ -218,7 +138,11 @@ impl AppState {
     }
 
     pub fn metrics(&self) -> &Metrics {
-        self.0.hub.metrics()
+        &self.0.metrics
+    }
+
+    pub fn metrics_arc(&self) -> &Arc<Metrics> {
+        &self.0.metrics
     }
 
     pub fn instance_id(&self) -> &str {
@@ -260,14 +184,14 @@ macro_rules! substate {
     ($($ty:ty => $field:ident),* $(,)?) => {$(
         impl FromRef<AppState> for Arc<$ty> {
             fn from_ref(app: &AppState) -> Arc<$ty> {
-                Arc::clone(&app.0.$field)
+                Arc::clone(&app.0.services.$field)
             }
         }
     )*};
 }
 
 substate! {
-    WaitSlots => waits,
+    WaitSlots => wait_slots,
     Sessions => sessions,
     Events => events,
     Control => control,

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::domain::chain::ChainLimits;
+
 mod services;
 mod values;
 pub use services::Services;
@@ -271,6 +273,14 @@ impl Config {
             .saturating_sub(CHAIN_FRAME_OVERHEAD);
         self.chain_max_bytes
             .unwrap_or(DEFAULT_CHAIN_MAX_BYTES.min(room))
+    }
+
+    /// What one chain may hold, as the chains service keeps it.
+    pub fn chain_limits(&self) -> ChainLimits {
+        ChainLimits {
+            max_bytes: self.chain_limit(),
+            max_value_bytes: self.chain_value_max_bytes,
+        }
     }
 
     /// Checks what clap's types cannot: ranges, URL syntax, and the bind/credentials rule.

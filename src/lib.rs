@@ -49,28 +49,30 @@ pub enum RunError {
     Io(#[from] std::io::Error),
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then stops accepting, closes
-/// every WebSocket with 1001, and waits at most `SHUTDOWN_TIMEOUT_SECS` for in-flight requests,
-/// connections and background tasks to finish.
-pub async fn run(
+/// Builds the gateway's parts in order, each given what it needs: the counters, the store (and
+/// its background tasks on `tasks`), the bus it feeds, the long polls' waiters, the services,
+/// the hub of local subscribers, the fan-out between bus and hub, and the app state the router
+/// is made from. Everything stops on `shutdown`.
+pub async fn build(
     config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<app::AppState, RunError> {
     config.validate()?;
-    let grace = config.shutdown_timeout;
-    let token = CancellationToken::new();
-    let tasks = TaskTracker::new();
     let instance_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
     let metrics = Arc::new(metrics::Metrics::new());
     let stores = store::open(
         &config,
         Arc::clone(&instance_id),
         Arc::clone(&metrics),
-        &tasks,
-        token.clone(),
+        tasks,
+        shutdown.clone(),
     )
     .await?;
+    // Subscribe to the bus before serving, so no stored event can precede the fan-out.
+    let bus = stores.bus.subscribe();
+    let waiters = Arc::new(service::waiters::Waiters::new(Arc::clone(&metrics)));
+    let services = service::Services::build(&config, &stores, &waiters, &metrics, shutdown);
     let frames = match config.compat {
         Some(config::Compat::Actionflows) => realtime::protocol::EventFrames::Bare,
         None => realtime::protocol::EventFrames::Envelope,
@@ -79,32 +81,47 @@ pub async fn run(
         realtime::hub::Hub::new(Arc::clone(&metrics), config.ws_outbound_limit_bytes)
             .with_frames(frames),
     );
-    // Subscribe to the bus before serving, so no stored event can precede the fan-out.
-    let bus = stores.bus.subscribe();
     tasks.spawn(realtime::fanout::run(
         Arc::clone(&stores.events),
         Arc::clone(&hub),
+        waiters,
         bus,
-        token.clone(),
+        shutdown.clone(),
     ));
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, store = stores.kind, instance = %instance_id, "afw-gateway listening");
+    Ok(app::AppState::new(app::Parts {
+        config,
+        stores,
+        services,
+        hub,
+        metrics,
+        instance_id,
+        shutdown: shutdown.clone(),
+    }))
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then stops accepting, closes
+/// every WebSocket with 1001, and waits at most `SHUTDOWN_TIMEOUT_SECS` for in-flight requests,
+/// connections and background tasks to finish.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let grace = config.shutdown_timeout;
     let limits = http::serve::ServeLimits {
         header_timeout: config.http_header_timeout,
         body_timeout: config.http_body_timeout,
         max_header_bytes: config.http_max_header_bytes,
         max_connections: config.max_connections,
     };
-    let app = app::AppState::new(
-        config,
-        stores,
-        hub,
-        Arc::clone(&metrics),
-        instance_id,
-        token.clone(),
-    );
+    let token = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let app = build(config, &tasks, &token).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = app.stores().kind, instance = %app.instance_id(), "afw-gateway listening");
     app.set_local_addr(addr);
     let router = http::router(app.clone());
+    let metrics = Arc::clone(app.metrics_arc());
     let trigger = token.clone();
     tokio::spawn(async move {
         shutdown.await;

@@ -3,9 +3,8 @@
 //! 4xx, and every 4xx is the API's JSON error. Plus the WebSocket message parser and the Redis
 //! key builder. `PROPTEST_CASES` sets the cases per property (default 300; CI runs that).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use afw_gateway::app::AppState;
 use afw_gateway::realtime::protocol::ClientMessage;
 use afw_gateway::store::redis::keys::Keys;
 use afw_gateway::Config;
@@ -32,30 +31,10 @@ fn world() -> &'static World {
             .unwrap();
         let router = rt.block_on(async {
             let config = Config::default();
-            let metrics = Arc::new(afw_gateway::metrics::Metrics::new());
             let token = tokio_util::sync::CancellationToken::new();
             let tasks = tokio_util::task::TaskTracker::new();
-            let id: Arc<str> = "props".into();
-            let stores = afw_gateway::store::open(
-                &config,
-                Arc::clone(&id),
-                Arc::clone(&metrics),
-                &tasks,
-                token.clone(),
-            )
-            .await
-            .unwrap();
-            let hub = Arc::new(afw_gateway::realtime::hub::Hub::new(
-                Arc::clone(&metrics),
-                config.ws_outbound_limit_bytes,
-            ));
-            tasks.spawn(afw_gateway::realtime::fanout::run(
-                Arc::clone(&stores.events),
-                Arc::clone(&hub),
-                stores.bus.subscribe(),
-                token.clone(),
-            ));
-            afw_gateway::http::router(AppState::new(config, stores, hub, metrics, id, token))
+            let app = afw_gateway::build(config, &tasks, &token).await.unwrap();
+            afw_gateway::http::router(app)
         });
         World { rt, router }
     })

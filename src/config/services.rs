@@ -5,6 +5,9 @@
 use clap::Args;
 
 use super::values::{bad, ConfigError};
+use crate::domain::cache::CacheLimits;
+use crate::domain::jobs::JobLimits;
+use crate::domain::locks::LockLimits;
 
 #[derive(Clone, Debug, Args)]
 pub struct Services {
@@ -59,7 +62,7 @@ pub struct Services {
         default_value_t = 3_600_000
     )]
     pub lock_max_ttl_ms: u64,
-    /// Longest `waitMs` of a lock request (and `wait` of a job claim), in ms.
+    /// Longest `waitMs` of a lock request, in ms.
     #[arg(
         long,
         env = "LOCK_MAX_WAIT_MS",
@@ -157,6 +160,14 @@ pub struct Services {
         default_value_t = 20
     )]
     pub job_errors_max: usize,
+    /// Longest `wait` of a job claim (or of a completion's next claim), in ms.
+    #[arg(
+        long,
+        env = "JOB_MAX_WAIT_MS",
+        value_name = "JOB_MAX_WAIT_MS",
+        default_value_t = 60_000
+    )]
+    pub job_max_wait_ms: u64,
     /// Most jobs one claim takes.
     #[arg(
         long,
@@ -227,6 +238,7 @@ impl Default for Services {
             job_max_bytes: 256 * 1024,
             job_queue_max_jobs: 1_000_000,
             job_history_max: 10_000,
+            job_max_wait_ms: 60_000,
             job_errors_max: 20,
             job_claim_max: 100,
             job_bulk_max: 1000,
@@ -240,6 +252,40 @@ impl Default for Services {
 }
 
 impl Services {
+    /// The bounds of job requests, as the domain checks them.
+    pub fn job_limits(&self) -> JobLimits {
+        JobLimits {
+            lease_ms: self.job_lease_ms,
+            max_lease_ms: self.job_max_lease_ms,
+            max_attempts: self.job_max_attempts,
+            backoff_ms: self.job_backoff_ms,
+            backoff_max_ms: self.job_backoff_max_ms,
+            max_delay_ms: self.job_max_delay_ms,
+            max_bytes: self.job_max_bytes,
+            claim_max: self.job_claim_max,
+            bulk_max: self.job_bulk_max,
+            max_wait_ms: self.job_max_wait_ms,
+        }
+    }
+
+    /// The bounds of lock requests.
+    pub fn lock_limits(&self) -> LockLimits {
+        LockLimits {
+            min_ttl_ms: self.lock_min_ttl_ms,
+            max_ttl_ms: self.lock_max_ttl_ms,
+            max_wait_ms: self.lock_max_wait_ms,
+        }
+    }
+
+    /// The bounds of cache requests.
+    pub fn cache_limits(&self) -> CacheLimits {
+        CacheLimits {
+            max_value_bytes: self.cache_max_value_bytes,
+            max_ttl_secs: self.cache_max_ttl_secs,
+            max_tags: self.cache_max_tags,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let within = |var: &'static str, v: u64, lo: u64, hi: u64| {
             if (lo..=hi).contains(&v) {
@@ -318,6 +364,7 @@ impl Services {
             10_000_000,
         )?;
         within("JOB_ERRORS_MAX", self.job_errors_max as u64, 1, 1000)?;
+        within("JOB_MAX_WAIT_MS", self.job_max_wait_ms, 0, 600_000)?;
         within("JOB_CLAIM_MAX", self.job_claim_max as u64, 1, 10_000)?;
         within("JOB_BULK_MAX", self.job_bulk_max as u64, 1, 100_000)?;
         within(

@@ -285,6 +285,17 @@ impl PartialEq for NewChain {
 
 /// `GET /api/chains/stats`: every status counted (finished ones too), the active count, and
 /// the average progress over all chains.
+/// What one chain may hold (`CHAIN_MAX_BYTES`, `CHAIN_VALUE_MAX_BYTES`).
+#[derive(Debug, Clone, Copy)]
+pub struct ChainLimits {
+    /// Largest stored chain JSON; a change past it is refused. Below the WebSocket outbound
+    /// budget, so one chain frame never closes a reader that keeps up.
+    pub max_bytes: usize,
+    /// Largest free-form value (an error, data, a step's fields) kept as given; larger ones
+    /// are truncated with a marker.
+    pub max_value_bytes: usize,
+}
+
 /// How many chains there are of each status, and the sum of their progress in hundredths of
 /// a percent: what the stores keep as counters beside the chain index, so stats never decode
 /// every chain.

@@ -1,5 +1,5 @@
 //! The instance's one fan-out task: reads the store's bus in order and hands each event to the
-//! hub. When the hub reports a gap (a pub/sub message was lost) or the bus reports that
+//! hub, and each wake-up to the waiting long polls. When the hub reports a gap (a pub/sub message was lost) or the bus reports that
 //! messages may have been lost (pub/sub reconnected, or this task lagged), the missing events
 //! are read from the store and delivered first, so subscribers still see every seq in order.
 //!
@@ -18,11 +18,15 @@ use super::hub::{Hub, Offer};
 use super::protocol::{chain_frame, command_frame, REPLAY_PAGE};
 use crate::bus::{BusMessage, LiveEvent};
 use crate::domain::control::ControlQueue;
+use crate::service::waiters::Waiters;
 use crate::store::{EventStore, Pages};
 
+/// Reads `bus` until `shutdown`: events and chain and command frames go to `hub`, wake-ups
+/// to `waiters`.
 pub async fn run(
     store: Arc<dyn EventStore>,
     hub: Arc<Hub>,
+    waiters: Arc<Waiters>,
     mut bus: broadcast::Receiver<BusMessage>,
     shutdown: CancellationToken,
 ) {
@@ -39,10 +43,10 @@ pub async fn run(
             Ok(BusMessage::SessionDeleted(sid)) => hub.session_deleted(&sid),
             Ok(BusMessage::Command { session_id, record }) => {
                 hub.push_message(&session_id, command_frame(&session_id, &record));
-                hub.waiters().wake(&session_id, ControlQueue::Commands);
+                waiters.wake(&session_id, ControlQueue::Commands);
             }
-            Ok(BusMessage::Wake { session_id, queue }) => hub.waiters().wake(&session_id, queue),
-            Ok(BusMessage::Signal { signal, name }) => hub.waiters().wake_signal(signal, &name),
+            Ok(BusMessage::Wake { session_id, queue }) => waiters.wake(&session_id, queue),
+            Ok(BusMessage::Signal { signal, name }) => waiters.wake_signal(signal, &name),
             Ok(BusMessage::Chain { session_id, chain }) => {
                 hub.push_message(&session_id, chain_frame(&session_id, &chain))
             }

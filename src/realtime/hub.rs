@@ -18,7 +18,6 @@ use tokio::sync::Notify;
 use super::protocol::EventFrames;
 use crate::bus::LiveEvent;
 use crate::metrics::Metrics;
-use crate::service::waiters::Waiters;
 
 /// Bytes charged to a queue for a message that is not an event frame.
 const CONTROL_COST: usize = 64;
@@ -191,7 +190,6 @@ pub struct Hub {
     sessions: DashMap<Arc<str>, SessionSubs>,
     metrics: Arc<Metrics>,
     fill_budget: usize,
-    waiters: Arc<Waiters>,
     frames: EventFrames,
 }
 
@@ -209,7 +207,6 @@ impl Hub {
     pub fn new(metrics: Arc<Metrics>, outbound_limit: usize) -> Hub {
         Hub {
             sessions: DashMap::new(),
-            waiters: Arc::new(Waiters::new(Arc::clone(&metrics))),
             metrics,
             fill_budget: outbound_limit / 4,
             frames: EventFrames::Envelope,
@@ -224,11 +221,6 @@ impl Hub {
 
     pub fn frames(&self) -> EventFrames {
         self.frames
-    }
-
-    /// The long polls waiting on this instance, woken by the fan-out.
-    pub fn waiters(&self) -> &Arc<Waiters> {
-        &self.waiters
     }
 
     /// Queues a framed message (not a stored event) for every subscriber of the session.

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::ServiceError;
-use crate::domain::chain::{is_active, progress_centi, Chain, StatusCounts, ACTIVE_STATUSES};
+use crate::domain::chain::{
+    is_active, progress_centi, Chain, ChainLimits, StatusCounts, ACTIVE_STATUSES,
+};
 use crate::metrics::Metrics;
 use crate::store::{ChainStore, ChainWrite, Cursor, StoreError};
 
@@ -23,17 +25,6 @@ pub const MAX_WALK_PAGES: usize = 10;
 
 /// Stale chains one cleanup fails at most (the answer says when more remain).
 pub const CLEANUP_BATCH: usize = 500;
-
-/// What one chain may hold (`CHAIN_MAX_BYTES`, `CHAIN_VALUE_MAX_BYTES`).
-#[derive(Debug, Clone, Copy)]
-pub struct ChainLimits {
-    /// Largest stored chain JSON; a change past it is refused. Below the WebSocket outbound
-    /// budget, so one chain frame never closes a reader that keeps up.
-    pub max_bytes: usize,
-    /// Largest free-form value (an error, data, a step's fields) kept as given; larger ones
-    /// are truncated with a marker.
-    pub max_value_bytes: usize,
-}
 
 /// Chain changes go through this, on any store. Chains live as long as sessions (`ttl`).
 #[derive(Clone)]

@@ -13,9 +13,20 @@
 //! - [`usage::Usage`]: reading usage totals.
 //! - [`user_context::UserContexts`]: per-user context, changed atomically.
 //! - [`waiters::Waiters`]: the long polls waiting on this instance, woken from the bus.
+//! - [`wait_slots::WaitSlots`]: how many long polls each client has waiting.
+//!
+//! [`Services::build`] makes them all from the stores and the settings, each given what it
+//! needs and nothing else.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
 use crate::domain::FieldProblem;
-use crate::store::StoreError;
+use crate::metrics::Metrics;
+use crate::store::{StoreError, Stores};
 
 pub mod cache;
 pub mod chain_events;
@@ -117,5 +128,95 @@ impl ServiceError {
                 StoreError::Unavailable(_) | StoreError::Contention(_) | StoreError::Full
             )
         )
+    }
+}
+
+/// Every service of the instance, each behind one `Arc` (the HTTP edge hands them out as
+/// substates).
+#[derive(Clone)]
+pub struct Services {
+    pub sessions: Arc<sessions::Sessions>,
+    pub events: Arc<events::Events>,
+    pub control: Arc<control::Control>,
+    pub chains: Arc<chains::Chains>,
+    pub locks: Arc<locks::Locks>,
+    pub jobs: Arc<jobs::Jobs>,
+    pub cache: Arc<cache::Cache>,
+    pub user_contexts: Arc<user_context::UserContexts>,
+    pub usage: Arc<usage::Usage>,
+    pub wait_slots: Arc<wait_slots::WaitSlots>,
+}
+
+impl Services {
+    /// Builds each service from the stores it uses and its part of the settings.
+    pub fn build(
+        config: &Config,
+        stores: &Stores,
+        waiters: &Arc<waiters::Waiters>,
+        metrics: &Arc<Metrics>,
+        shutdown: &CancellationToken,
+    ) -> Services {
+        let s = &config.services;
+        let sessions = sessions::Sessions {
+            store: Arc::clone(&stores.sessions),
+        };
+        let chains = chains::Chains {
+            store: Arc::clone(&stores.chains),
+            ttl: Duration::from_secs(config.session_ttl_secs),
+            stale_after: Duration::from_secs(config.chain_stale_secs),
+            limits: config.chain_limits(),
+            metrics: Arc::clone(metrics),
+        };
+        let events = events::Events {
+            store: Arc::clone(&stores.events),
+            sessions: Arc::clone(&stores.sessions),
+            chains: chains.clone(),
+            metrics: Arc::clone(metrics),
+            max_event_bytes: config.max_event_bytes,
+        };
+        let control = control::Control {
+            store: Arc::clone(&stores.control),
+            sessions: sessions.clone(),
+            events: events.clone(),
+            waiters: Arc::clone(waiters),
+            ttl: Duration::from_secs(config.queue_ttl_secs),
+            shutdown: shutdown.clone(),
+            metrics: Arc::clone(metrics),
+        };
+        let locks = locks::Locks {
+            store: Arc::clone(&stores.locks),
+            waiters: Arc::clone(waiters),
+            limits: s.lock_limits(),
+            shutdown: shutdown.clone(),
+        };
+        let jobs = jobs::Jobs {
+            store: Arc::clone(&stores.jobs),
+            waiters: Arc::clone(waiters),
+            limits: s.job_limits(),
+            shutdown: shutdown.clone(),
+        };
+        let cache = cache::Cache {
+            store: Arc::clone(&stores.cache),
+            limits: s.cache_limits(),
+        };
+        let user_contexts = user_context::UserContexts {
+            store: Arc::clone(&stores.user_contexts),
+            value_max: s.context_value_max_bytes,
+        };
+        let usage = usage::Usage {
+            store: Arc::clone(&stores.usage),
+        };
+        Services {
+            sessions: Arc::new(sessions),
+            events: Arc::new(events),
+            control: Arc::new(control),
+            chains: Arc::new(chains),
+            locks: Arc::new(locks),
+            jobs: Arc::new(jobs),
+            cache: Arc::new(cache),
+            user_contexts: Arc::new(user_contexts),
+            usage: Arc::new(usage),
+            wait_slots: Arc::new(wait_slots::WaitSlots::new(config.max_waits_per_client)),
+        }
     }
 }
