@@ -243,3 +243,43 @@ fn only_the_redis_store_talks_to_redis() {
         }
     }
 }
+
+/// Every store trait (`pub trait …Store` in `src/store/{service}.rs`) has its conformance file,
+/// `tests/conformance/{service}.rs`, run against both stores: a service cannot land without
+/// proving the memory store and Redis agree.
+#[test]
+fn every_store_trait_has_a_conformance_file() {
+    let conformance = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let main = std::fs::read_to_string(conformance.join("main.rs")).unwrap();
+    let mut traits = 0;
+    for entry in std::fs::read_dir(src().join("store")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let Some(name) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("pub trait ")?.split(':').next())
+            .filter(|n| n.ends_with("Store"))
+        else {
+            continue;
+        };
+        traits += 1;
+        let service = path.file_stem().unwrap().to_string_lossy();
+        assert!(
+            conformance.join(format!("{service}.rs")).exists(),
+            "{name} (src/store/{service}.rs) has no tests/conformance/{service}.rs"
+        );
+        assert!(
+            main.contains(&format!("mod {service};")),
+            "tests/conformance/main.rs does not run {service}"
+        );
+        let case = std::fs::read_to_string(conformance.join(format!("{service}.rs"))).unwrap();
+        assert!(
+            case.contains("conformance!"),
+            "tests/conformance/{service}.rs runs no case on both stores"
+        );
+    }
+    assert!(traits >= 9, "found {traits} store traits");
+}

@@ -51,12 +51,12 @@ macro_rules! conformance {
 mod actionflows;
 mod cache;
 mod chains;
+mod control;
 mod events;
 mod job_batches;
 mod job_bounds;
 mod jobs;
 mod locks;
-mod queues;
 mod sessions;
 mod usage;
 mod user_context;

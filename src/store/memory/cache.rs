@@ -8,9 +8,11 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 
-use super::{MemoryStore, OVERHEAD};
+use super::{MemoryStore, Part, OVERHEAD};
 use crate::domain::cache::{counter, CacheEntry, CacheStats, Incr, Put, MAX_COUNTER};
 use crate::store::{CacheStore, StoreError};
 use crate::time::now_ms;
@@ -91,8 +93,16 @@ fn entry_bytes(key: &str, e: &CacheEntry) -> usize {
         + OVERHEAD
 }
 
-impl CacheTable {
-    pub fn bytes(&self) -> usize {
+impl Part for CacheTable {
+    fn sweep(&mut self, _: Instant) {
+        let now = now_ms();
+        for n in self.namespaces.values_mut() {
+            n.sweep(now);
+        }
+        self.namespaces.retain(|_, n| !n.entries.is_empty());
+    }
+
+    fn bytes(&self) -> usize {
         self.namespaces
             .values()
             .map(|n| {
@@ -103,14 +113,6 @@ impl CacheTable {
                     + OVERHEAD
             })
             .sum()
-    }
-
-    pub fn sweep(&mut self) {
-        let now = now_ms();
-        for n in self.namespaces.values_mut() {
-            n.sweep(now);
-        }
-        self.namespaces.retain(|_, n| !n.entries.is_empty());
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{MemoryStore, OVERHEAD};
+use super::{MemoryStore, Part, OVERHEAD};
 use crate::bus::BusMessage;
 use crate::domain::chain::StatusCounts;
 use crate::domain::session::field;
@@ -61,21 +61,10 @@ impl ChainTable {
             self.remove(&chain_id);
         }
     }
+}
 
-    /// About what the chains hold, for the memory budget.
-    pub fn bytes(&self) -> usize {
-        self.chains
-            .iter()
-            .map(|(id, c)| id.len() + c.json.len() + OVERHEAD)
-            .sum::<usize>()
-            + self
-                .by_session
-                .values()
-                .map(|ids| ids.iter().map(|i| i.len() + 32).sum::<usize>())
-                .sum::<usize>()
-    }
-
-    pub fn sweep(&mut self, now: Instant) {
+impl Part for ChainTable {
+    fn sweep(&mut self, now: Instant) {
         let expired: Vec<String> = self
             .chains
             .iter()
@@ -90,6 +79,19 @@ impl ChainTable {
             ids.retain(|id| chains.contains_key(id));
             !ids.is_empty()
         });
+    }
+
+    /// About what the chains hold, for the memory budget.
+    fn bytes(&self) -> usize {
+        self.chains
+            .iter()
+            .map(|(id, c)| id.len() + c.json.len() + OVERHEAD)
+            .sum::<usize>()
+            + self
+                .by_session
+                .values()
+                .map(|ids| ids.iter().map(|i| i.len() + 32).sum::<usize>())
+                .sum::<usize>()
     }
 }
 

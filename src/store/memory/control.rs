@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{MemoryStore, OVERHEAD};
+use super::{MemoryStore, Part, OVERHEAD};
 use crate::bus::BusMessage;
 use crate::domain::control::ControlQueue;
 use crate::store::{Acked, ControlStore, StoreError};
@@ -83,9 +83,21 @@ impl ControlTable {
             }
         }
     }
+}
+
+impl Part for ControlTable {
+    fn sweep(&mut self, now: Instant) {
+        let owners = &mut self.owners;
+        self.queues.retain(|(queue, _), q| {
+            for id in q.prune(now) {
+                owners.remove(&(*queue, id));
+            }
+            !q.order.is_empty()
+        });
+    }
 
     /// About what the queues hold, for the memory budget.
-    pub fn bytes(&self) -> usize {
+    fn bytes(&self) -> usize {
         self.queues
             .iter()
             .map(|((_, sid), q)| {
@@ -97,16 +109,6 @@ impl ControlTable {
                         .sum::<usize>()
             })
             .sum()
-    }
-
-    pub fn sweep(&mut self, now: Instant) {
-        let owners = &mut self.owners;
-        self.queues.retain(|(queue, _), q| {
-            for id in q.prune(now) {
-                owners.remove(&(*queue, id));
-            }
-            !q.order.is_empty()
-        });
     }
 }
 

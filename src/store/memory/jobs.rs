@@ -4,10 +4,12 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 
 use super::job_queue::{error_entry, JobQueue, Rules};
-use super::{MemoryStore, State, OVERHEAD};
+use super::{MemoryStore, Part, State, OVERHEAD};
 use crate::bus::{BusMessage, Signal};
 use crate::domain::jobs::{JobSpec, JobState, JobView};
 use crate::store::jobs::{ClaimSpec, Claimed, Failure, JobStats, Lease, Settled};
@@ -19,8 +21,13 @@ pub(super) struct JobTable {
     queues: HashMap<String, JobQueue>,
 }
 
-impl JobTable {
-    pub fn bytes(&self) -> usize {
+impl Part for JobTable {
+    fn sweep(&mut self, _: Instant) {
+        let now = now_ms();
+        self.queues.retain(|_, q| q.expires_ms > now);
+    }
+
+    fn bytes(&self) -> usize {
         self.queues
             .values()
             .map(|q| {
@@ -31,11 +38,6 @@ impl JobTable {
                     + OVERHEAD
             })
             .sum()
-    }
-
-    pub fn sweep(&mut self) {
-        let now = now_ms();
-        self.queues.retain(|_, q| q.expires_ms > now);
     }
 }
 

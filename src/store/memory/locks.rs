@@ -4,9 +4,11 @@
 
 use std::collections::HashMap;
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 
-use super::{MemoryStore, OVERHEAD};
+use super::{MemoryStore, Part, OVERHEAD};
 use crate::bus::{BusMessage, Signal};
 use crate::domain::locks::{next_fence, Acquire, LockHolder};
 use crate::store::{LockStore, StoreError};
@@ -30,14 +32,14 @@ impl Slot {
     }
 }
 
-impl LockTable {
-    pub fn bytes(&self) -> usize {
-        self.locks.keys().map(|k| k.len() + 2 * OVERHEAD).sum()
-    }
-
-    pub fn sweep(&mut self) {
+impl Part for LockTable {
+    fn sweep(&mut self, _: Instant) {
         let now = now_ms();
         self.locks.retain(|_, s| s.keep_until_ms > now);
+    }
+
+    fn bytes(&self) -> usize {
+        self.locks.keys().map(|k| k.len() + 2 * OVERHEAD).sum()
     }
 }
 

@@ -44,8 +44,17 @@ pub(super) const OVERHEAD: usize = 128;
 /// While the budget is spent, what is stored is counted again at most this often.
 const RECOUNT_EVERY: Duration = Duration::from_secs(1);
 
-/// Each service's data; a new service adds its part here, to [`State::sweep`] and to
-/// [`State::recount`].
+/// One service's data in the store: what expires goes by [`Part::sweep`], and what is held is
+/// counted by [`Part::bytes`] for `MEMORY_STORE_MAX_BYTES`. A new service adds a part here, a
+/// field of [`State`] and one line of [`State::parts`].
+pub(super) trait Part {
+    /// Drops whatever has expired, so memory stays bounded without reads.
+    fn sweep(&mut self, now: Instant);
+    /// About the bytes held (maps' entries with [`OVERHEAD`] each).
+    fn bytes(&self) -> usize;
+}
+
+/// Each service's data.
 #[derive(Default)]
 struct State {
     sessions: sessions::SessionTable,
@@ -64,28 +73,30 @@ struct State {
 }
 
 impl State {
-    /// Drops whatever has expired, so memory stays bounded without reads.
+    /// Every service's part, once.
+    fn parts(&mut self) -> [&mut dyn Part; 8] {
+        [
+            &mut self.sessions,
+            &mut self.control,
+            &mut self.chains,
+            &mut self.locks,
+            &mut self.jobs,
+            &mut self.caches,
+            &mut self.user_contexts,
+            &mut self.usage,
+        ]
+    }
+
+    /// Drops whatever has expired in every part, then counts what is held.
     fn sweep(&mut self, now: Instant) {
-        self.sessions.sweep(now);
-        self.control.sweep(now);
-        self.chains.sweep(now);
-        self.locks.sweep();
-        self.jobs.sweep();
-        self.caches.sweep();
-        self.user_contexts.sweep();
-        self.usage.sweep();
+        for part in self.parts() {
+            part.sweep(now);
+        }
         self.recount(now);
     }
 
     fn recount(&mut self, now: Instant) {
-        self.used = self.sessions.bytes()
-            + self.control.bytes()
-            + self.chains.bytes()
-            + self.locks.bytes()
-            + self.jobs.bytes()
-            + self.caches.bytes()
-            + self.user_contexts.bytes()
-            + self.usage.bytes();
+        self.used = self.parts().iter().map(|p| p.bytes()).sum();
         self.counted_at = Some(now);
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{MemoryStore, OVERHEAD};
+use super::{MemoryStore, Part, OVERHEAD};
 use crate::bus::BusMessage;
 use crate::domain::session::{field, index_member, Fields, Session, SessionPage, SessionQuery};
 use crate::store::sessions::{decode, member_id, page_sessions};
@@ -103,9 +103,26 @@ impl SessionTable {
             None => false,
         }
     }
+}
+
+impl Part for SessionTable {
+    fn sweep(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.expires <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.remove(&id);
+        }
+        for slot in self.slots.values_mut() {
+            slot.dedup.retain(|_, (_, until)| *until > now);
+        }
+    }
 
     /// About what the sessions hold, for the memory budget.
-    pub fn bytes(&self) -> usize {
+    fn bytes(&self) -> usize {
         self.slots
             .iter()
             .map(|(id, s)| {
@@ -119,21 +136,6 @@ impl SessionTable {
                     + s.dedup.keys().map(|k| k.len() + 64).sum::<usize>()
             })
             .sum()
-    }
-
-    pub fn sweep(&mut self, now: Instant) {
-        let expired: Vec<String> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| s.expires <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in expired {
-            self.remove(&id);
-        }
-        for slot in self.slots.values_mut() {
-            slot.dedup.retain(|_, (_, until)| *until > now);
-        }
     }
 }
 

@@ -4,9 +4,11 @@
 
 use std::collections::HashMap;
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 
-use super::{MemoryStore, OVERHEAD};
+use super::{MemoryStore, Part, OVERHEAD};
 use crate::config::Services;
 use crate::domain::usage::{UsageDraft, UsageTotals};
 use crate::store::{StoreError, UsageStore};
@@ -38,8 +40,15 @@ impl UsageTable {
             *expires = now + (keep_days * 86_400_000) as i64;
         }
     }
+}
 
-    pub fn bytes(&self) -> usize {
+impl Part for UsageTable {
+    fn sweep(&mut self, _: Instant) {
+        let now = now_ms();
+        self.totals.retain(|_, (_, expires)| *expires > now);
+    }
+
+    fn bytes(&self) -> usize {
         self.totals
             .iter()
             .map(|((t, s, p), (f, _))| {
@@ -50,11 +59,6 @@ impl UsageTable {
                     + OVERHEAD
             })
             .sum()
-    }
-
-    pub fn sweep(&mut self) {
-        let now = now_ms();
-        self.totals.retain(|_, (_, expires)| *expires > now);
     }
 }
 

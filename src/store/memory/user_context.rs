@@ -3,9 +3,11 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 
-use super::{MemoryStore, OVERHEAD};
+use super::{MemoryStore, Part, OVERHEAD};
 use crate::domain::user_context::{ContextChange, UserContext};
 use crate::store::{StoreError, UserContextStore};
 use crate::time::now_ms;
@@ -56,17 +58,17 @@ impl Slot {
     }
 }
 
-impl UserContextTable {
-    pub fn bytes(&self) -> usize {
+impl Part for UserContextTable {
+    fn sweep(&mut self, _: Instant) {
+        let now = now_ms();
+        self.by_user.retain(|_, s| s.expires_ms > now);
+    }
+
+    fn bytes(&self) -> usize {
         self.by_user
             .iter()
             .map(|((t, u), s)| t.len() + u.len() + s.bytes())
             .sum()
-    }
-
-    pub fn sweep(&mut self) {
-        let now = now_ms();
-        self.by_user.retain(|_, s| s.expires_ms > now);
     }
 }
 
