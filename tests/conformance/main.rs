@@ -50,6 +50,7 @@ macro_rules! conformance {
 
 mod actionflows;
 mod cache;
+mod chain_bounds;
 mod chains;
 mod control;
 mod events;

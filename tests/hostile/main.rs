@@ -1,23 +1,57 @@
-//! The services beside the event stream under hostile and heavy use, one test per finding of
-//! the review that found them (each failed on the gateway before its fix): real gateway
-//! processes, on Redis with the attack on one instance and a bystander agent and its
-//! subscriber on another (every post stored, every event delivered once, in order), or on the
-//! memory store where the finding was the memory store's. By family: [`jobs`], [`cache`],
-//! [`chains`], [`waits`], [`usage`].
+//! Attacks a stranger (or a busy real user) can make, each bounded by a named setting, while
+//! (where it matters) a bystander agent and its subscriber keep working: on Redis the attack
+//! goes to one gateway process and the bystander to another, and every post must be stored and
+//! every event delivered once, in order. Each test here failed on the gateway before its bound
+//! existed. By family: [`connections`] and [`amplification`] (the HTTP and WebSocket edge and
+//! the event stream), then the services beside the stream: [`jobs`], [`cache`], [`chains`],
+//! [`waits`], [`usage`].
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod amplification;
 mod cache;
 mod chains;
+mod connections;
 mod jobs;
 mod usage;
 mod waits;
 
 use std::time::Duration;
 
+use afw_gateway::http::serve::HEALTH_HEADROOM;
+use afw_gateway::Config;
 use serde_json::Value;
-use support::{Bystander, Endpoint, GatewayProcess, RedisServer};
+use support::*;
+use tokio::io::AsyncWriteExt;
+
+/// A gateway process on the memory store or on a fresh Redis, with `env`.
+async fn process(redis: bool, env: &[(&str, &str)]) -> (GatewayProcess, Option<RedisServer>) {
+    let redis = if redis {
+        Some(RedisServer::start().await)
+    } else {
+        None
+    };
+    let mut vars: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    if let Some(r) = &redis {
+        vars.push(("REDIS_URL", r.url()));
+    }
+    (GatewayProcess::start(&vars).await, redis)
+}
+
+/// Posts `mib` MiB to `session` in batches of fifteen 60 KiB events.
+async fn fill(at: &Endpoint, session: &str, mib: usize) {
+    let pad = "r".repeat(60 * 1024);
+    for b in 0..(mib * 1024 / (15 * 60)) {
+        let events: Vec<Value> = (0..15)
+            .map(|i| serde_json::json!({"sessionId": session, "type": "t", "b": b, "i": i, "pad": pad}))
+            .collect();
+        let (s, v) = at
+            .post("/api/events/batch", serde_json::json!({"events": events}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+}
 
 /// Two gateway processes on one fresh Redis with `env`: `a` takes the attack, `b` serves the
 /// bystander (started here).
@@ -69,7 +103,7 @@ impl Pair {
     /// `INFO commandstats`.
     pub async fn command_calls(&self, command: &str) -> u64 {
         let mut conn = self.redis.connection().await.expect("redis");
-        let info: String = redis::cmd("INFO")
+        let info: String = ::redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut conn)
             .await
