@@ -125,6 +125,9 @@ ensure_playwright
 # on free ports and never use it.
 say "using $(command -v redis-server 2>/dev/null || echo "$AFW_REDIS_SERVER") ($(${AFW_REDIS_SERVER:-redis-server} --version | awk '{print $3}'))"
 
+# The code's own documentation: a broken intra-doc link fails the suite.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
+
 # The load generator is a workspace member of its own; its tests in tests/loadgen.rs run its
 # binary, so build it first (the test support builds it too when it is missing).
 cargo build -p afw-loadgen

@@ -1,4 +1,4 @@
-//! Configuration: one struct, read from flags with environment fallbacks (PROTOCOL §4) and
+//! Configuration: one struct, read from flags with environment fallbacks (docs/configuration.md) and
 //! validated before anything binds or connects. Tests build it with [`Config::default`] and
 //! struct update syntax instead of touching the process environment.
 
@@ -46,7 +46,7 @@ pub struct Config {
     /// Address to bind. A non-loopback address needs AFW_API_KEYS (or AFW_INSECURE=1).
     #[arg(long, env = "HOST", value_name = "HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
-    /// Redis URL (redis://[user:pass@]host:port/db). Unset: the embedded in-memory store.
+    /// Redis URL (`redis://[user:pass@]host:port/db`). Unset: the embedded in-memory store.
     #[arg(
         long,
         env = "REDIS_URL",
@@ -57,7 +57,8 @@ pub struct Config {
     /// Prefix of every Redis key and pub/sub channel.
     #[arg(long, env = "REDIS_PREFIX", value_name = "REDIS_PREFIX", default_value = DEFAULT_PREFIX)]
     pub redis_prefix: String,
-    /// Comma-separated API keys accepted as `Authorization: Bearer <key>`. Empty: no auth.
+    /// Comma-separated API keys accepted as `Authorization: Bearer <key>` (each at least 16
+    /// characters, never the examples' placeholder). Empty: no auth, loopback only.
     #[arg(
         long,
         env = "AFW_API_KEYS",
@@ -216,7 +217,7 @@ pub struct Config {
     pub services: Services,
 }
 
-/// The contract's WebSocket ping interval (PROTOCOL §2)...
+/// The WebSocket ping interval (docs/protocol.md#websocket-get-ws)...
 pub const DEFAULT_WS_PING_EVERY: Duration = Duration::from_secs(25);
 /// ...and how long a pong may take.
 pub const DEFAULT_WS_PONG_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,4 +1,4 @@
-//! The guarantees of PROTOCOL §2 under real faults: a wedged pub/sub subscription, `kill -9` of
+//! The guarantees of docs/guarantees.md under real faults: a wedged pub/sub subscription, `kill -9` of
 //! an instance, Redis killed and started again (with and without its data), a client that
 //! never reads, and SIGTERM. Instances that must die run as child processes of the real
 //! binary; every process is ended by pid when its handle drops.

@@ -1,4 +1,4 @@
-//! The seeds' services across instances: three gateways on one real Redis, with many
+//! The services beside the stream across instances: three gateways on one real Redis, with many
 //! clients at once. Each test names the defect of the original it proves absent.
 
 mod support;

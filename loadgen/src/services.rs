@@ -1,4 +1,4 @@
-//! The seeds' services under load, each as a cycle one client repeats for the run:
+//! The services beside the stream under load, each as a cycle one client repeats for the run:
 //! - `locks`: acquire a lock of the client's own, then release it with its token;
 //! - `jobs`: enqueue a job, claim it (the claim's latency is what is reported), complete it;
 //! - `workers`: jobs the way busy workers run them: enqueued in bulks of [`BULK`], each

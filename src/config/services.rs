@@ -1,4 +1,4 @@
-//! The settings of the services beside the event stream (PROTOCOL §1, "The other seeds'
+//! The settings of the services beside the event stream (docs/configuration.md; "the services beside
 //! services"): user context, locks, job queues, the cache and usage totals. Each limit is a
 //! named setting with a default a normal agent never meets; `validate` checks their ranges.
 
@@ -70,7 +70,8 @@ pub struct Services {
         default_value_t = 60_000
     )]
     pub lock_max_wait_ms: u64,
-    /// Days a lock name's fencing state is kept after its last grant (see the README).
+    /// Days a lock name's fencing state is kept after its last grant (fencing tokens keep rising past
+    /// it: they never fall below the clock in ms).
     #[arg(
         long,
         env = "LOCK_FENCE_KEEP_DAYS",

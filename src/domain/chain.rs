@@ -1,4 +1,4 @@
-//! Chains: a session's workflow executions as live, queryable state (seed 001's workflow-state
+//! Chains: a session's workflow executions as live, queryable state (the workstation's workflow-state manager's
 //! manager, correct this time). This file is the state machine: statuses, steps, progress and
 //! the estimated completion, and the stats over many chains. What moves a chain (route bodies
 //! and events) is in [`super::chain_input`]; the compare-and-set that applies a change on any
@@ -202,7 +202,7 @@ impl Chain {
 
     /// Truncates every free-form value (the chain's and each step's `error` and `data`, a
     /// step's other fields, titles) longer than `max` bytes, so no agent can grow a chain
-    /// without bound through them; see [`bound`] for the marker.
+    /// without bound through them; see `bound` for the marker.
     pub fn bound_values(&mut self, max: usize) {
         for v in [&mut self.error, &mut self.data].into_iter().flatten() {
             bound(v, max);
@@ -268,7 +268,7 @@ fn truncate_chars(s: &mut String, max: usize) {
     }
 }
 
-/// A checked [`NewChainBody`].
+/// A checked [`NewChainBody`](super::chain_input::NewChainBody).
 #[derive(Debug, Default, Clone)]
 pub struct NewChain {
     pub title: String,

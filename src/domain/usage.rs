@@ -1,4 +1,4 @@
-//! Usage totals (seed 004): an event may carry `usage:{inputTokens?, outputTokens?, costUsd?,
+//! Usage totals (as the Python backend's Redis services kept them): an event may carry `usage:{inputTokens?, outputTokens?, costUsd?,
 //! model?}`. The store adds it, in the step that stores the event (so a retried `eventId`
 //! never counts twice), to totals per tenant, user and session, per UTC day and month, in
 //! all and by model. Costs are integer micro-dollars, never floats.

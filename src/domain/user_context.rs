@@ -1,4 +1,4 @@
-//! User context (seed 000): per tenant and user, preferences merged field by field, recent
+//! User context (as the Redis context service kept it): per tenant and user, preferences merged field by field, recent
 //! searches newest first without duplicates, and a bounded history of session events, all
 //! changed in one atomic step so concurrent writers never overwrite each other.
 

@@ -1,12 +1,12 @@
-//! Seed 001's workflow states, as views of chains: an execution is a chain, with that
-//! seed's names and shapes (ms timestamps, `running` for `in_progress`, the current step
+//! The workflow states of the workstation's workflow-state manager, as views of chains: an execution is a chain, with that
+//! manager's names and shapes (ms timestamps, `running` for `in_progress`, the current step
 //! by name). Nothing is stored twice; what a chain says is what the view says.
 
 use serde_json::{json, Value};
 
 use super::chain::{Chain, StatusCounts, ACTIVE_STATUSES};
 
-/// The statuses seed 001's clients know, and ours: `paused` and `skipped` pass through.
+/// The statuses that manager's clients know, and ours: `paused` and `skipped` pass through.
 pub const WORKFLOW_STATUSES: [&str; 7] = [
     "pending",
     "running",
@@ -17,7 +17,7 @@ pub const WORKFLOW_STATUSES: [&str; 7] = [
     "skipped",
 ];
 
-/// A chain status as seed 001 names it.
+/// A chain status as that manager names it.
 pub fn workflow_status(chain_status: &str) -> &str {
     match chain_status {
         "in_progress" => "running",

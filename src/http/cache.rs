@@ -1,5 +1,5 @@
-//! The cache over HTTP (PROTOCOL §1): entries by key in a namespace (`?namespace=`, default
-//! `default`; seed 004's workspace), tag invalidation, atomic increments, compare-and-set by
+//! The cache over HTTP (docs/services.md#cache-with-tags): entries by key in a namespace (`?namespace=`, default
+//! `default`; the Python backend's workspace), tag invalidation, atomic increments, compare-and-set by
 //! `ifVersion`, stats shared by every instance, and clearing a namespace.
 
 use std::sync::Arc;

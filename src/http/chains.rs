@@ -1,4 +1,4 @@
-//! Chains over HTTP (PROTOCOL §1, Chains). The state machine is [`crate::domain::chain`]
+//! Chains over HTTP (docs/protocol.md#chain-and-step-events). The state machine is [`crate::domain::chain`]
 //! and the compare-and-set loop [`crate::service::chains`]; these handlers parse, call them,
 //! and map the result.
 

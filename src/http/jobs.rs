@@ -1,4 +1,4 @@
-//! Job queues over HTTP (PROTOCOL §1): enqueue (201, or 200 with `duplicate` for a `jobId`
+//! Job queues over HTTP (docs/services.md#job-queues): enqueue (201, or 200 with `duplicate` for a `jobId`
 //! already there) one job or a bulk of them, claim (a long poll with `wait`), complete (with
 //! an optional `next` claim) / fail / extend under the claim's lease (409 `not_holder`
 //! otherwise), a job, stats, and the dead letters.

@@ -1,4 +1,4 @@
-//! Distributed locks over HTTP (PROTOCOL §1): grant (200 with `token` and `fencingToken`, or
+//! Distributed locks over HTTP (docs/services.md#distributed-locks): grant (200 with `token` and `fencingToken`, or
 //! 409 with the holder), extend and release by the holder's token only (409 otherwise), and
 //! the lock as it stands. Tokens are never shown to anyone but the one granted them.
 

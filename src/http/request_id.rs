@@ -40,7 +40,7 @@ pub fn usable_id(v: Option<&HeaderValue>) -> Option<String> {
 }
 
 /// Marks a request that came on a connection past `MAX_CONNECTIONS` (set by the accept loop,
-/// [`super::serve`]); it is answered with [`over_capacity`] unless it is a health check.
+/// [`super::serve`]); it is answered with `over_capacity` unless it is a health check.
 #[derive(Debug, Clone, Copy)]
 pub struct OverCapacity;
 

@@ -178,7 +178,7 @@ fn decode_cursor(hex: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
-/// The Session with its `chains` (PROTOCOL §1), in creation order.
+/// The Session with its `chains` (docs/protocol.md#http-api), in creation order.
 pub async fn get(
     State(sessions): State<Arc<Sessions>>,
     State(chains): State<Arc<Chains>>,

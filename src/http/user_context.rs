@@ -1,4 +1,4 @@
-//! User context over HTTP (seed 000's routes): read (creating the default), change
+//! User context over HTTP (the Redis context service's routes): read (the defaults until a write), change
 //! atomically, clear.
 
 use std::sync::Arc;

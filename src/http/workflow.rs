@@ -1,4 +1,4 @@
-//! Seed 001's workflow-state routes, as views of chains ([`crate::domain::workflow`]). Pause,
+//! The workflow-state routes of the workstation's workflow-state manager, as views of chains ([`crate::domain::workflow`]). Pause,
 //! resume and cancel are commands to the execution's agent, as for any chain: the state
 //! moves when the agent acknowledges, so the view never says paused while the work goes on.
 

@@ -1,4 +1,4 @@
-//! The WebSocket protocol (PROTOCOL §2): message types, close codes and limits, in one place.
+//! The WebSocket protocol (docs/protocol.md#websocket-get-ws): message types, close codes and limits, in one place.
 
 use std::time::Duration;
 

@@ -23,7 +23,7 @@ impl Sessions {
     }
 
     /// Gives the session (its events and chains) a TTL of its own: `ttl_secs` from now and
-    /// from every renewal after (seeds 003 and 004's `extendSession`).
+    /// from every renewal after (the `extendSession` of the Node.js and Python backends).
     pub async fn extend(&self, id: &str, ttl_secs: Option<u64>) -> Result<Session, ServiceError> {
         check_session_id(id).map_err(ServiceError::invalid)?;
         let mut p = crate::domain::problems::Problems::default();

@@ -5,7 +5,7 @@
 //!
 //! - [`sessions::SessionStore`], [`events::EventStore`], [`control::ControlStore`],
 //!   [`chains::ChainStore`]: the services' data.
-//! - [`bus::Bus`]: the ordered feed of what every instance must hear (stored events, commands,
+//! - [`crate::bus::Bus`]: the ordered feed of what every instance must hear (stored events, commands,
 //!   chain changes, wake-ups), and whether it is live.
 //!
 //! Every write that changes a session's stream also publishes it on the bus in the same atomic

@@ -86,7 +86,7 @@ async fn chain_progress_follows_its_events(env: Env) {
     );
     let (_, session) = gw.get("/api/sessions/wf").await;
     assert_eq!(session["chainsCount"], 1);
-    // The Session comes with its chains (PROTOCOL §1).
+    // The Session comes with its chains (docs/protocol.md).
     assert_eq!(session["chains"][0], list["chains"][0], "{session}");
     // A compiled chain without an id takes the event's id, so a retried post is harmless.
     for _ in 0..2 {

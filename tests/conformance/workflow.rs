@@ -1,6 +1,6 @@
-//! Seed 001's workflow-state routes as views of chains, with pause, resume and cancel that
+//! The workflow-state routes of the workstation's workflow-state manager as views of chains, with pause, resume and cancel that
 //! really move the execution (through its agent's acknowledgement); and sessions extended
-//! with a TTL of their own (seeds 003 and 004).
+//! with a TTL of their own (as the Node.js and Python backends extended theirs).
 
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ async fn agent_acks(gw: &Endpoint, sid: &str) -> Vec<String> {
     types
 }
 
-async fn executions_are_chains_in_seed_001_shapes_and_really_pause(env: Env) {
+async fn executions_are_chains_in_the_managers_shapes_and_really_pause(env: Env) {
     let gw: &Endpoint = &env.gw;
     gw.post("/api/sessions", json!({"id": "wf"})).await;
     gw.post(
@@ -330,7 +330,7 @@ async fn stats_follow_every_change_and_active_views_page(env: Env) {
 
 conformance! {
     stats_follow_every_change_and_active_views_page => crate::defaults,
-    executions_are_chains_in_seed_001_shapes_and_really_pause => crate::defaults,
+    executions_are_chains_in_the_managers_shapes_and_really_pause => crate::defaults,
     cleanup_fails_stale_executions => crate::defaults,
     an_extended_session_keeps_its_own_ttl => super::two_second_sessions,
 }

@@ -265,7 +265,7 @@ async fn errors_below_the_router_are_answered_as_the_protocols_say() {
     assert_eq!(gw.get("/health").await.0, 200);
 }
 
-/// Every route of the seeds' services, fed bodies of every wrong shape and names with
+/// Every route of the services beside the stream, fed bodies of every wrong shape and names with
 /// control characters: each answer is a 4xx JSON error, and the instance keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_services_refuse_malformed_input_with_json_errors() {

@@ -2,7 +2,7 @@
 //! queue for this connection, pings, and closes (1001 on shutdown, 4008 when over budget).
 //!
 //! What it keeps per subscribed session, and how replay and live events meet without a gap or
-//! a duplicate, is [`streams`].
+//! a duplicate, is `streams`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! Same semantics as Redis, including TTLs (checked on access and swept periodically), the
 //! per-session cap and the dedup window.
 //!
-//! One mutex guards one [`State`] made of each service's part (sessions with their streams,
+//! One mutex guards one `State` made of each service's part (sessions with their streams,
 //! queues, chains), so a step that spans parts (an append that creates its session, a delete
 //! that takes the session's queues and chains with it) is as atomic as a Redis script. It is
 //! never held across an `.await`, and bus publishes happen under it, so the bus order is the

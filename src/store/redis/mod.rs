@@ -1,7 +1,7 @@
-//! The Redis store: the key layout of PROTOCOL §3 (built in [`keys`]), every multi-step
+//! The Redis store: the key layout of docs/redis.md (built in [`keys`]), every multi-step
 //! change as one Lua script (loaded once, called by SHA) that takes its keys in `KEYS[]`,
 //! one multiplexed command connection that reconnects by itself, and one pub/sub connection
-//! per instance feeding the bus ([`pubsub`]).
+//! per instance feeding the bus (`pubsub`).
 //!
 //! Each service's implementation is a file of its own with its scripts beside it in
 //! `scripts/{service}_*.lua`; nothing else in the gateway sends a Redis command.

@@ -1,4 +1,4 @@
--- Appends a batch of events in one atomic step (PROTOCOL §3). For each event: find or start
+-- Appends a batch of events in one atomic step (docs/redis.md). For each event: find or start
 -- the session's stream (epoch, seq), skip it if its eventId is a recent duplicate in this
 -- stream, else assign the next seq, RPUSH the stored JSON, trim the oldest past the count cap
 -- or the byte cap (the session hash's `_bytes` counts the list's bytes), mark the eventId,
