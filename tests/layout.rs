@@ -59,6 +59,18 @@ fn no_source_file_is_long() {
         let n = code.lines().count();
         assert!(n <= MAX_LINES, "src/{} has {n} lines", module.join("/"));
     }
+    // The tests and the load generator: at most 450 lines a file (split by scenario family).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["tests", "loadgen/src"] {
+        let mut paths = Vec::new();
+        files(&root.join(dir), "rs", &mut paths);
+        for p in paths.iter().filter(|p| !p.to_string_lossy().contains("node_modules")) {
+            let text = std::fs::read_to_string(p).unwrap();
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(&text);
+            let n = code.lines().count();
+            assert!(n <= 450, "{} has {n} lines", p.display());
+        }
+    }
 }
 
 /// The modules each module refers to (`crate::…` and `super::…` paths), resolved to the
