@@ -80,12 +80,12 @@ impl AppState {
             control: Control::clone(&services.control),
             instance_id: Arc::clone(&instance_id),
             shutdown: shutdown.clone(),
-            outbound_limit: config.ws_outbound_limit_bytes,
+            outbound_limit: config.realtime.ws_outbound_limit_bytes,
             max_event_bytes: config.max_event_bytes,
-            write_timeout: config.ws_write_timeout,
-            ping_every: config.ws_ping_every,
-            pong_timeout: config.ws_pong_timeout,
-            heartbeat_every: Some(config.ws_heartbeat_every).filter(|d| !d.is_zero()),
+            write_timeout: config.realtime.ws_write_timeout,
+            ping_every: config.realtime.ws_ping_every,
+            pong_timeout: config.realtime.ws_pong_timeout,
+            heartbeat_every: Some(config.realtime.ws_heartbeat_every).filter(|d| !d.is_zero()),
             heartbeat: hub.frames().heartbeat(),
         });
         AppState(Arc::new(Inner {

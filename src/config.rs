@@ -9,8 +9,14 @@ use clap::Parser;
 
 use crate::domain::chain::ChainLimits;
 
+mod aliases;
+mod http;
+mod realtime;
 mod services;
 mod values;
+pub use aliases::Aliases;
+pub use http::Http;
+pub use realtime::Realtime;
 pub use services::Services;
 use values::{bad, check_api_keys, parse_secs, trimmed};
 pub use values::{Compat, ConfigError, LogFormat, MIN_API_KEY_CHARS};
@@ -111,9 +117,6 @@ pub struct Config {
     /// Largest accepted body of `POST /api/events/batch`, in bytes.
     #[arg(long, env = "MAX_BATCH_BYTES", value_name = "MAX_BATCH_BYTES", default_value_t = DEFAULT_MAX_BATCH_BYTES)]
     pub max_batch_bytes: usize,
-    /// Bytes queued for one WebSocket client before it is closed with 4008 (slow_consumer).
-    #[arg(long, env = "WS_OUTBOUND_LIMIT_BYTES", value_name = "WS_OUTBOUND_LIMIT_BYTES", default_value_t = DEFAULT_WS_OUTBOUND_LIMIT_BYTES)]
-    pub ws_outbound_limit_bytes: usize,
     /// Largest stored chain, in bytes of JSON; a change past it is refused (413 on the chain
     /// routes; logged and counted for chain events). Unset: a quarter of
     /// WS_OUTBOUND_LIMIT_BYTES (256 KiB). Must leave room below WS_OUTBOUND_LIMIT_BYTES, so one
@@ -141,43 +144,6 @@ pub struct Config {
     /// `store_full` (counted in `afw_store_full_total`). Unused on Redis (set its `maxmemory`).
     #[arg(long, env = "MEMORY_STORE_MAX_BYTES", value_name = "MEMORY_STORE_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub memory_store_max_bytes: usize,
-    /// Seconds a connection may take to send a request's headers, counted from the end of the
-    /// previous request on it: so also how long an idle keep-alive connection stays open.
-    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", value_name = "HTTP_HEADER_TIMEOUT_SECS", value_parser = parse_secs, default_value = "15")]
-    pub http_header_timeout: Duration,
-    /// Seconds a request's body may take to arrive, from the end of its headers (408 after).
-    #[arg(long, env = "HTTP_BODY_TIMEOUT_SECS", value_name = "HTTP_BODY_TIMEOUT_SECS", value_parser = parse_secs, default_value = "30")]
-    pub http_body_timeout: Duration,
-    /// Largest request head (request line and headers), in bytes; at least 8192.
-    #[arg(long, env = "HTTP_MAX_HEADER_BYTES", value_name = "HTTP_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
-    pub http_max_header_bytes: usize,
-    /// Open connections (WebSockets included) an instance serves; the next 64 get only
-    /// `/health` and `/ready`. Lowered to what the open-file limit allows.
-    #[arg(
-        long,
-        env = "MAX_CONNECTIONS",
-        value_name = "MAX_CONNECTIONS",
-        default_value_t = 100_000
-    )]
-    pub max_connections: usize,
-    /// Long polls (claims, lock requests, command and input polls that wait) one client may
-    /// have waiting at once on an instance; one more gets 429 `too_many_waits`. A client is its
-    /// credential, or its address when it sends none.
-    #[arg(
-        long,
-        env = "MAX_WAITS_PER_CLIENT",
-        value_name = "MAX_WAITS_PER_CLIENT",
-        default_value_t = 1000
-    )]
-    pub max_waits_per_client: usize,
-    /// Open WebSocket connections an instance serves; an upgrade past it is closed with 1013.
-    #[arg(
-        long,
-        env = "WS_MAX_CONNECTIONS",
-        value_name = "WS_MAX_CONNECTIONS",
-        default_value_t = 100_000
-    )]
-    pub ws_max_connections: usize,
     /// Serve the dashboard's files from this folder instead of the copies built into the binary
     /// (for editing `web-demo/` without rebuilding). Unset: the built-in copies.
     #[arg(long, env = "WEB_DEMO_DIR", value_name = "WEB_DEMO_DIR")]
@@ -191,30 +157,18 @@ pub struct Config {
     /// Allow a non-loopback bind without credentials.
     #[arg(long, env = "AFW_INSECURE", value_name = "AFW_INSECURE")]
     pub insecure: bool,
-    /// Seconds between the server's pings on each WebSocket (decimals allowed).
-    #[arg(long, env = "WS_PING_INTERVAL_SECS", value_name = "WS_PING_INTERVAL_SECS", value_parser = parse_secs, default_value = "25")]
-    pub ws_ping_every: Duration,
-    /// Seconds between the server's application-level `heartbeat` messages on each WebSocket
-    /// (what browser code, which cannot see pings, uses to tell a live link); 0: none.
-    #[arg(long, env = "WS_HEARTBEAT_SECS", value_name = "WS_HEARTBEAT_SECS", value_parser = parse_secs, default_value = "15")]
-    pub ws_heartbeat_every: Duration,
-    /// Seconds a pong may take before the connection is closed with 1011.
-    #[arg(long, env = "WS_PONG_TIMEOUT_SECS", value_name = "WS_PONG_TIMEOUT_SECS", value_parser = parse_secs, default_value = "10")]
-    pub ws_pong_timeout: Duration,
-    /// Seconds one write to a WebSocket may wait for the client to take data (live frames and
-    /// replays alike) before it is closed with 4008 (slow_consumer).
-    #[arg(long, env = "WS_WRITE_TIMEOUT_SECS", value_name = "WS_WRITE_TIMEOUT_SECS", value_parser = parse_secs, default_value = "30")]
-    pub ws_write_timeout: Duration,
     /// Seconds between probes of the Redis pub/sub subscription. A probe that has not come back
     /// by the next one means the subscription is wedged: it is dropped and made again.
     #[arg(long, env = "PUBSUB_PROBE_SECS", value_name = "PUBSUB_PROBE_SECS", value_parser = parse_secs, default_value = "5")]
     pub pubsub_probe_every: Duration,
-    /// Seconds shutdown waits for in-flight requests and background tasks after closing every
-    /// WebSocket with 1001; then the process exits anyway.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", value_name = "SHUTDOWN_TIMEOUT_SECS", value_parser = parse_secs, default_value = "10")]
-    pub shutdown_timeout: Duration,
+    #[command(flatten)]
+    pub http: Http,
+    #[command(flatten)]
+    pub realtime: Realtime,
     #[command(flatten)]
     pub services: Services,
+    #[command(flatten)]
+    pub aliases: Aliases,
 }
 
 /// The WebSocket ping interval (docs/protocol.md#websocket-get-ws)...
@@ -233,7 +187,6 @@ impl Default for Config {
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             web_demo_dir: None,
-            ws_heartbeat_every: Duration::from_secs(15),
             compat: None,
             session_ttl_secs: DEFAULT_SESSION_TTL_SECS,
             queue_ttl_secs: DEFAULT_QUEUE_TTL_SECS,
@@ -242,26 +195,18 @@ impl Default for Config {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_session_event_bytes: DEFAULT_MAX_SESSION_EVENT_BYTES,
-            ws_outbound_limit_bytes: DEFAULT_WS_OUTBOUND_LIMIT_BYTES,
             chain_max_bytes: None,
             chain_value_max_bytes: DEFAULT_CHAIN_VALUE_MAX_BYTES,
             read_max_bytes: 4 * 1024 * 1024,
             queue_max_items: 256,
             memory_store_max_bytes: 1024 * 1024 * 1024,
-            http_header_timeout: Duration::from_secs(15),
-            http_body_timeout: Duration::from_secs(30),
-            http_max_header_bytes: 16 * 1024,
-            max_connections: 100_000,
-            ws_max_connections: 100_000,
-            max_waits_per_client: 1000,
             log_format: LogFormat::Pretty,
             insecure: false,
-            ws_ping_every: DEFAULT_WS_PING_EVERY,
-            ws_pong_timeout: DEFAULT_WS_PONG_TIMEOUT,
-            ws_write_timeout: Duration::from_secs(30),
             pubsub_probe_every: Duration::from_secs(5),
-            shutdown_timeout: Duration::from_secs(10),
+            http: Http::default(),
+            realtime: Realtime::default(),
             services: Services::default(),
+            aliases: Aliases::default(),
         }
     }
 }
@@ -270,6 +215,7 @@ impl Config {
     /// The largest stored chain (`CHAIN_MAX_BYTES`, or 256 KiB within the outbound budget).
     pub fn chain_limit(&self) -> usize {
         let room = self
+            .realtime
             .ws_outbound_limit_bytes
             .saturating_sub(CHAIN_FRAME_OVERHEAD);
         self.chain_max_bytes
@@ -350,14 +296,14 @@ impl Config {
                 "must be at least 4096 bytes",
             ));
         }
-        if self.ws_outbound_limit_bytes < self.max_event_bytes {
+        if self.realtime.ws_outbound_limit_bytes < self.max_event_bytes {
             return Err(bad(
                 "WS_OUTBOUND_LIMIT_BYTES",
                 "must be at least MAX_EVENT_BYTES, or no event could be delivered",
             ));
         }
         if self.chain_limit() < 4096
-            || self.chain_limit() + CHAIN_FRAME_OVERHEAD > self.ws_outbound_limit_bytes
+            || self.chain_limit() + CHAIN_FRAME_OVERHEAD > self.realtime.ws_outbound_limit_bytes
         {
             return Err(bad(
                 "CHAIN_MAX_BYTES",
@@ -379,31 +325,8 @@ impl Config {
         if self.memory_store_max_bytes < 1024 * 1024 {
             return Err(bad("MEMORY_STORE_MAX_BYTES", "must be at least 1048576"));
         }
-        if !(8192..=1024 * 1024).contains(&self.http_max_header_bytes) {
-            return Err(bad(
-                "HTTP_MAX_HEADER_BYTES",
-                "must be between 8192 and 1048576 bytes",
-            ));
-        }
-        if self.max_connections == 0 {
-            return Err(bad("MAX_CONNECTIONS", "must be at least 1"));
-        }
-        if !(1..=1_000_000).contains(&self.max_waits_per_client) {
-            return Err(bad("MAX_WAITS_PER_CLIENT", "must be between 1 and 1000000"));
-        }
-        if self.ws_max_connections == 0 {
-            return Err(bad("WS_MAX_CONNECTIONS", "must be at least 1"));
-        }
-        for (var, d) in [
-            ("WS_PING_INTERVAL_SECS", self.ws_ping_every),
-            ("WS_PONG_TIMEOUT_SECS", self.ws_pong_timeout),
-            ("PUBSUB_PROBE_SECS", self.pubsub_probe_every),
-            ("SHUTDOWN_TIMEOUT_SECS", self.shutdown_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(bad(var, "must be more than 0 seconds"));
-            }
-        }
+        self.http.validate()?;
+        self.realtime.validate()?;
         self.services.validate()?;
         if !self.host.is_loopback() && self.api_keys.is_empty() && !self.insecure {
             return Err(bad(

@@ -78,8 +78,11 @@ pub async fn build(
         None => realtime::protocol::EventFrames::Envelope,
     };
     let hub = Arc::new(
-        realtime::hub::Hub::new(Arc::clone(&metrics), config.ws_outbound_limit_bytes)
-            .with_frames(frames),
+        realtime::hub::Hub::new(
+            Arc::clone(&metrics),
+            config.realtime.ws_outbound_limit_bytes,
+        )
+        .with_frames(frames),
     );
     tasks.spawn(realtime::fanout::run(
         Arc::clone(&stores.events),
@@ -107,12 +110,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    let grace = config.shutdown_timeout;
+    let grace = config.http.shutdown_timeout;
     let limits = http::serve::ServeLimits {
-        header_timeout: config.http_header_timeout,
-        body_timeout: config.http_body_timeout,
-        max_header_bytes: config.http_max_header_bytes,
-        max_connections: config.max_connections,
+        header_timeout: config.http.http_header_timeout,
+        body_timeout: config.http.http_body_timeout,
+        max_header_bytes: config.http.http_max_header_bytes,
+        max_connections: config.http.max_connections,
     };
     let token = CancellationToken::new();
     let tasks = TaskTracker::new();

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "demo") {
         return demo(&args[1..]);
     }
-    let config = match Config::try_parse() {
+    let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
             // --help or --version

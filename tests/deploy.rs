@@ -32,7 +32,7 @@ fn known(dir: &Path) -> PathBuf {
         "gateway": gateway,
         "demo": env_names(afw_gateway::demo::DemoArgs::command()),
         "defaultPort": defaults.port,
-        "shutdownTimeoutSecs": defaults.shutdown_timeout.as_secs(),
+        "shutdownTimeoutSecs": defaults.http.shutdown_timeout.as_secs(),
     });
     let path = dir.join("known.json");
     std::fs::write(&path, known.to_string()).unwrap();

@@ -56,7 +56,11 @@ fn anchors(text: &str) -> BTreeSet<String> {
         }
         let s = slug(line.trim_start_matches('#'));
         let n = seen.entry(s.clone()).or_insert(0);
-        out.insert(if *n == 0 { s.clone() } else { format!("{s}-{n}") });
+        out.insert(if *n == 0 {
+            s.clone()
+        } else {
+            format!("{s}-{n}")
+        });
         *n += 1;
     }
     out
@@ -137,6 +141,9 @@ fn settings_table() -> String {
     ];
     for arg in afw_gateway::Config::command().get_arguments() {
         let Some(env) = arg.get_env() else { continue };
+        if arg.is_hide_set() {
+            continue; // an older name, listed apart
+        }
         let default: Vec<String> = arg
             .get_default_values()
             .iter()
@@ -211,10 +218,12 @@ fn routes() -> BTreeSet<String> {
         let handlers = &chunk[..end];
         let path = path
             .split('/')
-            .map(|p| match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                Some(name) => format!(":{}", name.trim_start_matches('*')),
-                None => p.to_string(),
-            })
+            .map(
+                |p| match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    Some(name) => format!(":{}", name.trim_start_matches('*')),
+                    None => p.to_string(),
+                },
+            )
             .collect::<Vec<_>>()
             .join("/");
         for method in ["get", "post", "put", "patch", "delete", "any"] {
@@ -311,23 +320,34 @@ fn nothing_cites_a_document_the_repository_lacks() {
                 if !p.ends_with("node_modules") {
                     walk(&p, out);
                 }
-            } else if p
-                .extension()
-                .is_some_and(|x| ["rs", "lua", "sh", "mjs", "js", "yml", "yaml", "py"].contains(&x.to_str().unwrap()))
-            {
+            } else if p.extension().is_some_and(|x| {
+                ["rs", "lua", "sh", "mjs", "js", "yml", "yaml", "py"].contains(&x.to_str().unwrap())
+            }) {
                 out.push(p);
             }
         }
     }
-    for dir in ["src", "tests", "scripts", "deploy", "web-demo", "loadgen/src"] {
+    for dir in [
+        "src",
+        "tests",
+        "scripts",
+        "deploy",
+        "web-demo",
+        "loadgen/src",
+    ] {
         walk(&root().join(dir), &mut files);
     }
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap_or_default();
         for (n, line) in text.lines().enumerate() {
-            let bad = ["PROTOCOL §", "PROTOCOL.md", "ARCHITECTURE.md", "beside this repository"]
-                .iter()
-                .any(|c| line.contains(c))
+            let bad = [
+                "PROTOCOL §",
+                "PROTOCOL.md",
+                "ARCHITECTURE.md",
+                "beside this repository",
+            ]
+            .iter()
+            .any(|c| line.contains(c))
                 || line.to_lowercase().contains("seed 00")
                 || line.to_lowercase().contains("seeds 00");
             if bad && !f.ends_with("tests/docs.rs") {
@@ -346,7 +366,10 @@ fn nothing_cites_a_document_the_repository_lacks() {
 fn the_readme_is_a_front_door() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let n = readme.lines().count();
-    assert!(n <= 250, "README.md is {n} lines; reference material goes in docs/");
+    assert!(
+        n <= 250,
+        "README.md is {n} lines; reference material goes in docs/"
+    );
     assert!(readme.contains("cargo run --release") && readme.contains("scripts/test.sh"));
 }
 

@@ -64,9 +64,15 @@ fn no_source_file_is_long() {
     for dir in ["tests", "loadgen/src"] {
         let mut paths = Vec::new();
         files(&root.join(dir), "rs", &mut paths);
-        for p in paths.iter().filter(|p| !p.to_string_lossy().contains("node_modules")) {
+        for p in paths
+            .iter()
+            .filter(|p| !p.to_string_lossy().contains("node_modules"))
+        {
             let text = std::fs::read_to_string(p).unwrap();
-            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(&text);
+            let code = text
+                .split("#[cfg(test)]\nmod tests")
+                .next()
+                .unwrap_or(&text);
             let n = code.lines().count();
             assert!(n <= 450, "{} has {n} lines", p.display());
         }

@@ -127,15 +127,17 @@ async fn the_readme_tour_runs_as_written() {
     let mut epoch = Value::Null;
     for seq in 1..=3 {
         let m = watcher.next_event().await;
-        assert_eq!((&m["sessionId"], &m["seq"]), (&json!("demo"), &json!(seq)), "{m}");
+        assert_eq!(
+            (&m["sessionId"], &m["seq"]),
+            (&json!("demo"), &json!(seq)),
+            "{m}"
+        );
         assert_eq!(m["payload"]["seq"], seq);
         epoch = m["epoch"].clone();
     }
     // The resume: exactly the events after seq 1, then live.
     let mut back = WsClient::connect(&gw.ws_url()).await;
-    let confirmed = back
-        .subscribe("demo", Some(1), epoch.as_str())
-        .await;
+    let confirmed = back.subscribe("demo", Some(1), epoch.as_str()).await;
     assert_eq!(confirmed["payload"]["recovered"], true, "{confirmed}");
     for seq in 2..=3 {
         assert_eq!(back.next_event().await["seq"], seq);
@@ -149,7 +151,10 @@ async fn the_readme_tour_runs_as_written() {
     loop {
         let m = watcher.recv().await;
         if m["type"] == "unsubscribed" {
-            assert_eq!((&m["sessionId"], &m["reason"]), (&json!("demo"), &json!("deleted")));
+            assert_eq!(
+                (&m["sessionId"], &m["reason"]),
+                (&json!("demo"), &json!("deleted"))
+            );
             break;
         }
     }

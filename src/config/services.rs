@@ -11,14 +11,14 @@ use crate::domain::locks::LockLimits;
 
 #[derive(Clone, Debug, Args)]
 pub struct Services {
-    /// Hours a user context lives after its last write.
+    /// Seconds a user context lives after its last write.
     #[arg(
         long,
-        env = "CONTEXT_TTL_HOURS",
-        value_name = "CONTEXT_TTL_HOURS",
-        default_value_t = 24
+        env = "CONTEXT_TTL_SECS",
+        value_name = "CONTEXT_TTL_SECS",
+        default_value_t = 86_400
     )]
-    pub context_ttl_hours: u64,
+    pub context_ttl_secs: u64,
     /// Recent searches a user context keeps (newest first, no duplicates).
     #[arg(
         long,
@@ -74,11 +74,11 @@ pub struct Services {
     /// it: they never fall below the clock in ms).
     #[arg(
         long,
-        env = "LOCK_FENCE_KEEP_DAYS",
-        value_name = "LOCK_FENCE_KEEP_DAYS",
-        default_value_t = 30
+        env = "LOCK_FENCE_KEEP_SECS",
+        value_name = "LOCK_FENCE_KEEP_SECS",
+        default_value_t = 30 * 86_400
     )]
-    pub lock_fence_keep_days: u64,
+    pub lock_fence_keep_secs: u64,
     /// A claim's lease when it names none, in ms.
     #[arg(
         long,
@@ -199,28 +199,18 @@ pub struct Services {
         default_value_t = 32
     )]
     pub cache_max_tags: usize,
-    /// Days daily usage totals are kept.
-    #[arg(
-        long,
-        env = "USAGE_DAY_KEEP_DAYS",
-        value_name = "USAGE_DAY_KEEP_DAYS",
-        default_value_t = 93
-    )]
-    pub usage_day_keep_days: u64,
-    /// Days monthly usage totals are kept.
-    #[arg(
-        long,
-        env = "USAGE_MONTH_KEEP_DAYS",
-        value_name = "USAGE_MONTH_KEEP_DAYS",
-        default_value_t = 800
-    )]
-    pub usage_month_keep_days: u64,
+    /// Seconds daily usage totals are kept after their last change (93 days).
+    #[arg(long, env = "USAGE_DAY_KEEP_SECS", value_name = "USAGE_DAY_KEEP_SECS", default_value_t = 93 * 86_400)]
+    pub usage_day_keep_secs: u64,
+    /// Seconds monthly usage totals are kept after their last change (800 days).
+    #[arg(long, env = "USAGE_MONTH_KEEP_SECS", value_name = "USAGE_MONTH_KEEP_SECS", default_value_t = 800 * 86_400)]
+    pub usage_month_keep_secs: u64,
 }
 
 impl Default for Services {
     fn default() -> Self {
         Services {
-            context_ttl_hours: 24,
+            context_ttl_secs: 86_400,
             recent_searches_limit: 20,
             session_history_limit: 100,
             context_max_preferences: 200,
@@ -228,7 +218,7 @@ impl Default for Services {
             lock_min_ttl_ms: 100,
             lock_max_ttl_ms: 3_600_000,
             lock_max_wait_ms: 60_000,
-            lock_fence_keep_days: 30,
+            lock_fence_keep_secs: 30 * 86_400,
             job_lease_ms: 30_000,
             job_max_lease_ms: 3_600_000,
             job_max_attempts: 3,
@@ -246,8 +236,8 @@ impl Default for Services {
             cache_max_value_bytes: 1024 * 1024,
             cache_max_ttl_secs: 30 * 86_400,
             cache_max_tags: 32,
-            usage_day_keep_days: 93,
-            usage_month_keep_days: 800,
+            usage_day_keep_secs: 93 * 86_400,
+            usage_month_keep_secs: 800 * 86_400,
         }
     }
 }
@@ -295,7 +285,7 @@ impl Services {
                 Err(bad(var, format!("must be between {lo} and {hi}")))
             }
         };
-        within("CONTEXT_TTL_HOURS", self.context_ttl_hours, 1, 24 * 365)?;
+        within("CONTEXT_TTL_SECS", self.context_ttl_secs, 60, 365 * 86_400)?;
         within(
             "RECENT_SEARCHES_LIMIT",
             self.recent_searches_limit as u64,
@@ -328,7 +318,12 @@ impl Services {
             86_400_000,
         )?;
         within("LOCK_MAX_WAIT_MS", self.lock_max_wait_ms, 0, 600_000)?;
-        within("LOCK_FENCE_KEEP_DAYS", self.lock_fence_keep_days, 1, 3650)?;
+        within(
+            "LOCK_FENCE_KEEP_SECS",
+            self.lock_fence_keep_secs,
+            86_400,
+            3650 * 86_400,
+        )?;
         within("JOB_MAX_LEASE_MS", self.job_max_lease_ms, 100, 86_400_000)?;
         within(
             "JOB_LEASE_MS",
@@ -381,12 +376,17 @@ impl Services {
             365 * 86_400,
         )?;
         within("CACHE_MAX_TAGS", self.cache_max_tags as u64, 0, 1000)?;
-        within("USAGE_DAY_KEEP_DAYS", self.usage_day_keep_days, 1, 3650)?;
         within(
-            "USAGE_MONTH_KEEP_DAYS",
-            self.usage_month_keep_days,
-            31,
-            36_500,
+            "USAGE_DAY_KEEP_SECS",
+            self.usage_day_keep_secs,
+            86_400,
+            3650 * 86_400,
+        )?;
+        within(
+            "USAGE_MONTH_KEEP_SECS",
+            self.usage_month_keep_secs,
+            31 * 86_400,
+            36_500 * 86_400,
         )?;
         Ok(())
     }

@@ -48,7 +48,7 @@ pub struct UsageDraft {
 }
 
 impl UsageDraft {
-    /// Every total this event adds to: (scope, period, keep days), scope `tenant`,
+    /// Every total this event adds to: (scope, period, keep seconds), scope `tenant`,
     /// `u:{user}` or `s:{session}`, period `d:YYYY-MM-DD` or `m:YYYY-MM`.
     pub fn buckets(
         &self,

@@ -30,7 +30,7 @@ pub async fn websocket(
             .into_response()
         }
     };
-    if app.connections().len() >= app.config().ws_max_connections {
+    if app.connections().len() >= app.config().realtime.ws_max_connections {
         app.metrics().ws_refused.inc();
         app.metrics().ws_closed(1013);
         return ws::configure(upgrade)

@@ -216,7 +216,7 @@ impl Services {
             cache: Arc::new(cache),
             user_contexts: Arc::new(user_contexts),
             usage: Arc::new(usage),
-            wait_slots: Arc::new(wait_slots::WaitSlots::new(config.max_waits_per_client)),
+            wait_slots: Arc::new(wait_slots::WaitSlots::new(config.http.max_waits_per_client)),
         }
     }
 }

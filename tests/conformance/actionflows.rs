@@ -374,7 +374,7 @@ conformance! {
     files_and_history_say_why => crate::defaults,
     compat_mode_speaks_to_the_dashboard => |c| {
         c.compat = Some(afw_gateway::config::Compat::Actionflows);
-        c.ws_heartbeat_every = std::time::Duration::from_millis(300);
+        c.realtime.ws_heartbeat_every = std::time::Duration::from_millis(300);
     },
-    the_default_keeps_the_contract => |c| c.ws_heartbeat_every = std::time::Duration::from_millis(300),
+    the_default_keeps_the_contract => |c| c.realtime.ws_heartbeat_every = std::time::Duration::from_millis(300),
 }

@@ -420,7 +420,7 @@ conformance! {
         c.max_event_bytes = 4096;
         c.max_batch_bytes = 4096;
         c.read_max_bytes = 4096;
-        c.ws_outbound_limit_bytes = 65536;
+        c.realtime.ws_outbound_limit_bytes = 65536;
     },
     command_life_cycle => crate::defaults,
     commands_expire_each_on_its_own_clock => |c| c.queue_ttl_secs = 1,

@@ -436,7 +436,7 @@ conformance! {
         c.max_event_bytes = 4096;
         c.max_batch_bytes = 4096;
         c.read_max_bytes = 4096;
-        c.ws_outbound_limit_bytes = 65536;
+        c.realtime.ws_outbound_limit_bytes = 65536;
     },
     bodies_are_stored_as_they_came => crate::defaults,
     events_get_consecutive_seqs_and_create_the_session => crate::defaults,

@@ -3,8 +3,8 @@
 use super::*;
 
 fn timeouts(c: &mut Config) {
-    c.http_header_timeout = Duration::from_secs(1);
-    c.http_body_timeout = Duration::from_secs(1);
+    c.http.http_header_timeout = Duration::from_secs(1);
+    c.http.http_body_timeout = Duration::from_secs(1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,11 +53,9 @@ async fn slow_requests_are_cut_off_by_their_timeouts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_max_connections_health_still_answers_and_the_rest_is_refused() {
     const MAX: usize = 16;
-    let gw = Gateway::start(Config {
-        max_connections: MAX,
-        ..support::config(None)
-    })
-    .await;
+    let mut config = support::config(None);
+    config.http.max_connections = MAX;
+    let gw = Gateway::start(config).await;
     // Idle sockets up to the limit (the test client's own pooled connection counts too).
     let mut held = Vec::new();
     let mut refused = None;
@@ -100,11 +98,9 @@ async fn past_max_connections_health_still_answers_and_the_rest_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrades_past_the_limit_are_closed_with_1013() {
-    let gw = Gateway::start(Config {
-        ws_max_connections: 2,
-        ..support::config(None)
-    })
-    .await;
+    let mut config = support::config(None);
+    config.realtime.ws_max_connections = 2;
+    let gw = Gateway::start(config).await;
     let a = WsClient::connect(&gw.ws_url()).await;
     let _b = WsClient::connect(&gw.ws_url()).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(gw.ws_url()).await.unwrap();

@@ -67,13 +67,13 @@ async fn bad_frames_get_errors_and_the_socket_stays_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_with_4008_and_others_are_unaffected() {
-    let gw = Gateway::start(Config {
-        ws_outbound_limit_bytes: 256 * 1024,
+    let mut config = Config {
         max_event_bytes: 64 * 1024,
         max_batch_bytes: 256 * 1024,
         ..support::config(None)
-    })
-    .await;
+    };
+    config.realtime.ws_outbound_limit_bytes = 256 * 1024;
+    let gw = Gateway::start(config).await;
     let mut slow = WsClient::connect(&gw.ws_url()).await;
     slow.subscribe("flood", None, None).await;
     let mut fast = WsClient::connect(&gw.ws_url()).await;
@@ -128,12 +128,10 @@ async fn shutdown_closes_connections_with_1001() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_pings_and_closes_a_client_that_does_not_answer() {
-    let gw = Gateway::start(Config {
-        ws_ping_every: Duration::from_millis(100),
-        ws_pong_timeout: Duration::from_millis(300),
-        ..support::config(None)
-    })
-    .await;
+    let mut config = support::config(None);
+    config.realtime.ws_ping_every = Duration::from_millis(100);
+    config.realtime.ws_pong_timeout = Duration::from_millis(300);
+    let gw = Gateway::start(config).await;
     let mut answering = WsClient::connect(&gw.ws_url()).await;
     let mut silent = WsClient::connect(&gw.ws_url()).await;
     // Reading lets the client library answer each ping with a pong; the silent one reads nothing.

@@ -45,7 +45,7 @@ impl Part for LockTable {
 
 impl MemoryStore {
     fn fence_keep_ms(&self) -> i64 {
-        (self.settings.services.lock_fence_keep_days * 86_400_000) as i64
+        (self.settings.services.lock_fence_keep_secs * 1000) as i64
     }
 }
 

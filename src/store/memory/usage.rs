@@ -26,8 +26,8 @@ impl UsageTable {
     pub fn add(&mut self, session_id: &str, u: &UsageDraft, s: &Services) {
         let now = now_ms();
         let incr = u.increments();
-        for (scope, period, keep_days) in
-            u.buckets(session_id, s.usage_day_keep_days, s.usage_month_keep_days)
+        for (scope, period, keep_secs) in
+            u.buckets(session_id, s.usage_day_keep_secs, s.usage_month_keep_secs)
         {
             let (totals, expires) = self
                 .totals
@@ -37,7 +37,7 @@ impl UsageTable {
                 totals.fields.clear();
             }
             totals.add(&incr);
-            *expires = now + (keep_days * 86_400_000) as i64;
+            *expires = now + (keep_secs * 1000) as i64;
         }
     }
 }

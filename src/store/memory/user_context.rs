@@ -74,7 +74,7 @@ impl Part for UserContextTable {
 
 impl MemoryStore {
     fn context_ttl_ms(&self) -> i64 {
-        (self.settings.services.context_ttl_hours * 3_600_000) as i64
+        (self.settings.services.context_ttl_secs * 1000) as i64
     }
 }
 

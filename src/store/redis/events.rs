@@ -48,14 +48,14 @@ impl EventStore for RedisStore {
             let s = &self.settings.services;
             let buckets = u.buckets(
                 &d.session_id,
-                s.usage_day_keep_days,
-                s.usage_month_keep_days,
+                s.usage_day_keep_secs,
+                s.usage_month_keep_secs,
             );
             let scoped = self.tenant_keys(&u.tenant);
             inv.arg(buckets.len());
-            for (scope, period, keep_days) in &buckets {
+            for (scope, period, keep_secs) in &buckets {
                 usage_keys.push(scoped.usage(scope, period));
-                inv.arg(keep_days * 86_400);
+                inv.arg(*keep_secs);
             }
             let incr = u.increments();
             inv.arg(incr.len());

@@ -21,7 +21,7 @@ fn holder(parts: &[Value], from: usize) -> Option<LockHolder> {
 
 impl RedisStore {
     fn fence_keep_ms(&self) -> u64 {
-        self.settings.services.lock_fence_keep_days * 86_400_000
+        self.settings.services.lock_fence_keep_secs * 1000
     }
 }
 

@@ -45,7 +45,7 @@ impl RedisStore {
         now_iso: &str,
     ) -> redis::ScriptInvocation<'static> {
         let keys = self.tenant_keys(tenant);
-        let ttl_ms = self.settings.services.context_ttl_hours * 3_600_000;
+        let ttl_ms = self.settings.services.context_ttl_secs * 1000;
         let mut inv = script!("user_context.lua").prepare_invoke();
         inv.key(keys.context(user, ""))
             .key(keys.context(user, "searches"))
