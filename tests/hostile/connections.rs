@@ -75,11 +75,20 @@ async fn past_max_connections_health_still_answers_and_the_rest_is_refused() {
     // Health checks still answer, so the balancer sees a live, full instance.
     assert_eq!(raw_get(gw.addr, "/health").await.0, 200);
     assert_eq!(raw_get(gw.addr, "/ready").await.0, 200);
-    // Past the headroom too, a connection is closed at once.
+    // Past the headroom too, a connection is closed at once: once the instance has taken every
+    // connection of the headroom (each counted as refused), the next one is dropped.
+    let before = gw.metric("afw_connections_refused_total").await;
     for _ in 0..HEALTH_HEADROOM {
         held.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let taken = tokio::time::Instant::now() + WAIT;
+    while gw.metric("afw_connections_refused_total").await < before + HEALTH_HEADROOM as f64 {
+        assert!(
+            tokio::time::Instant::now() < taken,
+            "the headroom was taken"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut extra = raw_send(gw.addr, b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
     let answer = read_to_close(&mut extra).await.expect("closed");
     assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
