@@ -9,14 +9,16 @@
 //! - [`store`]: one trait per service with a memory and a Redis implementation of each,
 //!   held together by [`store::Stores`]; Redis commands live only in [`store::redis`].
 //! - [`service`]: what combines stores (appending and counting, long polls, queueing input,
-//!   the chain compare-and-set), called by both edges.
+//!   the chain compare-and-set; locks, job queues, the cache, user context, usage), called by
+//!   both edges, and built together by [`service::Services::build`].
 //! - [`realtime`]: the fan-out task, the hub of local subscribers, WebSocket connections.
 //! - [`app`]: the state the HTTP edge is built from, and each service as a substate of it.
 //! - [`http`]: the router, middleware, `ApiError`, and one module per resource.
 //! - [`demo`]: simulated agents, clients of the HTTP API like any agent.
 //!
-//! [`run`] takes an already-bound listener and a shutdown future, so tests run real instances
-//! on `127.0.0.1:0`.
+//! [`build`] makes the parts in order; [`run`] takes an already-bound listener and a shutdown
+//! future, so tests run real instances on `127.0.0.1:0`. `docs/architecture.md` draws the
+//! event path through them.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -3,9 +3,14 @@
 //! them, and the HTTP and WebSocket edges parse into and render from them.
 //!
 //! - [`session`]: sessions, their stored fields, listing queries and the listing index.
-//! - [`event`]: turning a posted body into a storable draft, reads and the resume rules.
+//! - [`event`]: turning a posted body into a storable draft, reads and the resume rules;
+//!   [`json`]: an object's members in order, values as raw text.
 //! - [`control`]: commands and input: validation and stored records.
-//! - [`chain`]: the chain state machine and stats; [`chain_input`]: what moves a chain.
+//! - [`chain`]: the chain state machine, its limits and the counters by status;
+//!   [`chain_input`]: what moves a chain; [`workflow`]: chains as workflow-state views.
+//! - [`locks`], [`jobs`] (and [`job_view`], a job as JSON text), [`cache`], [`user_context`],
+//!   [`usage`]: the services beside the stream: their requests, checks and limits.
+//! - [`problems`]: every bad field of a request, named, with names' and ranges' checks.
 
 pub mod cache;
 pub mod chain;

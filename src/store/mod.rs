@@ -4,9 +4,13 @@
 //! runs every service against both, so they cannot drift.
 //!
 //! - [`sessions::SessionStore`], [`events::EventStore`], [`control::ControlStore`],
-//!   [`chains::ChainStore`]: the services' data.
-//! - [`crate::bus::Bus`]: the ordered feed of what every instance must hear (stored events, commands,
-//!   chain changes, wake-ups), and whether it is live.
+//!   [`chains::ChainStore`]: the sessions, their streams, their commands and input, their
+//!   chains.
+//! - [`locks::LockStore`], [`jobs::JobStore`], [`cache::CacheStore`],
+//!   [`user_context::UserContextStore`], [`usage::UsageStore`]: the services beside the stream.
+//! - [`crate::bus::Bus`]: the ordered feed of what every instance must hear (stored events,
+//!   commands, chain changes, wake-ups); [`health::StoreHealth`]: whether the store serves.
+//! - [`cursor::Cursor`]: where a walk over an index ordered by time stopped.
 //!
 //! Every write that changes a session's stream also publishes it on the bus in the same atomic
 //! step, so the bus carries a session's events in seq order.
