@@ -81,7 +81,7 @@ impl AppState {
             instance_id: Arc::clone(&instance_id),
             shutdown: shutdown.clone(),
             outbound_limit: config.realtime.ws_outbound_limit_bytes,
-            max_event_bytes: config.max_event_bytes,
+            max_event_bytes: config.events.max_event_bytes,
             write_timeout: config.realtime.ws_write_timeout,
             ping_every: config.realtime.ws_ping_every,
             pong_timeout: config.realtime.ws_pong_timeout,

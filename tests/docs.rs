@@ -135,14 +135,20 @@ fn every_relative_link_and_anchor_resolves() {
 /// The settings table as the clap definitions make it: one row per setting, with its default
 /// and its help text.
 fn settings_table() -> String {
-    let mut rows = vec![
-        "| Variable | Default | Meaning |".to_string(),
-        "|---|---|---|".to_string(),
-    ];
+    // One table per group of the config, under the group's help heading, in the code's order.
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for arg in afw_gateway::Config::command().get_arguments() {
         let Some(env) = arg.get_env() else { continue };
         if arg.is_hide_set() {
             continue; // an older name, listed apart
+        }
+        let heading = arg.get_help_heading().unwrap_or("Other").to_string();
+        if groups.last().map(|(h, _)| h != &heading).unwrap_or(true) {
+            assert!(
+                groups.iter().all(|(h, _)| h != &heading),
+                "the settings of {heading} are not together"
+            );
+            groups.push((heading.clone(), Vec::new()));
         }
         let default: Vec<String> = arg
             .get_default_values()
@@ -163,12 +169,22 @@ fn settings_table() -> String {
             .collect::<Vec<_>>()
             .join(" ")
             .replace('|', "\\|");
+        let rows = &mut groups.last_mut().unwrap().1;
         rows.push(format!(
             "| `{}` | {default} | {help} |",
             env.to_string_lossy()
         ));
     }
-    rows.join("\n")
+    groups
+        .into_iter()
+        .map(|(heading, rows)| {
+            format!(
+                "## {heading}\n\n| Variable | Default | Meaning |\n|---|---|---|\n{}\n",
+                rows.join("\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -179,7 +195,7 @@ fn the_settings_table_is_the_code_s() {
     let (Some(b), Some(e)) = (text.find(begin), text.find(end)) else {
         panic!("docs/configuration.md has no settings table between its markers")
     };
-    let want = format!("{}\n", settings_table());
+    let want = format!("\n{}\n", settings_table());
     let have = text.get(b + begin.len()..e).unwrap_or("");
     if std::env::var("AFW_WRITE_DOCS").is_ok() {
         let new = format!("{}{begin}{want}{}", &text[..b], &text[e..]);

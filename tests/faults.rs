@@ -38,12 +38,10 @@ async fn wedgeable(
 ) -> (RedisServer, Proxy, Gateway, Gateway, WsClient) {
     let redis = RedisServer::start().await;
     let proxy = Proxy::start(redis.port).await;
-    let a = Gateway::start(Config {
-        redis_url: Some(proxy.url()),
-        pubsub_probe_every: probe,
-        ..Config::default()
-    })
-    .await;
+    let mut config = Config::default();
+    config.store.redis_url = Some(proxy.url());
+    config.store.pubsub_probe_every = probe;
+    let a = Gateway::start(config).await;
     let b = Gateway::start(support::config(Some(&redis))).await;
     let mut c = WsClient::connect(&a.ws_url()).await;
     c.subscribe(session, None, None).await;

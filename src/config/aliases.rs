@@ -8,6 +8,7 @@ use super::values::{bad, ConfigError};
 use super::Config;
 
 #[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Older names")]
 pub struct Aliases {
     /// Older name of CONTEXT_TTL_SECS, in hours.
     #[arg(

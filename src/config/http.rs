@@ -8,6 +8,7 @@ use clap::Args;
 use super::values::{bad, parse_secs, ConfigError};
 
 #[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "HTTP")]
 pub struct Http {
     /// Seconds a connection may take to send a request's headers, counted from the end of the
     /// previous request on it: so also how long an idle keep-alive connection stays open.

@@ -9,6 +9,7 @@ use super::values::{bad, parse_secs, ConfigError};
 use super::{DEFAULT_WS_OUTBOUND_LIMIT_BYTES, DEFAULT_WS_PING_EVERY, DEFAULT_WS_PONG_TIMEOUT};
 
 #[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "WebSocket")]
 pub struct Realtime {
     /// Bytes queued for one WebSocket client before it is closed with 4008 (slow_consumer).
     #[arg(long, env = "WS_OUTBOUND_LIMIT_BYTES", value_name = "WS_OUTBOUND_LIMIT_BYTES", default_value_t = DEFAULT_WS_OUTBOUND_LIMIT_BYTES)]

@@ -10,6 +10,7 @@ use crate::domain::jobs::JobLimits;
 use crate::domain::locks::LockLimits;
 
 #[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Services")]
 pub struct Services {
     /// Seconds a user context lives after its last write.
     #[arg(

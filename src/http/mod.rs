@@ -58,7 +58,7 @@ pub fn router(app: AppState) -> Router {
         ));
     let batch = Router::new()
         .route("/api/events/batch", post(events::post_batch))
-        .layer(DefaultBodyLimit::max(config.max_batch_bytes));
+        .layer(DefaultBodyLimit::max(config.events.max_batch_bytes));
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
@@ -156,7 +156,7 @@ pub fn router(app: AppState) -> Router {
             "/api/demo",
             get(demo::status).post(demo::start).delete(demo::stop),
         )
-        .layer(DefaultBodyLimit::max(config.max_event_bytes))
+        .layer(DefaultBodyLimit::max(config.events.max_event_bytes))
         .merge(batch)
         .merge(cached)
         .merge(web::routes())

@@ -162,8 +162,8 @@ impl Services {
         };
         let chains = chains::Chains {
             store: Arc::clone(&stores.chains),
-            ttl: Duration::from_secs(config.session_ttl_secs),
-            stale_after: Duration::from_secs(config.chain_stale_secs),
+            ttl: Duration::from_secs(config.events.session_ttl_secs),
+            stale_after: Duration::from_secs(config.chains.chain_stale_secs),
             limits: config.chain_limits(),
             metrics: Arc::clone(metrics),
         };
@@ -172,14 +172,14 @@ impl Services {
             sessions: Arc::clone(&stores.sessions),
             chains: chains.clone(),
             metrics: Arc::clone(metrics),
-            max_event_bytes: config.max_event_bytes,
+            max_event_bytes: config.events.max_event_bytes,
         };
         let control = control::Control {
             store: Arc::clone(&stores.control),
             sessions: sessions.clone(),
             events: events.clone(),
             waiters: Arc::clone(waiters),
-            ttl: Duration::from_secs(config.queue_ttl_secs),
+            ttl: Duration::from_secs(config.control.queue_ttl_secs),
             shutdown: shutdown.clone(),
             metrics: Arc::clone(metrics),
         };

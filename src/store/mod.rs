@@ -163,22 +163,23 @@ pub async fn open(
     shutdown: CancellationToken,
 ) -> Result<Stores, StoreError> {
     let settings = StoreSettings {
-        session_ttl: Duration::from_secs(config.session_ttl_secs),
-        max_events_per_session: config.max_events_per_session,
-        max_session_event_bytes: config.max_session_event_bytes,
+        session_ttl: Duration::from_secs(config.events.session_ttl_secs),
+        max_events_per_session: config.events.max_events_per_session,
+        max_session_event_bytes: config.events.max_session_event_bytes,
         dedup_window: DEDUP_WINDOW,
         instance_id,
-        pubsub_probe_every: config.pubsub_probe_every,
-        read_max_bytes: config.read_max_bytes,
-        queue_max_items: config.queue_max_items,
-        memory_max_bytes: config.memory_store_max_bytes,
+        pubsub_probe_every: config.store.pubsub_probe_every,
+        read_max_bytes: config.events.read_max_bytes,
+        queue_max_items: config.control.queue_max_items,
+        memory_max_bytes: config.store.memory_store_max_bytes,
         services: config.services.clone(),
         metrics,
     };
-    match &config.redis_url {
+    match &config.store.redis_url {
         None => Ok(memory::MemoryStore::start(settings, tasks, shutdown)),
         Some(url) => {
-            redis::RedisStore::start(url, &config.redis_prefix, settings, tasks, shutdown).await
+            redis::RedisStore::start(url, &config.store.redis_prefix, settings, tasks, shutdown)
+                .await
         }
     }
 }

@@ -361,7 +361,7 @@ async fn large_events_are_taken_and_bounded_by_bytes(env: Env) {
 /// A small per-session allowance; the event size limit stays the default, so the 900 KiB
 /// event of [`large_events_are_taken_and_bounded_by_bytes`] tests it.
 fn session_bytes(c: &mut afw_gateway::Config) {
-    c.max_session_event_bytes = 100 * 1024;
+    c.events.max_session_event_bytes = 100 * 1024;
 }
 
 conformance! {

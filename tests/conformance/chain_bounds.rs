@@ -178,8 +178,8 @@ async fn chain_listings_come_in_pages(env: Env) {
 conformance! {
     chain_listings_come_in_pages => crate::defaults,
     a_chain_past_its_limit_is_refused_whole => |c| {
-        c.chain_max_bytes = Some(16_384);
-        c.chain_value_max_bytes = 1024;
+        c.chains.chain_max_bytes = Some(16_384);
+        c.chains.chain_value_max_bytes = 1024;
     },
     chains_are_bounded_and_a_batch_moves_each_once => crate::defaults,
 }

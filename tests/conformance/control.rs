@@ -416,14 +416,14 @@ async fn queues_are_bounded_by_items_and_answers_by_bytes(env: Env) {
 
 conformance! {
     queues_are_bounded_by_items_and_answers_by_bytes => |c| {
-        c.queue_max_items = 5;
-        c.max_event_bytes = 4096;
-        c.max_batch_bytes = 4096;
-        c.read_max_bytes = 4096;
+        c.control.queue_max_items = 5;
+        c.events.max_event_bytes = 4096;
+        c.events.max_batch_bytes = 4096;
+        c.events.read_max_bytes = 4096;
         c.realtime.ws_outbound_limit_bytes = 65536;
     },
     command_life_cycle => crate::defaults,
-    commands_expire_each_on_its_own_clock => |c| c.queue_ttl_secs = 1,
+    commands_expire_each_on_its_own_clock => |c| c.control.queue_ttl_secs = 1,
     consume_takes_commands_once => crate::defaults,
     commands_read_flat_and_newer_ones_settle_older => crate::defaults,
     input_is_taken_all_at_once => crate::defaults,

@@ -433,9 +433,9 @@ async fn reads_stop_at_their_byte_budget_and_page_on(env: Env) {
 
 conformance! {
     reads_stop_at_their_byte_budget_and_page_on => |c| {
-        c.max_event_bytes = 4096;
-        c.max_batch_bytes = 4096;
-        c.read_max_bytes = 4096;
+        c.events.max_event_bytes = 4096;
+        c.events.max_batch_bytes = 4096;
+        c.events.read_max_bytes = 4096;
         c.realtime.ws_outbound_limit_bytes = 65536;
     },
     bodies_are_stored_as_they_came => crate::defaults,
@@ -443,6 +443,6 @@ conformance! {
     batch_follows_array_order_and_is_all_or_nothing => crate::defaults,
     reads_by_after_since_and_recent => crate::defaults,
     event_ids_are_idempotent => crate::defaults,
-    each_session_keeps_its_newest_events => |c| c.max_events_per_session = 5,
+    each_session_keeps_its_newest_events => |c| c.events.max_events_per_session = 5,
     odd_ids_are_ids_of_their_own => crate::defaults,
 }

@@ -271,7 +271,7 @@ async fn claims_and_dead_letter_pages_stop_at_read_max_bytes(env: Env) {
 }
 
 fn small_reads(c: &mut afw_gateway::Config) {
-    c.read_max_bytes = 1024 * 1024;
+    c.events.read_max_bytes = 1024 * 1024;
 }
 
 conformance! {

@@ -298,7 +298,7 @@ async fn a_listing_past_the_end_is_an_empty_page(env: Env) {
 conformance! {
     session_crud => crate::defaults,
     concurrent_patches_of_different_fields_both_survive => crate::defaults,
-    sessions_expire_and_their_stream_starts_a_new_epoch => |c| c.session_ttl_secs = 1,
+    sessions_expire_and_their_stream_starts_a_new_epoch => |c| c.events.session_ttl_secs = 1,
     sessions_list_pages_and_filters => crate::defaults,
     awaiting_sets_state_and_publishes_an_event => crate::defaults,
     deleting_a_session_takes_its_stream_input_and_chains => crate::defaults,

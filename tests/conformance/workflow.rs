@@ -245,7 +245,7 @@ async fn an_extended_session_keeps_its_own_ttl(env: Env) {
 }
 
 fn two_second_sessions(c: &mut afw_gateway::Config) {
-    c.session_ttl_secs = 2;
+    c.events.session_ttl_secs = 2;
 }
 
 /// Stats come from counters kept by every write and removal (a deleted session's chains leave

@@ -162,11 +162,9 @@ async fn a_connection_flood_leaves_established_clients_and_health_working() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_store_refuses_writes_past_its_budget() {
-    let gw = Gateway::start(Config {
-        memory_store_max_bytes: 4 * 1024 * 1024,
-        ..support::config(None)
-    })
-    .await;
+    let mut config = support::config(None);
+    config.store.memory_store_max_bytes = 4 * 1024 * 1024;
+    let gw = Gateway::start(config).await;
     let meta = "m".repeat(8 * 1024);
     let mut created = 0;
     let refusal = loop {

@@ -67,11 +67,9 @@ async fn bad_frames_get_errors_and_the_socket_stays_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_with_4008_and_others_are_unaffected() {
-    let mut config = Config {
-        max_event_bytes: 64 * 1024,
-        max_batch_bytes: 256 * 1024,
-        ..support::config(None)
-    };
+    let mut config = support::config(None);
+    config.events.max_event_bytes = 64 * 1024;
+    config.events.max_batch_bytes = 256 * 1024;
     config.realtime.ws_outbound_limit_bytes = 256 * 1024;
     let gw = Gateway::start(config).await;
     let mut slow = WsClient::connect(&gw.ws_url()).await;

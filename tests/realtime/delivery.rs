@@ -100,9 +100,10 @@ async fn three_instances_deliver_every_event_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_prefix_is_followed_by_keys_and_channel() {
     let redis = RedisServer::start().await;
-    let config = || Config {
-        redis_prefix: "x:".into(),
-        ..support::config(Some(&redis))
+    let config = || {
+        let mut c = support::config(Some(&redis));
+        c.store.redis_prefix = "x:".into();
+        c
     };
     let a = Gateway::start(config()).await;
     let b = Gateway::start(config()).await;

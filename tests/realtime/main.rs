@@ -11,7 +11,6 @@ mod support;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use afw_gateway::Config;
 use futures::future::join_all;
 use serde_json::{json, Value};
 use support::{Gateway, RedisServer, WsClient};

@@ -72,11 +72,9 @@ async fn resume_with_since_on_another_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_that_cannot_be_exact_says_so_and_replays_nothing() {
     let redis = RedisServer::start().await;
-    let gw = Gateway::start(Config {
-        max_events_per_session: 5,
-        ..support::config(Some(&redis))
-    })
-    .await;
+    let mut config = support::config(Some(&redis));
+    config.events.max_events_per_session = 5;
+    let gw = Gateway::start(config).await;
     for i in 0..10 {
         gw.post_event(json!({"sessionId": "lost", "type": "t", "i": i}))
             .await;

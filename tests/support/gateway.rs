@@ -338,8 +338,7 @@ pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
 
 /// A gateway config on the given Redis (or the memory store for `None`).
 pub fn config(redis: Option<&RedisServer>) -> Config {
-    Config {
-        redis_url: redis.map(|r| r.url()),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.store.redis_url = redis.map(|r| r.url());
+    config
 }
