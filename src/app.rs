@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::credentials::Credentials;
 use crate::demo::DemoRunner;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
@@ -34,6 +35,7 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     config: Config,
+    credentials: Arc<Credentials>,
     stores: Stores,
     services: Services,
     hub: Arc<Hub>,
@@ -55,6 +57,7 @@ struct Inner {
 /// The parts the app state is made of, each built by [`crate::run`] in its turn.
 pub struct Parts {
     pub config: Config,
+    pub credentials: Arc<Credentials>,
     pub stores: Stores,
     pub services: Services,
     pub hub: Arc<Hub>,
@@ -67,6 +70,7 @@ impl AppState {
     pub fn new(parts: Parts) -> AppState {
         let Parts {
             config,
+            credentials,
             stores,
             services,
             hub,
@@ -80,6 +84,9 @@ impl AppState {
             control: Control::clone(&services.control),
             instance_id: Arc::clone(&instance_id),
             shutdown: shutdown.clone(),
+            credentials: Arc::clone(&credentials),
+            auth_timeout: config.auth.ws_auth_timeout,
+            auth_grace: config.auth.ws_auth_grace,
             outbound_limit: config.realtime.ws_outbound_limit_bytes,
             max_event_bytes: config.events.max_event_bytes,
             write_timeout: config.realtime.ws_write_timeout,
@@ -90,6 +97,7 @@ impl AppState {
         });
         AppState(Arc::new(Inner {
             config,
+            credentials,
             stores,
             services,
             hub,
@@ -107,6 +115,10 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    pub fn credentials(&self) -> &Arc<Credentials> {
+        &self.0.credentials
     }
 
     pub fn stores(&self) -> &Stores {

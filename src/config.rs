@@ -12,6 +12,7 @@ use clap::Parser;
 use crate::domain::chain::ChainLimits;
 
 mod aliases;
+mod auth;
 mod chains;
 mod control;
 mod events;
@@ -21,6 +22,7 @@ mod services;
 mod store;
 mod values;
 pub use aliases::Aliases;
+pub use auth::Auth;
 pub use chains::Chains;
 pub use control::Control;
 pub use events::{Events, DEFAULT_MAX_EVENT_BYTES};
@@ -28,7 +30,7 @@ pub use http::Http;
 pub use realtime::Realtime;
 pub use services::Services;
 pub use store::Store;
-use values::{bad, check_api_keys, trimmed};
+use values::{bad, trimmed};
 pub use values::{Compat, ConfigError, LogFormat, MIN_API_KEY_CHARS};
 
 pub const DEFAULT_PORT: u16 = 3001;
@@ -50,17 +52,6 @@ pub struct Config {
     /// Address to bind. A non-loopback address needs AFW_API_KEYS (or AFW_INSECURE=1).
     #[arg(long, env = "HOST", value_name = "HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
-    /// Comma-separated API keys accepted as `Authorization: Bearer <key>` (each at least 16
-    /// characters, never the examples' placeholder). Empty: no auth, loopback only.
-    #[arg(
-        long,
-        env = "AFW_API_KEYS",
-        value_name = "AFW_API_KEYS",
-        value_delimiter = ',',
-        value_parser = trimmed,
-        hide_env_values = true
-    )]
-    pub api_keys: Vec<String>,
     /// Comma-separated origins allowed by CORS and for WebSocket upgrades and requests that
     /// carry an `Origin` (`*` for any). Empty: no CORS headers, and only the gateway's own
     /// origin.
@@ -97,6 +88,8 @@ pub struct Config {
     #[arg(long, env = "AFW_INSECURE", value_name = "AFW_INSECURE")]
     pub insecure: bool,
     #[command(flatten)]
+    pub auth: Auth,
+    #[command(flatten)]
     pub http: Http,
     #[command(flatten)]
     pub store: Store,
@@ -124,13 +117,13 @@ impl Default for Config {
         Config {
             port: DEFAULT_PORT,
             host: IpAddr::from([127, 0, 0, 1]),
-            api_keys: Vec::new(),
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             web_demo_dir: None,
             compat: None,
             log_format: LogFormat::Pretty,
             insecure: false,
+            auth: Auth::default(),
             http: Http::default(),
             store: Store::default(),
             events: Events::default(),
@@ -159,7 +152,7 @@ impl Config {
                 ));
             }
         }
-        check_api_keys(&self.api_keys)?;
+        self.auth.validate()?;
         self.store.validate()?;
         self.events.validate()?;
         self.control.validate()?;
@@ -174,11 +167,11 @@ impl Config {
         self.http.validate()?;
         self.realtime.validate()?;
         self.services.validate()?;
-        if !self.host.is_loopback() && self.api_keys.is_empty() && !self.insecure {
+        if !self.host.is_loopback() && !self.auth.required() && !self.insecure {
             return Err(bad(
                 "HOST",
                 format!(
-                    "{} is not a loopback address and no AFW_API_KEYS are set; set keys or AFW_INSECURE=1",
+                    "{} is not a loopback address and no credentials are set (AFW_API_KEYS, AFW_JWT_SECRET or AFW_JWT_PUBLIC_KEYS); set them or AFW_INSECURE=1",
                     self.host
                 ),
             ));
@@ -218,7 +211,10 @@ mod tests {
             "--cors-origins",
             " http://a , http://b",
         ]);
-        assert_eq!(c.api_keys, ["key-one-0123456789", "key-two-0123456789"]);
+        assert_eq!(
+            c.auth.api_keys,
+            ["key-one-0123456789", "key-two-0123456789"]
+        );
         assert!(c.validate().is_ok());
         assert_eq!(c.cors_origins, ["http://a", "http://b"]);
         let c = parse(&["afw-gateway", "--api-keys", "key-one-0123456789, ,k2"]);
@@ -236,10 +232,8 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate().unwrap_err().var, "HOST");
-        let keyed = Config {
-            api_keys: vec!["a-key-of-16-chars".into()],
-            ..c.clone()
-        };
+        let mut keyed = c.clone();
+        keyed.auth.api_keys = vec!["a-key-of-16-chars".into()];
         assert!(keyed.validate().is_ok());
         let insecure = Config {
             insecure: true,

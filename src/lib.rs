@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! Layers from the bottom up; each imports only from the layers below it.
-//! - [`time`], [`metrics`], [`config`]: timestamps, counters, every setting.
+//! - [`time`], [`metrics`], [`config`], [`credentials`]: timestamps, counters, every setting,
+//!   and who a key or token stands for.
 //! - [`domain`]: what the data is and its rules (sessions, events, commands and input, the
 //!   chain state machine), with no I/O.
 //! - [`bus`]: what instances tell each other.
@@ -30,6 +31,7 @@ use tokio_util::task::TaskTracker;
 pub mod app;
 pub mod bus;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod domain;
 pub mod http;
@@ -51,7 +53,7 @@ pub enum RunError {
     Io(#[from] std::io::Error),
 }
 
-/// Builds the gateway's parts in order, each given what it needs: the counters, the store (and
+/// Builds the gateway's parts in order, each given what it needs: the credentials, the counters, the store (and
 /// its background tasks on `tasks`), the bus it feeds, the long polls' waiters, the services,
 /// the hub of local subscribers, the fan-out between bus and hub, and the app state the router
 /// is made from. Everything stops on `shutdown`.
@@ -61,6 +63,7 @@ pub async fn build(
     shutdown: &CancellationToken,
 ) -> Result<app::AppState, RunError> {
     config.validate()?;
+    let credentials = Arc::new(credentials::Credentials::new(&config.auth)?);
     let instance_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
     let metrics = Arc::new(metrics::Metrics::new());
     let stores = store::open(
@@ -95,6 +98,7 @@ pub async fn build(
     ));
     Ok(app::AppState::new(app::Parts {
         config,
+        credentials,
         stores,
         services,
         hub,

@@ -14,6 +14,9 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "demo") {
         return demo(&args[1..]);
     }
+    if args.get(1).is_some_and(|a| a == "token") {
+        return token(&args[1..]);
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -28,7 +31,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(e) = config.validate() {
+    // The credentials are made again by `build`; made here first, a bad key entry or key file
+    // stops start-up like any bad setting.
+    if let Err(e) = config
+        .validate()
+        .and_then(|()| afw_gateway::credentials::Credentials::new(&config.auth).map(drop))
+    {
         eprintln!("afw-gateway: invalid configuration: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -64,6 +72,32 @@ fn main() -> ExitCode {
     // Whatever is still running after the grace period is dropped, not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code
+}
+
+/// `afw-gateway token --sub ada [--tenant T] [--role viewer] [--ttl 1h] [--sessions 'build-*']`:
+/// prints a signed token.
+fn token(args: &[std::ffi::OsString]) -> ExitCode {
+    let args = match afw_gateway::credentials::TokenArgs::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match args.token() {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("afw-gateway token: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
 }
 
 /// `afw-gateway demo [--target URL] [--agents N]`: simulated agents until Ctrl-C.

@@ -12,11 +12,9 @@ use support::{Gateway, RedisServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_and_its_files_are_served_without_credentials() {
-    let gw = Gateway::start(Config {
-        api_keys: vec!["key-one-0123456789".into()],
-        ..support::config(None)
-    })
-    .await;
+    let mut config = support::config(None);
+    config.auth.api_keys = vec!["key-one-0123456789".into()];
+    let gw = Gateway::start(config).await;
     let http = &gw.http;
     let page = http.get(gw.url("/?session=abc")).send().await.unwrap();
     assert_eq!(page.status(), 200);

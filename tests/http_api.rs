@@ -242,11 +242,9 @@ async fn request_and_correlation_ids_are_carried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_guard_every_route_but_health_and_ready() {
-    let gw = Gateway::start(Config {
-        api_keys: vec!["key-one-0123456789".into(), "key-two-0123456789".into()],
-        ..support::config(None)
-    })
-    .await;
+    let mut config = support::config(None);
+    config.auth.api_keys = vec!["key-one-0123456789".into(), "key-two-0123456789".into()];
+    let gw = Gateway::start(config).await;
     let http = &gw.http;
     for path in ["/health", "/ready"] {
         assert_eq!(
@@ -265,7 +263,7 @@ async fn api_keys_guard_every_route_but_health_and_ready() {
         .unwrap();
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     let (s, v) = status_json(r).await;
-    assert_error(s, &v, 401, "unauthorized");
+    assert_error(s, &v, 401, "invalid_token");
     let r = http
         .post(gw.url("/api/events"))
         .json(&json!({"sessionId": "a", "type": "t"}))
@@ -289,8 +287,13 @@ async fn api_keys_guard_every_route_but_health_and_ready() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let refused = tokio_tungstenite::connect_async(gw.ws_url()).await;
-    assert!(refused.is_err(), "no token, no WebSocket");
+    // Without a token the socket opens but serves nothing before an `auth` message.
+    let mut pending = support::WsClient::connect(&gw.ws_url()).await;
+    pending
+        .send(json!({"type": "subscribe", "sessionId": "a"}))
+        .await;
+    let answer = pending.recv().await;
+    assert_eq!(answer["code"], "unauthorized", "{answer}");
     let refused = tokio_tungstenite::connect_async(format!("{}?token=nope", gw.ws_url())).await;
     assert!(refused.is_err(), "a wrong token, no WebSocket");
     let mut c =

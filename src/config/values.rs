@@ -50,28 +50,3 @@ pub(super) fn parse_secs(text: &str) -> Result<Duration, String> {
 
 /// The shortest API key the gateway starts with (a guessable key is no key).
 pub const MIN_API_KEY_CHARS: usize = 16;
-
-/// Refuses empty keys (a stray comma), short ones and the examples' placeholder, each with one
-/// line that says what to do.
-pub(super) fn check_api_keys(keys: &[String]) -> Result<(), ConfigError> {
-    let var = "AFW_API_KEYS";
-    if keys.iter().any(|k| k.trim().is_empty()) {
-        return Err(bad(var, "contains an empty key (check for a stray comma)"));
-    }
-    if keys.iter().any(|k| k.chars().count() < MIN_API_KEY_CHARS) {
-        return Err(bad(
-            var,
-            format!("a key is shorter than {MIN_API_KEY_CHARS} characters; use a long random one (openssl rand -hex 32)"),
-        ));
-    }
-    if keys
-        .iter()
-        .any(|k| k.to_ascii_lowercase().starts_with("change-me"))
-    {
-        return Err(bad(
-            var,
-            "still holds the example's placeholder key; set a long random one (openssl rand -hex 32)",
-        ));
-    }
-    Ok(())
-}

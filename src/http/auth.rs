@@ -1,54 +1,125 @@
 //! Who may call, in one middleware: first the browser rules ([`super::browser`]: the Host, the
-//! Origin, cross-site requests), then API-key authentication: with `AFW_API_KEYS` set, every
-//! route but `/health`, `/ready` and the dashboard's files needs `Authorization: Bearer <key>`
-//! (or, for `/ws`, `?token=<key>`, since browsers cannot set headers on a WebSocket). One layer
-//! rather than two: each middleware layer costs every request an allocation.
+//! Origin, cross-site requests), then the credentials ([`crate::credentials`]): with any
+//! configured, every route but `/health`, `/ready` and the dashboard's files needs
+//! `Authorization: Bearer <key or token>` (or, for `/ws`, `?token=`, or an `auth` message once
+//! connected), and the route's role ([`need`]). The principal rides on the request as an
+//! extension for the handlers that look at it (the WebSocket). One layer rather than two: each
+//! middleware layer costs every request an allocation.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::browser::BrowserPolicy;
 use super::error::ApiError;
-
-const PUBLIC: [&str; 2] = ["/health", "/ready"];
+use crate::credentials::{Credentials, Principal, Role};
 
 /// What the middleware checks, made once from the config.
 pub struct Access {
     pub browser: BrowserPolicy,
-    pub keys: Vec<String>,
+    pub credentials: Arc<Credentials>,
+}
+
+/// What a route needs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: health, readiness, the dashboard's files.
+    Open,
+    /// A credential with at least this role.
+    Role(Role),
+}
+
+/// The role each route needs. Reads need `viewer`, writes `agent`, and the operations routes
+/// (metrics, cleanups, clearing the cache, the demo agents) `admin`. Taking input is a write
+/// although it is a GET.
+pub fn need(method: &Method, path: &str) -> Need {
+    if matches!(path, "/health" | "/ready") || super::web::is_public(path) {
+        return Need::Open;
+    }
+    let read = method == Method::GET || method == Method::HEAD;
+    let admin = path == "/metrics"
+        || (path == "/api/demo" && !read)
+        || (method == Method::POST
+            && matches!(path, "/api/chains/cleanup" | "/api/workflow-state/cleanup"))
+        || (method == Method::DELETE && path == "/api/cache");
+    if admin {
+        Need::Role(Role::Admin)
+    } else if read && !(path.starts_with("/api/sessions/") && path.ends_with("/input")) {
+        Need::Role(Role::Viewer)
+    } else {
+        Need::Role(Role::Agent)
+    }
+}
+
+/// The session a route's path names, for credentials narrowed to some sessions.
+fn named_session(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix("/api/sessions/")
+        .or_else(|| path.strip_prefix("/api/events/"))
+        .or_else(|| path.strip_prefix("/api/commands/"))?;
+    let id = rest.split('/').next().filter(|id| !id.is_empty())?;
+    (id != "batch").then_some(id)
 }
 
 pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
     if let Some(refused) = access.browser.refuse(req.uri().path(), req.headers()) {
         return refused.into_response();
     }
-    let keys = &access.keys;
-    if keys.is_empty()
-        || PUBLIC.contains(&req.uri().path())
-        || super::web::is_public(req.uri().path())
-    {
+    if !access.credentials.required() {
         return next.run(req).await;
     }
+    let Need::Role(role) = need(req.method(), req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let ws = req.uri().path() == "/ws";
     let presented = bearer(&req).or_else(|| {
-        (req.uri().path() == "/ws")
-            .then(|| query_token(req.uri().query().unwrap_or("")))
+        ws.then(|| query_token(req.uri().query().unwrap_or("")))
             .flatten()
     });
-    match presented {
-        Some(token)
-            if keys
-                .iter()
-                .any(|k| constant_time_eq(k.as_bytes(), token.as_bytes())) =>
-        {
-            next.run(req).await
-        }
-        Some(_) => unauthorized("the credentials are not valid"),
-        None => unauthorized("send Authorization: Bearer <api key>"),
+    let principal = match presented {
+        Some(token) => match access.credentials.authenticate(&token) {
+            Ok(p) => p,
+            Err(refusal) => return unauthorized(refusal.code, &refusal.message),
+        },
+        // A WebSocket may send its credentials in its first message instead.
+        None if ws => return next.run(req).await,
+        None => return unauthorized("unauthorized", "send Authorization: Bearer <key or token>"),
+    };
+    if let Some(refused) = refuse(&principal, role, req.uri().path(), ws) {
+        return refused.into_response();
     }
+    let mut req = req;
+    req.extensions_mut().insert(Arc::new(principal));
+    next.run(req).await
+}
+
+/// Whether `principal` may use a route of `path` that needs `role`.
+fn refuse(principal: &Principal, role: Role, path: &str, ws: bool) -> Option<ApiError> {
+    if !principal.allows(role) {
+        return Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this route needs the {} role; the credentials have {}",
+                role.as_str(),
+                principal.role.as_str()
+            ),
+        ));
+    }
+    if principal.sessions.is_some() && !ws {
+        let reached = named_session(path).is_some_and(|id| principal.may_see(id));
+        if !reached {
+            return Some(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "these credentials reach only the sessions they name, on routes that name one",
+            ));
+        }
+    }
+    None
 }
 
 fn bearer(req: &Request) -> Option<String> {
@@ -67,19 +138,11 @@ fn query_token(query: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-fn unauthorized(message: &str) -> Response {
-    let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+fn unauthorized(code: &'static str, message: &str) -> Response {
+    let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, code, message).into_response();
     resp.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     resp
-}
-
-/// Compares without stopping at the first differing byte, so timing does not leak the key.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -87,10 +150,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn compares_keys() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
+    fn routes_need_roles() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(need(&get, "/health"), Need::Open);
+        assert_eq!(need(&get, "/metrics"), Need::Role(Role::Admin));
+        assert_eq!(need(&get, "/api/sessions"), Need::Role(Role::Viewer));
+        assert_eq!(need(&get, "/api/sessions/s/input"), Need::Role(Role::Agent));
+        assert_eq!(need(&post, "/api/events"), Need::Role(Role::Agent));
+        assert_eq!(need(&post, "/api/chains/cleanup"), Need::Role(Role::Admin));
+        assert_eq!(need(&Method::DELETE, "/api/cache"), Need::Role(Role::Admin));
+        assert_eq!(
+            need(&Method::DELETE, "/api/cache/k"),
+            Need::Role(Role::Agent)
+        );
+        assert_eq!(named_session("/api/sessions/s1/commands"), Some("s1"));
+        assert_eq!(named_session("/api/events/s2/recent"), Some("s2"));
+        assert_eq!(named_session("/api/events/batch"), None);
+        assert_eq!(named_session("/api/sessions"), None);
         assert_eq!(query_token("a=1&token=k%20x"), Some("k x".into()));
         assert_eq!(query_token("a=1"), None);
     }

@@ -66,7 +66,7 @@ pub async fn start(State(app): State<AppState>, ApiJson(body): ApiJson<StartDemo
     let args = DemoArgs {
         target: format!("http://{addr}"),
         agents,
-        token: app.config().api_keys.first().cloned(),
+        token: crate::credentials::agent_token(&app.config().auth),
         speed,
     };
     let running = app.demo().start(args, app.shutdown_token());

@@ -165,12 +165,12 @@ pub fn router(app: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             Arc::new(auth::Access {
                 browser: browser::BrowserPolicy::new(
-                    !config.api_keys.is_empty(),
+                    config.auth.required(),
                     config.host.is_loopback(),
                     &config.allowed_hosts,
                     &allowed_origins(&config),
                 ),
-                keys: config.api_keys.clone(),
+                credentials: app.credentials().clone(),
             }),
             auth::middleware,
         ))

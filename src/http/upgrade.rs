@@ -3,17 +3,22 @@
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use tracing::Instrument;
 
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::credentials::Principal;
 use crate::realtime::ws;
 
 pub async fn websocket(
     State(app): State<AppState>,
+    principal: Option<Extension<Arc<Principal>>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let upgrade = match upgrade {
@@ -41,6 +46,7 @@ pub async fn websocket(
     let tracker = app.connections().clone();
     ws::configure(upgrade).on_upgrade(move |socket| {
         let span = tracing::debug_span!("ws", conn = id);
-        tracker.track_future(ws::serve(ctx, id, socket).instrument(span))
+        let principal = principal.map(|Extension(p)| p);
+        tracker.track_future(ws::serve(ctx, id, socket, principal).instrument(span))
     })
 }

@@ -73,6 +73,9 @@ pub enum ClientMessage {
     Ping,
     /// Input for the session's agent, queued like `POST /api/sessions/:id/input`.
     Input { session_id: String, payload: Value },
+    /// Credentials: the first ones of a connection opened without, or fresh ones before the
+    /// current ones expire.
+    Auth { token: String },
 }
 
 /// Why a client message could not be used; sent back as an `error` message.
@@ -101,6 +104,11 @@ struct SubscribeFields {
 #[serde(rename_all = "camelCase")]
 struct UnsubscribeFields {
     session_id: String,
+}
+
+#[derive(Deserialize)]
+struct AuthFields {
+    token: String,
 }
 
 #[derive(Deserialize)]
@@ -143,10 +151,10 @@ impl ClientMessage {
                     payload: f.payload,
                 })
             }
-            "auth" => Err(perr(
-                "not_supported",
-                format!("\"{kind}\" messages are not supported by this version yet"),
-            )),
+            "auth" => {
+                let f: AuthFields = serde_json::from_value(value).map_err(fields)?;
+                Ok(ClientMessage::Auth { token: f.token })
+            }
             other => Err(perr(
                 "unknown_type",
                 format!("unknown message type \"{other}\""),
@@ -267,6 +275,12 @@ pub fn input_queued(session_id: &str, input_id: &Value) -> String {
     json!({"type": "input_queued", "sessionId": session_id, "inputId": input_id}).to_string()
 }
 
+/// The answer to an accepted `auth` message: when the credentials expire (`null`: never).
+pub fn auth_ok(expires_at_ms: Option<i64>) -> String {
+    let at = expires_at_ms.map_or(Value::Null, crate::time::iso_ms);
+    json!({"type": "auth_ok", "expiresAt": at}).to_string()
+}
+
 pub fn pong(client_id: &str) -> String {
     json!({"type": "pong", "clientId": client_id}).to_string()
 }
@@ -303,6 +317,10 @@ mod tests {
             ClientMessage::parse(r#"{"type":"ping"}"#),
             Ok(ClientMessage::Ping)
         );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"auth","token":"t"}"#),
+            Ok(ClientMessage::Auth { token: "t".into() })
+        );
     }
 
     #[test]
@@ -316,7 +334,7 @@ mod tests {
             code(r#"{"type":"subscribe","sessionId":"s","since":-1}"#),
             "invalid_message"
         );
-        assert_eq!(code(r#"{"type":"auth","token":"t"}"#), "not_supported");
+        assert_eq!(code(r#"{"type":"auth"}"#), "invalid_message");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! queue for this connection, pings, and closes (1001 on shutdown, 4008 when over budget).
 //!
 //! What it keeps per subscribed session, and how replay and live events meet without a gap or
-//! a duplicate, is `streams`.
+//! a duplicate, is `streams`; what each client message does, `messages`; what its credentials
+//! allow and when they run out, `grant`; the deadline of every write, `deadline`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,17 +13,21 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{self, ConnHandle, ConnQueue, Hub, Outbound};
 
+mod deadline;
+mod grant;
+mod messages;
 mod streams;
 use super::protocol::{self as proto, close, ClientMessage};
-use crate::domain::control::NewInput;
+use crate::credentials::{Credentials, Principal};
 use crate::service::control::Control;
 use crate::store::EventStore;
+use deadline::bounded;
+use grant::{expiry, Grant};
 
 /// Messages written per flush at most.
 const BATCH: usize = 64;
@@ -41,6 +46,12 @@ pub struct WsContext {
     pub instance_id: Arc<str>,
     /// Cancelled on shutdown: every connection closes with 1001.
     pub shutdown: CancellationToken,
+    /// Checks an `auth` message's token, and tells whether one is needed at all.
+    pub credentials: Arc<Credentials>,
+    /// How long a connection opened without credentials may take to send them.
+    pub auth_timeout: Duration,
+    /// How long a connection outlives its token's expiry, waiting for a fresh one.
+    pub auth_grace: Duration,
     pub outbound_limit: usize,
     /// Largest stored event: with `outbound_limit`, sizes the first page of a replay.
     pub max_event_bytes: usize,
@@ -54,57 +65,21 @@ pub struct WsContext {
     pub heartbeat: &'static str,
 }
 
-/// A write to the socket that ends the connection with 4008 when the hub closes it for being
-/// over its budget, or when the socket takes no more for `limit` (`WS_WRITE_TIMEOUT_SECS`): the
-/// one deadline of live frames and replays alike. The usual write completes at once and sets no
-/// timer.
-async fn bounded<F>(
-    write: F,
-    closed: impl std::future::Future<Output = ()>,
-    limit: Duration,
-) -> Result<(), End>
-where
-    F: std::future::Future<Output = Result<(), axum::Error>>,
-{
-    tokio::select! {
-        biased;
-        r = write => r.map_err(|_| End::Gone),
-        _ = closed => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
-        _ = Deadline::after(limit) => Err(End::Close(close::SLOW_CONSUMER, "slow_consumer")),
-    }
-}
-
-/// A timer set on its first poll, on the heap: the usual write completes before it is ever
-/// polled, and an idle connection's future holds no timer (it is in every idle connection).
-struct Deadline {
-    limit: Duration,
-    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl Deadline {
-    fn after(limit: Duration) -> Deadline {
-        Deadline { limit, sleep: None }
-    }
-}
-
-impl std::future::Future for Deadline {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        let limit = self.limit;
-        self.sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)))
-            .as_mut()
-            .poll(cx)
-    }
-}
-
-/// Serves one upgraded connection until it closes.
-pub async fn serve(ctx: Arc<WsContext>, id: u64, socket: WebSocket) {
-    Connection::new(ctx, id, socket).run().await
+/// Serves one upgraded connection until it closes. `principal` is what the upgrade's
+/// credentials said; without them, when credentials are required, the connection waits for an
+/// `auth` message.
+pub async fn serve(
+    ctx: Arc<WsContext>,
+    id: u64,
+    socket: WebSocket,
+    principal: Option<Arc<Principal>>,
+) {
+    let grant = match principal {
+        Some(p) => Grant::Held(p),
+        None if ctx.credentials.required() => Grant::Pending,
+        None => Grant::Open,
+    };
+    Connection::new(ctx, id, socket, grant).run().await
 }
 
 /// Closes a connection the instance will not serve (`1013`: try again later) with the closing
@@ -156,12 +131,23 @@ struct Connection {
     sink: SplitSink<WebSocket, Message>,
     stream: Option<SplitStream<WebSocket>>,
     subs: HashMap<Arc<str>, streams::Sub>,
+    grant: Grant,
+    /// When the connection closes with 1008 unless credentials (or fresh ones) come: the
+    /// auth timeout while pending, the token's expiry plus the grace while held.
+    auth_due: Option<Instant>,
+    /// Set when `auth_due` changed, so the loop re-arms its timer.
+    auth_changed: bool,
 }
 
 impl Connection {
-    fn new(ctx: Arc<WsContext>, id: u64, socket: WebSocket) -> Connection {
+    fn new(ctx: Arc<WsContext>, id: u64, socket: WebSocket, grant: Grant) -> Connection {
         let (handle, queue) = hub::queue(id, ctx.outbound_limit);
         let (sink, stream) = socket.split();
+        let auth_due = match &grant {
+            Grant::Open => None,
+            Grant::Pending => Some(Instant::now() + ctx.auth_timeout),
+            Grant::Held(p) => expiry(p, ctx.auth_grace),
+        };
         Connection {
             ctx,
             client_id: uuid::Uuid::now_v7(),
@@ -170,6 +156,9 @@ impl Connection {
             sink,
             stream: Some(stream),
             subs: HashMap::new(),
+            grant,
+            auth_due,
+            auth_changed: false,
         }
     }
 
@@ -229,7 +218,8 @@ impl Connection {
         let mut pong_due: Option<Instant> = None;
         let beat = self.ctx.heartbeat_every;
         let mut next_beat = beat.map(|b| Instant::now() + b);
-        let timer = tokio::time::sleep_until(next_beat.map_or(next_ping, |b| b.min(next_ping)));
+        let first = next_beat.map_or(next_ping, |b| b.min(next_ping));
+        let timer = tokio::time::sleep_until(self.auth_due.map_or(first, |a| a.min(first)));
         tokio::pin!(timer);
         loop {
             let step = tokio::select! {
@@ -265,6 +255,12 @@ impl Connection {
                     if pong_due.is_some_and(|due| due <= now) {
                         return End::Close(close::PING_TIMEOUT, "ping timeout");
                     }
+                    if self.auth_due.is_some_and(|due| due <= now) {
+                        return match self.grant {
+                            Grant::Pending => End::Close(close::POLICY, "authentication required"),
+                            _ => End::Close(close::POLICY, "credentials expired"),
+                        };
+                    }
                     let mut r = Ok(());
                     if next_ping <= now {
                         next_ping = now + every;
@@ -279,12 +275,20 @@ impl Connection {
                     }
                     let wake = pong_due.map_or(next_ping, |due| due.min(next_ping));
                     let wake = next_beat.map_or(wake, |b| b.min(wake));
-                    timer.as_mut().reset(wake);
+                    timer.as_mut().reset(self.auth_due.map_or(wake, |a| a.min(wake)));
                     r
                 }
             };
             if let Err(end) = step {
                 return end;
+            }
+            if self.auth_changed {
+                self.auth_changed = false;
+                let wake = pong_due.map_or(next_ping, |due| due.min(next_ping));
+                let wake = next_beat.map_or(wake, |b| b.min(wake));
+                timer
+                    .as_mut()
+                    .reset(self.auth_due.map_or(wake, |a| a.min(wake)));
             }
         }
     }
@@ -346,55 +350,5 @@ impl Connection {
     ) -> Result<(), End> {
         self.send_text(proto::error(code, message, session_id))
             .await
-    }
-
-    async fn on_text(&mut self, text: &str) -> Result<(), End> {
-        match ClientMessage::parse(text) {
-            Err(e) => self.send_error(e.code, &e.message, None).await,
-            Ok(ClientMessage::Ping) => {
-                self.send_text(proto::pong(&self.client_id.to_string()))
-                    .await
-            }
-            Ok(ClientMessage::Unsubscribe { session_id }) => {
-                self.subs.remove(session_id.as_str());
-                self.ctx.hub.unsubscribe(&session_id, self.handle.id);
-                self.send_text(proto::unsubscribed(&session_id, "client"))
-                    .await
-            }
-            Ok(ClientMessage::Subscribe {
-                session_id,
-                since,
-                epoch,
-            }) => Box::pin(self.subscribe(session_id, since, epoch)).await,
-            Ok(ClientMessage::Input {
-                session_id,
-                payload,
-            }) => Box::pin(self.input(session_id, payload)).await,
-        }
-    }
-
-    /// Queues `payload` as input: `{input, prompt?}` as over HTTP, or the bare input value.
-    async fn input(&mut self, session_id: String, payload: Value) -> Result<(), End> {
-        let body = match payload {
-            Value::Object(mut o) if o.contains_key("input") => NewInput {
-                input: o.remove("input"),
-                prompt: o.remove("prompt"),
-            },
-            other => NewInput {
-                input: Some(other),
-                prompt: None,
-            },
-        };
-        let ctx = Arc::clone(&self.ctx);
-        match ctx.control.push_input(&session_id, body, "ws").await {
-            Ok(item) => {
-                self.send_text(proto::input_queued(&session_id, &item["inputId"]))
-                    .await
-            }
-            Err(e) => {
-                self.send_error(e.code(), &e.message(), Some(&session_id))
-                    .await
-            }
-        }
     }
 }
