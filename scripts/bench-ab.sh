@@ -9,11 +9,17 @@
 # the services beside the stream: jobs (enqueue, claim, complete) and workers (bulks and
 # completions that claim the next job) on both stores, cache hits on both.
 # Knobs: DURATION (s, default 10), ROUNDS (default 2), IDLE_CONNECTIONS (default 18000),
-# ONLY (the scenarios to run, space-separated; default all of them).
+# ONLY (the scenarios to run, space-separated; default all of them); A_ENV and B_ENV (more
+# settings for each side's gateway, `VAR=value ...`) and A_KEY and B_KEY (the credential each
+# side's load generator sends), so one binary can be measured against itself with a setting on
+# and off:
+#   B_ENV="AFW_JWT_SECRET=$S" B_KEY=$(AFW_JWT_SECRET=$S target/release/afw-gateway token \
+#     --sub lg --role agent) scripts/bench-ab.sh target/release/afw-gateway target/release/afw-gateway
 # Traffic stays on loopback. Results go to bench-results/ab-*.json and a table to stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1; B=$2
+A_ENV=${A_ENV:-}; B_ENV=${B_ENV:-}; A_KEY=${A_KEY:-}; B_KEY=${B_KEY:-}
 DURATION=${DURATION:-10}; ROUNDS=${ROUNDS:-2}; IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-18000}
 ONLY=${ONLY:-ingest-memory ingest-redis fanout-memory idle-memory jobs-memory jobs-redis workers-memory workers-redis cache-memory cache-redis}
 OUT=bench-results; mkdir -p "$OUT"
@@ -34,18 +40,20 @@ redis-server --port "$rport" --bind 127.0.0.1 --dir "$TMP/redis" --save "" --app
   --appendfsync everysec >"$TMP/redis.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
-scenario() { # name, binary, env, loadgen args...
+scenario() { # name, binary, env, loadgen args... (the side's SIDE_ENV and SIDE_KEY added)
   local name=$1 bin=$2 envs=$3; shift 3
-  read -r pid port < <(start "$bin" $envs)
+  read -r pid port < <(start "$bin" $envs $SIDE_ENV)
   PIDS+=("$pid")
   echo "bench-ab.sh: $name: afw-loadgen $*" >&2
-  "$LG" "$@" --target "http://127.0.0.1:$port" --gateway-pid "$pid" --json >"$OUT/ab-$name.json"
+  "$LG" "$@" --target "http://127.0.0.1:$port" --gateway-pid "$pid" --json \
+    ${SIDE_KEY:+--api-key "$SIDE_KEY"} >"$OUT/ab-$name.json"
   kill "$pid"; sleep 0.5
 }
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 for r in $(seq "$ROUNDS"); do
   for side in A B; do
-    bin=$A; [ "$side" = B ] && bin=$B
+    bin=$A; SIDE_ENV=$A_ENV; SIDE_KEY=$A_KEY
+    if [ "$side" = B ]; then bin=$B; SIDE_ENV=$B_ENV; SIDE_KEY=$B_KEY; fi
     want ingest-memory && scenario "ingest-memory-$side-$r" "$bin" "" ingest --connections 32 --duration "$DURATION"
     want ingest-redis && scenario "ingest-redis-$side-$r" "$bin" "REDIS_URL=redis://127.0.0.1:$rport" ingest --connections 32 --duration "$DURATION"
     redis-cli -p "$rport" flushall >/dev/null

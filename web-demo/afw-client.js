@@ -4,7 +4,9 @@
 // across reconnects, gateway restarts and page reloads:
 //
 //   import { connect } from '/afw-client.js';
-//   const client = connect(location.origin, { token });
+//   const client = connect(location.origin, { token });   // an API key, or a token
+//   // or, with tokens that expire: called before each connection and before each expiry
+//   const client = connect(location.origin, { getToken: () => fetch('/my-token').then((r) => r.text()) });
 //   client.on('state', (state, info) => console.log(state, info.instanceId));
 //   const sub = client.subscribe('session-1', (event, { seq, epoch, recovered }) => {
 //     console.log(seq, event.type);
@@ -27,6 +29,7 @@ const DEFAULTS = {
   deadAfterMs: 50_000, // ...and a connection silent this long is treated as lost
   connectTimeoutMs: 10_000, // an opening handshake that takes longer is abandoned
   pageLimit: 1000, // events per GET when filling a gap
+  refreshBeforeMs: 30_000, // with getToken: a fresh token this long before expiry (or at half its life)
 };
 
 /** An API answer that was not 2xx: `code` is the gateway's stable error code. */
@@ -80,6 +83,10 @@ export class AfwClient extends Emitter {
     if (!origin) throw new TypeError('afw-client: connect(baseUrl) needs a base URL');
     this.baseUrl = String(origin).replace(/\/+$/, '');
     this.token = options.token ?? null;
+    // With getToken the credentials travel in an `auth` message (never in the URL), are
+    // fetched afresh for each connection, and are renewed before they expire.
+    this._getToken = typeof options.getToken === 'function' ? options.getToken : null;
+    this.expiresAt = null;
     this.options = { ...DEFAULTS, ...options };
     this._WebSocket = 'WebSocket' in options ? options.WebSocket : globalThis.WebSocket;
     if (typeof this._WebSocket !== 'function') {
@@ -186,12 +193,52 @@ export class AfwClient extends Emitter {
   _wsUrl() {
     const url = new URL(this.baseUrl + '/ws');
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    if (this.token) url.searchParams.set('token', this.token);
+    if (this.token && !this._getToken) url.searchParams.set('token', this.token);
     return url.toString();
+  }
+
+  /** A token from `getToken`, or null (reported as an `error` event) when it fails. */
+  async _freshToken() {
+    try {
+      const token = await this._getToken();
+      if (typeof token !== 'string' || !token) throw new TypeError('getToken gave no token');
+      this.token = token;
+      return token;
+    } catch (e) {
+      this._emit('error', { type: 'error', code: 'get_token_failed', payload: { message: String(e?.message ?? e) } });
+      return null;
+    }
   }
 
   _open() {
     if (this._closed) return;
+    if (!this._getToken) return this._openSocket();
+    this._freshToken().then((token) => {
+      if (this._closed) return;
+      if (token) this._openSocket();
+      else this._lost({ code: 4001, reason: 'no token' });
+    });
+  }
+
+  /** Renews the connection's credentials before they expire (`auth_ok`'s `expiresAt`). */
+  _scheduleRefresh(expiresAt) {
+    clearTimeout(this._refresher);
+    this._timers.delete(this._refresher);
+    this.expiresAt = expiresAt ?? null;
+    const at = expiresAt ? Date.parse(expiresAt) : NaN;
+    if (!this._getToken || !Number.isFinite(at)) return;
+    const left = at - Date.now();
+    const wait = Math.max(0, left - Math.min(this.options.refreshBeforeMs, left / 2));
+    const ws = this._ws;
+    this._refresher = this._later(wait, async () => {
+      const token = await this._freshToken();
+      if (this._ws !== ws) return;
+      if (token) this._send({ type: 'auth', token });
+      else this._scheduleRefresh(new Date(Math.max(at, Date.now() + 2000)).toISOString());
+    });
+  }
+
+  _openSocket() {
     let ws;
     try {
       ws = new this._WebSocket(this._wsUrl());
@@ -237,7 +284,9 @@ export class AfwClient extends Emitter {
 
   _lost(close) {
     this._ws = null;
+    this._authing = false;
     clearInterval(this._pinger);
+    clearTimeout(this._refresher);
     this.lastClose = close;
     if (this._closed) return;
     for (const sub of this._subs.values()) sub._disconnected();
@@ -270,6 +319,13 @@ export class AfwClient extends Emitter {
         if (msg.sessionId === undefined) return this._greeted(msg.payload ?? {});
         sub?._confirmed(msg.payload ?? {});
         break;
+      case 'auth_ok':
+        this._scheduleRefresh(msg.expiresAt);
+        if (this._authing) {
+          this._authing = false;
+          this._ready();
+        }
+        break;
       case 'chain':
         sub?._call('onChain', msg.payload);
         this._emit('chain', msg.payload, msg.sessionId);
@@ -295,6 +351,16 @@ export class AfwClient extends Emitter {
   _greeted(payload) {
     this.instanceId = payload.instanceId ?? null;
     this.clientId = payload.clientId ?? null;
+    if (this._getToken) {
+      // Nothing is served before the credentials: subscribe once they are taken.
+      this._authing = true;
+      this._send({ type: 'auth', token: this.token });
+      return;
+    }
+    this._ready();
+  }
+
+  _ready() {
     const resumed = this._attempt > 0;
     this._attempt = 0;
     this._setState('connected', { clientId: this.clientId, resumed });

@@ -56,6 +56,15 @@ pub struct Auth {
         default_value_t = 5
     )]
     pub jwt_leeway_secs: u64,
+    /// Verified tokens remembered (until each expires) so a token sent again is not verified
+    /// again; the memory is emptied when it holds this many. 0: verify every time.
+    #[arg(
+        long,
+        env = "AFW_JWT_CACHE_ENTRIES",
+        value_name = "AFW_JWT_CACHE_ENTRIES",
+        default_value_t = 10_000
+    )]
+    pub jwt_cache_entries: usize,
     /// Seconds a WebSocket opened without credentials has to send `{type:"auth", token}`
     /// before it is closed with 1008 (when credentials are required).
     #[arg(long, env = "WS_AUTH_TIMEOUT_SECS", value_name = "WS_AUTH_TIMEOUT_SECS", value_parser = parse_secs, default_value = "5")]
@@ -76,6 +85,7 @@ impl Default for Auth {
             jwt_issuer: None,
             jwt_audience: None,
             jwt_leeway_secs: 5,
+            jwt_cache_entries: 10_000,
             ws_auth_timeout: Duration::from_secs(5),
             ws_auth_grace: Duration::from_secs(25),
         }
@@ -98,6 +108,9 @@ impl Auth {
                     "is shorter than 32 bytes; use a long random one (openssl rand -hex 32)",
                 ));
             }
+        }
+        if self.jwt_cache_entries > 1_000_000 {
+            return Err(bad("AFW_JWT_CACHE_ENTRIES", "must be at most 1000000"));
         }
         if self.jwt_leeway_secs > 300 {
             return Err(bad("AFW_JWT_LEEWAY_SECS", "must be at most 300 seconds"));

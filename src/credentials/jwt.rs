@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use dashmap::DashMap;
+
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -43,6 +45,11 @@ pub(super) struct Verifier {
     /// A JWKS's keys by `kid`.
     named: HashMap<String, Key>,
     validation: Validation,
+    /// Tokens already verified, until they expire: an agent sends the same token with every
+    /// request, and a lookup costs a small fraction of a verification. At most
+    /// `AFW_JWT_CACHE_ENTRIES`; emptied when full.
+    verified: DashMap<Box<str>, Arc<Principal>>,
+    cache_max: usize,
 }
 
 fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -132,10 +139,32 @@ impl Verifier {
             unnamed,
             named,
             validation,
+            verified: DashMap::new(),
+            cache_max: auth.jwt_cache_entries,
         }))
     }
 
-    pub(super) fn verify(&self, token: &str) -> Result<Principal, Refusal> {
+    /// The principal of `token`: from the cache while it has not expired, else verified (and
+    /// then cached).
+    pub(super) fn principal(&self, token: &str) -> Result<Arc<Principal>, Refusal> {
+        if self.cache_max > 0 {
+            if let Some(p) = self.verified.get(token) {
+                if p.expires_at_ms.is_some_and(|at| at > crate::time::now_ms()) {
+                    return Ok(Arc::clone(&p));
+                }
+            }
+        }
+        let p = Arc::new(self.verify(token)?);
+        if self.cache_max > 0 {
+            if self.verified.len() >= self.cache_max {
+                self.verified.clear();
+            }
+            self.verified.insert(token.into(), Arc::clone(&p));
+        }
+        Ok(p)
+    }
+
+    fn verify(&self, token: &str) -> Result<Principal, Refusal> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             Refusal::invalid("not a token this gateway takes (bad header or algorithm)")
         })?;

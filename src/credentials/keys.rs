@@ -13,7 +13,7 @@ const VAR: &str = "AFW_API_KEYS";
 
 struct Entry {
     digest: [u8; 32],
-    principal: Principal,
+    principal: Arc<Principal>,
 }
 
 pub(super) struct ApiKeys(Vec<Entry>);
@@ -66,13 +66,13 @@ impl ApiKeys {
             served_tenant(tenant).map_err(|e| bad(format!("entry {}: {e}", i + 1)))?;
             keys.push(Entry {
                 digest: Sha256::digest(key.as_bytes()).into(),
-                principal: Principal {
+                principal: Arc::new(Principal {
                     subject: format!("key#{}", i + 1).into(),
                     tenant: Arc::from(tenant),
                     role,
                     sessions: None,
                     expires_at_ms: None,
-                },
+                }),
             });
         }
         Ok(ApiKeys(keys))
@@ -83,7 +83,7 @@ impl ApiKeys {
     }
 
     /// The principal of the key `presented` is, looking at every key whatever matches.
-    pub(super) fn find(&self, presented: &str) -> Option<Principal> {
+    pub(super) fn find(&self, presented: &str) -> Option<Arc<Principal>> {
         if self.0.is_empty() {
             return None;
         }

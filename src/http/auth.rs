@@ -91,8 +91,12 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
     if let Some(refused) = refuse(&principal, role, req.uri().path(), ws) {
         return refused.into_response();
     }
+    // Only the WebSocket looks at the principal later; other requests are done with it here
+    // (an extension costs each request an allocation).
     let mut req = req;
-    req.extensions_mut().insert(Arc::new(principal));
+    if ws {
+        req.extensions_mut().insert(principal);
+    }
     next.run(req).await
 }
 

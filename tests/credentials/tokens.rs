@@ -215,3 +215,16 @@ async fn a_pem_key_with_issuer_and_audience() {
     }
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_token_stops_working_when_it_expires() {
+    let mut c = config(None);
+    c.auth.jwt_leeway_secs = 0;
+    let gw = Gateway::start(c).await;
+    let t = hs256(SECRET, &json!({"sub": "ada", "exp": now() + 2}));
+    assert_eq!(answer(&gw, &t).await.0, 200);
+    assert_eq!(answer(&gw, &t).await.0, 200, "taken again (from memory)");
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(answer(&gw, &t).await, (401, "token_expired".into()));
+    gw.stop().await;
+}

@@ -1,10 +1,12 @@
 // afw-client.js against real gateway processes: exact delivery across a gateway restart, a
-// 4008 close, a trimmed history and more than a page of missed events.
+// 4008 close, a trimmed history and more than a page of missed events; tokens that expire,
+// renewed by getToken without a reconnect.
 // Run: node --experimental-websocket --test tests/web/client.test.mjs
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from '../../web-demo/afw-client.js';
-import { Gateway, Redis, Proxy, memoryStorage, until } from './support.mjs';
+import { execFileSync } from 'node:child_process';
+import { Gateway, GATEWAY_BIN, Redis, Proxy, memoryStorage, until } from './support.mjs';
 
 const cleanup = [];
 after(async () => {
@@ -214,4 +216,64 @@ test('without a WebSocket implementation it says how to pass one', () => {
     () => connect('http://127.0.0.1:1', { WebSocket: null, storage: null }),
     /pass one/,
   );
+});
+
+test('with getToken, tokens that expire are renewed in band: one connection, every event once', async () => {
+  const secret = 'a-test-secret-of-at-least-32-bytes!';
+  const gw = owned(
+    await Gateway.start({ env: { AFW_JWT_SECRET: secret, WS_AUTH_GRACE_SECS: '1', AFW_JWT_LEEWAY_SECS: '0' } }),
+  );
+  let asked = 0;
+  // Tokens of 3 s, signed by the gateway's own command as an application's backend would.
+  const getToken = async () => {
+    asked += 1;
+    return execFileSync(GATEWAY_BIN, ['token', '--sub', 'ada', '--role', 'agent', '--ttl', '3'], {
+      env: { ...process.env, AFW_JWT_SECRET: secret },
+    })
+      .toString()
+      .trim();
+  };
+  const client = owned(connect(gw.url, { getToken, storage: memoryStorage() }));
+  const st = states(client);
+  const seen = watch(client, 'renewed');
+  await until('subscribed', () => seen.sub.status === 'live');
+  const sent = [];
+  for (let i = 0; i < 14; i += 1) {
+    await client.api('/api/events', { method: 'POST', body: { sessionId: 'renewed', type: 't', i } });
+    sent.push(i);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  await until('14 events', () => seen.seqs.length === 14);
+  assert.deepEqual(seen.seqs, range(1, 14));
+  assert.ok(asked >= 3, `getToken was asked ${asked} times in 7 s of 3 s tokens`);
+  assert.deepEqual(
+    st.map((s) => s.state),
+    ['connected'],
+    'one connection throughout: no 1008, no reconnect',
+  );
+  assert.ok(Date.parse(client.expiresAt) > Date.now(), client.expiresAt);
+  client.close();
+});
+
+test('a token that is refused is asked for again on the next connection', async () => {
+  const secret = 'a-test-secret-of-at-least-32-bytes!';
+  const gw = owned(await Gateway.start({ env: { AFW_JWT_SECRET: secret } }));
+  const tokens = ['not-a-token', null];
+  let asked = 0;
+  const getToken = async () => {
+    asked += 1;
+    if (tokens.length && tokens[0] !== null) return tokens.shift();
+    return execFileSync(GATEWAY_BIN, ['token', '--sub', 'ada', '--ttl', '1h'], {
+      env: { ...process.env, AFW_JWT_SECRET: secret },
+    })
+      .toString()
+      .trim();
+  };
+  const client = owned(connect(gw.url, { getToken, storage: null, minDelayMs: 10 }));
+  const errors = [];
+  client.on('error', (e) => errors.push(e.code));
+  await until('connected with the second token', () => client.state === 'connected');
+  assert.equal(asked, 2);
+  assert.deepEqual(errors, ['invalid_token']);
+  client.close();
 });

@@ -74,7 +74,6 @@ impl Connection {
             }
         }
         let expires = principal.expires_at_ms;
-        let principal = Arc::new(principal);
         self.auth_due = expiry(&principal, self.ctx.auth_grace);
         self.auth_changed = true;
         self.grant = Grant::Held(Arc::clone(&principal));
