@@ -54,24 +54,52 @@ let token = sessionStorage.getItem(KEY_STORAGE);
 // ---- start-up: credentials, then the client ----
 
 async function start() {
-  for (;;) {
-    try {
-      const probe = await fetch('/api/sessions?limit=1', {
-        headers: token ? { authorization: `Bearer ${token}` } : {},
+  const config = await fetch('/config.json').then((r) => r.json()).catch(() => ({}));
+  if (config.tokenUrl) {
+    // The application signs the tokens (its endpoint sees the browser's cookies); the client
+    // asks again before each connection and before each expiry. No key sits in the page.
+    const getToken = () => fetchToken(config.tokenUrl);
+    let first = null;
+    while (!first) {
+      first = await getToken().catch((e) => {
+        showConnection('reconnecting', { reason: `no token from ${config.tokenUrl}: ${e.message}` });
+        return new Promise((r) => setTimeout(() => r(null), 2000));
       });
-      if (probe.status !== 401) break;
-      token = await askForKey(token ? 'That key was not accepted.' : '');
-    } catch {
-      await new Promise((r) => setTimeout(r, 1000));
     }
+    client = connect(location.origin, { token: first, getToken });
+  } else {
+    for (;;) {
+      try {
+        const probe = await fetch('/api/sessions?limit=1', {
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+        });
+        if (probe.status !== 401) break;
+        token = await askForKey(token ? 'That key was not accepted.' : '');
+      } catch {
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    $('key-button').hidden = !token;
+    client = connect(location.origin, { token });
   }
-  $('key-button').hidden = !token;
-  client = connect(location.origin, { token });
   client.on('state', showConnection);
   client.on('error', (msg) => console.warn('afw-gateway error', msg));
+  // What the credentials may do decides what the page offers; the gateway enforces it anyway.
+  const me = await client.api('/api/whoami').catch(() => ({ role: 'viewer' }));
+  stats.role = me.role;
+  document.body.dataset.role = me.role;
   sessions.start();
-  demo.check();
+  if (me.role === 'admin') demo.check();
   route();
+}
+
+/** A token from the application's endpoint: text, or JSON `{token}`. */
+async function fetchToken(url) {
+  const res = await fetch(url, { credentials: 'include', cache: 'no-store' });
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  const text = (await res.text()).trim();
+  if (text.startsWith('{')) return JSON.parse(text).token;
+  return text;
 }
 
 function askForKey(error) {

@@ -65,6 +65,11 @@ pub struct Auth {
         default_value_t = 10_000
     )]
     pub jwt_cache_entries: usize,
+    /// Where the dashboard gets its tokens: the application's own endpoint (an absolute
+    /// `https://` URL or a path on this host), called with the browser's cookies and answering
+    /// a token (as text, or JSON `{token}`). Unset: the dashboard asks for a key or token.
+    #[arg(long, env = "AFW_TOKEN_URL", value_name = "AFW_TOKEN_URL")]
+    pub token_url: Option<String>,
     /// Seconds a WebSocket opened without credentials has to send `{type:"auth", token}`
     /// before it is closed with 1008 (when credentials are required).
     #[arg(long, env = "WS_AUTH_TIMEOUT_SECS", value_name = "WS_AUTH_TIMEOUT_SECS", value_parser = parse_secs, default_value = "5")]
@@ -86,6 +91,7 @@ impl Default for Auth {
             jwt_audience: None,
             jwt_leeway_secs: 5,
             jwt_cache_entries: 10_000,
+            token_url: None,
             ws_auth_timeout: Duration::from_secs(5),
             ws_auth_grace: Duration::from_secs(25),
         }
@@ -111,6 +117,21 @@ impl Auth {
         }
         if self.jwt_cache_entries > 1_000_000 {
             return Err(bad("AFW_JWT_CACHE_ENTRIES", "must be at most 1000000"));
+        }
+        if let Some(url) = &self.token_url {
+            let ok = url.len() <= 2048
+                && !url
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+                && (url.starts_with("https://")
+                    || url.starts_with("http://")
+                    || (url.starts_with('/') && !url.starts_with("//")));
+            if !ok {
+                return Err(bad(
+                    "AFW_TOKEN_URL",
+                    "must be an http(s):// URL or a path starting with /",
+                ));
+            }
         }
         if self.jwt_leeway_secs > 300 {
             return Err(bad("AFW_JWT_LEEWAY_SECS", "must be at most 300 seconds"));

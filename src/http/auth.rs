@@ -33,9 +33,9 @@ pub enum Need {
 }
 
 /// The role each route needs. Reads need `viewer`, writes `agent`, and the operations routes
-/// (metrics, cleanups, clearing the cache, the demo agents) `admin`. Taking input is a write
-/// although it is a GET.
-pub fn need(method: &Method, path: &str) -> Need {
+/// (metrics, cleanups, clearing the cache, the demo agents) `admin`. Taking input, and reading
+/// commands with `consume=true`, are writes although they are GETs.
+pub fn need(method: &Method, path: &str, query: Option<&str>) -> Need {
     if matches!(path, "/health" | "/ready") || super::web::is_public(path) {
         return Need::Open;
     }
@@ -47,11 +47,22 @@ pub fn need(method: &Method, path: &str) -> Need {
         || (method == Method::DELETE && path == "/api/cache");
     if admin {
         Need::Role(Role::Admin)
-    } else if read && !(path.starts_with("/api/sessions/") && path.ends_with("/input")) {
+    } else if read && !takes(path, query) {
         Need::Role(Role::Viewer)
     } else {
         Need::Role(Role::Agent)
     }
+}
+
+/// Whether a GET removes what it reads: a session's input (unless `consume=false`), or its
+/// commands with `consume=true`.
+fn takes(path: &str, query: Option<&str>) -> bool {
+    let consume = |value: &str| {
+        query.is_some_and(|q| q.split('&').any(|kv| kv == format!("consume={value}")))
+    };
+    let session = path.starts_with("/api/sessions/") || path.starts_with("/api/commands/");
+    (session && path.ends_with("/input") && !consume("false"))
+        || (session && path.ends_with("/commands") && consume("true"))
 }
 
 /// The session a route's path names, for credentials narrowed to some sessions.
@@ -71,7 +82,7 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
     if !access.credentials.required() {
         return next.run(req).await;
     }
-    let Need::Role(role) = need(req.method(), req.uri().path()) else {
+    let Need::Role(role) = need(req.method(), req.uri().path(), req.uri().query()) else {
         return next.run(req).await;
     };
     let ws = req.uri().path() == "/ws";
@@ -91,10 +102,10 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
     if let Some(refused) = refuse(&principal, role, req.uri().path(), ws) {
         return refused.into_response();
     }
-    // Only the WebSocket looks at the principal later; other requests are done with it here
-    // (an extension costs each request an allocation).
+    // Only the WebSocket and `/api/whoami` look at the principal later; other requests are
+    // done with it here (an extension costs each request an allocation).
     let mut req = req;
-    if ws {
+    if ws || req.uri().path() == "/api/whoami" {
         req.extensions_mut().insert(principal);
     }
     next.run(req).await
@@ -113,7 +124,7 @@ fn refuse(principal: &Principal, role: Role, path: &str, ws: bool) -> Option<Api
             ),
         ));
     }
-    if principal.sessions.is_some() && !ws {
+    if principal.sessions.is_some() && !ws && path != "/api/whoami" {
         let reached = named_session(path).is_some_and(|id| principal.may_see(id));
         if !reached {
             return Some(ApiError::new(
@@ -155,19 +166,32 @@ mod tests {
 
     #[test]
     fn routes_need_roles() {
-        let get = Method::GET;
-        let post = Method::POST;
-        assert_eq!(need(&get, "/health"), Need::Open);
-        assert_eq!(need(&get, "/metrics"), Need::Role(Role::Admin));
-        assert_eq!(need(&get, "/api/sessions"), Need::Role(Role::Viewer));
-        assert_eq!(need(&get, "/api/sessions/s/input"), Need::Role(Role::Agent));
-        assert_eq!(need(&post, "/api/events"), Need::Role(Role::Agent));
-        assert_eq!(need(&post, "/api/chains/cleanup"), Need::Role(Role::Admin));
-        assert_eq!(need(&Method::DELETE, "/api/cache"), Need::Role(Role::Admin));
+        let get = |p: &str, q: Option<&str>| need(&Method::GET, p, q);
+        let post = |p: &str| need(&Method::POST, p, None);
+        assert_eq!(get("/health", None), Need::Open);
+        assert_eq!(get("/metrics", None), Need::Role(Role::Admin));
+        assert_eq!(get("/api/sessions", None), Need::Role(Role::Viewer));
+        assert_eq!(get("/api/sessions/s/input", None), Need::Role(Role::Agent));
+        let peek = Some("consume=false&wait=1");
+        assert_eq!(get("/api/sessions/s/input", peek), Need::Role(Role::Viewer));
         assert_eq!(
-            need(&Method::DELETE, "/api/cache/k"),
+            get("/api/sessions/s/commands", None),
+            Need::Role(Role::Viewer)
+        );
+        let take = Some("wait=1&consume=true");
+        assert_eq!(
+            get("/api/sessions/s/commands", take),
             Need::Role(Role::Agent)
         );
+        assert_eq!(
+            get("/api/commands/s/commands", take),
+            Need::Role(Role::Agent)
+        );
+        assert_eq!(post("/api/events"), Need::Role(Role::Agent));
+        assert_eq!(post("/api/chains/cleanup"), Need::Role(Role::Admin));
+        let delete = |p: &str| need(&Method::DELETE, p, None);
+        assert_eq!(delete("/api/cache"), Need::Role(Role::Admin));
+        assert_eq!(delete("/api/cache/k"), Need::Role(Role::Agent));
         assert_eq!(named_session("/api/sessions/s1/commands"), Some("s1"));
         assert_eq!(named_session("/api/events/s2/recent"), Some("s2"));
         assert_eq!(named_session("/api/events/batch"), None);

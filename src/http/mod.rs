@@ -37,6 +37,7 @@ pub mod usage;
 pub mod user_context;
 pub mod waits;
 pub mod web;
+pub mod whoami;
 pub mod workflow;
 
 /// Room a cache put's body needs beside its value (key, TTL, tags).
@@ -107,6 +108,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/events/{session_id}/recent", get(events::recent))
         .route("/ws", get(upgrade::websocket))
         .route("/api/usage", get(usage::get))
+        .route("/api/whoami", get(whoami::whoami))
         .route(
             "/api/workflow-state/active/list",
             get(workflow::active_list),

@@ -39,9 +39,10 @@ pub const ASSETS: &[Asset] = &[
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
-/// Paths the page is served at; they need no credentials (the page asks for a key itself).
+/// Paths the page is served at; they need no credentials (the page asks for a key itself,
+/// or gets a token from `AFW_TOKEN_URL`, which `/config.json` names).
 pub fn is_public(path: &str) -> bool {
-    path == "/" || find(path.trim_start_matches('/')).is_some()
+    path == "/" || path == "/config.json" || find(path.trim_start_matches('/')).is_some()
 }
 
 fn find(name: &str) -> Option<&'static Asset> {
@@ -52,17 +53,65 @@ fn find(name: &str) -> Option<&'static Asset> {
 /// are read by the page's script).
 pub fn routes() -> Router<AppState> {
     let index = find("index.html").expect("index.html is an asset");
-    let mut router = Router::new().route("/", get(move |State(app)| serve(app, index)));
+    let mut router = Router::new()
+        .route(
+            "/",
+            get(move |State(app), headers| serve(app, index, headers)),
+        )
+        .route("/config.json", get(page_config));
     for asset in ASSETS {
         router = router.route(
             &format!("/{}", asset.name),
-            get(move |State(app)| serve(app, asset)),
+            get(move |State(app), headers| serve(app, asset, headers)),
         );
     }
     router
 }
 
-async fn serve(app: AppState, asset: &'static Asset) -> Response {
+/// What the page needs to know before it has credentials: where to get a token.
+async fn page_config(State(app): State<AppState>) -> Response {
+    let mut resp =
+        axum::Json(serde_json::json!({"tokenUrl": app.config().auth.token_url})).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// The page's Content-Security-Policy: scripts, styles and connections to this host only
+/// (its WebSocket named by the Host it was loaded from, when that is a plain host name), and
+/// the origin of `AFW_TOKEN_URL`.
+fn csp(host: Option<&str>, token_url: Option<&str>) -> String {
+    let mut connect = String::from("'self'");
+    let plain = |h: &str| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    };
+    if let Some(h) = host.filter(|h| plain(h)) {
+        connect.push_str(&format!(" ws://{h} wss://{h}"));
+    }
+    if let Some(origin) = token_url
+        .and_then(url_origin)
+        .filter(|o| plain(o.split("//").nth(1).unwrap_or("")))
+    {
+        connect.push(' ');
+        connect.push_str(&origin);
+    }
+    format!(
+        "default-src 'self'; connect-src {connect}; img-src 'self' data:; style-src 'self'; \
+         script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// `https://host[:port]` of an absolute URL.
+fn url_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    Some(format!("{scheme}://{host}"))
+}
+
+async fn serve(app: AppState, asset: &'static Asset, headers: axum::http::HeaderMap) -> Response {
     // The built-in copy is served from the binary's own bytes, not copied per request.
     let body = match &app.config().web_demo_dir {
         None => Body::from(asset.body),
@@ -91,14 +140,11 @@ async fn serve(app: AppState, asset: &'static Asset) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; \
-             style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; \
-             frame-ancestors 'none'",
-        ),
-    );
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let policy = csp(host, app.config().auth.token_url.as_deref());
+    if let Ok(v) = HeaderValue::from_str(&policy) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -118,5 +164,17 @@ mod tests {
         assert!(!is_public("/api/sessions"));
         assert!(!is_public("/../Cargo.toml"));
         assert!(!is_public("/web-demo/app.js"));
+    }
+
+    #[test]
+    fn the_policy_names_this_host_and_the_token_origin() {
+        let p = csp(
+            Some("gw.example:8443"),
+            Some("https://app.example/token?x=1"),
+        );
+        assert!(p.contains("connect-src 'self' ws://gw.example:8443 wss://gw.example:8443 https://app.example;"), "{p}");
+        let p = csp(Some("evil; script-src *"), None);
+        assert!(p.contains("connect-src 'self';"), "{p}");
+        assert!(!p.contains("ws:"), "{p}");
     }
 }

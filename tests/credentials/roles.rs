@@ -170,3 +170,40 @@ async fn a_token_narrowed_to_sessions_reaches_only_those() {
     assert_eq!(v.get("/api/sessions").await.0, 403);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_reads_commands_and_input_but_takes_neither() {
+    let gw = Gateway::start(config(None)).await;
+    let agent = gw.with_key(AGENT_KEY);
+    let viewer = gw.with_key(VIEWER_KEY);
+    agent
+        .post_event(json!({"sessionId": "q", "type": "t"}))
+        .await;
+    let (s, _) = agent
+        .post("/api/sessions/q/commands", json!({"type": "pause"}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = agent
+        .post("/api/sessions/q/input", json!({"input": "yes"}))
+        .await;
+    assert!(s < 300, "{s}");
+    for path in [
+        "/api/sessions/q/commands?consume=true",
+        "/api/commands/q/commands?consume=true",
+        "/api/sessions/q/input",
+        "/api/sessions/q/input?consume=true",
+    ] {
+        let (s, v) = viewer.get(path).await;
+        assert_eq!((s, v["error"].as_str()), (403, Some("forbidden")), "{path}");
+    }
+    let (s, v) = viewer.get("/api/sessions/q/commands").await;
+    assert_eq!((s, v["count"].as_u64()), (200, Some(1)));
+    let (s, v) = viewer.get("/api/sessions/q/input?consume=false").await;
+    assert_eq!((s, v["count"].as_u64()), (200, Some(1)), "{v}");
+    // Nothing was taken: the agent still gets both.
+    let (_, v) = agent.get("/api/sessions/q/commands?consume=true").await;
+    assert_eq!(v["count"], 1);
+    let (_, v) = agent.get("/api/sessions/q/input").await;
+    assert_eq!(v["count"], 1);
+    gw.stop().await;
+}

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { Gateway, Redis, Demo, ROOT, until, sleep } from './support.mjs';
+import http from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { Gateway, GATEWAY_BIN, Redis, Demo, ROOT, freePort, until, sleep } from './support.mjs';
 
 const SHOTS = path.join(ROOT, 'target', 'browser');
 const CHROMIUM = process.env.AFW_CHROMIUM ?? '/usr/bin/chromium';
@@ -181,6 +183,7 @@ test('with AFW_API_KEYS the page asks for a key once and keeps it for the tab', 
   const { page } = await newPage();
   await page.goto(gw.url);
   await page.waitForSelector('#key-dialog[open]');
+  assert.equal(await page.isVisible('#demo-button'), false);
   await page.fill('#key-input', 'wrong');
   await page.press('#key-input', 'Enter');
   await page.waitForSelector('#key-error:text("not accepted")');
@@ -192,4 +195,90 @@ test('with AFW_API_KEYS the page asks for a key once and keeps it for the tab', 
   await page.waitForSelector('.session-item[data-session="keyed-1"]');
   assert.equal(await page.isVisible('#key-dialog'), false, 'not asked again');
   await sleep(10);
+}));
+
+test('a viewer sees sessions but no command, input or demo controls, and the gateway refuses them anyway', reported(async () => {
+  const viewer = 'viewer-key-012345678';
+  const gw = await Gateway.start({ env: { AFW_API_KEYS: `admin-key-0123456789,default:${viewer}:viewer` } });
+  cleanup.push(() => gw.stop());
+  const admin = { authorization: 'Bearer admin-key-0123456789' };
+  await gw.api('POST', '/api/events', { sessionId: 'seen-1', type: 'interaction:awaiting-input', prompt: 'Deploy?' }, admin);
+  await gw.api('POST', '/api/sessions/seen-1/awaiting', { prompt: 'Deploy?' }, admin).catch(() => {});
+  const look = async (key) => {
+    const { page } = await newPage();
+    await page.goto(`${gw.url}/?session=seen-1`);
+    await page.waitForSelector('#key-dialog[open]');
+    await page.fill('#key-input', key);
+    await page.press('#key-input', 'Enter');
+    await page.waitForSelector('#conn[data-state="connected"]');
+    await page.waitForSelector('#events li[data-seq]');
+    return page;
+  };
+  const asViewer = await look(viewer);
+  assert.equal(await asViewer.evaluate(() => window.afwDashboard.role), 'viewer');
+  assert.equal(await asViewer.isVisible('button[data-command="pause"]'), false);
+  assert.equal(await asViewer.isVisible('#demo-button'), false);
+  const refused = await asViewer.evaluate(async (key) => {
+    const r = await fetch('/api/sessions/seen-1/commands', {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ command: 'pause' }),
+    });
+    return [r.status, (await r.json()).error];
+  }, viewer);
+  assert.deepEqual(refused, [403, 'forbidden']);
+  const asAdmin = await look('admin-key-0123456789');
+  assert.equal(await asAdmin.evaluate(() => window.afwDashboard.role), 'admin');
+  assert.equal(await asAdmin.isVisible('button[data-command="pause"]'), true);
+  await asViewer.screenshot({ path: path.join(SHOTS, 'viewer.png') });
+}));
+
+test('with AFW_TOKEN_URL the page gets its tokens from the application, with its cookies, and renews them in band', reported(async () => {
+  const secret = 'a-test-secret-of-at-least-32-bytes!';
+  const port = await freePort();
+  let asked = 0;
+  let withCookie = 0;
+  let gwOrigin = '';
+  // The application's token endpoint: a token of 3 s for a browser that has its session cookie.
+  const app = http.createServer((req, res) => {
+    asked += 1;
+    res.setHeader('access-control-allow-origin', gwOrigin);
+    res.setHeader('access-control-allow-credentials', 'true');
+    if (!/(^|; )app-session=ok/.test(req.headers.cookie ?? '')) {
+      res.writeHead(401).end();
+      return;
+    }
+    withCookie += 1;
+    const token = execFileSync(GATEWAY_BIN, ['token', '--sub', 'ada', '--role', 'agent', '--ttl', '3'], {
+      env: { ...process.env, AFW_JWT_SECRET: secret },
+    }).toString().trim();
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token }));
+  });
+  await new Promise((r) => app.listen(port, '127.0.0.1', r));
+  cleanup.push(() => new Promise((r) => app.close(r)));
+  const gw = await Gateway.start({
+    env: { AFW_JWT_SECRET: secret, AFW_TOKEN_URL: `http://127.0.0.1:${port}/token`, WS_AUTH_GRACE_SECS: '1', AFW_JWT_LEEWAY_SECS: '0' },
+  });
+  cleanup.push(() => gw.stop());
+  gwOrigin = gw.url;
+  const token = execFileSync(GATEWAY_BIN, ['token', '--sub', 'bot', '--role', 'agent', '--ttl', '1h'], {
+    env: { ...process.env, AFW_JWT_SECRET: secret },
+  }).toString().trim();
+  await gw.api('POST', '/api/events', { sessionId: 'tok-1', type: 'tick', i: 0 }, { authorization: `Bearer ${token}` });
+  const { page, problems } = await newPage();
+  await page.context().addCookies([{ name: 'app-session', value: 'ok', url: `http://127.0.0.1:${port}` }]);
+  await page.goto(`${gw.url}/?session=tok-1`);
+  await page.waitForSelector('#conn[data-state="connected"]');
+  assert.equal(await page.isVisible('#key-dialog'), false, 'no key asked for');
+  for (let i = 1; i < 12; i += 1) {
+    await gw.api('POST', '/api/events', { sessionId: 'tok-1', type: 'tick', i }, { authorization: `Bearer ${token}` });
+    await sleep(500);
+  }
+  await until('12 rows', async () => (await rowSeqs(page)).length === 12);
+  assert.deepEqual(await rowSeqs(page), Array.from({ length: 12 }, (_, k) => k + 1));
+  const conn = await page.evaluate(() => window.afwDashboard.connection);
+  assert.equal(conn.state, 'connected');
+  assert.equal(conn.resumed, false, 'one connection throughout: renewed in band, never closed');
+  assert.ok(withCookie >= 3, `the endpoint gave ${withCookie} tokens (asked ${asked} times)`);
+  assert.equal(withCookie, asked, 'every request carried the cookie');
+  assert.deepEqual(problems, []);
 }));
