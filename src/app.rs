@@ -87,6 +87,8 @@ impl AppState {
             credentials: Arc::clone(&credentials),
             auth_timeout: config.auth.ws_auth_timeout,
             auth_grace: config.auth.ws_auth_grace,
+            message_limit: config.rate_limits.ws(),
+            epoch: tokio::time::Instant::now(),
             outbound_limit: config.realtime.ws_outbound_limit_bytes,
             max_event_bytes: config.events.max_event_bytes,
             write_timeout: config.realtime.ws_write_timeout,

@@ -17,6 +17,7 @@ mod chains;
 mod control;
 mod events;
 mod http;
+mod rate_limits;
 mod realtime;
 mod services;
 mod store;
@@ -27,6 +28,7 @@ pub use chains::Chains;
 pub use control::Control;
 pub use events::{Events, DEFAULT_MAX_EVENT_BYTES};
 pub use http::Http;
+pub use rate_limits::RateLimits;
 pub use realtime::Realtime;
 pub use services::Services;
 pub use store::Store;
@@ -90,6 +92,8 @@ pub struct Config {
     #[command(flatten)]
     pub auth: Auth,
     #[command(flatten)]
+    pub rate_limits: RateLimits,
+    #[command(flatten)]
     pub http: Http,
     #[command(flatten)]
     pub store: Store,
@@ -124,6 +128,7 @@ impl Default for Config {
             log_format: LogFormat::Pretty,
             insecure: false,
             auth: Auth::default(),
+            rate_limits: RateLimits::default(),
             http: Http::default(),
             store: Store::default(),
             events: Events::default(),
@@ -153,6 +158,7 @@ impl Config {
             }
         }
         self.auth.validate()?;
+        self.rate_limits.validate()?;
         self.store.validate()?;
         self.events.validate()?;
         self.control.validate()?;

@@ -52,6 +52,12 @@ pub struct Metrics {
     pub ws_refused: Counter,
     /// Writes the memory store refused because its budget was spent (`store_full`).
     pub store_full: Counter,
+    /// Requests answered 429 `rate_limited` (a credential's or an address's budget spent).
+    pub http_rate_limited: Counter,
+    /// WebSocket messages refused with `rate_limited`.
+    pub ws_rate_limited: Counter,
+    /// Requests let through unlimited because the limiter (the store) failed or was slow.
+    pub rate_limiter_unavailable: Counter,
     /// WebSocket connections the server closed, by close code (1001, 1009, 1011, 4008, ...).
     pub ws_closes: Family<CodeLabel, Counter>,
     /// HTTP responses by status.
@@ -76,6 +82,9 @@ impl Metrics {
             connections_refused: Counter::default(),
             ws_refused: Counter::default(),
             store_full: Counter::default(),
+            http_rate_limited: Counter::default(),
+            ws_rate_limited: Counter::default(),
+            rate_limiter_unavailable: Counter::default(),
             ws_closes: Family::default(),
             http_responses: Family::default(),
         };
@@ -143,6 +152,21 @@ impl Metrics {
             "store_full",
             "Writes the memory store refused because MEMORY_STORE_MAX_BYTES was spent",
             m.store_full.clone(),
+        );
+        registry.register(
+            "http_rate_limited",
+            "Requests answered 429 rate_limited",
+            m.http_rate_limited.clone(),
+        );
+        registry.register(
+            "ws_rate_limited",
+            "WebSocket messages refused with rate_limited",
+            m.ws_rate_limited.clone(),
+        );
+        registry.register(
+            "rate_limiter_unavailable",
+            "Requests let through unlimited because the limiter failed or was slow",
+            m.rate_limiter_unavailable.clone(),
         );
         registry.register(
             "ws_closes",

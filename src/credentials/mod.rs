@@ -19,7 +19,7 @@ pub use command::TokenArgs;
 pub use jwt::{sign, SignRequest};
 
 /// The tenant of a key without one and of a token without a `tenant` claim.
-pub const DEFAULT_TENANT: &str = "default";
+pub use crate::domain::usage::DEFAULT_TENANT;
 /// Session patterns one token may carry at most.
 pub const MAX_SESSION_PATTERNS: usize = 100;
 

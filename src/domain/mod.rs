@@ -10,6 +10,7 @@
 //!   [`chain_input`]: what moves a chain; [`workflow`]: chains as workflow-state views.
 //! - [`locks`], [`jobs`] (and [`job_view`], a job as JSON text), [`cache`], [`user_context`],
 //!   [`usage`]: the services beside the stream: their requests, checks and limits.
+//! - [`rate`]: rate limits by GCRA, the same arithmetic in every store.
 //! - [`problems`]: every bad field of a request, named, with names' and ranges' checks.
 
 pub mod cache;
@@ -22,6 +23,7 @@ pub mod jobs;
 pub mod json;
 pub mod locks;
 pub mod problems;
+pub mod rate;
 pub mod session;
 pub mod usage;
 pub mod user_context;

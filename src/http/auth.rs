@@ -15,12 +15,15 @@ use axum::response::{IntoResponse, Response};
 
 use super::browser::BrowserPolicy;
 use super::error::ApiError;
+use super::rate::Limiter;
 use crate::credentials::{Credentials, Principal, Role};
 
 /// What the middleware checks, made once from the config.
 pub struct Access {
     pub browser: BrowserPolicy,
     pub credentials: Arc<Credentials>,
+    /// Each credential's (and refused address's) rate limit; `None`: unlimited.
+    pub limiter: Option<Limiter>,
 }
 
 /// What a route needs.
@@ -90,17 +93,38 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
         ws.then(|| query_token(req.uri().query().unwrap_or("")))
             .flatten()
     });
-    let principal = match presented {
-        Some(token) => match access.credentials.authenticate(&token) {
-            Ok(p) => p,
-            Err(refusal) => return unauthorized(refusal.code, &refusal.message),
-        },
-        // A WebSocket may send its credentials in its first message instead.
-        None if ws => return next.run(req).await,
-        None => return unauthorized("unauthorized", "send Authorization: Bearer <key or token>"),
+    let principal = match presented.map(|t| access.credentials.authenticate(&t)) {
+        Some(Ok(p)) => p,
+        // Refused credentials, and none, spend their address's budget (guessing keys is slow).
+        refused => {
+            if let Some(limiter) = &access.limiter {
+                let client = limiter.client(&req);
+                let tenant = crate::credentials::DEFAULT_TENANT;
+                if let Some(limited) = limiter.check(tenant, &client).await {
+                    return limited;
+                }
+            }
+            match refused {
+                Some(Err(refusal)) => return unauthorized(refusal.code, &refusal.message),
+                // A WebSocket may send its credentials in its first message instead.
+                _ if ws => return next.run(req).await,
+                _ => {
+                    return unauthorized(
+                        "unauthorized",
+                        "send Authorization: Bearer <key or token>",
+                    )
+                }
+            }
+        }
     };
     if let Some(refused) = refuse(&principal, role, req.uri().path(), ws) {
         return refused.into_response();
+    }
+    if let Some(limiter) = &access.limiter {
+        let subject = format!("k:{}", principal.subject);
+        if let Some(limited) = limiter.check(&principal.tenant, &subject).await {
+            return limited;
+        }
     }
     // Only the WebSocket and `/api/whoami` look at the principal later; other requests are
     // done with it here (an extension costs each request an allocation).

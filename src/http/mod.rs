@@ -29,6 +29,7 @@ pub mod health;
 pub mod jobs;
 pub mod locks;
 pub mod parse_errors;
+pub mod rate;
 pub mod request_id;
 pub mod serve;
 pub mod sessions;
@@ -173,6 +174,13 @@ pub fn router(app: AppState) -> Router {
                     &allowed_origins(&config),
                 ),
                 credentials: app.credentials().clone(),
+                limiter: config.rate_limits.http().map(|gcra| rate::Limiter {
+                    store: app.stores().rates.clone(),
+                    gcra,
+                    wait: std::time::Duration::from_millis(config.rate_limits.rate_limit_wait_ms),
+                    metrics: app.metrics_arc().clone(),
+                    trusted: config.rate_limits.trusted_proxies.clone(),
+                }),
             }),
             auth::middleware,
         ))

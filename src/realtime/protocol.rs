@@ -17,6 +17,9 @@ pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1024;
 /// Events read from the store per step of a replay or gap fill.
 pub const REPLAY_PAGE: usize = 1000;
+/// Messages over the rate limit (`WS_RATE_LIMIT_*`) a connection may send in a row, each
+/// answered `rate_limited`, before it is closed with 1008.
+pub const RATE_LIMITED_CLOSE_AFTER: u32 = 50;
 
 /// Close codes the server uses.
 pub mod close {

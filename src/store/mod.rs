@@ -33,6 +33,7 @@ pub mod health;
 pub mod jobs;
 pub mod locks;
 pub mod memory;
+pub mod rate;
 pub mod redis;
 pub mod sessions;
 pub mod usage;
@@ -47,6 +48,7 @@ pub use events::{EventStore, Page, Pages};
 pub use health::StoreHealth;
 pub use jobs::JobStore;
 pub use locks::LockStore;
+pub use rate::RateStore;
 pub use sessions::SessionStore;
 pub use usage::UsageStore;
 pub use user_context::UserContextStore;
@@ -117,6 +119,7 @@ pub struct Stores {
     pub cache: Arc<dyn CacheStore>,
     pub user_contexts: Arc<dyn UserContextStore>,
     pub usage: Arc<dyn UsageStore>,
+    pub rates: Arc<dyn RateStore>,
     pub bus: Arc<dyn Bus>,
     pub health: Arc<dyn StoreHealth>,
 }
@@ -134,6 +137,7 @@ impl Stores {
             + CacheStore
             + UserContextStore
             + UsageStore
+            + RateStore
             + Bus
             + StoreHealth,
     {
@@ -148,6 +152,7 @@ impl Stores {
             cache: backend.clone(),
             user_contexts: backend.clone(),
             usage: backend.clone(),
+            rates: backend.clone(),
             bus: backend.clone(),
             health: backend,
         }

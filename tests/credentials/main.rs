@@ -1,8 +1,8 @@
 //! Credentials: API keys with roles, JSON Web Tokens (every way a token can be wrong), the
 //! WebSocket's in-band `auth` with refresh and expiry, `sessions` claims, and
-//! `afw-gateway token`. Real gateways over loopback, on the memory store and on a real Redis
+//! `afw-gateway token`; rate limits. Real gateways over loopback, on the memory store and on a real Redis
 //! through two instances. By family: [`roles`] (every route × every kind of credential),
-//! [`tokens`], [`websocket`], [`command`].
+//! [`tokens`], [`websocket`], [`command`], [`limits`].
 
 #[path = "../support/routes.rs"]
 mod routes;
@@ -10,6 +10,7 @@ mod routes;
 mod support;
 
 mod command;
+mod limits;
 mod roles;
 mod tokens;
 mod websocket;

@@ -9,9 +9,33 @@ use super::grant::Grant;
 use super::{proto, ClientMessage, Connection, End};
 use crate::credentials::Role;
 use crate::domain::control::NewInput;
+use crate::domain::rate;
+use crate::realtime::protocol::close;
 
 impl Connection {
     pub(super) async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        if let Some(gcra) = self.ctx.message_limit {
+            let now = self.ctx.epoch.elapsed().as_micros() as u64;
+            let tat = Some(self.rate_tat).filter(|t| *t > 0);
+            match rate::take(gcra, tat, now) {
+                (_, Some(next)) => {
+                    self.rate_tat = next;
+                    self.rate_strikes = 0;
+                }
+                (d, None) => {
+                    self.ctx.hub.metrics().ws_rate_limited.inc();
+                    self.rate_strikes += 1;
+                    if self.rate_strikes > proto::RATE_LIMITED_CLOSE_AFTER {
+                        return Err(End::Close(close::POLICY, "rate limit"));
+                    }
+                    let retry = format!(
+                        "over the message rate limit; retry in {} ms",
+                        d.retry_after_us.div_ceil(1000)
+                    );
+                    return self.send_error("rate_limited", &retry, None).await;
+                }
+            }
+        }
         let message = ClientMessage::parse(text);
         if let Grant::Pending = self.grant {
             return match message {

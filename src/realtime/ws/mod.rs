@@ -24,6 +24,7 @@ mod messages;
 mod streams;
 use super::protocol::{self as proto, close, ClientMessage};
 use crate::credentials::{Credentials, Principal};
+use crate::domain::rate::Gcra;
 use crate::service::control::Control;
 use crate::store::EventStore;
 use deadline::bounded;
@@ -52,6 +53,10 @@ pub struct WsContext {
     pub auth_timeout: Duration,
     /// How long a connection outlives its token's expiry, waiting for a fresh one.
     pub auth_grace: Duration,
+    /// How fast one connection may send messages (`WS_RATE_LIMIT_*`); `None`: unlimited.
+    pub message_limit: Option<Gcra>,
+    /// What the connections' message budgets count time from.
+    pub epoch: Instant,
     pub outbound_limit: usize,
     /// Largest stored event: with `outbound_limit`, sizes the first page of a replay.
     pub max_event_bytes: usize,
@@ -137,6 +142,11 @@ struct Connection {
     auth_due: Option<Instant>,
     /// Set when `auth_due` changed, so the loop re-arms its timer.
     auth_changed: bool,
+    /// The message budget's state (microseconds since `ctx.epoch`; 0: untouched).
+    rate_tat: u64,
+    /// Messages refused in a row for the rate; past [`proto::RATE_LIMITED_CLOSE_AFTER`] the
+    /// connection is closed with 1008.
+    rate_strikes: u32,
 }
 
 impl Connection {
@@ -159,6 +169,8 @@ impl Connection {
             grant,
             auth_due,
             auth_changed: false,
+            rate_tat: 0,
+            rate_strikes: 0,
         }
     }
 

@@ -27,6 +27,7 @@ mod events;
 mod job_queue;
 mod jobs;
 mod locks;
+mod rate;
 mod sessions;
 mod usage;
 mod user_context;
@@ -35,6 +36,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 pub struct MemoryStore {
     state: Mutex<State>,
+    rates: rate::RateTable,
     bus: broadcast::Sender<BusMessage>,
     settings: StoreSettings,
 }
@@ -109,6 +111,7 @@ impl MemoryStore {
     ) -> Stores {
         let store = Arc::new(MemoryStore {
             state: Mutex::new(State::default()),
+            rates: rate::RateTable::default(),
             bus: broadcast::channel(BUS_CAPACITY).0,
             settings,
         });
@@ -118,7 +121,10 @@ impl MemoryStore {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => sweeper.state.lock().sweep(Instant::now()),
+                    _ = tick.tick() => {
+                        sweeper.state.lock().sweep(Instant::now());
+                        sweeper.rates.sweep();
+                    }
                 }
             }
         });

@@ -200,6 +200,12 @@ impl Keys {
         format!("{}:{period}", self.tagged("usage", scope))
     }
 
+    /// STRING of a rate-limited subject's GCRA state (microseconds, Redis's clock); it expires
+    /// when the subject's budget is full again.
+    pub fn rate(&self, subject: &str) -> String {
+        self.tagged("rate", subject)
+    }
+
     /// Pub/sub channel of other notifications (commands, chains, wake-ups, deletions, probes).
     pub fn control_channel(&self) -> String {
         format!("{}control", self.prefix)

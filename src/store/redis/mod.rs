@@ -30,6 +30,7 @@ mod jobs;
 pub mod keys;
 mod locks;
 mod pubsub;
+mod rate;
 mod sessions;
 mod usage;
 mod user_context;
