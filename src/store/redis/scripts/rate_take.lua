@@ -1,17 +1,18 @@
 -- One request from a subject's GCRA budget, by Redis's own clock (domain/rate.rs says why).
--- KEYS[1]: the subject's TAT (a string of microseconds).
+-- KEYS: tat (STRING: the subject's TAT, microseconds of Redis's clock)
 -- ARGV: interval_us, tolerance_us.
 -- Returns {allowed (1/0), remaining, retry_after_us, reset_us}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+local key = KEYS[1]
+local tat = tonumber(redis.call('GET', key) or now)
 if tat < now then tat = now end
 local nxt = tat + interval
 local ahead = nxt - now
 if ahead > tolerance then
   return {0, 0, ahead - tolerance, tat - now}
 end
-redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.floor(ahead / 1000) + 1)
+redis.call('SET', key, string.format('%.0f', nxt), 'PX', math.floor(ahead / 1000) + 1)
 return {1, math.floor((tolerance - ahead) / interval), 0, ahead}
