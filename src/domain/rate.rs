@@ -45,8 +45,13 @@ pub struct Decision {
 /// Takes one request at `now_us` from a subject whose TAT is `tat_us` (None: never seen).
 /// Returns the decision and, when allowed, the new TAT to keep.
 pub fn take(gcra: Gcra, tat_us: Option<u64>, now_us: u64) -> (Decision, Option<u64>) {
+    take_n(gcra, tat_us, now_us, 1)
+}
+
+/// Takes `n` requests at once (all or none).
+pub fn take_n(gcra: Gcra, tat_us: Option<u64>, now_us: u64, n: u64) -> (Decision, Option<u64>) {
     let tat = tat_us.unwrap_or(now_us).max(now_us);
-    let next = tat + gcra.interval_us;
+    let next = tat + gcra.interval_us.saturating_mul(n.max(1));
     let ahead = next - now_us;
     if ahead > gcra.tolerance_us {
         let decision = Decision {
@@ -98,5 +103,10 @@ mod tests {
         let (d, _) = take(g, None, 0);
         assert_eq!((d.remaining, d.reset_us), (4, 100_000));
         assert!(Gcra::new(0.0, 5).is_none());
+        // Three at once leave two; three more do not fit.
+        let (d, tat) = take_n(g, None, 0, 3);
+        assert_eq!((d.allowed, d.remaining), (true, 2));
+        assert!(!take_n(g, tat, 0, 3).0.allowed);
+        assert!(take_n(g, tat, 0, 2).0.allowed);
     }
 }

@@ -174,12 +174,14 @@ pub fn router(app: AppState) -> Router {
                     &allowed_origins(&config),
                 ),
                 credentials: app.credentials().clone(),
-                limiter: config.rate_limits.http().map(|gcra| rate::Limiter {
-                    store: app.stores().rates.clone(),
-                    gcra,
-                    wait: std::time::Duration::from_millis(config.rate_limits.rate_limit_wait_ms),
-                    metrics: app.metrics_arc().clone(),
-                    trusted: config.rate_limits.trusted_proxies.clone(),
+                limiter: config.rate_limits.http().map(|gcra| {
+                    rate::Limiter::new(
+                        app.stores().rates.clone(),
+                        gcra,
+                        std::time::Duration::from_millis(config.rate_limits.rate_limit_wait_ms),
+                        app.metrics_arc().clone(),
+                        config.rate_limits.trusted_proxies.clone(),
+                    )
                 }),
             }),
             auth::middleware,

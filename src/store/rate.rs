@@ -8,12 +8,14 @@ use crate::domain::rate::{Decision, Gcra};
 
 #[async_trait]
 pub trait RateStore: Send + Sync + 'static {
-    /// Takes one request from `subject`'s budget under `tenant` (a credential: `k:{subject}`,
-    /// an address: `a:{ip}`). The state lives as long as the budget is not full again.
+    /// Takes `count` requests at once (all or none) from `subject`'s budget under `tenant` (a
+    /// credential: `k:{subject}`, an address: `a:{ip}`). The state lives as long as the
+    /// budget is not full again.
     async fn take_rate(
         &self,
         tenant: &str,
         subject: &str,
         gcra: Gcra,
+        count: u64,
     ) -> Result<Decision, StoreError>;
 }

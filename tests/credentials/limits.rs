@@ -57,10 +57,53 @@ async fn two_instances_on_one_redis_share_one_budget() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taken_in_chunks_two_instances_still_allow_no_more_than_the_budget() {
+    let redis = RedisServer::start().await;
+    let limited = || {
+        let mut c = config(Some(&redis));
+        // Chunks of 5 (a twentieth of a second at 100 a second).
+        c.rate_limits.rate_limit_rps = 100.0;
+        c.rate_limits.rate_limit_burst = 200;
+        c
+    };
+    let a = Gateway::start(limited()).await;
+    let b = Gateway::start(limited()).await;
+    let (ea, eb) = (a.with_key(AGENT_KEY), b.with_key(AGENT_KEY));
+    let started = Instant::now();
+    let mut allowed = 0;
+    for round in 0..50 {
+        let asks = (0..10).map(|i| {
+            let gw = if (round + i) % 2 == 0 { &ea } else { &eb };
+            gw.get("/api/whoami")
+        });
+        for (s, _) in futures::future::join_all(asks).await {
+            match s {
+                200 => allowed += 1,
+                429 => {}
+                s => panic!("{s}"),
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let most = 200.0 + 100.0 * elapsed + 1.0;
+    assert!(
+        (allowed as f64) <= most,
+        "{allowed} allowed in {elapsed:.2} s (at most {most})"
+    );
+    // The burst is there to be spent, but for what chunks left unspent may lose.
+    assert!(allowed >= 190, "{allowed} allowed in {elapsed:.2} s");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limiter_without_its_redis_lets_requests_through_and_counts_them() {
     let mut redis = RedisServer::start().await;
     let mut c = config(Some(&redis));
     c.rate_limits.rate_limit_wait_ms = 200;
+    // Small enough that each request asks the store (no chunk in hand).
+    c.rate_limits.rate_limit_rps = 10.0;
+    c.rate_limits.rate_limit_burst = 20;
     let gw = Gateway::start(c).await;
     let admin = gw.with_key(ADMIN_KEY);
     assert_eq!(admin.get("/api/whoami").await.0, 200);

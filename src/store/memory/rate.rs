@@ -33,12 +33,12 @@ impl RateTable {
         self.started.elapsed().as_micros() as u64
     }
 
-    fn take(&self, tenant: &str, subject: &str, gcra: Gcra) -> Decision {
+    fn take(&self, tenant: &str, subject: &str, gcra: Gcra, count: u64) -> Decision {
         let now = self.now_us();
         let key = format!("{tenant}\n{subject}");
         let mut entry = self.tats.entry(key).or_insert(0);
         let tat = Some(*entry).filter(|t| *t > 0);
-        let (decision, next) = rate::take(gcra, tat, now);
+        let (decision, next) = rate::take_n(gcra, tat, now, count);
         if let Some(next) = next {
             *entry = next;
         }
@@ -59,7 +59,8 @@ impl RateStore for MemoryStore {
         tenant: &str,
         subject: &str,
         gcra: Gcra,
+        count: u64,
     ) -> Result<Decision, StoreError> {
-        Ok(self.rates.take(tenant, subject, gcra))
+        Ok(self.rates.take(tenant, subject, gcra, count))
     }
 }

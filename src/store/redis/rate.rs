@@ -15,11 +15,13 @@ impl RateStore for RedisStore {
         tenant: &str,
         subject: &str,
         gcra: Gcra,
+        count: u64,
     ) -> Result<Decision, StoreError> {
         let reply: Vec<Value> = script!("rate_take.lua")
             .key(self.tenant_keys(tenant).rate(subject))
             .arg(gcra.interval_us)
             .arg(gcra.tolerance_us)
+            .arg(count.max(1))
             .invoke_async(&mut self.conn())
             .await?;
         let n = |i: usize| {

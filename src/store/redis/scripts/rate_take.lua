@@ -1,6 +1,6 @@
--- One request from a subject's GCRA budget, by Redis's own clock (domain/rate.rs says why).
+-- Requests from a subject's GCRA budget, by Redis's own clock (domain/rate.rs says why).
 -- KEYS: tat (STRING: the subject's TAT, microseconds of Redis's clock)
--- ARGV: interval_us, tolerance_us.
+-- ARGV: interval_us, tolerance_us, count (requests taken at once, all or none).
 -- Returns {allowed (1/0), remaining, retry_after_us, reset_us}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -9,7 +9,7 @@ local tolerance = tonumber(ARGV[2])
 local key = KEYS[1]
 local tat = tonumber(redis.call('GET', key) or now)
 if tat < now then tat = now end
-local nxt = tat + interval
+local nxt = tat + interval * tonumber(ARGV[3])
 local ahead = nxt - now
 if ahead > tolerance then
   return {0, 0, ahead - tolerance, tat - now}
