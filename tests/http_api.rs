@@ -397,10 +397,19 @@ async fn cors_answers_only_for_configured_origins() {
             .send()
     };
     let r = preflight("http://dash.test").await.unwrap();
+    assert_eq!(r.status(), 204, "a preflight's answer has no content");
     assert_eq!(
         r.headers()["access-control-allow-origin"],
         "http://dash.test"
     );
+    let methods = r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
+    assert!(
+        methods.contains("POST") && methods.contains("DELETE"),
+        "{methods}"
+    );
+    assert!(r.headers().contains_key("access-control-allow-headers"));
     let r = preflight("http://evil.test").await.unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
     gw.stop().await;

@@ -192,7 +192,24 @@ pub fn router(app: AppState) -> Router {
             request_id::middleware,
         ))
         .layer(tower::util::option_layer(cors(&allowed_origins(&config))))
+        .layer(tower::util::option_layer(
+            (!allowed_origins(&config).is_empty()).then(|| middleware::from_fn(preflight)),
+        ))
         .with_state(app)
+}
+
+/// A CORS preflight's answer is 204 No Content (the CORS layer answers 200 with no body).
+/// Installed only with `AFW_CORS_ORIGINS`, so other deployments' requests do not pay for it.
+async fn preflight(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let asks = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(axum::http::header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut resp = next.run(req).await;
+    if asks && resp.status() == StatusCode::OK {
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+    }
+    resp
 }
 
 async fn not_found() -> ApiError {
@@ -257,6 +274,12 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 Method::DELETE,
             ])
             .allow_headers(AnyOrigin)
-            .expose_headers([HeaderName::from_static(request_id::REQUEST_ID)]),
+            .expose_headers([
+                HeaderName::from_static(request_id::REQUEST_ID),
+                HeaderName::from_static("retry-after"),
+                HeaderName::from_static("ratelimit-limit"),
+                HeaderName::from_static("ratelimit-remaining"),
+                HeaderName::from_static("ratelimit-reset"),
+            ]),
     )
 }
