@@ -28,7 +28,7 @@ use crate::domain::rate::Gcra;
 use crate::service::control::Control;
 use crate::store::EventStore;
 use deadline::bounded;
-use grant::{expiry, Grant};
+use grant::expiry;
 
 /// Messages written per flush at most.
 const BATCH: usize = 64;
@@ -73,18 +73,15 @@ pub struct WsContext {
 /// Serves one upgraded connection until it closes. `principal` is what the upgrade's
 /// credentials said; without them, when credentials are required, the connection waits for an
 /// `auth` message.
-pub async fn serve(
+/// (Not an `async fn`: its arguments would stay in every connection's future beside the
+/// connection made of them.)
+pub fn serve(
     ctx: Arc<WsContext>,
     id: u64,
     socket: WebSocket,
     principal: Option<Arc<Principal>>,
-) {
-    let grant = match principal {
-        Some(p) => Grant::Held(p),
-        None if ctx.credentials.required() => Grant::Pending,
-        None => Grant::Open,
-    };
-    Connection::new(ctx, id, socket, grant).run().await
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    Connection::new(ctx, id, socket, principal).run()
 }
 
 /// Closes a connection the instance will not serve (`1013`: try again later) with the closing
@@ -136,29 +133,39 @@ struct Connection {
     sink: SplitSink<WebSocket, Message>,
     stream: Option<SplitStream<WebSocket>>,
     subs: HashMap<Arc<str>, streams::Sub>,
-    grant: Grant,
+    /// The credentials held (`grant` says what they allow).
+    principal: Option<Arc<Principal>>,
+    /// Credentials are required and none came yet: only an `auth` message is served.
+    pending: bool,
     /// When the connection closes with 1008 unless credentials (or fresh ones) come: the
-    /// auth timeout while pending, the token's expiry plus the grace while held.
-    auth_due: Option<Instant>,
-    /// Set when `auth_due` changed, so the loop re-arms its timer.
+    /// auth timeout while pending, the token's expiry plus the grace while held (µs since
+    /// `ctx.epoch`; 0: never).
+    auth_due_us: u64,
+    /// Set when the due time changed, so the loop re-arms its timer.
     auth_changed: bool,
     /// The message budget's state (microseconds since `ctx.epoch`; 0: untouched).
     rate_tat: u64,
     /// Messages refused in a row for the rate; past [`proto::RATE_LIMITED_CLOSE_AFTER`] the
     /// connection is closed with 1008.
-    rate_strikes: u32,
+    rate_strikes: u8,
 }
 
 impl Connection {
-    fn new(ctx: Arc<WsContext>, id: u64, socket: WebSocket, grant: Grant) -> Connection {
+    fn new(
+        ctx: Arc<WsContext>,
+        id: u64,
+        socket: WebSocket,
+        principal: Option<Arc<Principal>>,
+    ) -> Connection {
         let (handle, queue) = hub::queue(id, ctx.outbound_limit);
         let (sink, stream) = socket.split();
-        let auth_due = match &grant {
-            Grant::Open => None,
-            Grant::Pending => Some(Instant::now() + ctx.auth_timeout),
-            Grant::Held(p) => expiry(p, ctx.auth_grace),
+        let pending = principal.is_none() && ctx.credentials.required();
+        let due = match &principal {
+            Some(p) => expiry(p, ctx.auth_grace),
+            None if pending => Some(Instant::now() + ctx.auth_timeout),
+            None => None,
         };
-        Connection {
+        let mut conn = Connection {
             ctx,
             client_id: uuid::Uuid::now_v7(),
             handle,
@@ -166,12 +173,15 @@ impl Connection {
             sink,
             stream: Some(stream),
             subs: HashMap::new(),
-            grant,
-            auth_due,
+            principal,
+            pending,
+            auth_due_us: 0,
             auth_changed: false,
             rate_tat: 0,
             rate_strikes: 0,
-        }
+        };
+        conn.set_auth_due(due);
+        conn
     }
 
     async fn run(mut self) {
@@ -231,7 +241,7 @@ impl Connection {
         let beat = self.ctx.heartbeat_every;
         let mut next_beat = beat.map(|b| Instant::now() + b);
         let first = next_beat.map_or(next_ping, |b| b.min(next_ping));
-        let timer = tokio::time::sleep_until(self.auth_due.map_or(first, |a| a.min(first)));
+        let timer = tokio::time::sleep_until(self.auth_due().map_or(first, |a| a.min(first)));
         tokio::pin!(timer);
         loop {
             let step = tokio::select! {
@@ -267,10 +277,11 @@ impl Connection {
                     if pong_due.is_some_and(|due| due <= now) {
                         return End::Close(close::PING_TIMEOUT, "ping timeout");
                     }
-                    if self.auth_due.is_some_and(|due| due <= now) {
-                        return match self.grant {
-                            Grant::Pending => End::Close(close::POLICY, "authentication required"),
-                            _ => End::Close(close::POLICY, "credentials expired"),
+                    if self.auth_due().is_some_and(|due| due <= now) {
+                        return if self.pending {
+                            End::Close(close::POLICY, "authentication required")
+                        } else {
+                            End::Close(close::POLICY, "credentials expired")
                         };
                     }
                     let mut r = Ok(());
@@ -287,7 +298,7 @@ impl Connection {
                     }
                     let wake = pong_due.map_or(next_ping, |due| due.min(next_ping));
                     let wake = next_beat.map_or(wake, |b| b.min(wake));
-                    timer.as_mut().reset(self.auth_due.map_or(wake, |a| a.min(wake)));
+                    timer.as_mut().reset(self.auth_due().map_or(wake, |a| a.min(wake)));
                     r
                 }
             };
@@ -300,7 +311,7 @@ impl Connection {
                 let wake = next_beat.map_or(wake, |b| b.min(wake));
                 timer
                     .as_mut()
-                    .reset(self.auth_due.map_or(wake, |a| a.min(wake)));
+                    .reset(self.auth_due().map_or(wake, |a| a.min(wake)));
             }
         }
     }
