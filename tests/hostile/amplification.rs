@@ -268,6 +268,67 @@ async fn errors_below_the_router_are_answered_as_the_protocols_say() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_services_refuse_malformed_input_with_json_errors() {
     let gw = Gateway::start(support::config(None)).await;
+    malformed_input_gets_json_errors(&gw).await;
+    gw.stop().await;
+}
+
+/// The same with credentials required (an agent's key on every request), and hostile
+/// credentials themselves: each answer is a 401 JSON error and nothing else happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_credentials_required_malformed_input_and_credentials_get_json_errors() {
+    let agent = "agent-key-0123456789";
+    let mut config = support::config(None);
+    config.auth.api_keys = vec![
+        format!("default:{agent}:agent"),
+        "admin-key-0123456789".into(),
+    ];
+    config.auth.jwt_secret = Some("a-test-secret-of-at-least-32-bytes!".into());
+    let gw = Gateway::start(config).await;
+    malformed_input_gets_json_errors(&gw.with_key(agent)).await;
+    let long = "x".repeat(6000);
+    let dotted = format!("{0}.{0}.{0}", "e".repeat(3000));
+    let bad_header = format!("{}.e30.", "eyJhbGciOiJIUzI1NiJ9".repeat(200));
+    for credential in [
+        "",
+        ".",
+        "..",
+        "a.b.c",
+        "Bearer",
+        long.as_str(),
+        dotted.as_str(),
+        bad_header.as_str(),
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4IiwiZXhwIjo5OTk5OTk5OTk5fQ.",
+        "admin-key-012345678",
+        "default:admin-key-0123456789",
+    ] {
+        let (status, v) = gw.with_key(credential).get("/api/sessions").await;
+        assert_eq!(status, 401, "{:.40}: {v}", credential);
+        assert!(v["error"].is_string(), "{v}");
+    }
+    for header in [
+        "Basic YWRtaW4=",
+        "Bearer",
+        "bearer  ",
+        "Token admin-key-0123456789",
+    ] {
+        let r = gw
+            .http
+            .get(gw.url("/api/sessions"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{header}");
+    }
+    let (status, _) = gw
+        .with_key("admin-key-0123456789")
+        .get("/api/sessions")
+        .await;
+    assert_eq!(status, 200, "the instance keeps serving");
+    gw.stop().await;
+}
+
+async fn malformed_input_gets_json_errors(gw: &Endpoint) {
     let routes: &[(reqwest::Method, &str)] = &[
         (reqwest::Method::POST, "/api/locks/l"),
         (reqwest::Method::POST, "/api/locks/l/extend"),
