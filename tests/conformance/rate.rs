@@ -55,7 +55,9 @@ async fn a_burst_then_429_with_when_to_come_back(env: Env) {
         .into_iter()
         .map(|(s, _)| s)
         .collect();
-    assert_eq!(again.iter().filter(|s| **s == 200).count(), 2, "{again:?}");
+    // (Three when the requests themselves took long enough for one more to come in.)
+    let allowed = again.iter().filter(|s| **s == 200).count();
+    assert!((2..=3).contains(&allowed), "{again:?}");
 }
 
 async fn a_limited_write_changes_nothing(env: Env) {
@@ -74,11 +76,12 @@ async fn a_limited_write_changes_nothing(env: Env) {
             other => panic!("{other} {v}"),
         }
     }
-    assert_eq!(stored, 5);
+    // (Six when the posts themselves took long enough for one more to come in.)
+    assert!((5..=6).contains(&stored), "{stored}");
     tokio::time::sleep(Duration::from_millis(600)).await;
     let (_, page) = agent.get("/api/events/lim").await;
     assert_eq!(
-        page["count"], 5,
+        page["count"], stored,
         "only the allowed posts were stored: {page}"
     );
 }
