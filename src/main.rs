@@ -74,19 +74,24 @@ fn main() -> ExitCode {
     code
 }
 
+/// A subcommand's arguments, or the exit code once its help (0) or its error (64) is printed.
+fn subcommand_args<T: Parser>(args: &[std::ffi::OsString]) -> Result<T, ExitCode> {
+    T::try_parse_from(args).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::from(EXIT_CONFIG)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
 /// `afw-gateway token --sub ada [--tenant T] [--role viewer] [--ttl 1h] [--sessions 'build-*']`:
 /// prints a signed token.
 fn token(args: &[std::ffi::OsString]) -> ExitCode {
-    let args = match afw_gateway::credentials::TokenArgs::try_parse_from(args) {
+    let args = match subcommand_args::<afw_gateway::credentials::TokenArgs>(args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_CONFIG)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     match args.token() {
         Ok(t) => {
@@ -102,16 +107,9 @@ fn token(args: &[std::ffi::OsString]) -> ExitCode {
 
 /// `afw-gateway demo [--target URL] [--agents N]`: simulated agents until Ctrl-C.
 fn demo(args: &[std::ffi::OsString]) -> ExitCode {
-    let args = match afw_gateway::demo::DemoArgs::try_parse_from(args) {
+    let args = match subcommand_args::<afw_gateway::demo::DemoArgs>(args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_CONFIG)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     if let Err(e) = args.validate() {
         eprintln!("afw-gateway demo: {e}");
