@@ -39,6 +39,12 @@ impl ControlQueue {
         matches!(self, ControlQueue::Commands)
     }
 
+    /// Whether a poll takes what it reads when it does not say (`consume`): taking input is
+    /// receiving it; commands are read until acknowledged.
+    pub fn poll_consumes_by_default(self) -> bool {
+        matches!(self, ControlQueue::Input)
+    }
+
     /// The name used on the control channel (`{"kind":"wake","queue":"input"}`).
     pub fn parse(s: &str) -> Option<ControlQueue> {
         match s {

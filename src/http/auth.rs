@@ -17,6 +17,7 @@ use super::browser::BrowserPolicy;
 use super::error::ApiError;
 use super::rate::Limiter;
 use crate::credentials::{Credentials, Principal, Role};
+use crate::domain::control::ControlQueue;
 
 /// What the middleware checks, made once from the config.
 pub struct Access {
@@ -57,15 +58,18 @@ pub fn need(method: &Method, path: &str, query: Option<&str>) -> Need {
     }
 }
 
-/// Whether a GET removes what it reads: a session's input (unless `consume=false`), or its
-/// commands with `consume=true`.
+/// Whether a GET removes what it reads: a poll of a session's input or commands that takes
+/// them ([`super::control::poll_takes`], the handlers' own reading of `consume`).
 fn takes(path: &str, query: Option<&str>) -> bool {
-    let consume = |value: &str| {
-        query.is_some_and(|q| q.split('&').any(|kv| kv == format!("consume={value}")))
-    };
     let session = path.starts_with("/api/sessions/") || path.starts_with("/api/commands/");
-    (session && path.ends_with("/input") && !consume("false"))
-        || (session && path.ends_with("/commands") && consume("true"))
+    let queue = if path.ends_with("/input") {
+        ControlQueue::Input
+    } else if path.ends_with("/commands") {
+        ControlQueue::Commands
+    } else {
+        return false;
+    };
+    session && super::control::poll_takes(queue, query)
 }
 
 /// The session a route's path names, for credentials narrowed to some sessions.
@@ -201,6 +205,18 @@ mod tests {
         assert_eq!(
             get("/api/sessions/s/commands", None),
             Need::Role(Role::Viewer)
+        );
+        assert_eq!(
+            get("/api/sessions/s/commands", Some("consume=1")),
+            Need::Role(Role::Agent)
+        );
+        assert_eq!(
+            get("/api/sessions/s/input", Some("consume=0")),
+            Need::Role(Role::Viewer)
+        );
+        assert_eq!(
+            get("/api/sessions/s/input", Some("consume=maybe")),
+            Need::Role(Role::Agent)
         );
         let take = Some("wait=1&consume=true");
         assert_eq!(

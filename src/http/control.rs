@@ -30,6 +30,16 @@ pub struct PollQuery {
 }
 
 impl PollQuery {
+    /// Whether the poll takes what it reads; `None` when `consume` is not a boolean.
+    fn consume(&self, default: bool) -> Option<bool> {
+        match self.consume.as_deref() {
+            None => Some(default),
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(_) => None,
+        }
+    }
+
     /// How long to wait, and whether to consume (`consume_default` when not given).
     fn parse(&self, consume_default: bool) -> Result<(Duration, bool), ApiError> {
         let mut problems = Vec::new();
@@ -60,21 +70,26 @@ impl PollQuery {
             },
             (None, None) => Duration::ZERO,
         };
-        let consume = match self.consume.as_deref() {
-            None => consume_default,
-            Some("true" | "1") => true,
-            Some("false" | "0") => false,
-            Some(_) => {
-                problems.push(FieldProblem::new("consume", "must be true or false"));
-                false
-            }
-        };
+        let consume = self.consume(consume_default).unwrap_or_else(|| {
+            problems.push(FieldProblem::new("consume", "must be true or false"));
+            false
+        });
         if problems.is_empty() {
             Ok((wait, consume))
         } else {
             Err(ApiError::validation(problems))
         }
     }
+}
+
+/// Whether a poll of `queue` with this query string takes what it reads (so needs the agent
+/// role although it is a GET): read as the handlers read it, and when it does not parse, as
+/// a take (the handler answers it 400 anyway).
+pub fn poll_takes(queue: ControlQueue, query: Option<&str>) -> bool {
+    serde_urlencoded::from_str::<PollQuery>(query.unwrap_or(""))
+        .ok()
+        .and_then(|q| q.consume(queue.poll_consumes_by_default()))
+        .unwrap_or(true)
 }
 
 pub async fn create_command(
@@ -98,7 +113,7 @@ pub async fn list_commands(
     ApiQuery(q): ApiQuery<PollQuery>,
 ) -> Result<Response, ApiError> {
     session_path_id(&id)?;
-    let (wait, consume) = q.parse(false)?;
+    let (wait, consume) = q.parse(ControlQueue::Commands.poll_consumes_by_default())?;
     let _slot = waiter.park(!wait.is_zero())?;
     let items = control
         .poll(ControlQueue::Commands, &id, wait, consume)
@@ -157,7 +172,7 @@ pub async fn take_input(
     ApiQuery(q): ApiQuery<PollQuery>,
 ) -> Result<Response, ApiError> {
     session_path_id(&id)?;
-    let (wait, consume) = q.parse(true)?;
+    let (wait, consume) = q.parse(ControlQueue::Input.poll_consumes_by_default())?;
     let _slot = waiter.park(!wait.is_zero())?;
     let items = control
         .poll(ControlQueue::Input, &id, wait, consume)

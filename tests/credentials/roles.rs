@@ -189,6 +189,7 @@ async fn a_viewer_reads_commands_and_input_but_takes_neither() {
     assert!(s < 300, "{s}");
     for path in [
         "/api/sessions/q/commands?consume=true",
+        "/api/sessions/q/commands?consume=1",
         "/api/commands/q/commands?consume=true",
         "/api/sessions/q/input",
         "/api/sessions/q/input?consume=true",
