@@ -25,44 +25,50 @@ fn bad(problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// One entry of `AFW_API_KEYS` (the `i`-th): its tenant, key and role, with the key checked.
+pub(super) fn entry(i: usize, text: &str) -> Result<(&str, &str, Role), ConfigError> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (tenant, key, role) = match parts[..] {
+        [key] => (DEFAULT_TENANT, key, Role::Admin),
+        [tenant, key] => (tenant, key, Role::Admin),
+        [tenant, key, role] => (
+            tenant,
+            key,
+            Role::parse(role).ok_or_else(|| {
+                bad(format!(
+                    "entry {}: role `{role}` is not admin, agent or viewer",
+                    i + 1
+                ))
+            })?,
+        ),
+        _ => {
+            return Err(bad(format!(
+                "entry {} is not `key`, `tenant:key` or `tenant:key:role`",
+                i + 1
+            )))
+        }
+    };
+    if key.trim().is_empty() {
+        return Err(bad("contains an empty key (check for a stray comma)"));
+    }
+    if key.chars().count() < MIN_API_KEY_CHARS {
+        return Err(bad(format!(
+            "a key is shorter than {MIN_API_KEY_CHARS} characters; use a long random one (openssl rand -hex 32)"
+        )));
+    }
+    if key.to_ascii_lowercase().starts_with("change-me") {
+        return Err(bad(
+            "still holds the example's placeholder key; set a long random one (openssl rand -hex 32)",
+        ));
+    }
+    Ok((tenant, key, role))
+}
+
 impl ApiKeys {
     pub(super) fn parse(entries: &[String]) -> Result<ApiKeys, ConfigError> {
         let mut keys = Vec::with_capacity(entries.len());
-        for (i, entry) in entries.iter().enumerate() {
-            let parts: Vec<&str> = entry.split(':').collect();
-            let (tenant, key, role) = match parts[..] {
-                [key] => (DEFAULT_TENANT, key, Role::Admin),
-                [tenant, key] => (tenant, key, Role::Admin),
-                [tenant, key, role] => (
-                    tenant,
-                    key,
-                    Role::parse(role).ok_or_else(|| {
-                        bad(format!(
-                            "entry {}: role `{role}` is not admin, agent or viewer",
-                            i + 1
-                        ))
-                    })?,
-                ),
-                _ => {
-                    return Err(bad(format!(
-                        "entry {} is not `key`, `tenant:key` or `tenant:key:role`",
-                        i + 1
-                    )))
-                }
-            };
-            if key.trim().is_empty() {
-                return Err(bad("contains an empty key (check for a stray comma)"));
-            }
-            if key.chars().count() < MIN_API_KEY_CHARS {
-                return Err(bad(format!(
-                    "a key is shorter than {MIN_API_KEY_CHARS} characters; use a long random one (openssl rand -hex 32)"
-                )));
-            }
-            if key.to_ascii_lowercase().starts_with("change-me") {
-                return Err(bad(
-                    "still holds the example's placeholder key; set a long random one (openssl rand -hex 32)",
-                ));
-            }
+        for (i, text) in entries.iter().enumerate() {
+            let (tenant, key, role) = entry(i, text)?;
             served_tenant(tenant).map_err(|e| bad(format!("entry {}: {e}", i + 1)))?;
             keys.push(Entry {
                 digest: Sha256::digest(key.as_bytes()).into(),

@@ -137,12 +137,9 @@ impl Credentials {
 /// What the in-process demo agents send: the first key of role agent or admin, or else, with a
 /// secret, a day's agent token.
 pub fn agent_token(auth: &Auth) -> Option<String> {
-    let key = auth.api_keys.iter().find_map(|entry| {
-        let parts: Vec<&str> = entry.split(':').collect();
-        match parts[..] {
-            [key] | [_, key] | [_, key, "agent" | "admin"] => Some(key.to_string()),
-            _ => None,
-        }
+    let key = auth.api_keys.iter().enumerate().find_map(|(i, text)| {
+        let (_, key, role) = keys::entry(i, text).ok()?;
+        (role >= Role::Agent).then(|| key.to_string())
     });
     key.or_else(|| {
         auth.jwt_secret.as_ref()?;

@@ -104,7 +104,7 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
             if let Some(limiter) = &access.limiter {
                 let client = limiter.client(&req);
                 let tenant = crate::credentials::DEFAULT_TENANT;
-                if let Some(limited) = limiter.check(tenant, &client).await {
+                if let Some(limited) = limiter.check(tenant, "a:", &client).await {
                     return limited;
                 }
             }
@@ -125,8 +125,10 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
         return refused.into_response();
     }
     if let Some(limiter) = &access.limiter {
-        let subject = format!("k:{}", principal.subject);
-        if let Some(limited) = limiter.check(&principal.tenant, &subject).await {
+        if let Some(limited) = limiter
+            .check(&principal.tenant, "k:", &principal.subject)
+            .await
+        {
             return limited;
         }
     }

@@ -84,9 +84,11 @@ impl Limiter {
         }
     }
 
-    /// Takes one request from `subject`'s budget: `None` when it may go on, else the 429.
-    pub async fn check(&self, tenant: &str, subject: &str) -> Option<Response> {
-        let id = self.hasher.hash_one((tenant, subject));
+    /// Takes one request from the budget of `kind` (`k:` a credential, `a:` an address)
+    /// `name` in `tenant`: `None` when it may go on, else the 429. A request spent from a chunk
+    /// in hand allocates nothing; the store's subject (`{kind}{name}`) is made only to ask it.
+    pub async fn check(&self, tenant: &str, kind: &'static str, name: &str) -> Option<Response> {
+        let id = self.hasher.hash_one((tenant, kind, name));
         if self.chunk > 1 {
             if let Some(mut c) = self.chunks.get_mut(&id) {
                 if c.left > 0 && Instant::now() < c.until {
@@ -95,9 +97,10 @@ impl Limiter {
                 }
             }
         }
+        let subject = format!("{kind}{name}");
         let mut count = self.chunk;
         loop {
-            let taken = self.store.take_rate(tenant, subject, self.gcra, count);
+            let taken = self.store.take_rate(tenant, &subject, self.gcra, count);
             match tokio::time::timeout(self.wait, taken).await {
                 Ok(Ok(d)) if d.allowed => {
                     if count > 1 {
@@ -133,8 +136,9 @@ impl Limiter {
         );
     }
 
-    /// Who an anonymous request is: the connection's address, or behind a trusted load
-    /// balancer the last `X-Forwarded-For` address that is not one of them.
+    /// Who an anonymous request is (its budget's name under `a:`): the connection's address,
+    /// or behind a trusted load balancer the last `X-Forwarded-For` address that is not one
+    /// of them.
     pub fn client(&self, req: &Request) -> String {
         let peer = req.extensions().get::<Arrival>().map(|a| a.peer);
         let trusted = |ip: &IpAddr| self.trusted.iter().any(|n| n.contains(ip));
@@ -153,8 +157,8 @@ impl Limiter {
             }
         }
         match client {
-            Some(ip) => format!("a:{ip}"),
-            None => "a:unknown".to_string(),
+            Some(ip) => ip.to_string(),
+            None => "unknown".to_string(),
         }
     }
 }
