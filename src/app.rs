@@ -17,18 +17,14 @@ use crate::demo::DemoRunner;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
 use crate::realtime::ws::WsContext;
-use crate::service::cache::Cache;
 use crate::service::chains::Chains;
 use crate::service::control::Control;
 use crate::service::events::Events;
-use crate::service::jobs::Jobs;
-use crate::service::locks::Locks;
 use crate::service::sessions::Sessions;
-use crate::service::usage::Usage;
-use crate::service::user_context::UserContexts;
 use crate::service::wait_slots::WaitSlots;
 use crate::service::Services;
 use crate::store::Stores;
+use crate::tenancy::Tenants;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -36,6 +32,9 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     config: Config,
     credentials: Arc<Credentials>,
+    /// Every tenant's stores and services; the default tenant's are also `stores` and
+    /// `services`.
+    tenants: Arc<Tenants>,
     stores: Stores,
     services: Services,
     hub: Arc<Hub>,
@@ -58,8 +57,7 @@ struct Inner {
 pub struct Parts {
     pub config: Config,
     pub credentials: Arc<Credentials>,
-    pub stores: Stores,
-    pub services: Services,
+    pub tenants: Arc<Tenants>,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub instance_id: Arc<str>,
@@ -71,17 +69,17 @@ impl AppState {
         let Parts {
             config,
             credentials,
-            stores,
-            services,
+            tenants,
             hub,
             metrics,
             instance_id,
             shutdown,
         } = parts;
+        let stores = tenants.default_tenant().stores.clone();
+        let services = tenants.default_tenant().services.clone();
         let ws = Arc::new(WsContext {
             hub: Arc::clone(&hub),
-            events: Arc::clone(&stores.events),
-            control: Control::clone(&services.control),
+            tenants: Arc::clone(&tenants),
             instance_id: Arc::clone(&instance_id),
             shutdown: shutdown.clone(),
             credentials: Arc::clone(&credentials),
@@ -100,6 +98,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             config,
             credentials,
+            tenants,
             stores,
             services,
             hub,
@@ -121,6 +120,15 @@ impl AppState {
 
     pub fn credentials(&self) -> &Arc<Credentials> {
         &self.0.credentials
+    }
+
+    pub fn tenants(&self) -> &Arc<Tenants> {
+        &self.0.tenants
+    }
+
+    /// The default tenant's services.
+    pub fn services(&self) -> &Services {
+        &self.0.services
     }
 
     pub fn stores(&self) -> &Stores {
@@ -192,27 +200,10 @@ impl AppState {
     }
 }
 
-/// Each service as an axum substate of the app. Behind one `Arc` each, so extracting one
-/// costs a single reference count, as extracting the whole app did.
-macro_rules! substate {
-    ($($ty:ty => $field:ident),* $(,)?) => {$(
-        impl FromRef<AppState> for Arc<$ty> {
-            fn from_ref(app: &AppState) -> Arc<$ty> {
-                Arc::clone(&app.0.services.$field)
-            }
-        }
-    )*};
-}
-
-substate! {
-    WaitSlots => wait_slots,
-    Sessions => sessions,
-    Events => events,
-    Control => control,
-    Chains => chains,
-    Locks => locks,
-    Jobs => jobs,
-    Cache => cache,
-    UserContexts => user_contexts,
-    Usage => usage,
+/// The long polls' allowance as an axum substate of the app, behind one `Arc` (the services
+/// are each tenant's: [`crate::http::tenant::Scoped`]).
+impl FromRef<AppState> for Arc<WaitSlots> {
+    fn from_ref(app: &AppState) -> Arc<WaitSlots> {
+        Arc::clone(&app.0.services.wait_slots)
+    }
 }

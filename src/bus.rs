@@ -49,6 +49,43 @@ pub enum BusMessage {
     Signal { signal: Signal, name: Arc<str> },
 }
 
+impl BusMessage {
+    /// The message of a tenant's stores as the bus carries it: every session id and name
+    /// scoped to `tenant` (see [`crate::tenancy`]); unchanged for the default tenant.
+    pub fn for_tenant(self, tenant: Option<&str>) -> BusMessage {
+        let Some(t) = tenant else {
+            return self;
+        };
+        let scope = |id: &str| -> Arc<str> { crate::scope::scoped(Some(t), id).into() };
+        match self {
+            BusMessage::Event(ev) => BusMessage::Event(Arc::new(LiveEvent {
+                session_id: scope(&ev.session_id),
+                seq: ev.seq,
+                epoch: Arc::clone(&ev.epoch),
+                event: Arc::clone(&ev.event),
+            })),
+            BusMessage::SessionDeleted(sid) => BusMessage::SessionDeleted(scope(&sid)),
+            BusMessage::Resync => BusMessage::Resync,
+            BusMessage::Command { session_id, record } => BusMessage::Command {
+                session_id: scope(&session_id),
+                record,
+            },
+            BusMessage::Chain { session_id, chain } => BusMessage::Chain {
+                session_id: scope(&session_id),
+                chain,
+            },
+            BusMessage::Wake { session_id, queue } => BusMessage::Wake {
+                session_id: scope(&session_id),
+                queue,
+            },
+            BusMessage::Signal { signal, name } => BusMessage::Signal {
+                signal,
+                name: scope(&name),
+            },
+        }
+    }
+}
+
 /// What a wait that is not a session's queue waits on: a lock by its name (released), or a
 /// job queue by its name (jobs enqueued or put back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

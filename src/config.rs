@@ -17,6 +17,7 @@ mod chains;
 mod control;
 mod events;
 mod http;
+mod quotas;
 mod rate_limits;
 mod realtime;
 mod services;
@@ -28,6 +29,7 @@ pub use chains::Chains;
 pub use control::Control;
 pub use events::{Events, DEFAULT_MAX_EVENT_BYTES};
 pub use http::Http;
+pub use quotas::Quotas;
 pub use rate_limits::RateLimits;
 pub use realtime::Realtime;
 pub use services::Services;
@@ -94,6 +96,8 @@ pub struct Config {
     #[command(flatten)]
     pub rate_limits: RateLimits,
     #[command(flatten)]
+    pub quotas: Quotas,
+    #[command(flatten)]
     pub http: Http,
     #[command(flatten)]
     pub store: Store,
@@ -129,6 +133,7 @@ impl Default for Config {
             insecure: false,
             auth: Auth::default(),
             rate_limits: RateLimits::default(),
+            quotas: Quotas::default(),
             http: Http::default(),
             store: Store::default(),
             events: Events::default(),
@@ -159,6 +164,7 @@ impl Config {
         }
         self.auth.validate()?;
         self.rate_limits.validate()?;
+        self.quotas.validate()?;
         self.store.validate()?;
         self.events.validate()?;
         self.control.validate()?;

@@ -37,8 +37,10 @@ pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod realtime;
+pub mod scope;
 pub mod service;
 pub mod store;
+pub mod tenancy;
 pub mod time;
 
 pub use config::Config;
@@ -77,7 +79,27 @@ pub async fn build(
     // Subscribe to the bus before serving, so no stored event can precede the fan-out.
     let bus = stores.bus.subscribe();
     let waiters = Arc::new(service::waiters::Waiters::new(Arc::clone(&metrics)));
-    let services = service::Services::build(&config, &stores, &waiters, &metrics, shutdown);
+    let services = service::Services::build(
+        &config,
+        &stores,
+        &waiters,
+        &metrics,
+        shutdown,
+        credentials
+            .required()
+            .then_some(credentials::DEFAULT_TENANT),
+    );
+    let tenants = Arc::new(tenancy::Tenants::new(
+        tenancy::Tenant {
+            name: credentials::DEFAULT_TENANT.into(),
+            stores,
+            services,
+        },
+        config.clone(),
+        Arc::clone(&waiters),
+        Arc::clone(&metrics),
+        shutdown.clone(),
+    ));
     let frames = match config.compat {
         Some(config::Compat::Actionflows) => realtime::protocol::EventFrames::Bare,
         None => realtime::protocol::EventFrames::Envelope,
@@ -90,7 +112,7 @@ pub async fn build(
         .with_frames(frames),
     );
     tasks.spawn(realtime::fanout::run(
-        Arc::clone(&stores.events),
+        Arc::clone(&tenants),
         Arc::clone(&hub),
         waiters,
         bus,
@@ -99,8 +121,7 @@ pub async fn build(
     Ok(app::AppState::new(app::Parts {
         config,
         credentials,
-        stores,
-        services,
+        tenants,
         hub,
         metrics,
         instance_id,

@@ -10,6 +10,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+/// Label of the quota refusals: `quota="sessions"` (a kind, never a tenant: tenants are
+/// unbounded).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabel {
+    quota: &'static str,
+}
+
 /// Label of the WebSocket close counter: `code="4008"`. A struct, not a list of pairs, so
 /// counting allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,6 +65,8 @@ pub struct Metrics {
     pub ws_rate_limited: Counter,
     /// Requests let through unlimited because the limiter (the store) failed or was slow.
     pub rate_limiter_unavailable: Counter,
+    /// Requests and connections refused with `quota`, by quota.
+    pub quota_refused: Family<QuotaLabel, Counter>,
     /// WebSocket connections the server closed, by close code (1001, 1009, 1011, 4008, ...).
     pub ws_closes: Family<CodeLabel, Counter>,
     /// HTTP responses by status.
@@ -85,6 +94,7 @@ impl Metrics {
             http_rate_limited: Counter::default(),
             ws_rate_limited: Counter::default(),
             rate_limiter_unavailable: Counter::default(),
+            quota_refused: Family::default(),
             ws_closes: Family::default(),
             http_responses: Family::default(),
         };
@@ -169,6 +179,11 @@ impl Metrics {
             m.rate_limiter_unavailable.clone(),
         );
         registry.register(
+            "quota_refused",
+            "Requests and WebSocket connections refused because a tenant's quota was spent",
+            m.quota_refused.clone(),
+        );
+        registry.register(
             "ws_closes",
             "WebSocket connections closed by the server, by close code",
             m.ws_closes.clone(),
@@ -184,6 +199,13 @@ impl Metrics {
     /// Counts a WebSocket close the server initiated.
     pub fn ws_closed(&self, code: u16) {
         self.ws_closes.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// Counts a refusal for a tenant's quota.
+    pub fn quota_refused(&self, quota: &'static str) {
+        self.quota_refused
+            .get_or_create(&QuotaLabel { quota })
+            .inc();
     }
 
     /// Counts an HTTP response.

@@ -123,12 +123,15 @@ mod tests {
             "key-one-0123456789",
             "default:key-two-0123456789:viewer",
             "default:key-three-123456789:agent",
+            "acme:key-four-0123456789:viewer",
         ])
         .unwrap();
         let one = keys.find("key-one-0123456789").unwrap();
         assert_eq!((one.role, &*one.subject), (Role::Admin, "key#1"));
         assert_eq!(keys.find("key-two-0123456789").unwrap().role, Role::Viewer);
         assert_eq!(keys.find("key-three-123456789").unwrap().role, Role::Agent);
+        let four = keys.find("key-four-0123456789").unwrap();
+        assert_eq!((&*four.tenant, four.role), ("acme", Role::Viewer));
         assert!(keys.find("key-one-012345678").is_none());
         assert!(keys.find("").is_none());
         for bad in [
@@ -136,7 +139,6 @@ mod tests {
             "a:b:c:d",
             "default:short",
             "default::viewer",
-            "acme:key-one-0123456789",
             "bad tenant:key-one-0123456789",
         ] {
             assert!(parse(&[bad]).is_err(), "{bad}");

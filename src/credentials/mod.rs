@@ -162,15 +162,10 @@ pub fn valid_tenant(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
-/// Tenants other than the default one are not served yet: their data would share the default
-/// tenant's key space. Refused wherever a credential names one.
+/// A tenant a credential may name: any valid name (each is kept apart in its own stores).
 pub(crate) fn served_tenant(name: &str) -> Result<(), String> {
-    if name == DEFAULT_TENANT {
+    if valid_tenant(name) {
         Ok(())
-    } else if valid_tenant(name) {
-        Err(format!(
-            "tenant `{name}`: this gateway serves the `{DEFAULT_TENANT}` tenant only"
-        ))
     } else {
         Err("a tenant is 1-64 letters, digits, `_`, `-` or `.`".to_string())
     }

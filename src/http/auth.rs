@@ -18,6 +18,8 @@ use super::error::ApiError;
 use super::rate::Limiter;
 use crate::credentials::{Credentials, Principal, Role};
 use crate::domain::control::ControlQueue;
+use crate::scope::scope_of;
+use crate::tenancy::Tenants;
 
 /// What the middleware checks, made once from the config.
 pub struct Access {
@@ -25,6 +27,8 @@ pub struct Access {
     pub credentials: Arc<Credentials>,
     /// Each credential's (and refused address's) rate limit; `None`: unlimited.
     pub limiter: Option<Limiter>,
+    /// The tenants a credential may name (its requests are served by that tenant's stores).
+    pub tenants: Arc<Tenants>,
 }
 
 /// What a route needs.
@@ -70,6 +74,12 @@ fn takes(path: &str, query: Option<&str>) -> bool {
         return false;
     };
     session && super::control::poll_takes(queue, query)
+}
+
+/// Routes about the whole instance rather than one tenant's data: its metrics and the demo
+/// agents it runs (which post as the default tenant).
+fn instance_wide(path: &str) -> bool {
+    path == "/metrics" || path == "/api/demo"
 }
 
 /// The session a route's path names, for credentials narrowed to some sessions.
@@ -133,8 +143,13 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
         }
     }
     // Only the WebSocket and `/api/whoami` look at the principal later; other requests are
-    // done with it here (an extension costs each request an allocation).
+    // done with it here (an extension costs each request an allocation). Another tenant's
+    // requests carry that tenant, whose services [`super::tenant::Scoped`] hands out.
     let mut req = req;
+    if scope_of(&principal.tenant).is_some() {
+        let tenant = access.tenants.get(&principal.tenant);
+        req.extensions_mut().insert(tenant);
+    }
     if ws || req.uri().path() == "/api/whoami" {
         req.extensions_mut().insert(principal);
     }
@@ -152,6 +167,13 @@ fn refuse(principal: &Principal, role: Role, path: &str, ws: bool) -> Option<Api
                 role.as_str(),
                 principal.role.as_str()
             ),
+        ));
+    }
+    if instance_wide(path) && scope_of(&principal.tenant).is_some() {
+        return Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this route is the instance's, for the default tenant's admin",
         ));
     }
     if principal.sessions.is_some() && !ws && path != "/api/whoami" {

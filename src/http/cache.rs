@@ -2,9 +2,8 @@
 //! `default`; the Python backend's workspace), tag invalidation, atomic increments, compare-and-set by
 //! `ifVersion`, stats shared by every instance, and clearing a namespace.
 
-use std::sync::Arc;
+use super::tenant::Scoped;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -60,7 +59,7 @@ fn shown(ns: &str, key: &str, e: &CacheEntry) -> Result<Response, ApiError> {
 }
 
 pub async fn get(
-    State(cache): State<Arc<Cache>>,
+    Scoped(cache): Scoped<Cache>,
     ApiPath(key): ApiPath<String>,
     ApiQuery(q): ApiQuery<NamespaceQuery>,
 ) -> Result<Response, ApiError> {
@@ -71,7 +70,7 @@ pub async fn get(
 }
 
 pub async fn put(
-    State(cache): State<Arc<Cache>>,
+    Scoped(cache): Scoped<Cache>,
     ApiPath(key): ApiPath<String>,
     ApiQuery(q): ApiQuery<NamespaceQuery>,
     ApiJson(body): ApiJson<PutBody>,
@@ -102,7 +101,7 @@ pub async fn put(
 }
 
 pub async fn delete(
-    State(cache): State<Arc<Cache>>,
+    Scoped(cache): Scoped<Cache>,
     ApiPath(key): ApiPath<String>,
     ApiQuery(q): ApiQuery<NamespaceQuery>,
 ) -> Result<Response, ApiError> {
@@ -111,7 +110,7 @@ pub async fn delete(
 }
 
 pub async fn incr(
-    State(cache): State<Arc<Cache>>,
+    Scoped(cache): Scoped<Cache>,
     ApiPath(key): ApiPath<String>,
     ApiQuery(q): ApiQuery<NamespaceQuery>,
     ApiJson(body): ApiJson<IncrBody>,
@@ -132,7 +131,7 @@ pub async fn incr(
 }
 
 pub async fn invalidate(
-    State(cache): State<Arc<Cache>>,
+    Scoped(cache): Scoped<Cache>,
     ApiQuery(q): ApiQuery<NamespaceQuery>,
     ApiJson(body): ApiJson<InvalidateBody>,
 ) -> Result<Response, ApiError> {
@@ -141,7 +140,7 @@ pub async fn invalidate(
 }
 
 pub async fn stats(
-    State(cache): State<Arc<Cache>>,
+    Scoped(cache): Scoped<Cache>,
     ApiQuery(q): ApiQuery<NamespaceQuery>,
 ) -> Result<Response, ApiError> {
     let s = cache.stats(q.ns()).await?;
@@ -155,7 +154,7 @@ pub async fn stats(
 }
 
 pub async fn clear(
-    State(cache): State<Arc<Cache>>,
+    Scoped(cache): Scoped<Cache>,
     ApiQuery(q): ApiQuery<NamespaceQuery>,
 ) -> Result<Response, ApiError> {
     let n = cache.clear(q.ns()).await?;

@@ -2,9 +2,8 @@
 //! and the compare-and-set loop [`crate::service::chains`]; these handlers parse, call them,
 //! and map the result.
 
-use std::sync::Arc;
+use super::tenant::Scoped;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -33,8 +32,8 @@ fn chain_path_id(id: &str) -> Result<(), ApiError> {
 }
 
 pub async fn create(
-    State(chains): State<Arc<Chains>>,
-    State(sessions): State<Arc<Sessions>>,
+    Scoped(chains): Scoped<Chains>,
+    Scoped(sessions): Scoped<Sessions>,
     ApiPath(session_id): ApiPath<String>,
     ApiJson(body): ApiJson<NewChainBody>,
 ) -> Result<Response, ApiError> {
@@ -48,7 +47,7 @@ pub async fn create(
 }
 
 pub async fn patch(
-    State(chains): State<Arc<Chains>>,
+    Scoped(chains): Scoped<Chains>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ChainPatch>,
 ) -> Result<Response, ApiError> {
@@ -64,7 +63,7 @@ pub async fn patch(
 }
 
 pub async fn get(
-    State(chains): State<Arc<Chains>>,
+    Scoped(chains): Scoped<Chains>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     chain_path_id(&id)?;
@@ -75,7 +74,7 @@ pub async fn get(
 }
 
 pub async fn of_session(
-    State(chains): State<Arc<Chains>>,
+    Scoped(chains): Scoped<Chains>,
     ApiPath(session_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     session_path_id(&session_id)?;
@@ -116,7 +115,7 @@ pub struct ListQuery {
 /// `?status=active` (pending, in_progress or paused), a single status, or every chain; most
 /// recently updated first, `limit` at a time (default 100), with `nextCursor` to go on.
 pub async fn list(
-    State(chains): State<Arc<Chains>>,
+    Scoped(chains): Scoped<Chains>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let mut problems = Vec::new();
@@ -146,7 +145,7 @@ pub async fn list(
 }
 
 /// From the store's counters by status: no chain is read.
-pub async fn stats(State(chains): State<Arc<Chains>>) -> Result<Response, ApiError> {
+pub async fn stats(Scoped(chains): Scoped<Chains>) -> Result<Response, ApiError> {
     Ok(Json(chain::stats(&chains.counts().await?)).into_response())
 }
 
@@ -174,7 +173,7 @@ impl CleanupBody {
 
 /// Fails active chains with no update for `staleSecs` (default `CHAIN_STALE_SECS`).
 pub async fn cleanup(
-    State(chains): State<Arc<Chains>>,
+    Scoped(chains): Scoped<Chains>,
     ApiJson(body): ApiJson<CleanupBody>,
 ) -> Result<Response, ApiError> {
     let stale = body.stale(chains.stale_after)?;

@@ -3,10 +3,9 @@
 //! `GET /api/users/:id/sessions`), and a clear answer for the file and history routes, whose
 //! data lives on the agent's machine, not on the gateway.
 
+use super::tenant::Scoped;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -35,7 +34,7 @@ pub struct TerminalOutput {
 /// Stores captured shell output as a `terminal:output` event of the session (made by it if
 /// it is the session's first event, like any event).
 pub async fn terminal_output(
-    State(events): State<Arc<Events>>,
+    Scoped(events): Scoped<Events>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<TerminalOutput>,
@@ -86,7 +85,7 @@ const PAGE: usize = 1000;
 
 /// `GET /api/users`: every user with a stored session, from the sessions' `userId`, most
 /// recently active first. A user is online while one of their sessions is in progress.
-pub async fn users(State(sessions): State<Arc<Sessions>>) -> Result<Response, ApiError> {
+pub async fn users(Scoped(sessions): Scoped<Sessions>) -> Result<Response, ApiError> {
     let mut by_user: BTreeMap<String, (u64, u64, String)> = BTreeMap::new();
     let mut cursor = None;
     let mut complete = false;
@@ -130,7 +129,7 @@ pub async fn users(State(sessions): State<Arc<Sessions>>) -> Result<Response, Ap
 /// `GET /api/users/:id/sessions`: that user's sessions, newest first, as whole Sessions
 /// (with `user` beside `userId`, the name the ActionFlows dashboard reads).
 pub async fn user_sessions(
-    State(sessions): State<Arc<Sessions>>,
+    Scoped(sessions): Scoped<Sessions>,
     ApiPath(user): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     if user.is_empty() || user.chars().count() > 200 {

@@ -2,11 +2,10 @@
 //! the agent) and input (answers for an agent that waits). The queueing, long polls and
 //! acknowledgements are [`crate::service::control`]; these parse and answer.
 
-use std::sync::Arc;
+use super::tenant::Scoped;
 
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -93,7 +92,7 @@ pub fn poll_takes(queue: ControlQueue, query: Option<&str>) -> bool {
 }
 
 pub async fn create_command(
-    State(control): State<Arc<Control>>,
+    Scoped(control): Scoped<Control>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<NewCommand>,
 ) -> Result<Response, ApiError> {
@@ -107,7 +106,7 @@ pub async fn create_command(
 }
 
 pub async fn list_commands(
-    State(control): State<Arc<Control>>,
+    Scoped(control): Scoped<Control>,
     waiter: Waiter,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PollQuery>,
@@ -125,7 +124,7 @@ pub async fn list_commands(
 }
 
 pub async fn ack_command(
-    State(control): State<Arc<Control>>,
+    Scoped(control): Scoped<Control>,
     ApiPath(command_id): ApiPath<String>,
     ApiJson(body): ApiJson<CommandAck>,
 ) -> Result<Response, ApiError> {
@@ -134,7 +133,7 @@ pub async fn ack_command(
 }
 
 pub async fn ack_session_command(
-    State(control): State<Arc<Control>>,
+    Scoped(control): Scoped<Control>,
     ApiPath((id, command_id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<CommandAck>,
 ) -> Result<Response, ApiError> {
@@ -148,7 +147,7 @@ fn acknowledged(command_id: &str) -> Response {
 }
 
 pub async fn create_input(
-    State(control): State<Arc<Control>>,
+    Scoped(control): Scoped<Control>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<NewInput>,
 ) -> Result<Response, ApiError> {
@@ -166,7 +165,7 @@ pub async fn create_input(
 }
 
 pub async fn take_input(
-    State(control): State<Arc<Control>>,
+    Scoped(control): Scoped<Control>,
     waiter: Waiter,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PollQuery>,
@@ -189,7 +188,7 @@ pub async fn take_input(
 }
 
 pub async fn ack_input(
-    State(control): State<Arc<Control>>,
+    Scoped(control): Scoped<Control>,
     ApiPath((id, input_id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     control.ack_input(&id, &input_id).await?;

@@ -92,6 +92,7 @@ impl From<ServiceError> for ApiError {
                     .with_details(problem_list(problems))
             }
             ServiceError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ServiceError::Quota { .. } => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Exists(_) | ServiceError::Store(StoreError::Exists) => {
                 StatusCode::CONFLICT

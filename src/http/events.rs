@@ -1,8 +1,8 @@
 //! `/api/events`: post one or a batch, read by seq (`after`) or time (`since`), read recent.
 
+use super::tenant::Scoped;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -31,7 +31,7 @@ pub(crate) fn context(headers: &HeaderMap, now: &Now) -> EventContext {
 }
 
 pub async fn post_one(
-    State(events): State<Arc<Events>>,
+    Scoped(events): Scoped<Events>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -65,7 +65,7 @@ pub struct Batch<'a> {
 }
 
 pub async fn post_batch(
-    State(events): State<Arc<Events>>,
+    Scoped(events): Scoped<Events>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -157,7 +157,7 @@ fn json_response(status: StatusCode, head: Value, events: &[Arc<str>]) -> Respon
 }
 
 pub async fn read(
-    State(events): State<Arc<Events>>,
+    Scoped(events): Scoped<Events>,
     ApiPath(session_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
@@ -220,7 +220,7 @@ pub struct RecentQuery {
 }
 
 pub async fn recent(
-    State(events): State<Arc<Events>>,
+    Scoped(events): Scoped<Events>,
     ApiPath(session_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<RecentQuery>,
 ) -> Result<Response, ApiError> {

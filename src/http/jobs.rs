@@ -3,9 +3,8 @@
 //! an optional `next` claim) / fail / extend under the claim's lease (409 `not_holder`
 //! otherwise), a job, stats, and the dead letters.
 
-use std::sync::Arc;
+use super::tenant::Scoped;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,7 +21,7 @@ use crate::service::jobs::{Jobs, Outcome};
 use crate::store::Cursor;
 
 pub async fn enqueue(
-    State(jobs): State<Arc<Jobs>>,
+    Scoped(jobs): Scoped<Jobs>,
     ApiPath(queue): ApiPath<String>,
     ApiJson(body): ApiJson<NewJob>,
 ) -> Result<Response, ApiError> {
@@ -66,7 +65,7 @@ struct SettleAnswer {
 
 /// 201 when at least one job is new, 200 when every one was there already.
 pub async fn enqueue_bulk(
-    State(jobs): State<Arc<Jobs>>,
+    Scoped(jobs): Scoped<Jobs>,
     ApiPath(queue): ApiPath<String>,
     ApiJson(body): ApiJson<NewJobs>,
 ) -> Result<Response, ApiError> {
@@ -96,7 +95,7 @@ pub async fn enqueue_bulk(
 }
 
 pub async fn claim(
-    State(jobs): State<Arc<Jobs>>,
+    Scoped(jobs): Scoped<Jobs>,
     waiter: Waiter,
     ApiPath(queue): ApiPath<String>,
     ApiJson(body): ApiJson<Claim>,
@@ -138,7 +137,7 @@ async fn settle(
 }
 
 pub async fn complete(
-    State(jobs): State<Arc<Jobs>>,
+    Scoped(jobs): Scoped<Jobs>,
     waiter: Waiter,
     ApiPath((queue, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Settle>,
@@ -153,7 +152,7 @@ pub async fn complete(
 }
 
 pub async fn fail(
-    State(jobs): State<Arc<Jobs>>,
+    Scoped(jobs): Scoped<Jobs>,
     ApiPath((queue, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Settle>,
 ) -> Result<Response, ApiError> {
@@ -161,7 +160,7 @@ pub async fn fail(
 }
 
 pub async fn extend(
-    State(jobs): State<Arc<Jobs>>,
+    Scoped(jobs): Scoped<Jobs>,
     ApiPath((queue, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Settle>,
 ) -> Result<Response, ApiError> {
@@ -169,7 +168,7 @@ pub async fn extend(
 }
 
 pub async fn get(
-    State(jobs): State<Arc<Jobs>>,
+    Scoped(jobs): Scoped<Jobs>,
     ApiPath((queue, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let job = jobs.job(&queue, &id).await?;
@@ -177,7 +176,7 @@ pub async fn get(
 }
 
 pub async fn stats(
-    State(jobs): State<Arc<Jobs>>,
+    Scoped(jobs): Scoped<Jobs>,
     ApiPath(queue): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let s = jobs.stats(&queue).await?;
@@ -206,7 +205,7 @@ const DEAD_LIMIT: (usize, usize) = (100, 1000);
 /// The dead letters newest first, a page at a time: at most `limit`, and at most
 /// `READ_MAX_BYTES` of jobs (at least one), with `nextCursor` while more remain.
 pub async fn dead(
-    State(jobs): State<Arc<Jobs>>,
+    Scoped(jobs): Scoped<Jobs>,
     ApiPath(queue): ApiPath<String>,
     ApiQuery(q): ApiQuery<DeadQuery>,
 ) -> Result<Response, ApiError> {
@@ -247,7 +246,7 @@ struct DeadPage<'a> {
 }
 
 pub async fn retry_dead(
-    State(jobs): State<Arc<Jobs>>,
+    Scoped(jobs): Scoped<Jobs>,
     ApiPath((queue, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let job = jobs.retry_dead(&queue, &id).await?;

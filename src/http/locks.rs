@@ -2,9 +2,8 @@
 //! 409 with the holder), extend and release by the holder's token only (409 otherwise), and
 //! the lock as it stands. Tokens are never shown to anyone but the one granted them.
 
-use std::sync::Arc;
+use super::tenant::Scoped;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -38,7 +37,7 @@ fn not_holder(name: &str) -> ApiError {
 }
 
 pub async fn acquire(
-    State(locks): State<Arc<Locks>>,
+    Scoped(locks): Scoped<Locks>,
     waiter: Waiter,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<LockRequest>,
@@ -66,7 +65,7 @@ pub async fn acquire(
 }
 
 pub async fn extend(
-    State(locks): State<Arc<Locks>>,
+    Scoped(locks): Scoped<Locks>,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ExtendRequest>,
 ) -> Result<Response, ApiError> {
@@ -86,7 +85,7 @@ pub struct TokenQuery {
 }
 
 pub async fn release(
-    State(locks): State<Arc<Locks>>,
+    Scoped(locks): Scoped<Locks>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Response, ApiError> {
@@ -98,7 +97,7 @@ pub async fn release(
 }
 
 pub async fn get(
-    State(locks): State<Arc<Locks>>,
+    Scoped(locks): Scoped<Locks>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let (holder, fence) = locks.get(&name).await?;

@@ -33,6 +33,7 @@ pub mod rate;
 pub mod request_id;
 pub mod serve;
 pub mod sessions;
+pub mod tenant;
 pub mod upgrade;
 pub mod usage;
 pub mod user_context;
@@ -174,6 +175,7 @@ pub fn router(app: AppState) -> Router {
                     &allowed_origins(&config),
                 ),
                 credentials: app.credentials().clone(),
+                tenants: app.tenants().clone(),
                 limiter: config.rate_limits.http().map(|gcra| {
                     rate::Limiter::new(
                         app.stores().rates.clone(),

@@ -1,8 +1,7 @@
 //! `/api/sessions`: create, list, read, update, delete, and mark a session as awaiting input.
 
-use std::sync::Arc;
+use super::tenant::Scoped;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -84,7 +83,7 @@ fn check_status(problems: &mut Vec<FieldProblem>, status: &Option<String>) {
 }
 
 pub async fn create(
-    State(sessions): State<Arc<Sessions>>,
+    Scoped(sessions): Scoped<Sessions>,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<Response, ApiError> {
     let mut problems = Vec::new();
@@ -120,12 +119,13 @@ pub async fn create(
         (field::METADATA, body.metadata.map(|m| m.to_string())),
     ];
     fields.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+    sessions.admit(&id).await?;
     let session = sessions.store.create_session(&id, fields, &now).await?;
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
 pub async fn list(
-    State(sessions): State<Arc<Sessions>>,
+    Scoped(sessions): Scoped<Sessions>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let mut problems = Vec::new();
@@ -180,8 +180,8 @@ fn decode_cursor(hex: &str) -> Option<String> {
 
 /// The Session with its `chains` (docs/protocol.md#http-api), in creation order.
 pub async fn get(
-    State(sessions): State<Arc<Sessions>>,
-    State(chains): State<Arc<Chains>>,
+    Scoped(sessions): Scoped<Sessions>,
+    Scoped(chains): Scoped<Chains>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let session = sessions.require(&id).await?;
@@ -191,7 +191,7 @@ pub async fn get(
 }
 
 pub async fn update(
-    State(sessions): State<Arc<Sessions>>,
+    Scoped(sessions): Scoped<Sessions>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PatchSession>,
 ) -> Result<Response, ApiError> {
@@ -233,11 +233,12 @@ pub async fn update(
 }
 
 pub async fn delete(
-    State(sessions): State<Arc<Sessions>>,
+    Scoped(sessions): Scoped<Sessions>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     session_path_id(&id)?;
     if sessions.store.delete_session(&id).await? {
+        sessions.deleted(&id).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found("session"))
@@ -252,7 +253,7 @@ pub struct ExtendBody {
 
 /// `POST /api/sessions/:id/extend {ttlSecs}`.
 pub async fn extend(
-    State(sessions): State<Arc<Sessions>>,
+    Scoped(sessions): Scoped<Sessions>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ExtendBody>,
 ) -> Result<Response, ApiError> {
@@ -264,8 +265,8 @@ pub async fn extend(
 /// Marks the session as waiting for the user and publishes an `interaction:awaiting-input`
 /// event carrying the prompt.
 pub async fn awaiting(
-    State(sessions): State<Arc<Sessions>>,
-    State(events): State<Arc<Events>>,
+    Scoped(sessions): Scoped<Sessions>,
+    Scoped(events): Scoped<Events>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Awaiting>,
 ) -> Result<Response, ApiError> {

@@ -15,6 +15,7 @@ use super::error::ApiError;
 use crate::app::AppState;
 use crate::credentials::Principal;
 use crate::realtime::ws;
+use crate::scope::scope_of;
 
 pub async fn websocket(
     State(app): State<AppState>,
@@ -41,12 +42,28 @@ pub async fn websocket(
         return ws::configure(upgrade)
             .on_upgrade(|socket| ws::refuse(socket, 1013, "too many connections; retry later"));
     }
+    let principal = principal.map(|Extension(p)| p);
+    // A tenant's connections on this instance count against its quota.
+    let held = match principal.as_deref().and_then(|p| scope_of(&p.tenant)) {
+        None => None,
+        Some(t) => match app
+            .tenants()
+            .get(t)
+            .services
+            .quotas
+            .as_ref()
+            .map(|q| q.connect())
+        {
+            None => None,
+            Some(Ok(held)) => Some(held),
+            Some(Err(e)) => return ApiError::from(e).into_response(),
+        },
+    };
     let id = app.next_connection_id();
     let ctx = app.ws_context();
     let tracker = app.connections().clone();
     ws::configure(upgrade).on_upgrade(move |socket| {
         let span = tracing::debug_span!("ws", conn = id);
-        let principal = principal.map(|Extension(p)| p);
-        tracker.track_future(ws::serve(ctx, id, socket, principal).instrument(span))
+        tracker.track_future(ws::serve(ctx, id, socket, principal, held).instrument(span))
     })
 }

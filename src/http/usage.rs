@@ -1,8 +1,7 @@
 //! Usage totals over HTTP: `GET /api/usage?period=day|month&date=&tenantId=&userId=&sessionId=`.
 
-use std::sync::Arc;
+use super::tenant::Scoped;
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -10,6 +9,7 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use crate::service::usage::{check_query, Usage};
+use crate::service::user_context::bound_tenant;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -22,13 +22,14 @@ pub struct UsageParams {
 }
 
 pub async fn get(
-    State(usage): State<Arc<Usage>>,
+    Scoped(usage): Scoped<Usage>,
     ApiQuery(q): ApiQuery<UsageParams>,
 ) -> Result<Response, ApiError> {
+    let tenant = bound_tenant(usage.tenant.as_deref(), q.tenant_id.as_deref(), "usage")?;
     let query = check_query(
         q.period.as_deref(),
         q.date.as_deref(),
-        q.tenant_id.as_deref(),
+        Some(tenant),
         q.user_id.as_deref(),
         q.session_id.as_deref(),
     )?;

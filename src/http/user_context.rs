@@ -1,9 +1,8 @@
 //! User context over HTTP (the Redis context service's routes): read (the defaults until a write), change
 //! atomically, clear.
 
-use std::sync::Arc;
+use super::tenant::Scoped;
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -22,7 +21,7 @@ pub struct WhoQuery {
 }
 
 pub async fn get(
-    State(c): State<Arc<UserContexts>>,
+    Scoped(c): Scoped<UserContexts>,
     ApiQuery(q): ApiQuery<WhoQuery>,
 ) -> Result<Response, ApiError> {
     let ctx = c.get(q.user_id.as_deref(), q.tenant_id.as_deref()).await?;
@@ -30,7 +29,7 @@ pub async fn get(
 }
 
 pub async fn update(
-    State(c): State<Arc<UserContexts>>,
+    Scoped(c): Scoped<UserContexts>,
     ApiJson(body): ApiJson<ContextUpdate>,
 ) -> Result<Response, ApiError> {
     let ctx = c.update(body).await?;
@@ -38,7 +37,7 @@ pub async fn update(
 }
 
 pub async fn delete(
-    State(c): State<Arc<UserContexts>>,
+    Scoped(c): Scoped<UserContexts>,
     ApiQuery(q): ApiQuery<WhoQuery>,
 ) -> Result<Response, ApiError> {
     let deleted = c

@@ -2,9 +2,8 @@
 //! resume and cancel are commands to the execution's agent, as for any chain: the state
 //! moves when the agent acknowledges, so the view never says paused while the work goes on.
 
-use std::sync::Arc;
+use super::tenant::Scoped;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -32,7 +31,7 @@ async fn chain(chains: &Chains, id: &str) -> Result<crate::domain::chain::Chain,
 }
 
 pub async fn get(
-    State(chains): State<Arc<Chains>>,
+    Scoped(chains): Scoped<Chains>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let c = chain(&chains, &id).await?;
@@ -64,7 +63,7 @@ async fn active_page(
 }
 
 pub async fn active_list(
-    State(chains): State<Arc<Chains>>,
+    Scoped(chains): Scoped<Chains>,
     ApiQuery(q): ApiQuery<ActiveQuery>,
 ) -> Result<Response, ApiError> {
     let (page, next) = active_page(&chains, q).await?;
@@ -76,7 +75,7 @@ pub async fn active_list(
 }
 
 pub async fn active_detailed(
-    State(chains): State<Arc<Chains>>,
+    Scoped(chains): Scoped<Chains>,
     ApiQuery(q): ApiQuery<ActiveQuery>,
 ) -> Result<Response, ApiError> {
     let (page, next) = active_page(&chains, q).await?;
@@ -88,14 +87,14 @@ pub async fn active_detailed(
 }
 
 /// From the store's counters by status: no chain is read.
-pub async fn stats(State(chains): State<Arc<Chains>>) -> Result<Response, ApiError> {
+pub async fn stats(Scoped(chains): Scoped<Chains>) -> Result<Response, ApiError> {
     let counts = chains.counts().await?;
     Ok(Json(json!({"success": true, "statistics": overview(&counts)})).into_response())
 }
 
 /// Fails stale executions, a batch at a time (`more` says whether to call again).
 pub async fn cleanup(
-    State(chains): State<Arc<Chains>>,
+    Scoped(chains): Scoped<Chains>,
     ApiJson(body): ApiJson<CleanupBody>,
 ) -> Result<Response, ApiError> {
     let stale = body.stale(chains.stale_after)?;
@@ -109,8 +108,8 @@ pub async fn cleanup(
 /// `POST /api/workflow-state/:executionId/{pause,resume,cancel}`: queues the command for the
 /// execution's agent (202).
 pub async fn control(
-    State(chains): State<Arc<Chains>>,
-    State(control): State<Arc<Control>>,
+    Scoped(chains): Scoped<Chains>,
+    Scoped(control): Scoped<Control>,
     ApiPath((id, action)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     if !["pause", "resume", "cancel"].contains(&action.as_str()) {

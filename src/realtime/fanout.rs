@@ -18,13 +18,15 @@ use super::hub::{Hub, Offer};
 use super::protocol::{chain_frame, command_frame, REPLAY_PAGE};
 use crate::bus::{BusMessage, LiveEvent};
 use crate::domain::control::ControlQueue;
+use crate::scope::local;
 use crate::service::waiters::Waiters;
-use crate::store::{EventStore, Pages};
+use crate::store::Pages;
+use crate::tenancy::Tenants;
 
 /// Reads `bus` until `shutdown`: events and chain and command frames go to `hub`, wake-ups
-/// to `waiters`.
+/// to `waiters`; gaps are filled from each session's tenant's store.
 pub async fn run(
-    store: Arc<dyn EventStore>,
+    tenants: Arc<Tenants>,
     hub: Arc<Hub>,
     waiters: Arc<Waiters>,
     mut bus: broadcast::Receiver<BusMessage>,
@@ -39,24 +41,24 @@ pub async fn run(
             m = bus.recv() => m,
         };
         match msg {
-            Ok(BusMessage::Event(ev)) => handle_event(&*store, &hub, &ev).await,
+            Ok(BusMessage::Event(ev)) => handle_event(&tenants, &hub, &ev).await,
             Ok(BusMessage::SessionDeleted(sid)) => hub.session_deleted(&sid),
             Ok(BusMessage::Command { session_id, record }) => {
-                hub.push_message(&session_id, command_frame(&session_id, &record));
+                hub.push_message(&session_id, command_frame(local(&session_id), &record));
                 waiters.wake(&session_id, ControlQueue::Commands);
             }
             Ok(BusMessage::Wake { session_id, queue }) => waiters.wake(&session_id, queue),
             Ok(BusMessage::Signal { signal, name }) => waiters.wake_signal(signal, &name),
             Ok(BusMessage::Chain { session_id, chain }) => {
-                hub.push_message(&session_id, chain_frame(&session_id, &chain))
+                hub.push_message(&session_id, chain_frame(local(&session_id), &chain))
             }
-            Ok(BusMessage::Resync) => retry.after(resync(&*store, &hub).await),
+            Ok(BusMessage::Resync) => retry.after(resync(&tenants, &hub).await),
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(
                     missed = n,
                     "fan-out lagged behind the bus; resyncing from the store"
                 );
-                retry.after(resync(&*store, &hub).await);
+                retry.after(resync(&tenants, &hub).await);
             }
             Err(RecvError::Closed) => return,
         }
@@ -95,14 +97,14 @@ impl Retry {
     }
 }
 
-async fn handle_event(store: &dyn EventStore, hub: &Hub, ev: &LiveEvent) {
+async fn handle_event(tenants: &Tenants, hub: &Hub, ev: &LiveEvent) {
     match hub.offer(ev) {
         Offer::Delivered | Offer::Duplicate => {}
         Offer::Gap { after } => {
-            tracing::warn!(session = %ev.session_id, after, seq = ev.seq, "gap in pub/sub; filling from the store");
+            tracing::warn!(session = %local(&ev.session_id), after, seq = ev.seq, "gap in pub/sub; filling from the store");
             hub.metrics().gap_fills.inc();
             fill(
-                store,
+                tenants,
                 hub,
                 &ev.session_id,
                 &ev.epoch,
@@ -118,11 +120,11 @@ async fn handle_event(store: &dyn EventStore, hub: &Hub, ev: &LiveEvent) {
 }
 
 /// Fills every locally watched session from the store; false if some read failed.
-async fn resync(store: &dyn EventStore, hub: &Hub) -> bool {
+async fn resync(tenants: &Tenants, hub: &Hub) -> bool {
     hub.metrics().resyncs.inc();
     let mut complete = true;
     for (session_id, epoch, last) in hub.resync_targets() {
-        complete &= fill(store, hub, &session_id, &epoch, last, None).await;
+        complete &= fill(tenants, hub, &session_id, &epoch, last, None).await;
     }
     if !complete {
         tracing::warn!("resync could not read the store; trying again shortly");
@@ -134,21 +136,29 @@ async fn resync(store: &dyn EventStore, hub: &Hub) -> bool {
 /// as the stored stream is still `epoch`; a backlog over the hub's fill budget is handed to
 /// the connections instead. False when a store read failed.
 async fn fill(
-    store: &dyn EventStore,
+    tenants: &Tenants,
     hub: &Hub,
     session_id: &Arc<str>,
     epoch: &Arc<str>,
     after: u64,
     until: Option<u64>,
 ) -> bool {
-    let mut pages = Pages::new(store, session_id, Some(Arc::clone(epoch)), after, until);
+    // The stream is read in its tenant's store, by the id that tenant knows it by.
+    let (tenant, id) = tenants.of_scoped(session_id);
+    let mut pages = Pages::new(
+        &*tenant.stores.events,
+        id,
+        Some(Arc::clone(epoch)),
+        after,
+        until,
+    );
     let mut pushed = 0;
     loop {
         let page = match pages.next(REPLAY_PAGE).await {
             Ok(Some(page)) => page,
             Ok(None) => return true,
             Err(e) => {
-                tracing::warn!(session = %session_id, error = %e, "could not fill gap from the store");
+                tracing::warn!(session = %id, error = %e, "could not fill gap from the store");
                 return false;
             }
         };

@@ -349,11 +349,12 @@ impl Hub {
     /// subscribers whose queue is gone or over budget. True when none is left.
     fn fan_out(&self, subs: &mut SessionSubs, ev: &LiveEvent) -> bool {
         subs.last = Some((Arc::clone(&ev.epoch), ev.seq));
-        let frame =
-            Utf8Bytes::from(
-                self.frames
-                    .frame(&ev.session_id, ev.seq, &ev.epoch, &ev.event),
-            );
+        let frame = Utf8Bytes::from(self.frames.frame(
+            crate::scope::local(&ev.session_id),
+            ev.seq,
+            &ev.epoch,
+            &ev.event,
+        ));
         subs.conns.retain(|c| {
             c.push(Outbound::Event {
                 session_id: Arc::clone(&ev.session_id),

@@ -15,6 +15,8 @@ use crate::store::CacheStore;
 pub struct Cache {
     pub store: Arc<dyn CacheStore>,
     pub limits: CacheLimits,
+    /// The tenant's quotas (values held must fit `TENANT_MAX_CACHE_BYTES`).
+    pub quotas: Option<Arc<super::quotas::Quotas>>,
 }
 
 fn names(ns: &str, key: Option<&str>) -> Result<(), ServiceError> {
@@ -45,6 +47,10 @@ impl Cache {
                 limit: self.limits.max_value_bytes,
             });
         }
+        if let Some(q) = &self.quotas {
+            let ttl = std::time::Duration::from_secs(c.ttl_secs);
+            q.cache(ns, key, c.value.get().len(), ttl).await?;
+        }
         let put = self
             .store
             .cache_put(
@@ -61,7 +67,11 @@ impl Cache {
 
     pub async fn delete(&self, ns: &str, key: &str) -> Result<bool, ServiceError> {
         names(ns, Some(key))?;
-        Ok(self.store.cache_delete(ns, key).await?)
+        let deleted = self.store.cache_delete(ns, key).await?;
+        if let Some(q) = &self.quotas {
+            q.cache_deleted(ns, key).await?;
+        }
+        Ok(deleted)
     }
 
     pub async fn incr(&self, ns: &str, key: &str, body: IncrBody) -> Result<Incr, ServiceError> {

@@ -22,6 +22,11 @@ pub struct Events {
     pub metrics: Arc<Metrics>,
     /// Largest stored event (`MAX_EVENT_BYTES`); a batch is checked event by event.
     pub max_event_bytes: usize,
+    /// The tenant usage counts for when credentials decide it (an event's `tenantId` is
+    /// then not taken); `None`: the event's `tenantId`.
+    pub tenant: Option<Arc<str>>,
+    /// The tenant's quotas (events a day, live sessions).
+    pub quotas: Option<Arc<super::quotas::Quotas>>,
 }
 
 impl Events {
@@ -39,7 +44,33 @@ impl Events {
 
     /// Stores posted events and applies the chain and step events among them. A batch that
     /// would move another session's chain is refused before anything is stored.
+    /// A tenant with quotas has the events counted first, and given back when they are not
+    /// stored after all.
     pub async fn post(
+        &self,
+        drafts: Vec<EventDraft>,
+        now: &Now,
+    ) -> Result<Vec<Appended>, ServiceError> {
+        let Some(q) = &self.quotas else {
+            return self.post_counted(drafts, now).await;
+        };
+        let n = drafts.len();
+        q.events(n).await?;
+        let mut ids: Vec<&str> = drafts.iter().map(|d| d.session_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let held = q.sessions(&ids, q.session_ttl).await;
+        let stored = match held {
+            Ok(()) => self.post_counted(drafts, now).await,
+            Err(e) => Err(e),
+        };
+        if stored.is_err() {
+            q.events_refused(n).await;
+        }
+        stored
+    }
+
+    async fn post_counted(
         &self,
         mut drafts: Vec<EventDraft>,
         now: &Now,
@@ -70,6 +101,9 @@ impl Events {
     async fn usage_users(&self, drafts: &mut [EventDraft]) -> Result<(), StoreError> {
         let mut known: std::collections::HashMap<String, Option<String>> = Default::default();
         for d in drafts.iter_mut() {
+            if let (Some(u), Some(t)) = (d.usage.as_mut(), &self.tenant) {
+                u.tenant = t.to_string();
+            }
             let Some(u) = d.usage.as_mut().filter(|u| u.user.is_none()) else {
                 continue;
             };

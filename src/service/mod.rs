@@ -35,6 +35,7 @@ pub mod control;
 pub mod events;
 pub mod jobs;
 pub mod locks;
+pub mod quotas;
 pub mod sessions;
 pub mod usage;
 pub mod user_context;
@@ -60,6 +61,9 @@ pub enum ServiceError {
     /// The change would make the named thing larger than its limit (413); nothing was changed.
     #[error("{what} would exceed {limit} bytes")]
     TooLarge { what: &'static str, limit: usize },
+    /// The tenant's quota of `what` (`TENANT_MAX_*`) is spent; nothing was changed (429).
+    #[error("the tenant's {what} quota ({limit}) is spent")]
+    Quota { what: &'static str, limit: u64 },
     /// The store failed, refused, or was contended (see [`StoreError`]).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -79,6 +83,7 @@ impl ServiceError {
             | ServiceError::Conflict(_)
             | ServiceError::Store(StoreError::Exists) => "conflict",
             ServiceError::TooLarge { .. } => "too_large",
+            ServiceError::Quota { .. } => "quota",
             ServiceError::Store(StoreError::Unavailable(_)) => "store_unavailable",
             ServiceError::Store(StoreError::Contention(_)) => "contention",
             ServiceError::Store(StoreError::Corrupt(_)) => "internal",
@@ -99,6 +104,9 @@ impl ServiceError {
                 format!("the {what} would be larger than {limit} bytes; nothing was changed")
             }
             ServiceError::NotFound(what) => format!("{what} was not found"),
+            ServiceError::Quota { what, limit } => format!(
+                "the tenant's quota of {limit} {what} is spent; nothing was changed"
+            ),
             ServiceError::Exists(what) => format!("a {what} with this id exists"),
             ServiceError::Store(StoreError::Exists) => "the resource already exists".into(),
             ServiceError::Store(StoreError::Unavailable(_)) => {
@@ -145,20 +153,38 @@ pub struct Services {
     pub user_contexts: Arc<user_context::UserContexts>,
     pub usage: Arc<usage::Usage>,
     pub wait_slots: Arc<wait_slots::WaitSlots>,
+    /// The tenant's quotas; `None` for the default tenant, or when none is set.
+    pub quotas: Option<Arc<quotas::Quotas>>,
 }
 
 impl Services {
-    /// Builds each service from the stores it uses and its part of the settings.
+    /// Builds each service from the stores it uses and its part of the settings. `tenant`:
+    /// the tenant whose data these are when credentials decide it (so a `tenantId` in a
+    /// request or an event names it or nothing); `None` on a gateway without credentials,
+    /// where `tenantId` is a label the data chooses.
     pub fn build(
         config: &Config,
         stores: &Stores,
         waiters: &Arc<waiters::Waiters>,
         metrics: &Arc<Metrics>,
         shutdown: &CancellationToken,
+        tenant: Option<&str>,
     ) -> Services {
+        let quotas = tenant
+            .filter(|t| crate::scope::scope_of(t).is_some() && config.quotas.any())
+            .map(|_| {
+                Arc::new(quotas::Quotas::new(
+                    Arc::clone(&stores.quotas),
+                    config.quotas.clone(),
+                    Duration::from_secs(config.events.session_ttl_secs),
+                    Arc::clone(metrics),
+                ))
+            });
+        let tenant: Option<Arc<str>> = tenant.map(Arc::from);
         let s = &config.services;
         let sessions = sessions::Sessions {
             store: Arc::clone(&stores.sessions),
+            quotas: quotas.clone(),
         };
         let chains = chains::Chains {
             store: Arc::clone(&stores.chains),
@@ -173,6 +199,8 @@ impl Services {
             chains: chains.clone(),
             metrics: Arc::clone(metrics),
             max_event_bytes: config.events.max_event_bytes,
+            tenant: tenant.clone(),
+            quotas: quotas.clone(),
         };
         let control = control::Control {
             store: Arc::clone(&stores.control),
@@ -198,13 +226,16 @@ impl Services {
         let cache = cache::Cache {
             store: Arc::clone(&stores.cache),
             limits: s.cache_limits(),
+            quotas: quotas.clone(),
         };
         let user_contexts = user_context::UserContexts {
             store: Arc::clone(&stores.user_contexts),
             value_max: s.context_value_max_bytes,
+            tenant: tenant.clone(),
         };
         let usage = usage::Usage {
             store: Arc::clone(&stores.usage),
+            tenant,
         };
         Services {
             sessions: Arc::new(sessions),
@@ -217,6 +248,7 @@ impl Services {
             user_contexts: Arc::new(user_contexts),
             usage: Arc::new(usage),
             wait_slots: Arc::new(wait_slots::WaitSlots::new(config.http.max_waits_per_client)),
+            quotas,
         }
     }
 }

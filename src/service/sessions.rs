@@ -9,6 +9,8 @@ use crate::store::SessionStore;
 #[derive(Clone)]
 pub struct Sessions {
     pub store: Arc<dyn SessionStore>,
+    /// The tenant's quotas (a new session must fit `TENANT_MAX_SESSIONS`).
+    pub quotas: Option<Arc<super::quotas::Quotas>>,
 }
 
 impl Sessions {
@@ -29,10 +31,32 @@ impl Sessions {
         let mut p = crate::domain::problems::Problems::default();
         let ttl = p.range("ttlSecs", ttl_secs, None, 1, MAX_SESSION_TTL_SECS);
         p.done().map_err(ServiceError::Invalid)?;
+        if let Some(q) = &self.quotas {
+            q.sessions(&[id], std::time::Duration::from_secs(ttl))
+                .await?;
+        }
         self.store
             .extend_session(id, std::time::Duration::from_secs(ttl))
             .await?
             .ok_or(ServiceError::NotFound("session"))
+    }
+}
+
+impl Sessions {
+    /// Counts a session about to be created against the tenant's quota.
+    pub async fn admit(&self, id: &str) -> Result<(), ServiceError> {
+        match &self.quotas {
+            Some(q) => q.sessions(&[id], q.session_ttl).await,
+            None => Ok(()),
+        }
+    }
+
+    /// A deleted session leaves the tenant's quota.
+    pub async fn deleted(&self, id: &str) -> Result<(), ServiceError> {
+        match &self.quotas {
+            Some(q) => q.session_deleted(id).await,
+            None => Ok(()),
+        }
     }
 }
 

@@ -12,6 +12,9 @@ use crate::store::UsageStore;
 #[derive(Clone)]
 pub struct Usage {
     pub store: Arc<dyn UsageStore>,
+    /// The tenant the totals are of when credentials decide it; `None`: the `tenantId` a
+    /// query names.
+    pub tenant: Option<Arc<str>>,
 }
 
 /// A checked usage query: tenant, scope, period key, and the date as answered.

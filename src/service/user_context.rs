@@ -16,32 +16,56 @@ pub struct UserContexts {
     pub store: Arc<dyn UserContextStore>,
     /// `CONTEXT_VALUE_MAX_BYTES`.
     pub value_max: usize,
+    /// The tenant the contexts are of when credentials decide it; `None`: the `tenantId`
+    /// a request names.
+    pub tenant: Option<Arc<str>>,
 }
 
-/// The (tenant, user) a query names.
-fn who(user: Option<&str>, tenant: Option<&str>) -> Result<(String, String), ServiceError> {
-    let user =
-        user.ok_or_else(|| ServiceError::invalid(FieldProblem::new("userId", "is required")))?;
-    check_name("userId", user).map_err(ServiceError::invalid)?;
-    let tenant = tenant.unwrap_or(DEFAULT_TENANT);
-    check_name("tenantId", tenant).map_err(ServiceError::invalid)?;
-    Ok((tenant.to_string(), user.to_string()))
+/// The tenant a request's `tenantId` names, as `bound` (the credentials' tenant, if they
+/// decide it) allows: absent or the same is taken, another is as unknown as any name.
+pub(crate) fn bound_tenant<'a>(
+    bound: Option<&'a str>,
+    named: Option<&'a str>,
+    what: &'static str,
+) -> Result<&'a str, ServiceError> {
+    match (bound, named) {
+        (Some(b), None) => Ok(b),
+        (Some(b), Some(n)) if b == n => Ok(b),
+        (Some(_), Some(_)) => Err(ServiceError::NotFound(what)),
+        (None, n) => Ok(n.unwrap_or(DEFAULT_TENANT)),
+    }
 }
 
 impl UserContexts {
+    /// The (tenant, user) a query names.
+    fn who(
+        &self,
+        user: Option<&str>,
+        tenant: Option<&str>,
+    ) -> Result<(String, String), ServiceError> {
+        let user =
+            user.ok_or_else(|| ServiceError::invalid(FieldProblem::new("userId", "is required")))?;
+        check_name("userId", user).map_err(ServiceError::invalid)?;
+        let tenant = bound_tenant(self.tenant.as_deref(), tenant, "context")?;
+        check_name("tenantId", tenant).map_err(ServiceError::invalid)?;
+        Ok((tenant.to_string(), user.to_string()))
+    }
+
     pub async fn get(
         &self,
         user: Option<&str>,
         tenant: Option<&str>,
     ) -> Result<UserContext, ServiceError> {
-        let (tenant, user) = who(user, tenant)?;
+        let (tenant, user) = self.who(user, tenant)?;
         Ok(self.store.context(&tenant, &user, &Now::get().iso).await?)
     }
 
     pub async fn update(&self, body: ContextUpdate) -> Result<UserContext, ServiceError> {
         let now = Now::get().iso;
-        let (tenant, user, change) =
+        let named = body.tenant_id.clone();
+        let (_tenant, user, change) =
             check_update(body, self.value_max, &now).map_err(ServiceError::Invalid)?;
+        let tenant = bound_tenant(self.tenant.as_deref(), named.as_deref(), "context")?.to_string();
         self.store
             .update_context(&tenant, &user, &change, &now)
             .await?
@@ -58,7 +82,7 @@ impl UserContexts {
         user: Option<&str>,
         tenant: Option<&str>,
     ) -> Result<bool, ServiceError> {
-        let (tenant, user) = who(user, tenant)?;
+        let (tenant, user) = self.who(user, tenant)?;
         Ok(self.store.delete_context(&tenant, &user).await?)
     }
 }

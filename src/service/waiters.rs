@@ -22,8 +22,11 @@ enum Topic {
 type Key = (Arc<str>, Topic);
 
 pub struct Waiters {
-    map: DashMap<Key, Arc<Notify>>,
+    map: Arc<DashMap<Key, Arc<Notify>>>,
     metrics: Arc<Metrics>,
+    /// The tenant whose services register through this handle (`None`: the default one):
+    /// their names are registered as scoped ids, as the bus carries them.
+    tenant: Option<Arc<str>>,
 }
 
 /// One registered wait; dropping it (the poll answered, or its client went away) unregisters.
@@ -36,18 +39,32 @@ pub struct Waiting<'a> {
 impl Waiters {
     pub fn new(metrics: Arc<Metrics>) -> Waiters {
         Waiters {
-            map: DashMap::new(),
+            map: Arc::default(),
             metrics,
+            tenant: None,
         }
     }
 
+    /// The same waits, registered for `tenant`'s services (see [`crate::tenancy`]).
+    pub fn scoped(&self, tenant: &Arc<str>) -> Waiters {
+        Waiters {
+            map: Arc::clone(&self.map),
+            metrics: Arc::clone(&self.metrics),
+            tenant: Some(Arc::clone(tenant)),
+        }
+    }
+
+    fn name(&self, name: &str) -> Arc<str> {
+        crate::scope::scoped(self.tenant.as_deref(), name).into()
+    }
+
     pub fn register(&self, session_id: &str, queue: ControlQueue) -> Waiting<'_> {
-        self.register_key((session_id.into(), Topic::ControlQueue(queue)))
+        self.register_key((self.name(session_id), Topic::ControlQueue(queue)))
     }
 
     /// Registers a wait on a lock or job queue `name`.
     pub fn register_signal(&self, signal: Signal, name: &str) -> Waiting<'_> {
-        self.register_key((name.into(), Topic::Signal(signal)))
+        self.register_key((self.name(name), Topic::Signal(signal)))
     }
 
     fn register_key(&self, key: Key) -> Waiting<'_> {
@@ -62,7 +79,7 @@ impl Waiters {
 
     /// Wakes every wait on the session's queue on this instance.
     pub fn wake(&self, session_id: &str, queue: ControlQueue) {
-        self.wake_key(&(Arc::from(session_id), Topic::ControlQueue(queue)));
+        self.wake_key(&(self.name(session_id), Topic::ControlQueue(queue)));
     }
 
     /// Wakes one wait on the lock or job queue `name` on this instance: one released lock or
@@ -70,7 +87,7 @@ impl Waiters {
     /// against the store for it. A woken wait that goes away unanswered passes the wake-up
     /// on (tokio's `Notify`), and a wait also retries at the next time the store named.
     pub fn wake_signal(&self, signal: Signal, name: &str) {
-        if let Some(n) = self.map.get(&(Arc::from(name), Topic::Signal(signal))) {
+        if let Some(n) = self.map.get(&(self.name(name), Topic::Signal(signal))) {
             n.notify_one();
         }
     }

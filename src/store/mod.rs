@@ -33,6 +33,7 @@ pub mod health;
 pub mod jobs;
 pub mod locks;
 pub mod memory;
+pub mod quota;
 pub mod rate;
 pub mod redis;
 pub mod sessions;
@@ -48,6 +49,7 @@ pub use events::{EventStore, Page, Pages};
 pub use health::StoreHealth;
 pub use jobs::JobStore;
 pub use locks::LockStore;
+pub use quota::{QuotaAnswer, QuotaStore};
 pub use rate::RateStore;
 pub use sessions::SessionStore;
 pub use usage::UsageStore;
@@ -120,8 +122,18 @@ pub struct Stores {
     pub user_contexts: Arc<dyn UserContextStore>,
     pub usage: Arc<dyn UsageStore>,
     pub rates: Arc<dyn RateStore>,
+    pub quotas: Arc<dyn QuotaStore>,
     pub bus: Arc<dyn Bus>,
     pub health: Arc<dyn StoreHealth>,
+    /// Makes another tenant's stores on the same backend (see [`crate::tenancy`]).
+    pub scope: Arc<dyn TenantStores>,
+}
+
+/// What makes the stores of a tenant other than the default one: on Redis the same
+/// connections with the tenant's key space and channels, on the embedded store a state of its
+/// own. Either way every message the tenant's stores put on the bus names scoped ids.
+pub trait TenantStores: Send + Sync + 'static {
+    fn tenant(&self, tenant: &Arc<str>) -> Stores;
 }
 
 impl Stores {
@@ -138,8 +150,10 @@ impl Stores {
             + UserContextStore
             + UsageStore
             + RateStore
+            + QuotaStore
             + Bus
-            + StoreHealth,
+            + StoreHealth
+            + TenantStores,
     {
         Stores {
             kind,
@@ -153,8 +167,10 @@ impl Stores {
             user_contexts: backend.clone(),
             usage: backend.clone(),
             rates: backend.clone(),
+            quotas: backend.clone(),
             bus: backend.clone(),
-            health: backend,
+            health: backend.clone(),
+            scope: backend,
         }
     }
 }

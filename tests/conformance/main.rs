@@ -58,6 +58,7 @@ mod job_batches;
 mod job_bounds;
 mod jobs;
 mod locks;
+mod quota;
 mod rate;
 mod sessions;
 mod usage;

@@ -68,7 +68,7 @@ async fn the_token_command_signs_what_the_gateway_takes() {
     for (args, what) in [
         (vec!["token", "--sub", "a", "--role", "root"], "--role"),
         (vec!["token", "--sub", "a", "--ttl", "2y"], "--ttl"),
-        (vec!["token", "--sub", "a", "--tenant", "acme"], "--tenant"),
+        (vec!["token", "--sub", "a", "--tenant", "ac:me"], "--tenant"),
     ] {
         let (code, _, err) = run(&args, &[("AFW_JWT_SECRET", SECRET)]);
         assert_eq!(code, Some(64), "{what}");
@@ -103,7 +103,7 @@ fn bad_credential_settings_stop_start_up_naming_their_variable() {
     let missing = fixture("missing.pem");
     let not_a_key = fixture("README.md");
     for (var, value) in [
-        ("AFW_API_KEYS", "acme:key-one-0123456789"),
+        ("AFW_API_KEYS", "ac/me:key-one-0123456789"),
         ("AFW_API_KEYS", "default:key-one-0123456789:root"),
         ("AFW_API_KEYS", "a:b:c:d"),
         ("AFW_JWT_SECRET", "too-short"),

@@ -12,6 +12,7 @@ mod support;
 mod command;
 mod limits;
 mod roles;
+mod tenants;
 mod tokens;
 mod websocket;
 

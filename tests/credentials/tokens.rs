@@ -151,10 +151,10 @@ async fn good_tokens_of_each_kind_are_taken_and_bad_ones_refused() {
             "invalid_token",
         ),
         (
-            "a tenant this gateway does not serve",
+            "a tenant that is not a tenant's name",
             hs256(
                 SECRET,
-                &json!({"sub": "ada", "exp": now() + 600, "tenant": "acme"}),
+                &json!({"sub": "ada", "exp": now() + 600, "tenant": "ac me"}),
             ),
             "invalid_token",
         ),

@@ -157,6 +157,13 @@ impl std::ops::Deref for Gateway {
 impl Gateway {
     /// Starts an instance and waits until `/ready` answers 200.
     pub async fn start(config: Config) -> Gateway {
+        let keyed = tenant_key().is_some_and(|k| {
+            config
+                .auth
+                .api_keys
+                .iter()
+                .any(|e| e.split(':').nth(1) == Some(k.as_str()))
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -170,7 +177,7 @@ impl Gateway {
             .expect("gateway run");
         });
         let gw = Gateway {
-            endpoint: Endpoint::new(addr),
+            endpoint: endpoint_for(addr, keyed),
             stop: Some(stop),
             handle: Some(handle),
         };
@@ -228,6 +235,13 @@ impl GatewayProcess {
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        let keyed = tenant_key().is_some() && !env.iter().any(|(k, _)| *k == "AFW_API_KEYS");
+        if keyed {
+            cmd.env(
+                "AFW_API_KEYS",
+                format!("hostile:{}:admin", tenant_key().unwrap()),
+            );
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -261,7 +275,7 @@ impl GatewayProcess {
                 panic!("afw-gateway did not log its address")
             });
         let gw = GatewayProcess {
-            endpoint: Endpoint::new(addr.parse().expect("socket address")),
+            endpoint: endpoint_for(addr.parse().expect("socket address"), keyed),
             child,
         };
         gw.wait_ready().await;
@@ -336,9 +350,30 @@ pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
     (status, v)
 }
 
-/// A gateway config on the given Redis (or the memory store for `None`).
+/// A gateway config on the given Redis (or the memory store for `None`). With
+/// `AFW_TEST_TENANT_KEY` set (as `scripts/test.sh` does for a second run of the hostile
+/// suites), credentials are required: that key, as the admin of tenant `hostile`, which every
+/// [`Gateway`] and [`GatewayProcess`] then sends.
 pub fn config(redis: Option<&RedisServer>) -> Config {
     let mut config = Config::default();
     config.store.redis_url = redis.map(|r| r.url());
+    if let Some(key) = tenant_key() {
+        config.auth.api_keys = vec![format!("hostile:{key}:admin")];
+    }
     config
+}
+
+/// The key every gateway of this test run requires, if the run requires one.
+pub fn tenant_key() -> Option<String> {
+    std::env::var("AFW_TEST_TENANT_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+}
+
+/// An endpoint at `addr` that sends the run's key when it has one and the gateway needs it.
+fn endpoint_for(addr: std::net::SocketAddr, keyed: bool) -> Endpoint {
+    match tenant_key().filter(|_| keyed) {
+        Some(k) => Endpoint::new(addr).with_key(&k),
+        None => Endpoint::new(addr),
+    }
 }

@@ -155,6 +155,16 @@ impl RedisServer {
             .await
     }
 
+    /// A key's time to live in milliseconds (-2: no such key, -1: none).
+    pub async fn pttl(&self, key: &str) -> i64 {
+        let mut c = self.connection().await.expect("redis connection");
+        redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .expect("PTTL")
+    }
+
     /// Every key, via SCAN.
     pub async fn keys(&self) -> Vec<String> {
         let mut c = self.connection().await.expect("redis connection");

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::{proto, Connection, End};
 use crate::credentials::{Principal, Role};
 use crate::realtime::protocol::close;
+use crate::scope::local;
 
 /// When a connection holding `p` closes unless fresh credentials come: `grace` after the
 /// token's expiry (never, for an API key).
@@ -77,6 +78,17 @@ impl Connection {
                     .await;
             }
         }
+        if self.pending {
+            if let Some(q) = &self.ctx.tenants.get(&principal.tenant).services.quotas {
+                match q.connect() {
+                    Ok(held) => self.held = Some(held),
+                    Err(e) => {
+                        self.send_error(e.code(), &e.message(), None).await?;
+                        return Err(End::Close(close::POLICY, "quota"));
+                    }
+                }
+            }
+        }
         let expires = principal.expires_at_ms;
         self.set_auth_due(expiry(&principal, self.ctx.auth_grace));
         self.principal = Some(Arc::clone(&principal));
@@ -85,13 +97,13 @@ impl Connection {
         let lost: Vec<Arc<str>> = self
             .subs
             .keys()
-            .filter(|sid| !principal.may_see(sid))
+            .filter(|sid| !principal.may_see(local(sid)))
             .cloned()
             .collect();
         for sid in lost {
             self.subs.remove(&sid);
             self.ctx.hub.unsubscribe(&sid, self.handle.id);
-            self.send_text(proto::unsubscribed(&sid, "forbidden"))
+            self.send_text(proto::unsubscribed(local(&sid), "forbidden"))
                 .await?;
         }
         self.send_text(proto::auth_ok(expires)).await

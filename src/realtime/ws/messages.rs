@@ -1,8 +1,6 @@
 //! What each client message does: `auth` first when credentials are pending, then
 //! `subscribe`, `unsubscribe`, `input` and `ping`, each checked against the credentials.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 use super::{proto, ClientMessage, Connection, End};
@@ -29,8 +27,9 @@ impl Connection {
                     .await
             }
             Ok(ClientMessage::Unsubscribe { session_id }) => {
-                self.subs.remove(session_id.as_str());
-                self.ctx.hub.unsubscribe(&session_id, self.handle.id);
+                let sid = self.hub_key(&session_id);
+                self.subs.remove(&sid);
+                self.ctx.hub.unsubscribe(&sid, self.handle.id);
                 self.send_text(proto::unsubscribed(&session_id, "client"))
                     .await
             }
@@ -66,8 +65,13 @@ impl Connection {
                 prompt: None,
             },
         };
-        let ctx = Arc::clone(&self.ctx);
-        match ctx.control.push_input(&session_id, body, "ws").await {
+        let tenant = self.tenant();
+        match tenant
+            .services
+            .control
+            .push_input(&session_id, body, "ws")
+            .await
+        {
             Ok(item) => {
                 self.send_text(proto::input_queued(&session_id, &item["inputId"]))
                     .await

@@ -25,8 +25,9 @@ mod streams;
 use super::protocol::{self as proto, close, ClientMessage};
 use crate::credentials::{Credentials, Principal};
 use crate::domain::rate::Gcra;
-use crate::service::control::Control;
-use crate::store::EventStore;
+use crate::scope::{scope_of, scoped};
+use crate::service::quotas::Connected;
+use crate::tenancy::{Tenant, Tenants};
 use deadline::bounded;
 use grant::expiry;
 
@@ -41,9 +42,8 @@ const CLOSE_GRACE: std::time::Duration = proto::PONG_TIMEOUT;
 /// What every connection needs from its instance, shared by all of them (one `Arc` each).
 pub struct WsContext {
     pub hub: Arc<Hub>,
-    pub events: Arc<dyn EventStore>,
-    /// Queues a WebSocket `input` message like HTTP input.
-    pub control: Control,
+    /// Each tenant's stores (to read streams) and services (to queue `input` like HTTP).
+    pub tenants: Arc<Tenants>,
     pub instance_id: Arc<str>,
     /// Cancelled on shutdown: every connection closes with 1001.
     pub shutdown: CancellationToken,
@@ -80,8 +80,11 @@ pub fn serve(
     id: u64,
     socket: WebSocket,
     principal: Option<Arc<Principal>>,
+    held: Option<Connected>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    Connection::new(ctx, id, socket, principal).run()
+    let mut conn = Connection::new(ctx, id, socket, principal);
+    conn.held = held;
+    conn.run()
 }
 
 /// Closes a connection the instance will not serve (`1013`: try again later) with the closing
@@ -145,6 +148,8 @@ struct Connection {
     auth_changed: bool,
     /// The message budget's state (microseconds since `ctx.epoch`; 0: untouched).
     rate_tat: u64,
+    /// The connection's place in its tenant's `TENANT_MAX_CONNECTIONS`, when it has one.
+    held: Option<Connected>,
     /// Messages refused in a row for the rate; past [`proto::RATE_LIMITED_CLOSE_AFTER`] the
     /// connection is closed with 1008.
     rate_strikes: u8,
@@ -179,6 +184,7 @@ impl Connection {
             auth_changed: false,
             rate_tat: 0,
             rate_strikes: 0,
+            held: None,
         };
         conn.set_auth_due(due);
         conn
@@ -359,6 +365,21 @@ impl Connection {
             }
         }
         self.flush().await
+    }
+
+    /// The tenant the connection's credentials are of (the default one without them). A
+    /// connection keeps its tenant: fresh credentials must name the same.
+    fn tenant(&self) -> Arc<Tenant> {
+        match &self.principal {
+            Some(p) => self.ctx.tenants.get(&p.tenant),
+            None => Arc::clone(self.ctx.tenants.default_tenant()),
+        }
+    }
+
+    /// `session_id` as the hub keys it for this connection's tenant.
+    fn hub_key(&self, session_id: &str) -> Arc<str> {
+        let tenant = self.principal.as_deref().and_then(|p| scope_of(&p.tenant));
+        scoped(tenant, session_id).into()
     }
 
     async fn send_text(&mut self, text: String) -> Result<(), End> {

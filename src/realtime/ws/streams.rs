@@ -12,6 +12,7 @@ use super::{close, proto, Connection, End};
 use crate::domain::event::ReadFrom;
 use crate::domain::session::check_session_id;
 use crate::realtime::hub::Outbound;
+use crate::scope::local;
 use crate::store::{Pages, StoreError};
 
 /// Where a connection stands in one session's stream.
@@ -36,7 +37,9 @@ impl Connection {
                 )
                 .await;
         }
-        let sid: Arc<str> = session_id.into();
+        // `sid` keys the hub and `subs`; the store and the client know the session as
+        // `session_id`.
+        let sid = self.hub_key(&session_id);
         if !self.subs.contains_key(&sid)
             && self.subs.len() >= proto::MAX_SUBSCRIPTIONS_PER_CONNECTION
         {
@@ -44,7 +47,7 @@ impl Connection {
                 .send_error(
                     "too_many_subscriptions",
                     "unsubscribe from a session first",
-                    Some(&sid),
+                    Some(&session_id),
                 )
                 .await;
         }
@@ -56,7 +59,13 @@ impl Connection {
         };
         let mut page_size = self.first_page();
         let limit = if since.is_some() { page_size } else { 0 };
-        let range = match self.ctx.events.read_events(&sid, read, limit).await {
+        let tenant = self.tenant();
+        let range = match tenant
+            .stores
+            .events
+            .read_events(&session_id, read, limit)
+            .await
+        {
             Ok(r) => r,
             Err(e) => return self.subscribe_failed(&sid, e).await,
         };
@@ -68,7 +77,12 @@ impl Connection {
                 last: range.head_seq,
             },
         );
-        let confirm = proto::subscribed(&sid, range.head_seq, range.epoch.as_deref(), recovered);
+        let confirm = proto::subscribed(
+            &session_id,
+            range.head_seq,
+            range.epoch.as_deref(),
+            recovered,
+        );
         self.send_text(confirm).await?;
         if recovered {
             let since = since.unwrap_or(0);
@@ -84,13 +98,13 @@ impl Connection {
     }
 
     async fn subscribe_failed(&mut self, sid: &Arc<str>, e: StoreError) -> Result<(), End> {
-        tracing::warn!(session = %sid, error = %e, "subscribe failed");
+        tracing::warn!(session = %local(sid), error = %e, "subscribe failed");
         self.subs.remove(sid);
         self.ctx.hub.unsubscribe(sid, self.handle.id);
         self.send_error(
             "store_unavailable",
             "the store did not answer; subscribe again shortly",
-            Some(sid),
+            Some(local(sid)),
         )
         .await
     }
@@ -133,7 +147,7 @@ impl Connection {
             if seq <= self.subs.get(sid).map_or(u64::MAX, |s| s.last) {
                 continue;
             }
-            let frame = self.ctx.hub.frames().frame(sid, seq, epoch, event);
+            let frame = self.ctx.hub.frames().frame(local(sid), seq, epoch, event);
             self.feed(Message::Text(frame.into())).await?;
             self.sub_mut(sid).last = seq;
         }
@@ -156,8 +170,14 @@ impl Connection {
         let Some(sub) = self.subs.get(sid) else {
             return Ok(());
         };
-        let ctx = Arc::clone(&self.ctx);
-        let mut pages = Pages::new(&*ctx.events, sid, sub.epoch.clone(), sub.last, until);
+        let tenant = self.tenant();
+        let mut pages = Pages::new(
+            &*tenant.stores.events,
+            local(sid),
+            sub.epoch.clone(),
+            sub.last,
+            until,
+        );
         loop {
             let page = match pages.next(page_size).await {
                 Ok(Some(page)) => page,
@@ -165,7 +185,7 @@ impl Connection {
                 Err(e) => {
                     // Sending on would leave a gap: close, and the client resumes with
                     // `since` (here once the store answers, or on another instance).
-                    tracing::warn!(session = %sid, error = %e, "catch-up read failed; closing");
+                    tracing::warn!(session = %local(sid), error = %e, "catch-up read failed; closing");
                     return Err(End::Close(
                         close::STORE_UNAVAILABLE,
                         "store unavailable; resume with since",
@@ -216,7 +236,7 @@ impl Connection {
             }
             Outbound::Unsubscribed { session_id, reason } => {
                 self.subs.remove(session_id);
-                self.send_text(proto::unsubscribed(session_id, reason))
+                self.send_text(proto::unsubscribed(local(session_id), reason))
                     .await
             }
             Outbound::CatchUp { session_id } => Box::pin(self.catch_up(session_id, None)).await,

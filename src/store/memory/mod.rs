@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Bus, StoreError, StoreHealth, StoreSettings, Stores};
+use super::{Bus, StoreError, StoreHealth, StoreSettings, Stores, TenantStores};
 use crate::bus::{BusMessage, BUS_CAPACITY};
 
 mod cache;
@@ -27,6 +27,7 @@ mod events;
 mod job_queue;
 mod jobs;
 mod locks;
+mod quota;
 mod rate;
 mod sessions;
 mod usage;
@@ -37,8 +38,15 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 pub struct MemoryStore {
     state: Mutex<State>,
     rates: rate::RateTable,
+    quotas: quota::QuotaTable,
     bus: broadcast::Sender<BusMessage>,
     settings: StoreSettings,
+    /// The tenant whose state this is (`None`: the default tenant's); its bus messages name
+    /// scoped ids.
+    tenant: Option<Arc<str>>,
+    /// Where another tenant's store starts its sweeper, and when it stops.
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
 }
 
 /// What the budget counts for each stored thing beyond its own bytes (map entries, headers).
@@ -112,11 +120,22 @@ impl MemoryStore {
         let store = Arc::new(MemoryStore {
             state: Mutex::new(State::default()),
             rates: rate::RateTable::default(),
+            quotas: quota::QuotaTable::default(),
             bus: broadcast::channel(BUS_CAPACITY).0,
             settings,
+            tenant: None,
+            tasks: tasks.clone(),
+            shutdown,
         });
-        let sweeper = Arc::clone(&store);
-        tasks.spawn(async move {
+        store.sweep_periodically();
+        Stores::of("memory", store)
+    }
+
+    /// Drops what expired every [`SWEEP_EVERY`], until shutdown.
+    fn sweep_periodically(self: &Arc<Self>) {
+        let sweeper = Arc::clone(self);
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
             loop {
                 tokio::select! {
@@ -124,11 +143,11 @@ impl MemoryStore {
                     _ = tick.tick() => {
                         sweeper.state.lock().sweep(Instant::now());
                         sweeper.rates.sweep();
+                        sweeper.quotas.sweep();
                     }
                 }
             }
         });
-        Stores::of("memory", store)
     }
 
     /// Admits a write that stores about `bytes`, or refuses it with [`StoreError::Full`]
@@ -152,7 +171,26 @@ impl MemoryStore {
     /// Publishes on this process's bus (call with the state locked, so bus order is store
     /// order).
     fn publish(&self, msg: BusMessage) {
-        let _ = self.bus.send(msg);
+        let _ = self.bus.send(msg.for_tenant(self.tenant.as_deref()));
+    }
+}
+
+impl TenantStores for MemoryStore {
+    /// A state of the tenant's own, with the same budget (`MEMORY_STORE_MAX_BYTES` holds for
+    /// each tenant), on the same bus.
+    fn tenant(&self, tenant: &Arc<str>) -> Stores {
+        let store = Arc::new(MemoryStore {
+            state: Mutex::new(State::default()),
+            rates: rate::RateTable::default(),
+            quotas: quota::QuotaTable::default(),
+            bus: self.bus.clone(),
+            settings: self.settings.clone(),
+            tenant: Some(Arc::clone(tenant)),
+            tasks: self.tasks.clone(),
+            shutdown: self.shutdown.clone(),
+        });
+        store.sweep_periodically();
+        Stores::of("memory", store)
     }
 }
 

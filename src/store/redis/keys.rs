@@ -149,9 +149,9 @@ impl Keys {
         format!("{}index:chains:meta", self.base)
     }
 
-    /// Pub/sub channel of every stored event.
+    /// Pub/sub channel of every stored event of the tenant.
     pub fn events_channel(&self) -> String {
-        format!("{}events", self.prefix)
+        format!("{}events", self.base)
     }
 
     /// HASH of a lock: `owner`, `token`, `exp` (ms, Redis's clock; 0 once released) and
@@ -206,9 +206,41 @@ impl Keys {
         self.tagged("rate", subject)
     }
 
-    /// Pub/sub channel of other notifications (commands, chains, wake-ups, deletions, probes).
+    /// A quota of the tenant: `""` the ZSET of a held set's members by expiry (ms), `w` the
+    /// HASH of their weights with `#total`, or, for a counter, `""` its STRING.
+    pub fn quota(&self, name: &str, part_name: &str) -> String {
+        let k = self.tagged("quota", name);
+        if part_name.is_empty() {
+            k
+        } else {
+            format!("{k}:{part_name}")
+        }
+    }
+
+    /// Pub/sub channel of the tenant's other notifications (commands, chains, wake-ups,
+    /// deletions; probes on the default tenant's).
     pub fn control_channel(&self) -> String {
-        format!("{}control", self.prefix)
+        format!("{}control", self.base)
+    }
+
+    /// The pattern of every other tenant's channel of `kind` (`events` or `control`), for
+    /// `PSUBSCRIBE`; the prefix's glob characters are escaped.
+    pub fn tenant_channels(&self, kind: &str) -> String {
+        let mut p = String::with_capacity(self.prefix.len() + 16);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                p.push('\\');
+            }
+            p.push(c);
+        }
+        format!("{p}t:*:{kind}")
+    }
+
+    /// The tenant a channel of [`Keys::tenant_channels`] belongs to, and its kind.
+    pub fn channel_tenant<'a>(&self, channel: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = channel.strip_prefix(&self.prefix)?.strip_prefix("t:")?;
+        let (tenant, kind) = rest.rsplit_once(':')?;
+        crate::credentials::valid_tenant(tenant).then_some((tenant, kind))
     }
 }
 
@@ -341,6 +373,18 @@ mod tests {
         assert_eq!(k.session_index(), "x:index:sessions");
         assert_eq!(k.events_channel(), "x:events");
         assert_eq!(k.control_channel(), "x:control");
+        let acme = k.for_tenant("acme");
+        assert_eq!(acme.events_channel(), "x:t:acme:events");
+        assert_eq!(k.tenant_channels("events"), "x:t:*:events");
+        assert_eq!(
+            k.channel_tenant("x:t:acme:events"),
+            Some(("acme", "events"))
+        );
+        assert_eq!(k.channel_tenant("x:events"), None);
+        assert_eq!(
+            Keys::new("a*[").tenant_channels("control"),
+            "a\\*\\[t:*:control"
+        );
         assert_eq!(k.for_tenant("acme").session("s"), "x:t:acme:sessions:{s}");
         assert_eq!(k.session("a}b"), "x:sessions:{a%7Db}");
         let m = chain_member("s:1", "c\"2");

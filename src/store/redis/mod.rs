@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Bus, StoreError, StoreHealth, StoreSettings, Stores};
+use super::{Bus, StoreError, StoreHealth, StoreSettings, Stores, TenantStores};
 use crate::bus::{BusMessage, BUS_CAPACITY};
 use crate::domain::session::Session;
 
@@ -30,6 +30,7 @@ mod jobs;
 pub mod keys;
 mod locks;
 mod pubsub;
+mod quota;
 mod rate;
 mod sessions;
 mod usage;
@@ -69,6 +70,8 @@ pub struct RedisStore {
     bus: broadcast::Sender<BusMessage>,
     /// True while the pub/sub connection is subscribed; `/ready` reports false otherwise.
     pubsub_live: Arc<AtomicBool>,
+    /// The tenant whose key space this is (`None`: the default tenant's).
+    tenant: Option<Arc<str>>,
 }
 
 impl RedisStore {
@@ -110,6 +113,7 @@ impl RedisStore {
             settings,
             bus,
             pubsub_live,
+            tenant: None,
         });
         Ok(Stores::of("redis", store))
     }
@@ -151,9 +155,11 @@ impl RedisStore {
         }
     }
 
-    /// The names of a tenant's keys (the default tenant's are the store's own).
+    /// The names of the keys of a `tenantId` that data names (usage, user context): the
+    /// store's own for the default one, and always in a credential tenant's own store (a
+    /// tenant's data cannot name its way into another's key space).
     fn tenant_keys(&self, tenant: &str) -> std::borrow::Cow<'_, Keys> {
-        if tenant == crate::domain::usage::DEFAULT_TENANT {
+        if self.tenant.is_some() || tenant == crate::domain::usage::DEFAULT_TENANT {
             std::borrow::Cow::Borrowed(&self.keys)
         } else {
             std::borrow::Cow::Owned(self.keys.for_tenant(tenant))
@@ -162,6 +168,23 @@ impl RedisStore {
 
     fn ttl_secs(&self) -> u64 {
         self.settings.session_ttl.as_secs().max(1)
+    }
+}
+
+impl TenantStores for RedisStore {
+    fn tenant(&self, tenant: &Arc<str>) -> Stores {
+        Stores::of(
+            "redis",
+            Arc::new(RedisStore {
+                conn: self.conn.clone(),
+                reads: self.reads.clone(),
+                keys: self.keys.for_tenant(tenant),
+                settings: self.settings.clone(),
+                bus: self.bus.clone(),
+                pubsub_live: Arc::clone(&self.pubsub_live),
+                tenant: Some(Arc::clone(tenant)),
+            }),
+        )
     }
 }
 

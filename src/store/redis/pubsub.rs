@@ -57,14 +57,20 @@ enum Ended {
 impl PubSub {
     /// Subscribes to the events and control channels, turns each message into a
     /// [`BusMessage`], and on any drop reconnects with backoff and sends
-    /// [`BusMessage::Resync`] so the hub fills what was published meanwhile.
+    /// [`BusMessage::Resync`] so the hub fills what was published meanwhile. Other
+    /// tenants' channels come by one pattern per kind.
     pub(super) async fn run(self, shutdown: CancellationToken) {
         let channels = [self.keys.events_channel(), self.keys.control_channel()];
+        let patterns = [
+            self.keys.tenant_channels("events"),
+            self.keys.tenant_channels("control"),
+        ];
         let mut backoff = Duration::from_millis(50);
         loop {
             let connected = async {
                 let mut ps = self.client.get_async_pubsub().await?;
                 ps.subscribe(&channels).await?;
+                ps.psubscribe(&patterns).await?;
                 Ok::<_, redis::RedisError>(ps)
             };
             let attempt = tokio::select! {
@@ -132,17 +138,34 @@ impl PubSub {
             let Some(msg) = msg else {
                 return Ended::Dropped;
             };
-            let decoded = if msg.get_channel_name() == events_channel {
+            let channel = msg.get_channel_name();
+            let (tenant, events) = if channel == events_channel {
+                (None, true)
+            } else if channel == control_channel {
+                (None, false)
+            } else {
+                match self.keys.channel_tenant(channel) {
+                    Some((tenant, kind)) => (Some(tenant), kind == "events"),
+                    None => {
+                        tracing::warn!(channel, "ignoring a message on a channel not ours");
+                        continue;
+                    }
+                }
+            };
+            let decoded = if events {
                 decode_event(msg.get_payload_bytes())
             } else {
                 decode_control(msg.get_payload_bytes())
             };
             match decoded {
                 Some(Control::Bus(m)) => {
-                    let _ = self.bus.send(m);
+                    let _ = self.bus.send(m.for_tenant(tenant));
                 }
                 Some(Control::Probe { origin, n }) => {
-                    if *origin == *self.instance_id && awaiting.is_some_and(|a| n >= a) {
+                    if tenant.is_none()
+                        && *origin == *self.instance_id
+                        && awaiting.is_some_and(|a| n >= a)
+                    {
                         awaiting = None;
                     }
                 }

@@ -1,0 +1,127 @@
+//! Quotas in memory: each held set with its members' weights and expiries, and each window
+//! counter with its expiry, beside the state's lock (a quota step touches nothing else).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::MemoryStore;
+use crate::store::{QuotaAnswer, QuotaStore, StoreError};
+
+#[derive(Default)]
+pub(super) struct QuotaTable(Mutex<Quotas>);
+
+#[derive(Default)]
+struct Quotas {
+    sets: HashMap<String, HeldSet>,
+    counters: HashMap<String, (u64, Instant)>,
+}
+
+#[derive(Default)]
+struct HeldSet {
+    members: HashMap<String, (u64, Instant)>,
+    total: u64,
+}
+
+impl HeldSet {
+    fn sweep(&mut self, now: Instant) {
+        let total = &mut self.total;
+        self.members.retain(|_, (weight, until)| {
+            let live = *until > now;
+            if !live {
+                *total = total.saturating_sub(*weight);
+            }
+            live
+        });
+    }
+}
+
+impl QuotaTable {
+    /// Drops what expired: sets with no live member, counters past their window.
+    pub(super) fn sweep(&self) {
+        let now = Instant::now();
+        let mut q = self.0.lock();
+        q.sets.retain(|_, s| {
+            s.sweep(now);
+            !s.members.is_empty()
+        });
+        q.counters.retain(|_, (_, until)| *until > now);
+    }
+}
+
+#[async_trait]
+impl QuotaStore for MemoryStore {
+    async fn quota_hold(
+        &self,
+        set: &str,
+        members: &[(&str, u64)],
+        ttl: Duration,
+        max: u64,
+    ) -> Result<QuotaAnswer, StoreError> {
+        let now = Instant::now();
+        let mut q = self.quotas.0.lock();
+        let s = q.sets.entry(set.to_string()).or_default();
+        s.sweep(now);
+        let mut after = s.total as i128;
+        for (m, weight) in members {
+            after += i128::from(*weight) - i128::from(s.members.get(*m).map_or(0, |e| e.0));
+        }
+        if after > s.total as i128 && after > i128::from(max) {
+            return Ok(QuotaAnswer {
+                taken: false,
+                total: s.total,
+            });
+        }
+        let until = now + ttl;
+        for (m, weight) in members {
+            let e = s.members.entry(m.to_string()).or_insert((0, until));
+            *e = (*weight, e.1.max(until));
+        }
+        s.total = after.max(0) as u64;
+        Ok(QuotaAnswer {
+            taken: true,
+            total: s.total,
+        })
+    }
+
+    async fn quota_release(&self, set: &str, member: &str) -> Result<(), StoreError> {
+        let mut q = self.quotas.0.lock();
+        if let Some(s) = q.sets.get_mut(set) {
+            if let Some((weight, _)) = s.members.remove(member) {
+                s.total = s.total.saturating_sub(weight);
+            }
+        }
+        Ok(())
+    }
+
+    async fn quota_count(
+        &self,
+        window: &str,
+        n: i64,
+        max: u64,
+        keep: Duration,
+    ) -> Result<QuotaAnswer, StoreError> {
+        let now = Instant::now();
+        let mut q = self.quotas.0.lock();
+        let c = q
+            .counters
+            .entry(window.to_string())
+            .or_insert((0, now + keep));
+        if c.1 <= now {
+            *c = (0, now + keep);
+        }
+        if n > 0 && c.0.saturating_add(n as u64) > max {
+            return Ok(QuotaAnswer {
+                taken: false,
+                total: c.0,
+            });
+        }
+        c.0 = c.0.saturating_add_signed(n);
+        Ok(QuotaAnswer {
+            taken: true,
+            total: c.0,
+        })
+    }
+}
