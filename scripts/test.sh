@@ -137,6 +137,9 @@ else
   cargo test --workspace --all-targets -- --skip chaos_
   # The chaos test prints what it proved (delivered, lost, duplicated, reordered, resumes).
   cargo test --test chaos -- --nocapture
+  # The hostile suites again with credentials required, as a tenant other than the default
+  # one (the test support reads the key and sends it; see tests/support/gateway.rs).
+  AFW_TEST_TENANT_KEY="hostile-run-$(date +%s%N)" cargo test --test hostile --test hostile_services
 fi
 
 if [ $# -gt 0 ]; then

@@ -23,7 +23,7 @@ async fn slow_requests_are_cut_off_by_their_timeouts() {
     let answered = read_to_close(&mut idle).await.expect("closed in time");
     assert_eq!(parse_response(&answered).0, 200);
     // A body at a byte every 300 ms: 408 when HTTP_BODY_TIMEOUT_SECS has passed.
-    let head = "POST /api/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    let head = format!("POST /api/events HTTP/1.1\r\nHost: localhost\r\n{}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n", auth_header());
     let mut slow = raw_send(gw.addr, head.as_bytes()).await;
     let trickle = async {
         for _ in 0..20 {

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::WsClient;
+use crate::support::{self, WsClient};
 use crate::Pair;
 
 /// A day's total that has grown to the top of Redis's integers: the next usage event is still
@@ -15,7 +15,10 @@ async fn a_total_at_the_end_of_its_range_stops_nothing() {
     let (a, b) = (pair.a.endpoint(), pair.b.endpoint());
     let mut conn = pair.redis.connection().await.unwrap();
     let _: () = redis::cmd("HSET")
-        .arg("afw:usage:{tenant}:d:2026-12-02")
+        .arg(format!(
+            "{}usage:{{tenant}}:d:2026-12-02",
+            support::key_space()
+        ))
         .arg("in")
         .arg(i64::MAX - 10)
         .query_async(&mut conn)

@@ -122,9 +122,14 @@ impl Endpoint {
 
     /// The value of one metric line of `/metrics` (e.g. `afw_gap_fills_total`), 0 if absent.
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
+        // In a keyed run the instance's metrics are its operator's.
+        let mut rb = self.http.get(self.url("/metrics"));
+        if let (Some(k), Some(run)) = (&self.key, tenant_key()) {
+            if *k == run {
+                rb = rb.bearer_auth(operator_key(k));
+            }
+        }
+        let text = rb
             .send()
             .await
             .expect("GET /metrics")
@@ -237,10 +242,9 @@ impl GatewayProcess {
             .stderr(Stdio::null());
         let keyed = tenant_key().is_some() && !env.iter().any(|(k, _)| *k == "AFW_API_KEYS");
         if keyed {
-            cmd.env(
-                "AFW_API_KEYS",
-                format!("hostile:{}:admin", tenant_key().unwrap()),
-            );
+            cmd.env("AFW_API_KEYS", run_keys().unwrap_or_default().join(","))
+                .env("RATE_LIMIT_RPS", RUN_RATE)
+                .env("RATE_LIMIT_BURST", RUN_BURST);
         }
         for (k, v) in env {
             cmd.env(k, v);
@@ -353,14 +357,48 @@ pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
 /// A gateway config on the given Redis (or the memory store for `None`). With
 /// `AFW_TEST_TENANT_KEY` set (as `scripts/test.sh` does for a second run of the hostile
 /// suites), credentials are required: that key, as the admin of tenant `hostile`, which every
-/// [`Gateway`] and [`GatewayProcess`] then sends.
+/// [`Gateway`] and [`GatewayProcess`] then sends, and an operator's key (the default tenant's
+/// admin) for `/metrics`.
 pub fn config(redis: Option<&RedisServer>) -> Config {
     let mut config = Config::default();
     config.store.redis_url = redis.map(|r| r.url());
-    if let Some(key) = tenant_key() {
-        config.auth.api_keys = vec![format!("hostile:{key}:admin")];
+    if let Some(keys) = run_keys() {
+        config.auth.api_keys = keys;
+        // The limiter stays in every request's path, with room for the suites' floods.
+        config.rate_limits.rate_limit_rps = RUN_RATE.parse().unwrap();
+        config.rate_limits.rate_limit_burst = RUN_BURST.parse().unwrap();
     }
     config
+}
+
+/// A keyed run's rate limit: the suites' own floods are what they test, not the limiter.
+const RUN_RATE: &str = "1000000";
+const RUN_BURST: &str = "10000000";
+
+/// The key entries of a run with `AFW_TEST_TENANT_KEY`.
+fn run_keys() -> Option<Vec<String>> {
+    let key = tenant_key()?;
+    Some(vec![format!("hostile:{key}:admin"), operator_key(&key)])
+}
+
+/// The default tenant's admin key of a keyed run (the instance's own routes are its).
+fn operator_key(key: &str) -> String {
+    format!("{key}-operator")
+}
+
+/// `Authorization: Bearer …\r\n` for a hand-written request of a keyed run, else nothing.
+pub fn auth_header() -> String {
+    tenant_key().map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"))
+}
+
+/// Where this run's data lives in Redis: the default tenant's `afw:`, or in a keyed run
+/// tenant `hostile`'s `afw:t:hostile:`.
+pub fn key_space() -> &'static str {
+    if tenant_key().is_some() {
+        "afw:t:hostile:"
+    } else {
+        "afw:"
+    }
 }
 
 /// The key every gateway of this test run requires, if the run requires one.

@@ -48,7 +48,8 @@ pub fn parse_response(bytes: &[u8]) -> (u16, String) {
 
 /// Sends one request with `Connection: close` and reads the answer.
 pub async fn raw_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let auth = super::auth_header();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
     let mut s = raw_send(addr, req.as_bytes()).await;
     let bytes = read_to_close(&mut s).await.expect("an answer");
     parse_response(&bytes)
@@ -65,7 +66,8 @@ pub async fn closed_silently(s: &mut TcpStream, within: Duration) -> bool {
 
 /// Like [`raw_get`], but 0 when the server closes the connection without an answer.
 pub async fn raw_get_or_closed(addr: SocketAddr, path: &str) -> u16 {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let auth = super::auth_header();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
     let Ok(mut s) = TcpStream::connect(addr).await else {
         return 0;
     };
@@ -81,7 +83,7 @@ pub async fn raw_get_or_closed(addr: SocketAddr, path: &str) -> u16 {
 /// A WebSocket opened by hand (`GET /ws` upgrade), past the server's greeting frame, so a
 /// test can send frames no library would.
 pub async fn raw_websocket(addr: SocketAddr) -> TcpStream {
-    let req = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let req = format!("GET /ws HTTP/1.1\r\nHost: localhost\r\n{}Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", super::auth_header());
     let mut s = raw_send(addr, req.as_bytes()).await;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];

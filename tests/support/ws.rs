@@ -31,12 +31,13 @@ impl WsClient {
     /// up into the server's queue after kilobytes rather than the megabytes of kernel buffers.
     pub async fn connect_small_buffer(addr: std::net::SocketAddr) -> WsClient {
         let stream = small_buffer_stream(addr).await.expect("tcp connect");
-        let (ws, _) = tokio_tungstenite::client_async(
-            format!("ws://{addr}/ws"),
-            MaybeTlsStream::Plain(stream),
-        )
-        .await
-        .expect("ws handshake");
+        let url = match super::tenant_key() {
+            Some(k) => format!("ws://{addr}/ws?token={k}"),
+            None => format!("ws://{addr}/ws"),
+        };
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("ws handshake");
         WsClient::greeted(ws).await
     }
 
