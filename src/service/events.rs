@@ -55,15 +55,11 @@ impl Events {
             return self.post_counted(drafts, now).await;
         };
         let n = drafts.len();
-        q.events(n).await?;
         let mut ids: Vec<&str> = drafts.iter().map(|d| d.session_id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let held = q.sessions(&ids, q.session_ttl).await;
-        let stored = match held {
-            Ok(()) => self.post_counted(drafts, now).await,
-            Err(e) => Err(e),
-        };
+        q.post(&ids, n).await?;
+        let stored = self.post_counted(drafts, now).await;
         if stored.is_err() {
             q.events_refused(n).await;
         }

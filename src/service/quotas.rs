@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::ServiceError;
 use crate::config::Quotas as Limits;
 use crate::metrics::Metrics;
-use crate::store::QuotaStore;
+use crate::store::{Admission, Admitted, QuotaStore};
 
 /// How long an events-per-day count is kept: past the end of its day wherever its clock is.
 const DAY_KEEP: Duration = Duration::from_secs(2 * 24 * 3600);
@@ -82,20 +82,35 @@ impl Quotas {
         Ok(())
     }
 
-    /// Counts `n` posted events against today's `TENANT_MAX_EVENTS_PER_DAY`.
-    pub async fn events(&self, n: usize) -> Result<(), ServiceError> {
-        let max = self.limits.tenant_max_events_per_day;
-        if max == 0 || n == 0 {
+    /// A post of `n` events to the sessions `ids` (sorted, without repeats), in one store
+    /// step: its events counted against today's `TENANT_MAX_EVENTS_PER_DAY` and its sessions
+    /// held within `TENANT_MAX_SESSIONS` (each renewed for `SESSION_TTL_SECS`), both or
+    /// neither.
+    pub async fn post(&self, ids: &[&str], n: usize) -> Result<(), ServiceError> {
+        let (max_sessions, max_events) = (
+            self.limits.tenant_max_sessions,
+            self.limits.tenant_max_events_per_day,
+        );
+        if max_sessions == 0 && max_events == 0 {
             return Ok(());
         }
-        let a = self
+        let window = today();
+        let admitted = self
             .store
-            .quota_count(&today(), n as i64, max, DAY_KEEP)
+            .quota_admit(Admission {
+                sessions: ids,
+                ttl: self.session_ttl,
+                max_sessions,
+                window: &window,
+                events: n as u64,
+                max_events,
+                keep: DAY_KEEP,
+            })
             .await?;
-        if a.taken {
-            Ok(())
-        } else {
-            Err(self.refused("events today", max))
+        match admitted {
+            Admitted::Taken => Ok(()),
+            Admitted::Sessions => Err(self.refused("sessions", max_sessions)),
+            Admitted::Events => Err(self.refused("events today", max_events)),
         }
     }
 

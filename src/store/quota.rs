@@ -17,6 +17,31 @@ pub struct QuotaAnswer {
     pub total: u64,
 }
 
+/// A post's events and sessions, for [`QuotaStore::quota_admit`].
+#[derive(Debug, Clone, Copy)]
+pub struct Admission<'a> {
+    /// Its sessions, held in the `sessions` set for `ttl` (weight 1 each) within
+    /// `max_sessions` (0: not held).
+    pub sessions: &'a [&'a str],
+    pub ttl: Duration,
+    pub max_sessions: u64,
+    /// Its `events`, counted in `window` (kept `keep`) within `max_events` (0: not counted).
+    pub window: &'a str,
+    pub events: u64,
+    pub max_events: u64,
+    pub keep: Duration,
+}
+
+/// What [`QuotaStore::quota_admit`] refused, if anything (then nothing was counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    Taken,
+    /// The sessions would pass `max_sessions`.
+    Sessions,
+    /// The events would pass `max_events`.
+    Events,
+}
+
 #[async_trait]
 pub trait QuotaStore: Send + Sync + 'static {
     /// Holds each `(member, weight)` of `set` for `ttl` from now (a member held already gets
@@ -30,6 +55,10 @@ pub trait QuotaStore: Send + Sync + 'static {
         ttl: Duration,
         max: u64,
     ) -> Result<QuotaAnswer, StoreError>;
+
+    /// A post in one step: its events counted and its sessions held (as [`Self::quota_count`]
+    /// and [`Self::quota_hold`] of the `sessions` set), both or neither.
+    async fn quota_admit(&self, a: Admission<'_>) -> Result<Admitted, StoreError>;
 
     /// Lets go of `member` of `set` (deleted before it expired).
     async fn quota_release(&self, set: &str, member: &str) -> Result<(), StoreError>;

@@ -79,8 +79,13 @@ async fn live_sessions_past_the_quota_are_refused(env: Env) {
         "the fourth session and the event that would start one"
     );
     if let Some(redis) = &env.redis {
-        let ttl = redis.pttl("afw:t:acme:quota:{sessions}").await;
-        assert!(ttl > 0, "the held set expires: {ttl}");
+        for key in [
+            "afw:t:acme:quota:{sessions}",
+            "afw:t:acme:quota:{sessions}:w",
+        ] {
+            let ttl = redis.pttl(key).await;
+            assert!(ttl > 0, "{key} expires: {ttl}");
+        }
     }
 }
 

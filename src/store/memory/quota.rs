@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::MemoryStore;
-use crate::store::{QuotaAnswer, QuotaStore, StoreError};
+use crate::store::{Admission, Admitted, QuotaAnswer, QuotaStore, StoreError};
 
 #[derive(Default)]
 pub(super) struct QuotaTable(Mutex<Quotas>);
@@ -26,6 +26,26 @@ struct HeldSet {
 }
 
 impl HeldSet {
+    /// Holds each member for `ttl` from `now` unless the total would pass `max`; whether
+    /// it did.
+    fn hold(&mut self, members: &[(&str, u64)], now: Instant, ttl: Duration, max: u64) -> bool {
+        self.sweep(now);
+        let mut after = self.total as i128;
+        for (m, weight) in members {
+            after += i128::from(*weight) - i128::from(self.members.get(*m).map_or(0, |e| e.0));
+        }
+        if after > self.total as i128 && after > i128::from(max) {
+            return false;
+        }
+        let until = now + ttl;
+        for (m, weight) in members {
+            let e = self.members.entry(m.to_string()).or_insert((0, until));
+            *e = (*weight, e.1.max(until));
+        }
+        self.total = after.max(0) as u64;
+        true
+    }
+
     fn sweep(&mut self, now: Instant) {
         let total = &mut self.total;
         self.members.retain(|_, (weight, until)| {
@@ -60,30 +80,44 @@ impl QuotaStore for MemoryStore {
         ttl: Duration,
         max: u64,
     ) -> Result<QuotaAnswer, StoreError> {
-        let now = Instant::now();
         let mut q = self.quotas.0.lock();
         let s = q.sets.entry(set.to_string()).or_default();
-        s.sweep(now);
-        let mut after = s.total as i128;
-        for (m, weight) in members {
-            after += i128::from(*weight) - i128::from(s.members.get(*m).map_or(0, |e| e.0));
-        }
-        if after > s.total as i128 && after > i128::from(max) {
-            return Ok(QuotaAnswer {
-                taken: false,
-                total: s.total,
-            });
-        }
-        let until = now + ttl;
-        for (m, weight) in members {
-            let e = s.members.entry(m.to_string()).or_insert((0, until));
-            *e = (*weight, e.1.max(until));
-        }
-        s.total = after.max(0) as u64;
+        let taken = s.hold(members, Instant::now(), ttl, max);
         Ok(QuotaAnswer {
-            taken: true,
+            taken,
             total: s.total,
         })
+    }
+
+    async fn quota_admit(&self, a: Admission<'_>) -> Result<Admitted, StoreError> {
+        let now = Instant::now();
+        let mut q = self.quotas.0.lock();
+        let q = &mut *q;
+        if a.max_events > 0 {
+            let c = q
+                .counters
+                .entry(a.window.to_string())
+                .or_insert((0, now + a.keep));
+            if c.1 <= now {
+                *c = (0, now + a.keep);
+            }
+            if c.0.saturating_add(a.events) > a.max_events {
+                return Ok(Admitted::Events);
+            }
+        }
+        if a.max_sessions > 0 {
+            let members: Vec<(&str, u64)> = a.sessions.iter().map(|id| (*id, 1)).collect();
+            let s = q.sets.entry("sessions".to_string()).or_default();
+            if !s.hold(&members, now, a.ttl, a.max_sessions) {
+                return Ok(Admitted::Sessions);
+            }
+        }
+        if a.max_events > 0 {
+            if let Some(c) = q.counters.get_mut(a.window) {
+                c.0 += a.events;
+            }
+        }
+        Ok(Admitted::Taken)
     }
 
     async fn quota_release(&self, set: &str, member: &str) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use redis::Value;
 
 use super::{corrupt, int, script, ttl_ms, RedisStore};
-use crate::store::{QuotaAnswer, QuotaStore, StoreError};
+use crate::store::{Admission, Admitted, QuotaAnswer, QuotaStore, StoreError};
 
 fn answer(reply: &[Value]) -> Result<QuotaAnswer, StoreError> {
     let n = |i: usize| reply.get(i).and_then(int).ok_or_else(|| corrupt("quota"));
@@ -36,6 +36,29 @@ impl QuotaStore for RedisStore {
         }
         let reply: Vec<Value> = inv.invoke_async(&mut self.conn()).await?;
         answer(&reply)
+    }
+
+    async fn quota_admit(&self, a: Admission<'_>) -> Result<Admitted, StoreError> {
+        let mut inv = script!("quota.lua").prepare_invoke();
+        inv.key(self.keys.quota("sessions", ""))
+            .key(self.keys.quota("sessions", "w"))
+            .key(self.keys.quota(a.window, ""))
+            .arg("admit")
+            .arg(ttl_ms(a.ttl))
+            .arg(a.max_sessions)
+            .arg(a.events)
+            .arg(a.max_events)
+            .arg(ttl_ms(a.keep));
+        for id in a.sessions {
+            inv.arg(*id);
+        }
+        let reply: Vec<Value> = inv.invoke_async(&mut self.conn()).await?;
+        match (reply.first().and_then(int), reply.get(1).and_then(int)) {
+            (Some(1), _) => Ok(Admitted::Taken),
+            (Some(0), Some(1)) => Ok(Admitted::Sessions),
+            (Some(0), Some(2)) => Ok(Admitted::Events),
+            _ => Err(corrupt("quota")),
+        }
     }
 
     async fn quota_release(&self, set: &str, member: &str) -> Result<(), StoreError> {

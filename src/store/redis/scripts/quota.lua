@@ -6,6 +6,9 @@
 --   pass max (a change that adds no weight is always taken). Both keys live until their
 --   latest member's expiry. Returns {taken 1/0, total}.
 -- `release`: the same KEYS; ARGV member. Returns {1, total}.
+-- `admit`: KEYS the sessions' expiry ZSET and weights HASH, then the events counter STRING;
+--   ARGV ttlMs, maxSessions (0: not held), n, maxEvents (0: not counted), keepMs, then session
+--   ids. Both or neither: returns {1, 0}, or {0, 1} (sessions refused), {0, 2} (events).
 -- `count`: KEYS counter STRING; ARGV n (negative: given back, never below 0), max, keepMs.
 --   Returns {taken 1/0, total}.
 local op = ARGV[1]
@@ -21,23 +24,84 @@ if op == 'count' then
     n = math.max(n, -used)
   end
   local total = redis.call('INCRBY', key, n)
-  if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, keep) end
+  redis.call('PEXPIRE', key, keep, 'NX')
   return {1, total}
 end
 
+-- Held sets: ZSET `exp` of members by expiry, HASH `w` of their weights and `#total`.
 local exp, w = KEYS[1], KEYS[2]
-local total = tonumber(redis.call('HGET', w, '#total') or '0')
-local gone = redis.call('ZRANGEBYSCORE', exp, '-inf', now, 'LIMIT', 0, 1000)
-for _, m in ipairs(gone) do
-  total = total - tonumber(redis.call('HGET', w, m) or '0')
-  redis.call('HDEL', w, m)
+
+-- Drops up to 1,000 expired members of the held set; returns its live total and the total
+-- as it was stored.
+local function swept()
+  local before = tonumber(redis.call('HGET', w, '#total') or '0')
+  local total = before
+  local gone = redis.call('ZRANGEBYSCORE', exp, '-inf', now, 'LIMIT', 0, 1000)
+  for _, m in ipairs(gone) do
+    total = total - tonumber(redis.call('HGET', w, m) or '0')
+    redis.call('HDEL', w, m)
+  end
+  if #gone > 0 then redis.call('ZREM', exp, unpack(gone)) end
+  return math.max(0, total), before
 end
-if #gone > 0 then redis.call('ZREM', exp, unpack(gone)) end
-if total < 0 then total = 0 end
+
+-- Holds the members ARGV[first], weight ARGV[first + 1], ... (step 2, or 1 with weight 1)
+-- for ttl unless the total would pass max; returns taken (bool) and the total. `before` is
+-- the stored total (what `swept` read, before its sweep).
+local function hold(total, before, ttl, max, first, step)
+  local delta = 0
+  local weights = {}
+  for i = first, #ARGV, step do
+    local weight = step == 2 and tonumber(ARGV[i + 1]) or 1
+    local old = tonumber(redis.call('HGET', w, ARGV[i]) or '-1')
+    weights[i] = old ~= weight
+    delta = delta + weight - math.max(old, 0)
+  end
+  if delta > 0 and total + delta > max then
+    if total ~= before then redis.call('HSET', w, '#total', total) end
+    return false, total
+  end
+  local until_ms = string.format('%.0f', now + ttl)
+  for i = first, #ARGV, step do
+    if weights[i] then redis.call('HSET', w, ARGV[i], step == 2 and ARGV[i + 1] or '1') end
+    redis.call('ZADD', exp, 'GT', until_ms, ARGV[i])
+  end
+  total = math.max(0, total + delta)
+  if total ~= before then redis.call('HSET', w, '#total', total) end
+  -- Both keys live until their latest member's expiry, which only moves later.
+  redis.call('PEXPIREAT', exp, until_ms, 'GT')
+  redis.call('PEXPIREAT', exp, until_ms, 'NX')
+  redis.call('PEXPIREAT', w, until_ms, 'GT')
+  redis.call('PEXPIREAT', w, until_ms, 'NX')
+  return true, total
+end
+
+if op == 'admit' then
+  local ttl, maxS, n, maxE, keep = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
+    tonumber(ARGV[5]), tonumber(ARGV[6])
+  local used = 0
+  if maxE > 0 then
+    used = tonumber(redis.call('GET', KEYS[3]) or '0')
+    if used + n > maxE then return {0, 2} end
+  end
+  if maxS > 0 then
+    local total, before = swept()
+    if not hold(total, before, ttl, maxS, 7, 1) then return {0, 1} end
+  end
+  if maxE > 0 then
+    redis.call('INCRBY', KEYS[3], n)
+    redis.call('PEXPIRE', KEYS[3], keep, 'NX')
+  end
+  return {1, 0}
+end
+
+local total, before = swept()
 
 if op == 'release' then
   local m = ARGV[2]
   local old = tonumber(redis.call('HGET', w, m) or '0')
+  -- Nothing held: write nothing (a HSET would make the HASH again, without its expiry).
+  if old == 0 and total == before then return {1, total} end
   redis.call('HDEL', w, m)
   redis.call('ZREM', exp, m)
   total = math.max(0, total - old)
@@ -46,24 +110,5 @@ if op == 'release' then
 end
 
 local ttl, max = tonumber(ARGV[2]), tonumber(ARGV[3])
-local delta = 0
-for i = 4, #ARGV, 2 do
-  delta = delta + tonumber(ARGV[i + 1]) - tonumber(redis.call('HGET', w, ARGV[i]) or '0')
-end
-if delta > 0 and total + delta > max then
-  redis.call('HSET', w, '#total', total)
-  return {0, total}
-end
-local until_ms = string.format('%.0f', now + ttl)
-for i = 4, #ARGV, 2 do
-  redis.call('HSET', w, ARGV[i], ARGV[i + 1])
-  redis.call('ZADD', exp, 'GT', until_ms, ARGV[i])
-end
-total = math.max(0, total + delta)
-redis.call('HSET', w, '#total', total)
-local last = redis.call('ZRANGE', exp, -1, -1, 'WITHSCORES')
-if last[2] then
-  redis.call('PEXPIREAT', exp, last[2])
-  redis.call('PEXPIREAT', w, last[2])
-end
-return {1, total}
+local taken, after = hold(total, before, ttl, max, 4, 2)
+return {taken and 1 or 0, after}
