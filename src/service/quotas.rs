@@ -114,7 +114,7 @@ impl Quotas {
         }
     }
 
-    /// Gives back `n` events [`Quotas::events`] counted for a request then refused.
+    /// Gives back `n` events [`Quotas::post`] counted for a request then refused.
     pub async fn events_refused(&self, n: usize) {
         if self.limits.tenant_max_events_per_day == 0 || n == 0 {
             return;

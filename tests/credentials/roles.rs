@@ -31,19 +31,6 @@ fn needs(method: &Method, path: &str) -> Option<u8> {
     })
 }
 
-/// A concrete path for a route's pattern.
-fn concrete(pattern: &str) -> String {
-    pattern
-        .split('/')
-        .map(|p| match p {
-            ":action" => "pause".to_string(),
-            p if p.starts_with(':') => format!("m-{}", &p[1..]),
-            p => p.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 /// The status and, when the answer is JSON, its body (`/metrics` is text).
 async fn send(ep: &Endpoint, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut rb = ep.http.request(method, ep.url(path));
@@ -88,7 +75,7 @@ async fn every_route_needs_its_role(a: &Gateway, b: &Gateway) {
             "ANY" => Method::GET,
             m => m.parse::<Method>().unwrap(),
         };
-        let path = concrete(pattern);
+        let path = super::routes::concrete(pattern, "m");
         let need = needs(&method, pattern);
         for (j, (cred, role, what)) in creds.iter().enumerate() {
             let gw: &Endpoint = if (i + j) % 2 == 0 { a } else { b };

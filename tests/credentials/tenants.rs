@@ -27,19 +27,6 @@ fn tenants_config(redis: Option<&RedisServer>) -> afw_gateway::Config {
     c
 }
 
-/// A concrete path for a route's pattern, with each parameter `{prefix}-{name}`.
-fn concrete(pattern: &str, prefix: &str) -> String {
-    pattern
-        .split('/')
-        .map(|p| match p {
-            ":action" => "pause".to_string(),
-            p if p.starts_with(':') => format!("{prefix}-{}", &p[1..]),
-            p => p.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 async fn send(ep: &Endpoint, method: Method, path: &str, body: Option<Value>) -> (u16, String) {
     let mut rb = ep.http.request(method, ep.url(path));
     if let Some(b) = body {
@@ -188,8 +175,8 @@ async fn tenants_are_kept_apart(a: &Gateway, b: &Gateway) {
         if pattern == "/ws" || !matches!(method, "GET" | "ANY") {
             continue;
         }
-        let path = concrete(pattern, "m");
-        let missing = concrete(pattern, "zz");
+        let path = super::routes::concrete(pattern, "m");
+        let missing = super::routes::concrete(pattern, "zz");
         let gw = if i % 2 == 0 { a } else { b };
         let (s_missing, _) = send(&gw.with_key(ACME), Method::GET, &missing, None).await;
         for (key, who) in outsiders {
@@ -281,7 +268,7 @@ async fn tenants_are_kept_apart(a: &Gateway, b: &Gateway) {
         let method: Method = method.parse().unwrap();
         for (key, who) in outsiders {
             let gw = if i % 2 == 0 { a } else { b };
-            let path = concrete(pattern, "m");
+            let path = super::routes::concrete(pattern, "m");
             let (s, text) = send(&gw.with_key(key), method.clone(), &path, Some(json!({}))).await;
             assert!(!text.contains(MARK), "{who}: {method} {path}: {s} {text}");
             writes += 1;

@@ -50,3 +50,18 @@ pub fn routes() -> BTreeSet<String> {
     }
     out
 }
+
+/// A concrete path for a route's pattern: each parameter `{prefix}-{name}`, and `:action`
+/// (the workflow actions) `pause`.
+#[allow(dead_code)] // not every test binary that reads the routes calls routes by them
+pub fn concrete(pattern: &str, prefix: &str) -> String {
+    pattern
+        .split('/')
+        .map(|p| match p {
+            ":action" => "pause".to_string(),
+            p if p.starts_with(':') => format!("{prefix}-{}", &p[1..]),
+            p => p.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
