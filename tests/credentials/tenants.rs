@@ -369,6 +369,48 @@ async fn equal_ids_are_two_streams(a: &Gateway, b: &Gateway) {
         .filter_map(|c| c["type"].as_str())
         .collect();
     assert_eq!(types, ["resume"], "{v}");
+    // Each tenant's subscribers were told of its own command only.
+    for (c, want) in [(&mut acme_ws, "resume"), (&mut globex_ws, "pause")] {
+        let m = c.recv().await;
+        assert_eq!(m["type"], "command", "{m}");
+        assert!(m.to_string().contains(want), "{m}");
+    }
+    default_ws.assert_quiet("no other tenant's command").await;
+    // Every WebSocket message of another tenant, naming acme's session: `input` finds no such
+    // session, `auth` with acme's key is refused (a connection keeps its tenant), a subscribe
+    // sees an empty stream, and an unsubscribe ends only its own.
+    globex_ws
+        .send(json!({"type": "input", "sessionId": "m-id", "payload": {"input": "g"}}))
+        .await;
+    let e = globex_ws.recv().await;
+    assert_eq!(
+        (&e["type"], &e["code"]),
+        (&json!("error"), &json!("not_found")),
+        "{e}"
+    );
+    globex_ws.send(json!({"type": "auth", "token": ACME})).await;
+    let e = globex_ws.recv().await;
+    assert_eq!(
+        (&e["type"], &e["code"]),
+        (&json!("error"), &json!("forbidden")),
+        "{e}"
+    );
+    let ok = globex_ws.subscribe("m-id", Some(0), None).await;
+    assert_eq!(ok["payload"]["headSeq"], 0, "{ok}");
+    globex_ws
+        .send(json!({"type": "unsubscribe", "sessionId": "shared"}))
+        .await;
+    assert_eq!(globex_ws.recv().await["type"], "unsubscribed");
+    b.with_key(ACME)
+        .post_event(json!({"sessionId": "shared", "type": "t", "from": ACME, "i": 3}))
+        .await;
+    assert_eq!(acme_ws.next_event().await["seq"], 4);
+    let (_, v) = a
+        .with_key(ACME)
+        .get("/api/sessions/m-id/input?consume=false")
+        .await;
+    assert_eq!(v["count"], 1, "acme's input is its own: {v}");
+    globex_ws.assert_quiet("nothing of acme's").await;
     for c in [acme_ws, globex_ws, default_ws] {
         c.close().await;
     }
