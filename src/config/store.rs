@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::values::{bad, parse_secs, ConfigError};
+use super::values::{bad, parse_secs, trimmed, ConfigError};
 
 pub const DEFAULT_PREFIX: &str = "afw:";
 
@@ -31,6 +31,97 @@ pub struct Store {
     /// `store_full` (counted in `afw_store_full_total`). Unused on Redis (set its `maxmemory`).
     #[arg(long, env = "MEMORY_STORE_MAX_BYTES", value_name = "MEMORY_STORE_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub memory_store_max_bytes: usize,
+    #[command(flatten)]
+    pub sentinel: Sentinel,
+}
+
+/// Redis under Sentinel: the sentinels to ask for the primary, and the credentials of the
+/// data nodes they name.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Store")]
+pub struct Sentinel {
+    /// Comma-separated `host:port` of the sentinels. Set (with `REDIS_SENTINEL_MASTER`, and
+    /// without `REDIS_URL`): the primary is the one they name, followed when it moves.
+    #[arg(
+        long,
+        env = "REDIS_SENTINELS",
+        value_name = "REDIS_SENTINELS",
+        value_delimiter = ',',
+        value_parser = trimmed
+    )]
+    pub redis_sentinels: Vec<String>,
+    /// The name the sentinels monitor the primary under.
+    #[arg(
+        long,
+        env = "REDIS_SENTINEL_MASTER",
+        value_name = "REDIS_SENTINEL_MASTER"
+    )]
+    pub redis_sentinel_master: Option<String>,
+    /// The sentinels' password, if they require one.
+    #[arg(
+        long,
+        env = "REDIS_SENTINEL_PASSWORD",
+        value_name = "REDIS_SENTINEL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_sentinel_password: Option<String>,
+    /// The user of the data nodes the sentinels name (with `REDIS_PASSWORD`; ACL users).
+    #[arg(long, env = "REDIS_USERNAME", value_name = "REDIS_USERNAME")]
+    pub redis_username: Option<String>,
+    /// The password of the data nodes the sentinels name.
+    #[arg(
+        long,
+        env = "REDIS_PASSWORD",
+        value_name = "REDIS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_password: Option<String>,
+    /// Seconds between questions to the sentinels (a `+switch-master` can be missed, so the
+    /// gateway asks rather than listens).
+    #[arg(long, env = "REDIS_SENTINEL_CHECK_SECS", value_name = "REDIS_SENTINEL_CHECK_SECS", value_parser = parse_secs, default_value = "1")]
+    pub redis_sentinel_check: Duration,
+    /// Under Sentinel, replicas that must hold a posted event before it is answered 2xx
+    /// (`WAIT`): Redis replicates after it answers, so without it a primary that dies can take
+    /// the last acknowledged events with it. Not confirmed in time: 503, and the event may be
+    /// stored (retry with its `eventId`). 0: answer once the primary has it.
+    #[arg(
+        long,
+        env = "REDIS_WAIT_REPLICAS",
+        value_name = "REDIS_WAIT_REPLICAS",
+        default_value_t = 1
+    )]
+    pub redis_wait_replicas: u64,
+    /// Seconds a posted event waits for `REDIS_WAIT_REPLICAS` at most.
+    #[arg(long, env = "REDIS_WAIT_TIMEOUT_SECS", value_name = "REDIS_WAIT_TIMEOUT_SECS", value_parser = parse_secs, default_value = "1")]
+    pub redis_wait_timeout: Duration,
+}
+
+impl Default for Sentinel {
+    fn default() -> Self {
+        Sentinel {
+            redis_sentinels: Vec::new(),
+            redis_sentinel_master: None,
+            redis_sentinel_password: None,
+            redis_username: None,
+            redis_password: None,
+            redis_sentinel_check: Duration::from_secs(1),
+            redis_wait_replicas: 1,
+            redis_wait_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Sentinel {
+    /// Whether the store is reached through sentinels.
+    pub fn enabled(&self) -> bool {
+        !self.redis_sentinels.is_empty()
+    }
+
+    /// Replicas a posted event must reach before its answer, and how long it may wait.
+    pub fn wait(&self) -> Option<(u64, Duration)> {
+        (self.enabled() && self.redis_wait_replicas > 0)
+            .then_some((self.redis_wait_replicas, self.redis_wait_timeout))
+    }
 }
 
 impl Default for Store {
@@ -40,6 +131,7 @@ impl Default for Store {
             redis_prefix: DEFAULT_PREFIX.to_string(),
             pubsub_probe_every: Duration::from_secs(5),
             memory_store_max_bytes: 1024 * 1024 * 1024,
+            sentinel: Sentinel::default(),
         }
     }
 }
@@ -62,9 +154,86 @@ impl Store {
                 "must be 1-64 characters without whitespace",
             ));
         }
+        let s = &self.sentinel;
+        match (s.enabled(), &s.redis_sentinel_master, &self.redis_url) {
+            (true, _, Some(_)) => return Err(bad(
+                "REDIS_SENTINELS",
+                "give REDIS_URL (one server) or REDIS_SENTINELS (a primary they name), not both",
+            )),
+            (true, None, _) => {
+                return Err(bad(
+                    "REDIS_SENTINEL_MASTER",
+                    "is required with REDIS_SENTINELS",
+                ))
+            }
+            (false, Some(_), _) => {
+                return Err(bad("REDIS_SENTINEL_MASTER", "needs REDIS_SENTINELS"))
+            }
+            _ => {}
+        }
+        for entry in &s.redis_sentinels {
+            let ok = entry
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err(bad(
+                    "REDIS_SENTINELS",
+                    format!("`{entry}` is not host:port"),
+                ));
+            }
+        }
         if self.memory_store_max_bytes < 1024 * 1024 {
             return Err(bad("MEMORY_STORE_MAX_BYTES", "must be at least 1048576"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(f: impl FnOnce(&mut Store)) -> Result<(), String> {
+        let mut s = Store::default();
+        f(&mut s);
+        s.validate().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sentinel_settings_are_one_mode_and_complete() {
+        let sentinels = |s: &mut Store| {
+            s.sentinel.redis_sentinels = vec!["127.0.0.1:26379".into(), "s2:26380".into()];
+        };
+        assert!(with(|s| {
+            sentinels(s);
+            s.sentinel.redis_sentinel_master = Some("afw".into());
+        })
+        .is_ok());
+        for (bad, var) in [
+            (
+                with(|s| {
+                    sentinels(s);
+                    s.sentinel.redis_sentinel_master = Some("afw".into());
+                    s.redis_url = Some("redis://127.0.0.1:6379".into());
+                }),
+                "REDIS_SENTINELS",
+            ),
+            (with(sentinels), "REDIS_SENTINEL_MASTER"),
+            (
+                with(|s| s.sentinel.redis_sentinel_master = Some("afw".into())),
+                "REDIS_SENTINEL_MASTER",
+            ),
+            (
+                with(|s| {
+                    s.sentinel.redis_sentinels = vec!["no-port".into()];
+                    s.sentinel.redis_sentinel_master = Some("afw".into());
+                }),
+                "REDIS_SENTINELS",
+            ),
+        ] {
+            let e = bad.unwrap_err();
+            assert!(e.contains(var), "{e}");
+        }
+        assert_eq!(Sentinel::default().wait(), None, "no waiting on one server");
     }
 }

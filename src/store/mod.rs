@@ -103,6 +103,9 @@ pub struct StoreSettings {
     pub memory_max_bytes: usize,
     /// The limits of the services beside the event stream (locks, jobs, cache, context, usage).
     pub services: crate::config::Services,
+    /// Under Sentinel, the replicas a posted event must reach before it is answered
+    /// (`REDIS_WAIT_REPLICAS`), and how long it may wait.
+    pub wait_replicas: Option<(u64, Duration)>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -194,13 +197,11 @@ pub async fn open(
         queue_max_items: config.control.queue_max_items,
         memory_max_bytes: config.store.memory_store_max_bytes,
         services: config.services.clone(),
+        wait_replicas: config.store.sentinel.wait(),
         metrics,
     };
-    match &config.store.redis_url {
-        None => Ok(memory::MemoryStore::start(settings, tasks, shutdown)),
-        Some(url) => {
-            redis::RedisStore::start(url, &config.store.redis_prefix, settings, tasks, shutdown)
-                .await
-        }
+    if config.store.redis_url.is_none() && !config.store.sentinel.enabled() {
+        return Ok(memory::MemoryStore::start(settings, tasks, shutdown));
     }
+    redis::RedisStore::start(&config.store, settings, tasks, shutdown).await
 }

@@ -1,4 +1,5 @@
-//! Test support, one file per job: a real `redis-server` ([`redis`]), real gateway instances
+//! Test support, one file per job: a real `redis-server` ([`redis`]) and Redis under Sentinel
+//! ([`sentinel`]), real gateway instances
 //! ([`gateway`]), a WebSocket client ([`ws`]), a TCP proxy that can wedge pub/sub
 //! ([`proxy`]), and crowds of resuming clients and retrying agents ([`crowd`]). Everything
 //! started here is stopped by its `Drop` (processes by pid), so a failing test leaves nothing
@@ -14,6 +15,7 @@ pub mod gateway;
 pub mod proxy;
 pub mod raw;
 pub mod redis;
+pub mod sentinel;
 pub mod ws;
 
 pub use bystander::*;
@@ -23,6 +25,7 @@ pub use gateway::*;
 pub use proxy::*;
 pub use raw::*;
 pub use redis::*;
+pub use sentinel::*;
 pub use ws::*;
 
 /// How long any single wait in a test may take before it fails.

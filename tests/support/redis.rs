@@ -13,7 +13,7 @@ pub struct RedisServer {
     _dir: tempfile::TempDir,
 }
 
-fn redis_server_binary() -> String {
+pub fn redis_server_binary() -> String {
     std::env::var("AFW_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
 }
 
@@ -54,7 +54,7 @@ fn spawn_redis(port: u16, dir: &std::path::Path, persistent: bool) -> Child {
         })
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

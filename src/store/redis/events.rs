@@ -66,9 +66,23 @@ impl EventStore for RedisStore {
         for key in usage_keys {
             inv.key(key);
         }
-        let reply: Vec<Vec<Value>> = inv.invoke_async(&mut self.conn()).await?;
+        let mut conn = self.conn();
+        let reply: Vec<Vec<Value>> = inv.invoke_async(&mut conn).await?;
         if reply.len() != drafts.len() {
             return Err(corrupt("append"));
+        }
+        if let Some((replicas, timeout)) = self.settings.wait_replicas {
+            // On the same connection, after the append: it waits for the append too.
+            let reached: u64 = redis::cmd("WAIT")
+                .arg(replicas)
+                .arg(timeout.as_millis() as u64)
+                .query_async(&mut conn)
+                .await?;
+            if reached < replicas {
+                return Err(StoreError::Unavailable(format!(
+                    "the append reached {reached} of {replicas} replicas in time"
+                )));
+            }
         }
         drafts
             .iter()

@@ -28,10 +28,12 @@ mod control;
 mod events;
 mod jobs;
 pub mod keys;
+mod links;
 mod locks;
 mod pubsub;
 mod quota;
 mod rate;
+mod sentinel;
 mod sessions;
 mod usage;
 mod user_context;
@@ -61,10 +63,8 @@ impl From<redis::RedisError> for StoreError {
 }
 
 pub struct RedisStore {
-    conn: ConnectionManager,
-    /// A connection of its own for reads that may be large (event pages, listings), so
-    /// appends and queue steps never wait behind them.
-    reads: ConnectionManager,
+    /// The command and read connections (replaced when a Sentinel primary moves).
+    links: Arc<links::Links>,
     keys: Keys,
     settings: StoreSettings,
     bus: broadcast::Sender<BusMessage>,
@@ -75,28 +75,31 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
+    /// Opens the store `config` names: one server (`REDIS_URL`), or the primary the
+    /// sentinels name (`REDIS_SENTINELS`), followed when it moves.
     pub async fn start(
-        url: &str,
-        prefix: &str,
+        config: &crate::config::Store,
         settings: StoreSettings,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Stores, StoreError> {
-        let client = redis::Client::open(url)?;
-        let manager_config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        // Lazy: the gateway starts (and reports not ready) while Redis is still coming up.
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())?;
-        let reads = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
+        let prefix = config.redis_prefix.as_str();
+        let links = match &config.redis_url {
+            Some(url) => Arc::new(links::Links::new(links::Link::to(redis::Client::open(
+                url.as_str(),
+            )?)?)),
+            None => {
+                let mut sentinel = sentinel::Sentinel::new(config.sentinel.clone());
+                let links = Arc::new(links::Links::new(sentinel.first_link().await?));
+                tasks.spawn(sentinel.watch(Arc::clone(&links), shutdown.clone()));
+                links
+            }
+        };
         let keys = Keys::new(prefix);
         let bus = broadcast::channel(BUS_CAPACITY).0;
         let pubsub_live = Arc::new(AtomicBool::new(false));
         let pubsub = pubsub::PubSub {
-            client,
-            conn: conn.clone(),
+            links: Arc::clone(&links),
             keys: keys.clone(),
             bus: bus.clone(),
             live: Arc::clone(&pubsub_live),
@@ -107,8 +110,7 @@ impl RedisStore {
         };
         tasks.spawn(pubsub.run(shutdown));
         let store = Arc::new(RedisStore {
-            conn,
-            reads,
+            links,
             keys,
             settings,
             bus,
@@ -120,11 +122,11 @@ impl RedisStore {
 
     /// A handle on the shared multiplexed connection.
     fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+        self.links.conn()
     }
 
     fn read_conn(&self) -> ConnectionManager {
-        self.reads.clone()
+        self.links.reads()
     }
 
     /// Runs a read on the read connection, and again (up to [`READ_ATTEMPTS`] in all) when
@@ -176,8 +178,7 @@ impl TenantStores for RedisStore {
         Stores::of(
             "redis",
             Arc::new(RedisStore {
-                conn: self.conn.clone(),
-                reads: self.reads.clone(),
+                links: Arc::clone(&self.links),
                 keys: self.keys.for_tenant(tenant),
                 settings: self.settings.clone(),
                 bus: self.bus.clone(),

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -16,6 +15,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::keys::Keys;
+use super::links::Links;
 use crate::bus::{BusMessage, LiveEvent, Signal};
 use crate::domain::control::ControlQueue;
 use crate::metrics::Metrics;
@@ -35,9 +35,9 @@ struct PublishedEvent<'a> {
 
 /// The instance's one pub/sub connection and what it needs to keep it honest.
 pub(super) struct PubSub {
-    pub(super) client: redis::Client,
-    /// The command connection, for probe publishes.
-    pub(super) conn: ConnectionManager,
+    /// The server to subscribe on (and the command connection, for probe publishes); under
+    /// Sentinel it moves, and the subscription follows.
+    pub(super) links: Arc<Links>,
     pub(super) keys: Keys,
     pub(super) bus: broadcast::Sender<BusMessage>,
     pub(super) live: Arc<AtomicBool>,
@@ -52,6 +52,8 @@ enum Ended {
     Shutdown,
     Dropped,
     Wedged,
+    /// The primary moved (Sentinel): subscribe on the new one.
+    Moved,
 }
 
 impl PubSub {
@@ -67,8 +69,12 @@ impl PubSub {
         ];
         let mut backoff = Duration::from_millis(50);
         loop {
+            // The link as it stands now; a move while subscribed ends the subscription.
+            let mut moves = self.links.moves();
+            moves.mark_unchanged();
+            let client = self.links.client();
             let connected = async {
-                let mut ps = self.client.get_async_pubsub().await?;
+                let mut ps = client.get_async_pubsub().await?;
                 ps.subscribe(&channels).await?;
                 ps.psubscribe(&patterns).await?;
                 Ok::<_, redis::RedisError>(ps)
@@ -84,11 +90,15 @@ impl PubSub {
                     backoff = Duration::from_millis(50);
                     tracing::info!(channel = %channels[0], "pub/sub subscribed");
                     let _ = self.bus.send(BusMessage::Resync);
-                    let ended = self.pump(ps, &shutdown).await;
+                    let ended = self.pump(ps, &shutdown, &mut moves).await;
                     self.live.store(false, Ordering::Release);
                     match ended {
                         Ended::Shutdown => return,
                         Ended::Dropped => tracing::warn!("pub/sub connection lost; reconnecting"),
+                        Ended::Moved => {
+                            tracing::warn!("the redis primary moved; subscribing there");
+                            continue;
+                        }
                         Ended::Wedged => {
                             self.metrics.pubsub_probe_timeouts.inc();
                             tracing::warn!(
@@ -113,7 +123,12 @@ impl PubSub {
     /// Forwards messages until the subscription ends. Every `probe_every` it publishes a
     /// probe on the control channel; a connection can stay open while Redis no longer
     /// delivers to it, and a probe still missing at the next tick shows exactly that.
-    async fn pump(&self, ps: redis::aio::PubSub, shutdown: &CancellationToken) -> Ended {
+    async fn pump(
+        &self,
+        ps: redis::aio::PubSub,
+        shutdown: &CancellationToken,
+        moves: &mut tokio::sync::watch::Receiver<u64>,
+    ) -> Ended {
         let events_channel = self.keys.events_channel();
         let control_channel = self.keys.control_channel();
         let mut messages = ps.into_on_message();
@@ -124,6 +139,7 @@ impl PubSub {
         loop {
             let msg = tokio::select! {
                 _ = shutdown.cancelled() => return Ended::Shutdown,
+                _ = moves.changed() => return Ended::Moved,
                 _ = probe.tick() => {
                     if awaiting.is_some() {
                         return Ended::Wedged;
@@ -180,7 +196,7 @@ impl PubSub {
     /// Publishes probe `n` without holding up the message loop; a failed publish shows up
     /// as a probe that does not come back.
     fn publish_probe(&self, channel: &str, n: u64) {
-        let mut conn = self.conn.clone();
+        let mut conn = self.links.conn();
         let channel = channel.to_string();
         let payload =
             serde_json::json!({"kind": "probe", "origin": &*self.instance_id, "n": n}).to_string();
