@@ -11,6 +11,34 @@ use tokio::sync::watch;
 
 use super::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
 
+/// A client of `url`; a `rediss://` one trusts the certificate authority in `ca` (a PEM
+/// file) when given, else the system's roots (rustls, with the ring provider).
+pub(super) fn client(url: &str, ca: Option<&std::path::Path>) -> redis::RedisResult<redis::Client> {
+    if url.starts_with("rediss://") {
+        // The process's one TLS crypto provider; installed once, later calls change nothing.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    match ca {
+        None => redis::Client::open(url),
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "REDIS_TLS_CA_FILE cannot be read",
+                    e.to_string(),
+                ))
+            })?;
+            redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )
+        }
+    }
+}
+
 /// One Redis server's connections.
 #[derive(Clone)]
 pub(super) struct Link {

@@ -85,9 +85,10 @@ impl RedisStore {
     ) -> Result<Stores, StoreError> {
         let prefix = config.redis_prefix.as_str();
         let links = match &config.redis_url {
-            Some(url) => Arc::new(links::Links::new(links::Link::to(redis::Client::open(
-                url.as_str(),
-            )?)?)),
+            Some(url) => {
+                let client = links::client(url, config.redis_tls_ca_file.as_deref())?;
+                Arc::new(links::Links::new(links::Link::to(client)?))
+            }
             None => {
                 let mut sentinel = sentinel::Sentinel::new(config.sentinel.clone());
                 let links = Arc::new(links::Links::new(sentinel.first_link().await?));
