@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
@@ -80,27 +80,14 @@ async fn chaos_every_client_ends_with_every_event_once_in_order() {
     let clients = crowd.len();
 
     // Agents: each posts its events round-robin over the sessions, retrying with its eventId.
-    let pad = "c".repeat(2048);
-    let mut posting = Vec::new();
-    for p in 0..POSTERS {
-        let live = live.clone();
-        let sessions = sessions.clone();
-        let pad = pad.clone();
-        posting.push(tokio::spawn(async move {
-            let mut poster = Poster::new(live, p);
-            let mut acked: Vec<(String, String)> = Vec::new();
-            for n in 0..EVENTS_PER_POSTER {
-                let session = &sessions[(p + n) % sessions.len()];
-                let id = format!("p{p}-{n}");
-                poster
-                    .post(&json!({"sessionId": session, "type": "t", "eventId": id, "pad": pad}))
-                    .await;
-                acked.push((session.clone(), id));
-                tokio::time::sleep(Duration::from_millis(12)).await;
-            }
-            (acked, poster.failures)
-        }));
-    }
+    let mut posting = support::agents(
+        &live,
+        &sessions,
+        POSTERS,
+        EVENTS_PER_POSTER,
+        &"c".repeat(2048),
+        Duration::from_millis(12),
+    );
 
     {
         let live = live.clone();
@@ -169,15 +156,7 @@ async fn chaos_every_client_ends_with_every_event_once_in_order() {
     // What the store holds: every acknowledged event, once, nothing else.
     let mut stored_total = 0;
     for s in sessions.iter().chain([&FIREHOSE.to_string()]) {
-        let stored = support::stored_events(&at, s).await;
-        let seqs: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
-        let want_seqs: Vec<u64> = (1..=stored.len() as u64).collect();
-        assert_eq!(seqs, want_seqs, "{s}: seqs 1..n with no hole");
-        let ids: BTreeSet<&String> = stored.iter().map(|(_, id)| id).collect();
-        assert_eq!(ids.len(), stored.len(), "{s}: no event stored twice");
-        let want: BTreeSet<&String> = acked[s].iter().collect();
-        assert_eq!(ids, want, "{s}: exactly the acknowledged events");
-        stored_total += stored.len();
+        stored_total += support::assert_stored_exactly(&at, s, &acked[s]).await;
     }
 
     let expected = (POSTERS * EVENTS_PER_POSTER * CLIENTS_PER_SESSION

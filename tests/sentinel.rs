@@ -7,12 +7,12 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use afw_gateway::Config;
 use serde_json::json;
-use support::{Crowd, Follow, Gateway, Poster, SentinelSet, MASTER};
+use support::{Crowd, Follow, Gateway, SentinelSet, MASTER};
 
 const SESSIONS: usize = 4;
 const CLIENTS_PER_SESSION: usize = 3;
@@ -48,25 +48,14 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_event() {
             });
         }
     }
-    let mut posting = Vec::new();
-    for p in 0..POSTERS {
-        let live = live.clone();
-        let sessions = sessions.clone();
-        posting.push(tokio::spawn(async move {
-            let mut poster = Poster::new(live, p);
-            let mut acked: Vec<(String, String)> = Vec::new();
-            for n in 0..EVENTS_PER_POSTER {
-                let session = &sessions[(p + n) % sessions.len()];
-                let id = format!("p{p}-{n}");
-                poster
-                    .post(&json!({"sessionId": session, "type": "t", "eventId": id}))
-                    .await;
-                acked.push((session.clone(), id));
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            (acked, poster.failures)
-        }));
-    }
+    let posting = support::agents(
+        &live,
+        &sessions,
+        POSTERS,
+        EVENTS_PER_POSTER,
+        "",
+        Duration::from_millis(20),
+    );
 
     tokio::time::sleep(Duration::from_millis(800)).await;
     let old = set.kill_primary().await;
@@ -105,14 +94,7 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_event() {
 
     let (verdict, tallies) = crowd.finish(&a.endpoint()).await;
     for s in &sessions {
-        let stored = support::stored_events(&a.endpoint(), s).await;
-        let seqs: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
-        let want: Vec<u64> = (1..=stored.len() as u64).collect();
-        assert_eq!(seqs, want, "{s}: seqs 1..n with no hole");
-        let ids: BTreeSet<&String> = stored.iter().map(|(_, id)| id).collect();
-        assert_eq!(ids.len(), stored.len(), "{s}: no event stored twice");
-        let want: BTreeSet<&String> = acked[s].iter().collect();
-        assert_eq!(ids, want, "{s}: exactly the acknowledged events");
+        support::assert_stored_exactly(&a.endpoint(), s, &acked[s]).await;
     }
     let expected = (POSTERS * EVENTS_PER_POSTER * CLIENTS_PER_SESSION) as u64;
     println!(

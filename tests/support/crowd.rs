@@ -308,6 +308,60 @@ impl Poster {
     }
 }
 
+/// What agents acknowledged, by session (eventIds in posting order), and their failed
+/// attempts by status.
+pub type Acked = (Vec<(String, String)>, BTreeMap<u16, u32>);
+
+/// `posters` agents, each posting `events` events round-robin over `sessions` (agent `p`'s
+/// `n`-th is `p{p}-{n}`, with `pad`), pausing `pause` between them, each until stored.
+pub fn agents(
+    live: &Instances,
+    sessions: &[String],
+    posters: usize,
+    events: usize,
+    pad: &str,
+    pause: Duration,
+) -> Vec<JoinHandle<Acked>> {
+    (0..posters)
+        .map(|p| {
+            let live = live.clone();
+            let sessions = sessions.to_vec();
+            let pad = pad.to_string();
+            tokio::spawn(async move {
+                let mut poster = Poster::new(live, p);
+                let mut acked: Vec<(String, String)> = Vec::new();
+                for n in 0..events {
+                    let session = &sessions[(p + n) % sessions.len()];
+                    let id = format!("p{p}-{n}");
+                    let mut event =
+                        serde_json::json!({"sessionId": session, "type": "t", "eventId": id});
+                    if !pad.is_empty() {
+                        event["pad"] = pad.clone().into();
+                    }
+                    poster.post(&event).await;
+                    acked.push((session.clone(), id));
+                    tokio::time::sleep(pause).await;
+                }
+                (acked, poster.failures)
+            })
+        })
+        .collect()
+}
+
+/// Asserts that `session` holds exactly the events `acked` names, once each, at seqs 1..n
+/// with no hole; returns how many.
+pub async fn assert_stored_exactly(at: &Endpoint, session: &str, acked: &[String]) -> usize {
+    let stored = stored_events(at, session).await;
+    let seqs: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
+    let want_seqs: Vec<u64> = (1..=stored.len() as u64).collect();
+    assert_eq!(seqs, want_seqs, "{session}: seqs 1..n with no hole");
+    let ids: std::collections::BTreeSet<&String> = stored.iter().map(|(_, id)| id).collect();
+    assert_eq!(ids.len(), stored.len(), "{session}: no event stored twice");
+    let want: std::collections::BTreeSet<&String> = acked.iter().collect();
+    assert_eq!(ids, want, "{session}: exactly the acknowledged events");
+    stored.len()
+}
+
 /// Every stored event of a session (all pages), as (seq, eventId).
 pub async fn stored_events(at: &Endpoint, session: &str) -> Vec<(u64, String)> {
     let mut out = Vec::new();
