@@ -133,11 +133,21 @@ async fn the_deploy_script_starts_a_set_a_gateway_uses() {
         ))
         .arg(cmd)
         .env("SENTINEL_DIR", dir.path())
+        .env("TMPDIR", dir.path())
         .env("REDIS_BASE_PORT", data.to_string())
         .env("SENTINEL_BASE_PORT", sentinels.to_string())
         .output()
         .expect("run deploy/redis-sentinel.sh")
     };
+    // `down` whatever happens, so a failing test leaves no process behind.
+    struct Down<F: Fn(&str) -> std::process::Output>(F);
+    impl<F: Fn(&str) -> std::process::Output> Drop for Down<F> {
+        fn drop(&mut self) {
+            let _ = (self.0)("down");
+        }
+    }
+    let _down = Down(script);
+    let script = |cmd: &str| (_down.0)(cmd);
     let up = script("up");
     assert!(
         up.status.success(),
