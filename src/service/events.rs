@@ -58,10 +58,10 @@ impl Events {
         let mut ids: Vec<&str> = drafts.iter().map(|d| d.session_id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        q.post(&ids, n).await?;
+        let window = q.post(&ids, n).await?;
         let stored = self.post_counted(drafts, now).await;
         if stored.is_err() {
-            q.events_refused(n).await;
+            q.events_refused(&window, n).await;
         }
         stored
     }

@@ -63,11 +63,11 @@ impl Quotas {
             return Ok(());
         }
         let members: Vec<(&str, u64)> = ids.iter().map(|id| (*id, 1)).collect();
-        let a = self
+        if self
             .store
             .quota_hold("sessions", &members, ttl, max)
-            .await?;
-        if a.taken {
+            .await?
+        {
             Ok(())
         } else {
             Err(self.refused("sessions", max))
@@ -85,16 +85,16 @@ impl Quotas {
     /// A post of `n` events to the sessions `ids` (sorted, without repeats), in one store
     /// step: its events counted against today's `TENANT_MAX_EVENTS_PER_DAY` and its sessions
     /// held within `TENANT_MAX_SESSIONS` (each renewed for `SESSION_TTL_SECS`), both or
-    /// neither.
-    pub async fn post(&self, ids: &[&str], n: usize) -> Result<(), ServiceError> {
+    /// neither. Returns the day the events were counted in, for [`Quotas::events_refused`].
+    pub async fn post(&self, ids: &[&str], n: usize) -> Result<String, ServiceError> {
         let (max_sessions, max_events) = (
             self.limits.tenant_max_sessions,
             self.limits.tenant_max_events_per_day,
         );
         if max_sessions == 0 && max_events == 0 {
-            return Ok(());
+            return Ok(String::new());
         }
-        let window = today();
+        let window = chrono::Utc::now().format("events:d:%Y-%m-%d").to_string();
         let admitted = self
             .store
             .quota_admit(Admission {
@@ -108,23 +108,19 @@ impl Quotas {
             })
             .await?;
         match admitted {
-            Admitted::Taken => Ok(()),
+            Admitted::Taken => Ok(window),
             Admitted::Sessions => Err(self.refused("sessions", max_sessions)),
             Admitted::Events => Err(self.refused("events today", max_events)),
         }
     }
 
-    /// Gives back `n` events [`Quotas::post`] counted for a request then refused.
-    pub async fn events_refused(&self, n: usize) {
+    /// Gives back the `n` events [`Quotas::post`] counted in `window` for a post that was
+    /// then not stored.
+    pub async fn events_refused(&self, window: &str, n: usize) {
         if self.limits.tenant_max_events_per_day == 0 || n == 0 {
             return;
         }
-        let max = self.limits.tenant_max_events_per_day;
-        if let Err(e) = self
-            .store
-            .quota_count(&today(), -(n as i64), max, DAY_KEEP)
-            .await
-        {
+        if let Err(e) = self.store.quota_give_back(window, n as u64).await {
             tracing::warn!(error = %e, "could not give back a refused request's events");
         }
     }
@@ -143,11 +139,11 @@ impl Quotas {
             return Ok(());
         }
         let member = cache_member(ns, key);
-        let a = self
+        if self
             .store
             .quota_hold("cache-bytes", &[(&member, bytes as u64)], ttl, max)
-            .await?;
-        if a.taken {
+            .await?
+        {
             Ok(())
         } else {
             Err(self.refused("cache bytes", max))
@@ -176,11 +172,6 @@ impl Quotas {
         }
         Ok(held)
     }
-}
-
-/// Today's (UTC) events counter.
-fn today() -> String {
-    chrono::Utc::now().format("events:d:%Y-%m-%d").to_string()
 }
 
 /// A cache entry as a member of the cache-bytes set (`ns` and `key` hold no control

@@ -49,7 +49,7 @@ pub use events::{EventStore, Page, Pages};
 pub use health::StoreHealth;
 pub use jobs::JobStore;
 pub use locks::LockStore;
-pub use quota::{Admission, Admitted, QuotaAnswer, QuotaStore};
+pub use quota::{Admission, Admitted, QuotaStore};
 pub use rate::RateStore;
 pub use sessions::SessionStore;
 pub use usage::UsageStore;

@@ -89,6 +89,31 @@ async fn live_sessions_past_the_quota_are_refused(env: Env) {
     }
 }
 
+fn quotas_short_sessions(c: &mut Config) {
+    quotas(c);
+    c.events.session_ttl_secs = 1;
+}
+
+/// Sessions that expired leave the quota by themselves, and a later hold sees it.
+async fn expired_sessions_free_their_places(env: Env) {
+    let acme = env.gw.with_key(ACME);
+    for id in ["a1", "a2", "a3"] {
+        assert_eq!(post_session(&acme, id).await.0, 201, "{id}");
+    }
+    let (s, v) = post_session(&acme, "a4").await;
+    quota_refusal("a fourth live session", s, &v);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    for id in ["b1", "b2", "b3"] {
+        assert_eq!(
+            post_session(&acme, id).await.0,
+            201,
+            "{id} once a1-a3 expired"
+        );
+    }
+    let (s, v) = post_session(&acme, "b4").await;
+    quota_refusal("a fourth live session again", s, &v);
+}
+
 async fn events_past_the_day_quota_are_refused(env: Env) {
     let acme = env.gw.with_key(ACME);
     let batch = |n: usize| {
@@ -206,4 +231,5 @@ conformance! {
     events_past_the_day_quota_are_refused => super::quotas,
     cache_bytes_past_the_quota_are_refused => super::quotas,
     connections_past_the_quota_are_refused => super::quotas,
+    expired_sessions_free_their_places => super::quotas_short_sessions,
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::MemoryStore;
-use crate::store::{Admission, Admitted, QuotaAnswer, QuotaStore, StoreError};
+use crate::store::{Admission, Admitted, QuotaStore, StoreError};
 
 #[derive(Default)]
 pub(super) struct QuotaTable(Mutex<Quotas>);
@@ -23,6 +23,8 @@ struct Quotas {
 struct HeldSet {
     members: HashMap<String, (u64, Instant)>,
     total: u64,
+    /// No member expires before this: a hold scans the members only once one may have.
+    next_expiry: Option<Instant>,
 }
 
 impl HeldSet {
@@ -43,18 +45,28 @@ impl HeldSet {
             *e = (*weight, e.1.max(until));
         }
         self.total = after.max(0) as u64;
+        self.next_expiry = Some(self.next_expiry.map_or(until, |t| t.min(until)));
         true
     }
 
+    /// Drops the members that expired, when one may have (a renewal only moves an expiry
+    /// later, so the earliest one known is a safe bound).
     fn sweep(&mut self, now: Instant) {
+        if self.next_expiry.is_none_or(|t| t > now) {
+            return;
+        }
         let total = &mut self.total;
+        let mut next: Option<Instant> = None;
         self.members.retain(|_, (weight, until)| {
-            let live = *until > now;
-            if !live {
+            if *until > now {
+                next = Some(next.map_or(*until, |t| t.min(*until)));
+                true
+            } else {
                 *total = total.saturating_sub(*weight);
+                false
             }
-            live
         });
+        self.next_expiry = next;
     }
 }
 
@@ -79,14 +91,10 @@ impl QuotaStore for MemoryStore {
         members: &[(&str, u64)],
         ttl: Duration,
         max: u64,
-    ) -> Result<QuotaAnswer, StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut q = self.quotas.0.lock();
         let s = q.sets.entry(set.to_string()).or_default();
-        let taken = s.hold(members, Instant::now(), ttl, max);
-        Ok(QuotaAnswer {
-            taken,
-            total: s.total,
-        })
+        Ok(s.hold(members, Instant::now(), ttl, max))
     }
 
     async fn quota_admit(&self, a: Admission<'_>) -> Result<Admitted, StoreError> {
@@ -130,32 +138,10 @@ impl QuotaStore for MemoryStore {
         Ok(())
     }
 
-    async fn quota_count(
-        &self,
-        window: &str,
-        n: i64,
-        max: u64,
-        keep: Duration,
-    ) -> Result<QuotaAnswer, StoreError> {
-        let now = Instant::now();
-        let mut q = self.quotas.0.lock();
-        let c = q
-            .counters
-            .entry(window.to_string())
-            .or_insert((0, now + keep));
-        if c.1 <= now {
-            *c = (0, now + keep);
+    async fn quota_give_back(&self, window: &str, n: u64) -> Result<(), StoreError> {
+        if let Some(c) = self.quotas.0.lock().counters.get_mut(window) {
+            c.0 = c.0.saturating_sub(n);
         }
-        if n > 0 && c.0.saturating_add(n as u64) > max {
-            return Ok(QuotaAnswer {
-                taken: false,
-                total: c.0,
-            });
-        }
-        c.0 = c.0.saturating_add_signed(n);
-        Ok(QuotaAnswer {
-            taken: true,
-            total: c.0,
-        })
+        Ok(())
     }
 }

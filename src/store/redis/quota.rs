@@ -3,18 +3,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::Value;
 
-use super::{corrupt, int, script, ttl_ms, RedisStore};
-use crate::store::{Admission, Admitted, QuotaAnswer, QuotaStore, StoreError};
-
-fn answer(reply: &[Value]) -> Result<QuotaAnswer, StoreError> {
-    let n = |i: usize| reply.get(i).and_then(int).ok_or_else(|| corrupt("quota"));
-    Ok(QuotaAnswer {
-        taken: n(0)? == 1,
-        total: n(1)?,
-    })
-}
+use super::{corrupt, script, ttl_ms, RedisStore};
+use crate::store::{Admission, Admitted, QuotaStore, StoreError};
 
 #[async_trait]
 impl QuotaStore for RedisStore {
@@ -24,7 +15,7 @@ impl QuotaStore for RedisStore {
         members: &[(&str, u64)],
         ttl: Duration,
         max: u64,
-    ) -> Result<QuotaAnswer, StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut inv = script!("quota.lua").prepare_invoke();
         inv.key(self.keys.quota(set, ""))
             .key(self.keys.quota(set, "w"))
@@ -34,8 +25,8 @@ impl QuotaStore for RedisStore {
         for (m, weight) in members {
             inv.arg(*m).arg(*weight);
         }
-        let reply: Vec<Value> = inv.invoke_async(&mut self.conn()).await?;
-        answer(&reply)
+        let taken: i64 = inv.invoke_async(&mut self.conn()).await?;
+        Ok(taken == 1)
     }
 
     async fn quota_admit(&self, a: Admission<'_>) -> Result<Admitted, StoreError> {
@@ -52,17 +43,17 @@ impl QuotaStore for RedisStore {
         for id in a.sessions {
             inv.arg(*id);
         }
-        let reply: Vec<Value> = inv.invoke_async(&mut self.conn()).await?;
-        match (reply.first().and_then(int), reply.get(1).and_then(int)) {
-            (Some(1), _) => Ok(Admitted::Taken),
-            (Some(0), Some(1)) => Ok(Admitted::Sessions),
-            (Some(0), Some(2)) => Ok(Admitted::Events),
+        let answer: i64 = inv.invoke_async(&mut self.conn()).await?;
+        match answer {
+            0 => Ok(Admitted::Taken),
+            1 => Ok(Admitted::Sessions),
+            2 => Ok(Admitted::Events),
             _ => Err(corrupt("quota")),
         }
     }
 
     async fn quota_release(&self, set: &str, member: &str) -> Result<(), StoreError> {
-        let _: Vec<Value> = script!("quota.lua")
+        let _: i64 = script!("quota.lua")
             .key(self.keys.quota(set, ""))
             .key(self.keys.quota(set, "w"))
             .arg("release")
@@ -72,21 +63,13 @@ impl QuotaStore for RedisStore {
         Ok(())
     }
 
-    async fn quota_count(
-        &self,
-        window: &str,
-        n: i64,
-        max: u64,
-        keep: Duration,
-    ) -> Result<QuotaAnswer, StoreError> {
-        let reply: Vec<Value> = script!("quota.lua")
+    async fn quota_give_back(&self, window: &str, n: u64) -> Result<(), StoreError> {
+        let _: i64 = script!("quota.lua")
             .key(self.keys.quota(window, ""))
-            .arg("count")
+            .arg("give_back")
             .arg(n)
-            .arg(max)
-            .arg(ttl_ms(keep))
             .invoke_async(&mut self.conn())
             .await?;
-        answer(&reply)
+        Ok(())
     }
 }

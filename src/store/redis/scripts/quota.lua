@@ -4,28 +4,20 @@
 --   ARGV ttlMs, max, then member/weight pairs. Drops members that expired (up to 1,000 a
 --   call) and their weight, then holds every member or none: refused when the total would
 --   pass max (a change that adds no weight is always taken). Both keys live until their
---   latest member's expiry. Returns {taken 1/0, total}.
--- `release`: the same KEYS; ARGV member. Returns {1, total}.
+--   latest member's expiry. Returns 1 when taken, else 0.
+-- `release`: the same KEYS; ARGV member.
 -- `admit`: KEYS the sessions' expiry ZSET and weights HASH, then the events counter STRING;
 --   ARGV ttlMs, maxSessions (0: not held), n, maxEvents (0: not counted), keepMs, then session
---   ids. Both or neither: returns {1, 0}, or {0, 1} (sessions refused), {0, 2} (events).
--- `count`: KEYS counter STRING; ARGV n (negative: given back, never below 0), max, keepMs.
---   Returns {taken 1/0, total}.
+--   ids. Both or neither: returns 0 (taken), 1 (the sessions refused) or 2 (the events).
+-- `give_back`: KEYS counter STRING; ARGV n: takes n off (never below 0).
 local op = ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-if op == 'count' then
-  local key, n, max, keep = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-  local used = tonumber(redis.call('GET', key) or '0')
-  if n > 0 and used + n > max then return {0, used} end
-  if n < 0 then
-    if used == 0 then return {1, 0} end
-    n = math.max(n, -used)
-  end
-  local total = redis.call('INCRBY', key, n)
-  redis.call('PEXPIRE', key, keep, 'NX')
-  return {1, total}
+if op == 'give_back' then
+  local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if used > 0 then redis.call('DECRBY', KEYS[1], math.min(used, tonumber(ARGV[2]))) end
+  return 1
 end
 
 -- Held sets: ZSET `exp` of members by expiry, HASH `w` of their weights and `#total`.
@@ -46,8 +38,8 @@ local function swept()
 end
 
 -- Holds the members ARGV[first], weight ARGV[first + 1], ... (step 2, or 1 with weight 1)
--- for ttl unless the total would pass max; returns taken (bool) and the total. `before` is
--- the stored total (what `swept` read, before its sweep).
+-- for ttl unless the total would pass max; returns whether it did. `before` is the stored
+-- total (what `swept` read, before its sweep).
 local function hold(total, before, ttl, max, first, step)
   local delta = 0
   local weights = {}
@@ -59,7 +51,7 @@ local function hold(total, before, ttl, max, first, step)
   end
   if delta > 0 and total + delta > max then
     if total ~= before then redis.call('HSET', w, '#total', total) end
-    return false, total
+    return false
   end
   local until_ms = string.format('%.0f', now + ttl)
   for i = first, #ARGV, step do
@@ -73,26 +65,22 @@ local function hold(total, before, ttl, max, first, step)
   redis.call('PEXPIREAT', exp, until_ms, 'NX')
   redis.call('PEXPIREAT', w, until_ms, 'GT')
   redis.call('PEXPIREAT', w, until_ms, 'NX')
-  return true, total
+  return true
 end
 
 if op == 'admit' then
   local ttl, maxS, n, maxE, keep = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
     tonumber(ARGV[5]), tonumber(ARGV[6])
-  local used = 0
-  if maxE > 0 then
-    used = tonumber(redis.call('GET', KEYS[3]) or '0')
-    if used + n > maxE then return {0, 2} end
-  end
+  if maxE > 0 and tonumber(redis.call('GET', KEYS[3]) or '0') + n > maxE then return 2 end
   if maxS > 0 then
     local total, before = swept()
-    if not hold(total, before, ttl, maxS, 7, 1) then return {0, 1} end
+    if not hold(total, before, ttl, maxS, 7, 1) then return 1 end
   end
   if maxE > 0 then
     redis.call('INCRBY', KEYS[3], n)
     redis.call('PEXPIRE', KEYS[3], keep, 'NX')
   end
-  return {1, 0}
+  return 0
 end
 
 local total, before = swept()
@@ -101,14 +89,12 @@ if op == 'release' then
   local m = ARGV[2]
   local old = tonumber(redis.call('HGET', w, m) or '0')
   -- Nothing held: write nothing (a HSET would make the HASH again, without its expiry).
-  if old == 0 and total == before then return {1, total} end
+  if old == 0 and total == before then return 1 end
   redis.call('HDEL', w, m)
   redis.call('ZREM', exp, m)
-  total = math.max(0, total - old)
-  redis.call('HSET', w, '#total', total)
-  return {1, total}
+  redis.call('HSET', w, '#total', math.max(0, total - old))
+  return 1
 end
 
 local ttl, max = tonumber(ARGV[2]), tonumber(ARGV[3])
-local taken, after = hold(total, before, ttl, max, 4, 2)
-return {taken and 1 or 0, after}
+return hold(total, before, ttl, max, 4, 2) and 1 or 0
