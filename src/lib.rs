@@ -90,11 +90,7 @@ pub async fn build(
             .then_some(credentials::DEFAULT_TENANT),
     );
     let tenants = Arc::new(tenancy::Tenants::new(
-        tenancy::Tenant {
-            name: credentials::DEFAULT_TENANT.into(),
-            stores,
-            services,
-        },
+        tenancy::Tenant { stores, services },
         config.clone(),
         Arc::clone(&waiters),
         Arc::clone(&metrics),

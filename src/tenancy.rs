@@ -24,7 +24,6 @@ use crate::store::Stores;
 
 /// One tenant's stores and the services built on them.
 pub struct Tenant {
-    pub name: Arc<str>,
     pub stores: Stores,
     pub services: Services,
 }
@@ -70,8 +69,8 @@ impl Tenants {
         if let Some(t) = self.others.get(scope) {
             return Arc::clone(t.value());
         }
-        let entry = self.others.entry(Arc::from(scope)).or_insert_with(|| {
-            let name: Arc<str> = Arc::from(scope);
+        let name: Arc<str> = Arc::from(scope);
+        let entry = self.others.entry(Arc::clone(&name)).or_insert_with(|| {
             let stores = self.default.stores.scope.tenant(&name);
             let waiters = Arc::new(self.waiters.scoped(&name));
             let mut services = Services::build(
@@ -85,11 +84,7 @@ impl Tenants {
             // A client's long polls count against one allowance, whatever their tenants.
             services.wait_slots = Arc::clone(&self.default.services.wait_slots);
             tracing::info!(tenant = %name, "serving a new tenant");
-            Arc::new(Tenant {
-                name,
-                stores,
-                services,
-            })
+            Arc::new(Tenant { stores, services })
         });
         Arc::clone(entry.value())
     }

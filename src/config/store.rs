@@ -116,6 +116,13 @@ impl Default for Sentinel {
     }
 }
 
+/// `host:port` (the port 1-65535), as `REDIS_SENTINELS` lists them.
+pub fn host_port(entry: &str) -> Option<(&str, u16)> {
+    let (host, port) = entry.rsplit_once(':')?;
+    let port = port.parse().ok().filter(|p| *p > 0)?;
+    (!host.is_empty()).then_some((host, port))
+}
+
 impl Sentinel {
     /// Whether the store is reached through sentinels.
     pub fn enabled(&self) -> bool {
@@ -197,10 +204,7 @@ impl Store {
             _ => {}
         }
         for entry in &s.redis_sentinels {
-            let ok = entry
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-            if !ok {
+            if host_port(entry).is_none() {
                 return Err(bad(
                     "REDIS_SENTINELS",
                     format!("`{entry}` is not host:port"),

@@ -8,8 +8,7 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::extract::ApiQuery;
-use crate::service::usage::{check_query, Usage};
-use crate::service::user_context::bound_tenant;
+use crate::service::usage::Usage;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -25,11 +24,10 @@ pub async fn get(
     Scoped(usage): Scoped<Usage>,
     ApiQuery(q): ApiQuery<UsageParams>,
 ) -> Result<Response, ApiError> {
-    let tenant = bound_tenant(usage.tenant.as_deref(), q.tenant_id.as_deref(), "usage")?;
-    let query = check_query(
+    let query = usage.query(
         q.period.as_deref(),
         q.date.as_deref(),
-        Some(tenant),
+        q.tenant_id.as_deref(),
         q.user_id.as_deref(),
         q.session_id.as_deref(),
     )?;

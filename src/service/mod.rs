@@ -139,6 +139,21 @@ impl ServiceError {
     }
 }
 
+/// The tenant a request's `tenantId` names, as `bound` (the credentials' tenant, if they
+/// decide it) allows: absent or the same is taken, another is as unknown as any name.
+pub(crate) fn bound_tenant<'a>(
+    bound: Option<&'a str>,
+    named: Option<&'a str>,
+    what: &'static str,
+) -> Result<&'a str, ServiceError> {
+    match (bound, named) {
+        (Some(b), None) => Ok(b),
+        (Some(b), Some(n)) if b == n => Ok(b),
+        (Some(_), Some(_)) => Err(ServiceError::NotFound(what)),
+        (None, n) => Ok(n.unwrap_or(crate::domain::usage::DEFAULT_TENANT)),
+    }
+}
+
 /// Every service of the instance, each behind one `Arc` (the HTTP edge hands them out as
 /// substates).
 #[derive(Clone)]

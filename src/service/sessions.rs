@@ -40,9 +40,7 @@ impl Sessions {
             .await?
             .ok_or(ServiceError::NotFound("session"))
     }
-}
 
-impl Sessions {
     /// Counts a session about to be created against the tenant's quota.
     pub async fn admit(&self, id: &str) -> Result<(), ServiceError> {
         match &self.quotas {

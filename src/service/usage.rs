@@ -27,7 +27,7 @@ pub struct UsageQuery {
 
 /// Checks `period` (day or month), `date` (`YYYY-MM-DD`, or `YYYY-MM` for a month; today
 /// in UTC by default) and at most one of `userId` and `sessionId`.
-pub fn check_query(
+fn check_query(
     period: Option<&str>,
     date: Option<&str>,
     tenant: Option<&str>,
@@ -94,6 +94,19 @@ pub fn check_query(
 }
 
 impl Usage {
+    /// [`check_query`], with the `tenantId` the credentials allow ([`super::bound_tenant`]).
+    pub fn query(
+        &self,
+        period: Option<&str>,
+        date: Option<&str>,
+        tenant: Option<&str>,
+        user: Option<&str>,
+        session: Option<&str>,
+    ) -> Result<UsageQuery, ServiceError> {
+        let tenant = super::bound_tenant(self.tenant.as_deref(), tenant, "usage")?;
+        check_query(period, date, Some(tenant), user, session)
+    }
+
     pub async fn totals(&self, q: &UsageQuery) -> Result<UsageTotals, ServiceError> {
         Ok(self.store.usage(&q.tenant, &q.scope, &q.period).await?)
     }

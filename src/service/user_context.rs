@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use super::ServiceError;
+use super::{bound_tenant, ServiceError};
 use crate::domain::problems::check_name;
-use crate::domain::user_context::{check_update, ContextUpdate, UserContext, DEFAULT_TENANT};
+use crate::domain::user_context::{check_update, ContextUpdate, UserContext};
 use crate::domain::FieldProblem;
 use crate::store::UserContextStore;
 use crate::time::Now;
@@ -19,21 +19,6 @@ pub struct UserContexts {
     /// The tenant the contexts are of when credentials decide it; `None`: the `tenantId`
     /// a request names.
     pub tenant: Option<Arc<str>>,
-}
-
-/// The tenant a request's `tenantId` names, as `bound` (the credentials' tenant, if they
-/// decide it) allows: absent or the same is taken, another is as unknown as any name.
-pub(crate) fn bound_tenant<'a>(
-    bound: Option<&'a str>,
-    named: Option<&'a str>,
-    what: &'static str,
-) -> Result<&'a str, ServiceError> {
-    match (bound, named) {
-        (Some(b), None) => Ok(b),
-        (Some(b), Some(n)) if b == n => Ok(b),
-        (Some(_), Some(_)) => Err(ServiceError::NotFound(what)),
-        (None, n) => Ok(n.unwrap_or(DEFAULT_TENANT)),
-    }
 }
 
 impl UserContexts {

@@ -12,7 +12,7 @@ use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 use tokio_util::sync::CancellationToken;
 
 use super::links::{Link, Links};
-use crate::config::Sentinel as Settings;
+use crate::config::{host_port, Sentinel as Settings};
 
 /// How long one question to a sentinel or a node may take.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -33,41 +33,25 @@ impl Sentinel {
 
     /// A client of `host:port` with the data nodes' credentials.
     fn node(&self, host: &str, port: u16) -> redis::RedisResult<redis::Client> {
-        let mut redis = RedisConnectionInfo::default();
-        if let Some(u) = &self.settings.redis_username {
-            redis = redis.set_username(u);
-        }
-        if let Some(p) = &self.settings.redis_password {
-            redis = redis.set_password(p);
-        }
-        let info = "redis://127.0.0.1:6379"
-            .into_connection_info()?
-            .set_addr(ConnectionAddr::Tcp(host.to_string(), port))
-            .set_redis_settings(redis);
-        redis::Client::open(info)
+        let s = &self.settings;
+        client(
+            host,
+            port,
+            s.redis_username.as_deref(),
+            s.redis_password.as_deref(),
+        )
     }
 
     /// The primary's address as the first sentinel that answers names it.
     async fn ask(&self) -> Option<(String, u16)> {
         for s in &self.settings.redis_sentinels {
-            let Some((host, port)) = s
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h, p.parse().ok()?)))
-            else {
+            // Checked at start (`Store::validate`).
+            let Some((host, port)) = host_port(s) else {
                 continue;
             };
-            let mut redis = RedisConnectionInfo::default();
-            if let Some(p) = &self.settings.redis_sentinel_password {
-                redis = redis.set_password(p);
-            }
-            let Ok(info) = "redis://127.0.0.1:26379".into_connection_info() else {
-                continue;
-            };
-            let info = info
-                .set_addr(ConnectionAddr::Tcp(host.to_string(), port))
-                .set_redis_settings(redis);
+            let password = self.settings.redis_sentinel_password.as_deref();
             let answer = tokio::time::timeout(ASK_TIMEOUT, async {
-                let mut c = redis::Client::open(info)?
+                let mut c = client(host, port, None, password)?
                     .get_multiplexed_async_connection()
                     .await?;
                 redis::cmd("SENTINEL")
@@ -146,4 +130,25 @@ impl Sentinel {
             }
         }
     }
+}
+
+/// A client of `host:port` with these credentials.
+fn client(
+    host: &str,
+    port: u16,
+    username: Option<&str>,
+    password: Option<&str>,
+) -> redis::RedisResult<redis::Client> {
+    let mut redis = RedisConnectionInfo::default();
+    if let Some(u) = username {
+        redis = redis.set_username(u);
+    }
+    if let Some(p) = password {
+        redis = redis.set_password(p);
+    }
+    let info = "redis://127.0.0.1"
+        .into_connection_info()?
+        .set_addr(ConnectionAddr::Tcp(host.to_string(), port))
+        .set_redis_settings(redis);
+    redis::Client::open(info)
 }
