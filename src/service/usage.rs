@@ -94,7 +94,8 @@ fn check_query(
 }
 
 impl Usage {
-    /// [`check_query`], with the `tenantId` the credentials allow ([`super::bound_tenant`]).
+    /// Checks `period`, `date` and the one of `userId` and `sessionId` asked for, with the
+    /// `tenantId` the credentials allow (theirs, or any name on a gateway without them).
     pub fn query(
         &self,
         period: Option<&str>,
