@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::scope::{local, scope_of, tenant_of};
+use crate::service::quotas::Connected;
 use crate::service::waiters::Waiters;
-use crate::service::Services;
+use crate::service::{ServiceError, Services};
 use crate::store::Stores;
 
 /// One tenant's stores and the services built on them.
@@ -87,6 +88,21 @@ impl Tenants {
             Arc::new(Tenant { stores, services })
         });
         Arc::clone(entry.value())
+    }
+
+    /// A WebSocket connection of `tenant` counted against its `TENANT_MAX_CONNECTIONS` on this
+    /// instance: `None` when the tenant has no such quota (the default tenant never has),
+    /// else the place it holds until dropped, or the refusal.
+    pub fn connect(&self, tenant: &str) -> Result<Option<Connected>, ServiceError> {
+        if scope_of(tenant).is_none() {
+            return Ok(None);
+        }
+        self.get(tenant)
+            .services
+            .quotas
+            .as_ref()
+            .map(|q| q.connect())
+            .transpose()
     }
 
     /// The tenant of a scoped id, and the id as that tenant knows it.

@@ -15,7 +15,6 @@ use super::error::ApiError;
 use crate::app::AppState;
 use crate::credentials::Principal;
 use crate::realtime::ws;
-use crate::scope::scope_of;
 
 pub async fn websocket(
     State(app): State<AppState>,
@@ -44,20 +43,13 @@ pub async fn websocket(
     }
     let principal = principal.map(|Extension(p)| p);
     // A tenant's connections on this instance count against its quota.
-    let held = match principal.as_deref().and_then(|p| scope_of(&p.tenant)) {
+    let held = match principal
+        .as_deref()
+        .map(|p| app.tenants().connect(&p.tenant))
+    {
         None => None,
-        Some(t) => match app
-            .tenants()
-            .get(t)
-            .services
-            .quotas
-            .as_ref()
-            .map(|q| q.connect())
-        {
-            None => None,
-            Some(Ok(held)) => Some(held),
-            Some(Err(e)) => return ApiError::from(e).into_response(),
-        },
+        Some(Ok(held)) => held,
+        Some(Err(e)) => return ApiError::from(e).into_response(),
     };
     let id = app.next_connection_id();
     let ctx = app.ws_context();

@@ -79,13 +79,11 @@ impl Connection {
             }
         }
         if self.pending {
-            if let Some(q) = &self.ctx.tenants.get(&principal.tenant).services.quotas {
-                match q.connect() {
-                    Ok(held) => self.held = Some(held),
-                    Err(e) => {
-                        self.send_error(e.code(), &e.message(), None).await?;
-                        return Err(End::Close(close::POLICY, "quota"));
-                    }
+            match self.ctx.tenants.connect(&principal.tenant) {
+                Ok(held) => self.held = held,
+                Err(e) => {
+                    self.send_error(e.code(), &e.message(), None).await?;
+                    return Err(End::Close(close::POLICY, "quota"));
                 }
             }
         }
