@@ -169,13 +169,16 @@ impl PubSub {
                 }
             };
             let decoded = if events {
-                decode_event(msg.get_payload_bytes())
+                decode_event(msg.get_payload_bytes(), tenant)
             } else {
-                decode_control(msg.get_payload_bytes())
+                decode_control(msg.get_payload_bytes()).map(|c| match c {
+                    Control::Bus(m) => Control::Bus(m.for_tenant(tenant)),
+                    probe => probe,
+                })
             };
             match decoded {
                 Some(Control::Bus(m)) => {
-                    let _ = self.bus.send(m.for_tenant(tenant));
+                    let _ = self.bus.send(m);
                 }
                 Some(Control::Probe { origin, n }) => {
                     if tenant.is_none()
@@ -215,10 +218,11 @@ enum Control {
     Probe { origin: String, n: u64 },
 }
 
-fn decode_event(payload: &[u8]) -> Option<Control> {
+/// A stored event of `tenant`'s channel, its session id scoped as the hub keys it.
+fn decode_event(payload: &[u8], tenant: Option<&str>) -> Option<Control> {
     let p: PublishedEvent<'_> = serde_json::from_slice(payload).ok()?;
     Some(Control::Bus(BusMessage::Event(Arc::new(LiveEvent {
-        session_id: p.session_id.into(),
+        session_id: crate::scope::scoped(tenant, &p.session_id).into(),
         seq: p.seq,
         epoch: p.epoch.into(),
         event: p.event.get().into(),
