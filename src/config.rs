@@ -33,7 +33,7 @@ pub use quotas::Quotas;
 pub use rate_limits::RateLimits;
 pub use realtime::Realtime;
 pub use services::Services;
-pub use store::{host_port, Sentinel, Store};
+pub use store::{host_port, Sentinel, Store, MAX_PUBSUB_PARTITIONS};
 use values::{bad, trimmed};
 pub use values::{Compat, ConfigError, LogFormat, MIN_API_KEY_CHARS};
 

@@ -38,7 +38,57 @@ pub struct Store {
     pub redis_tls_ca_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub sentinel: Sentinel,
+    #[command(flatten)]
+    pub cluster: Cluster,
 }
+
+/// Redis Cluster: the nodes to learn the cluster from, and how events are spread over it.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Store")]
+pub struct Cluster {
+    /// Comma-separated `host:port` of some of the cluster's nodes (the rest are learned from
+    /// them). Set (without `REDIS_URL` or `REDIS_SENTINELS`): Cluster mode, with sharded pub/sub.
+    /// Credentials: `REDIS_USERNAME`, `REDIS_PASSWORD`.
+    #[arg(
+        long,
+        env = "REDIS_CLUSTER_NODES",
+        value_name = "REDIS_CLUSTER_NODES",
+        value_delimiter = ',',
+        value_parser = trimmed
+    )]
+    pub redis_cluster_nodes: Vec<String>,
+    /// On Cluster, the partitions events are spread over: each is one sharded pub/sub channel in
+    /// a slot of its own, and a session's keys, its events' channel and its share of the listing
+    /// indexes live in its partition's slot. Every instance subscribes to all of them; listings
+    /// read one index per partition. Changing it moves every session: set it once.
+    #[arg(
+        long,
+        env = "REDIS_PUBSUB_PARTITIONS",
+        value_name = "REDIS_PUBSUB_PARTITIONS",
+        default_value_t = 16
+    )]
+    pub redis_pubsub_partitions: usize,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            redis_cluster_nodes: Vec::new(),
+            redis_pubsub_partitions: 16,
+        }
+    }
+}
+
+impl Cluster {
+    /// Whether the store is a Redis Cluster.
+    pub fn enabled(&self) -> bool {
+        !self.redis_cluster_nodes.is_empty()
+    }
+}
+
+/// Partitions `REDIS_PUBSUB_PARTITIONS` may name at most (each costs every instance a
+/// subscription and every listing a read).
+pub const MAX_PUBSUB_PARTITIONS: usize = 1024;
 
 /// Redis under Sentinel: the sentinels to ask for the primary, and the credentials of the
 /// data nodes they name.
@@ -145,6 +195,7 @@ impl Default for Store {
             memory_store_max_bytes: 1024 * 1024 * 1024,
             redis_tls_ca_file: None,
             sentinel: Sentinel::default(),
+            cluster: Cluster::default(),
         }
     }
 }
@@ -202,6 +253,27 @@ impl Store {
                 return Err(bad("REDIS_SENTINEL_MASTER", "needs REDIS_SENTINELS"))
             }
             _ => {}
+        }
+        let c = &self.cluster;
+        if c.enabled() && (s.enabled() || self.redis_url.is_some()) {
+            return Err(bad(
+                "REDIS_CLUSTER_NODES",
+                "give one of REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES",
+            ));
+        }
+        if c.redis_pubsub_partitions == 0 || c.redis_pubsub_partitions > MAX_PUBSUB_PARTITIONS {
+            return Err(bad(
+                "REDIS_PUBSUB_PARTITIONS",
+                format!("must be 1-{MAX_PUBSUB_PARTITIONS}"),
+            ));
+        }
+        for entry in &c.redis_cluster_nodes {
+            if host_port(entry).is_none() {
+                return Err(bad(
+                    "REDIS_CLUSTER_NODES",
+                    format!("`{entry}` is not host:port"),
+                ));
+            }
         }
         for entry in &s.redis_sentinels {
             if host_port(entry).is_none() {
@@ -264,5 +336,45 @@ mod tests {
             assert!(e.contains(var), "{e}");
         }
         assert_eq!(Sentinel::default().wait(), None, "no waiting on one server");
+    }
+
+    #[test]
+    fn cluster_settings_are_one_mode_and_complete() {
+        let nodes = |s: &mut Store| {
+            s.cluster.redis_cluster_nodes = vec!["127.0.0.1:7000".into(), "n2:7001".into()];
+        };
+        assert!(with(nodes).is_ok());
+        for (bad, var) in [
+            (
+                with(|s| {
+                    nodes(s);
+                    s.redis_url = Some("redis://127.0.0.1:6379".into());
+                }),
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                with(|s| {
+                    nodes(s);
+                    s.sentinel.redis_sentinels = vec!["127.0.0.1:26379".into()];
+                    s.sentinel.redis_sentinel_master = Some("afw".into());
+                }),
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                with(|s| s.cluster.redis_cluster_nodes = vec!["7000".into()]),
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                with(|s| s.cluster.redis_pubsub_partitions = 0),
+                "REDIS_PUBSUB_PARTITIONS",
+            ),
+            (
+                with(|s| s.cluster.redis_pubsub_partitions = MAX_PUBSUB_PARTITIONS + 1),
+                "REDIS_PUBSUB_PARTITIONS",
+            ),
+        ] {
+            let e = bad.unwrap_err();
+            assert!(e.contains(var), "{e}");
+        }
     }
 }

@@ -200,7 +200,10 @@ pub async fn open(
         wait_replicas: config.store.sentinel.wait(),
         metrics,
     };
-    if config.store.redis_url.is_none() && !config.store.sentinel.enabled() {
+    if config.store.redis_url.is_none()
+        && !config.store.sentinel.enabled()
+        && !config.store.cluster.enabled()
+    {
         return Ok(memory::MemoryStore::start(settings, tasks, shutdown));
     }
     redis::RedisStore::start(&config.store, settings, tasks, shutdown).await

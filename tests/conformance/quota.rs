@@ -80,8 +80,8 @@ async fn live_sessions_past_the_quota_are_refused(env: Env) {
     );
     if let Some(redis) = &env.redis {
         for key in [
-            "afw:t:acme:quota:{sessions}",
-            "afw:t:acme:quota:{sessions}:w",
+            "afw:t:acme:quota:{acme}:sessions",
+            "afw:t:acme:quota:{acme}:sessions:w",
         ] {
             let ttl = redis.pttl(key).await;
             assert!(ttl > 0, "{key} expires: {ttl}");
@@ -145,7 +145,7 @@ async fn events_past_the_day_quota_are_refused(env: Env) {
     if let Some(redis) = &env.redis {
         let day = chrono::Utc::now().format("%Y-%m-%d");
         let ttl = redis
-            .pttl(&format!("afw:t:acme:quota:{{events:d:{day}}}"))
+            .pttl(&format!("afw:t:acme:quota:{{acme}}:events:d:{day}"))
             .await;
         assert!(ttl > 0, "the day's count expires: {ttl}");
     }

@@ -1,5 +1,5 @@
-//! Test support, one file per job: a real `redis-server` ([`redis`]) and Redis under Sentinel
-//! ([`sentinel`]), real gateway instances
+//! Test support, one file per job: a real `redis-server` ([`redis`]), Redis under Sentinel
+//! ([`sentinel`]) and a Redis Cluster ([`redis_cluster`]), real gateway instances
 //! ([`gateway`]), a WebSocket client ([`ws`]), a TCP proxy that can wedge pub/sub
 //! ([`proxy`]), and crowds of resuming clients and retrying agents ([`crowd`]). Everything
 //! started here is stopped by its `Drop` (processes by pid), so a failing test leaves nothing
@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod proxy;
 pub mod raw;
 pub mod redis;
+pub mod redis_cluster;
 pub mod sentinel;
 pub mod ws;
 
@@ -25,6 +26,7 @@ pub use gateway::*;
 pub use proxy::*;
 pub use raw::*;
 pub use redis::*;
+pub use redis_cluster::*;
 pub use sentinel::*;
 pub use ws::*;
 

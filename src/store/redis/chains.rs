@@ -18,14 +18,15 @@ use crate::store::{ChainPage, ChainStore, ChainWrite, Cursor, StoreError};
 const CHAIN_READS: usize = 16;
 
 impl RedisStore {
-    /// `chains.lua` with the index's keys (index, active index, counters, their meta).
-    fn chains_op(&self, op: &str, ttl_secs: u64) -> redis::ScriptInvocation<'static> {
+    /// `chains.lua` with one partition's index keys (index, active index, counters, their
+    /// meta).
+    fn chains_op(&self, op: &str, ttl_secs: u64, p: usize) -> redis::ScriptInvocation<'static> {
         let k = &self.keys;
         let mut inv = script!("chains.lua").prepare_invoke();
-        inv.key(k.chain_index(false))
-            .key(k.chain_index(true))
-            .key(k.chain_stats())
-            .key(k.chain_meta())
+        inv.key(k.chain_index(false, p))
+            .key(k.chain_index(true, p))
+            .key(k.chain_stats(p))
+            .key(k.chain_meta(p))
             .arg(op)
             .arg(ttl_secs);
         inv
@@ -39,20 +40,104 @@ impl RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for (sid, cid) in ids {
-            pipe.hget(self.keys.chain(sid, cid), "json");
+        // One pipeline per partition (each in one slot on a Cluster; one in all on a server).
+        let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (i, (sid, _)) in ids.iter().enumerate() {
+            groups.entry(self.keys.partition(sid)).or_default().push(i);
         }
-        let pipe = &pipe;
-        self.read(|mut conn| async move { pipe.query_async(&mut conn).await })
+        let reads = groups.values().map(|idx| async move {
+            let mut pipe = redis::pipe();
+            for i in idx {
+                let (sid, cid) = &ids[*i];
+                pipe.hget(self.keys.chain(sid, cid), "json");
+            }
+            let pipe = &pipe;
+            self.read(
+                |mut conn| async move { pipe.query_async::<Vec<Option<String>>>(&mut conn).await },
+            )
             .await
+        });
+        let mut out = vec![None; ids.len()];
+        for (idx, jsons) in groups
+            .values()
+            .zip(futures::future::try_join_all(reads).await?)
+        {
+            for (i, j) in idx.iter().zip(jsons) {
+                out[*i] = j;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The members of one index (`active` or all) of partition `p` at or below `after`,
+    /// newest first, not yet walked: `walk + 1` at most.
+    async fn index_members(
+        &self,
+        active: bool,
+        p: usize,
+        after: Option<&Cursor>,
+        walk: usize,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let index = self.keys.chain_index(active, p);
+        let max = after.map_or("+inf".to_string(), |c| c.ms.to_string());
+        // Ties of the cursor's score come in reverse member order; those not yet walked are
+        // the ones below the cursor's member.
+        let behind = |ms: i64, m: &str| after.is_some_and(|c| c.walked(ms, m));
+        let mut members: Vec<(String, i64)> = Vec::with_capacity(walk + 1);
+        let mut offset = 0;
+        loop {
+            let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
+            cmd.arg(&index)
+                .arg(&max)
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(walk + 1);
+            let cmd = &cmd;
+            let got: Vec<(String, f64)> = self
+                .read(|mut conn| async move { cmd.query_async(&mut conn).await })
+                .await?;
+            let n = got.len();
+            for (m, score) in got {
+                let ms = score as i64;
+                if behind(ms, &m) {
+                    continue;
+                }
+                members.push((m, ms));
+                if members.len() > walk {
+                    return Ok(members);
+                }
+            }
+            if n <= walk {
+                return Ok(members);
+            }
+            offset += n;
+        }
+    }
+
+    /// Index members of chains that are gone, out of their partitions' indexes.
+    async fn forget_chains(&self, stale: Vec<String>) -> Result<(), StoreError> {
+        let mut groups: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+        for m in stale {
+            let p = parse_chain_member(&m).map_or(0, |(sid, _)| self.keys.partition(&sid));
+            groups.entry(p).or_default().push(m);
+        }
+        for (p, members) in groups {
+            let mut inv = self.chains_op("forget", self.ttl_secs(), p);
+            for m in &members {
+                inv.arg(m);
+            }
+            let _: i64 = inv.invoke_async(&mut self.conn()).await?;
+        }
+        Ok(())
     }
 }
 
 #[async_trait]
 impl ChainStore for RedisStore {
     async fn chain_session(&self, id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.conn().get(self.keys.chain_owner(id)).await?)
+        self.owner(|p| self.keys.chain_owner(id, p)).await
     }
 
     async fn get_chain(&self, id: &str) -> Result<Option<(u64, Arc<str>)>, StoreError> {
@@ -74,12 +159,13 @@ impl ChainStore for RedisStore {
     async fn put_chain(&self, c: &ChainWrite, expected: u64) -> Result<bool, StoreError> {
         let k = &self.keys;
         let ttl = c.ttl.as_secs().max(1);
-        let mut inv = self.chains_op("put", ttl);
+        let p = k.partition(&c.session_id);
+        let mut inv = self.chains_op("put", ttl, p);
         let version: u64 = inv
             .key(k.chain(&c.session_id, &c.id))
             .key(k.session_chains(&c.session_id))
             .key(k.session(&c.session_id))
-            .key(k.chain_owner(&c.id))
+            .key(k.chain_owner(&c.id, p))
             .arg(&c.id)
             .arg(json_string(&c.session_id))
             .arg(expected)
@@ -148,43 +234,19 @@ impl ChainStore for RedisStore {
         after: Option<&Cursor>,
         walk: usize,
     ) -> Result<ChainPage, StoreError> {
-        let index = self.keys.chain_index(active);
-        let max = after.map_or("+inf".to_string(), |c| c.ms.to_string());
-        // Index members whose chain has expired are dropped on the way (below).
-        // Ties of the cursor's score come in reverse member order; those not yet walked are
-        // the ones below the cursor's member.
-        let behind = |ms: i64, m: &str| after.is_some_and(|c| c.walked(ms, m));
-        let mut members: Vec<(String, i64)> = Vec::with_capacity(walk + 1);
-        let mut offset = 0;
-        'fetch: loop {
-            let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
-            cmd.arg(&index)
-                .arg(&max)
-                .arg("-inf")
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(offset)
-                .arg(walk + 1);
-            let cmd = &cmd;
-            let got: Vec<(String, f64)> = self
-                .read(|mut conn| async move { cmd.query_async(&mut conn).await })
-                .await?;
-            let n = got.len();
-            for (m, score) in got {
-                let ms = score as i64;
-                if behind(ms, &m) {
-                    continue;
-                }
-                members.push((m, ms));
-                if members.len() > walk {
-                    break 'fetch;
-                }
-            }
-            if n <= walk {
-                break;
-            }
-            offset += n;
-        }
+        let mut members = if self.keys.partitions() == 1 {
+            self.index_members(active, 0, after, walk).await?
+        } else {
+            // Each partition's next `walk + 1`, merged in the order one index would give.
+            let parts = futures::future::try_join_all(
+                (0..self.keys.partitions()).map(|p| self.index_members(active, p, after, walk)),
+            )
+            .await?;
+            let mut all: Vec<(String, i64)> = parts.into_iter().flatten().collect();
+            all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+            all.truncate(walk + 1);
+            all
+        };
         let more = members.len() > walk;
         members.truncate(walk);
         // The chains themselves a few at a time, until READ_MAX_BYTES of them are read.
@@ -221,20 +283,24 @@ impl ChainStore for RedisStore {
             });
         }
         if !stale.is_empty() {
-            let mut inv = self.chains_op("forget", self.ttl_secs());
-            for m in &stale {
-                inv.arg(m);
-            }
-            let _: i64 = inv.invoke_async(&mut self.conn()).await?;
+            self.forget_chains(stale).await?;
         }
         Ok(page)
     }
 
     async fn chain_counts(&self) -> Result<StatusCounts, StoreError> {
-        let fields: HashMap<String, i64> = self
-            .chains_op("counts", self.ttl_secs())
-            .invoke_async(&mut self.conn())
-            .await?;
+        let shares = futures::future::try_join_all((0..self.keys.partitions()).map(|p| {
+            let mut conn = self.conn();
+            let inv = self.chains_op("counts", self.ttl_secs(), p);
+            async move { inv.invoke_async::<HashMap<String, i64>>(&mut conn).await }
+        }))
+        .await?;
+        let mut fields: HashMap<String, i64> = HashMap::new();
+        for share in shares {
+            for (f, n) in share {
+                *fields.entry(f).or_default() += n;
+            }
+        }
         let mut counts = StatusCounts::default();
         for (field, n) in &fields {
             if let Some(status) = field.strip_prefix("n:") {
@@ -250,20 +316,32 @@ impl ChainStore for RedisStore {
     }
 
     async fn stale_chains(&self, before_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        let mut cmd = redis::cmd("ZRANGEBYSCORE");
-        cmd.arg(self.keys.chain_index(true))
-            .arg("-inf")
-            .arg(format!("({before_ms}"))
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit);
-        let cmd = &cmd;
-        let members: Vec<String> = self
-            .read(|mut conn| async move { cmd.query_async(&mut conn).await })
-            .await?;
+        let reads = (0..self.keys.partitions()).map(|p| async move {
+            let mut cmd = redis::cmd("ZRANGEBYSCORE");
+            cmd.arg(self.keys.chain_index(true, p))
+                .arg("-inf")
+                .arg(format!("({before_ms}"))
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit);
+            let cmd = &cmd;
+            self.read(
+                |mut conn| async move { cmd.query_async::<Vec<(String, f64)>>(&mut conn).await },
+            )
+            .await
+        });
+        // The oldest `limit` of all partitions.
+        let mut members: Vec<(String, f64)> = futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        members.sort_by(|a, b| a.1.total_cmp(&b.1));
+        members.truncate(limit);
         Ok(members
             .iter()
-            .filter_map(|m| parse_chain_member(m))
+            .filter_map(|(m, _)| parse_chain_member(m))
             .map(|(_, id)| id)
             .collect())
     }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::AsyncCommands;
 
 use super::{json_string, script, ttl_ms, RedisStore};
 use crate::domain::control::ControlQueue;
@@ -44,7 +43,7 @@ impl ControlStore for RedisStore {
         let queued: i64 = script!("control_push.lua")
             .key(k.queue(queue, session_id))
             .key(k.queue_items(queue, session_id))
-            .key(k.item_owner(queue, item_id))
+            .key(k.item_owner(queue, item_id, k.partition(session_id)))
             .arg(item_id)
             .arg(record)
             .arg(ttl_ms(ttl))
@@ -90,9 +89,8 @@ impl ControlStore for RedisStore {
         let owner = match session_id {
             Some(s) => s.to_string(),
             None => {
-                let owner: Option<String> = self
-                    .conn()
-                    .get(self.keys.item_owner(queue, item_id))
+                let owner = self
+                    .owner(|p| self.keys.item_owner(queue, item_id, p))
                     .await?;
                 match owner {
                     Some(o) => o,

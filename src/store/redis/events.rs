@@ -13,15 +13,17 @@ use crate::domain::usage::USAGE_TOTAL_MAX;
 use crate::store::{EventStore, StoreError};
 use crate::time::Now;
 
-#[async_trait]
-impl EventStore for RedisStore {
-    async fn append(&self, drafts: &[EventDraft], now: &Now) -> Result<Vec<Appended>, StoreError> {
-        if drafts.is_empty() {
-            return Ok(Vec::new());
-        }
+impl RedisStore {
+    /// Appends drafts that are all of one partition (all of them on one server) in one script.
+    async fn append_in(
+        &self,
+        drafts: &[&EventDraft],
+        partition: usize,
+        now: &Now,
+    ) -> Result<Vec<Appended>, StoreError> {
         let k = &self.keys;
         let mut inv = script!("events_append.lua").prepare_invoke();
-        inv.key(k.session_index())
+        inv.key(k.session_index(partition))
             .arg(self.settings.max_events_per_session)
             .arg(self.ttl_secs())
             .arg(self.settings.dedup_window.as_secs().max(1))
@@ -29,17 +31,22 @@ impl EventStore for RedisStore {
             .arg(index_member(now.ms, ""))
             .arg(&*self.settings.instance_id)
             .arg(uuid::Uuid::now_v7().simple().to_string())
-            .arg(k.events_channel())
+            .arg(k.events_channel(partition))
             .arg(self.settings.max_session_event_bytes)
             .arg(drafts.len())
-            .arg(USAGE_TOTAL_MAX);
+            .arg(USAGE_TOTAL_MAX)
+            .arg(if k.clustered_layout() {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            });
         let mut usage_keys = Vec::new();
         for d in drafts {
             inv.key(k.session(&d.session_id))
                 .key(k.events(&d.session_id))
                 .key(k.dedup(&d.session_id, &d.event_id))
                 .arg(&d.session_id)
-                .arg(json_string(&d.session_id))
+                .arg(json_string(&self.published_id(&d.session_id)))
                 .arg(&d.json_head);
             let Some(u) = &d.usage else {
                 inv.arg(0).arg(0);
@@ -54,7 +61,7 @@ impl EventStore for RedisStore {
             let scoped = self.tenant_keys(&u.tenant);
             inv.arg(buckets.len());
             for (scope, period, keep_secs) in &buckets {
-                usage_keys.push(scoped.usage(scope, period));
+                usage_keys.push(scoped.usage(scope, period, partition));
                 inv.arg(*keep_secs);
             }
             let incr = u.increments();
@@ -97,6 +104,63 @@ impl EventStore for RedisStore {
                 }),
                 _ => Err(corrupt("append")),
             })
+            .collect()
+    }
+
+    /// The session id an event's message names: on one server the tenant's own channel says
+    /// whose it is; on a Cluster every tenant shares the partitions' channels, so a tenant's
+    /// session id goes out scoped (`crate::scope`).
+    fn published_id<'a>(&self, session_id: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.keys.clustered_layout() {
+            crate::scope::scoped(self.tenant.as_deref(), session_id)
+        } else {
+            session_id.into()
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for RedisStore {
+    async fn append(&self, drafts: &[EventDraft], now: &Now) -> Result<Vec<Appended>, StoreError> {
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.keys.partitions() == 1 {
+            let all: Vec<&EventDraft> = drafts.iter().collect();
+            return self.append_in(&all, 0, now).await;
+        }
+        // On a Cluster, one script per partition the batch touches (each keeps to its slot),
+        // all at once. The drafts were all checked before this, so only the store can fail
+        // one of them; then the others may be stored, and the answer is an error (a retry
+        // with the same `eventId`s stores each event once).
+        let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (i, d) in drafts.iter().enumerate() {
+            groups
+                .entry(self.keys.partition(&d.session_id))
+                .or_default()
+                .push(i);
+        }
+        let runs = groups.iter().map(|(p, idx)| {
+            let part: Vec<&EventDraft> = idx.iter().map(|i| &drafts[*i]).collect();
+            async move { self.append_in(&part, *p, now).await }
+        });
+        let mut out: Vec<Option<Appended>> = vec![None; drafts.len()];
+        let mut failed = None;
+        for ((_, idx), r) in groups.iter().zip(futures::future::join_all(runs).await) {
+            match r {
+                Ok(appended) => {
+                    for (i, a) in idx.iter().zip(appended) {
+                        out[*i] = Some(a);
+                    }
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        out.into_iter()
+            .map(|a| a.ok_or_else(|| corrupt("append")))
             .collect()
     }
 

@@ -15,15 +15,23 @@
 //!   give one key.
 //!
 //! # Keys that span sessions
-//! The listing indexes ([`Keys::session_index`], [`Keys::chain_index`]), the owner lookups
-//! ([`Keys::chain_owner`], [`Keys::item_owner`]) and the tenant's and user's usage totals
-//! ([`Keys::usage`], added to by the event append) live in slots of their own. Scripts that
-//! update them beside a session's keys (create, append, delete, chain writes, queue pushes),
-//! and a batch
-//! append over several sessions, are the exceptions to one slot per step. The plan for
-//! Cluster: move index and owner updates out of the scripts into commands of their own that
-//! run after the session's step, pruned on read as the indexes already are, and split a batch
-//! by slot.
+//! The listing indexes ([`Keys::session_index`], [`Keys::chain_index`] and the counters beside
+//! it), the owner lookups ([`Keys::chain_owner`], [`Keys::item_owner`]) and the usage totals
+//! ([`Keys::usage`], added to by the event append) are written in the same script as the
+//! session's own keys. On one server they are single keys.
+//!
+//! # Partitions (Redis Cluster)
+//! On a Cluster every script must keep to one slot, and a session's events must be published
+//! on a sharded channel of that slot. So with [`Keys::clustered`], every session belongs to
+//! one of `REDIS_PUBSUB_PARTITIONS` partitions (CRC16 of its id, modulo their number), each
+//! with a hash tag of its own chosen so that the partitions spread evenly over the slot
+//! space (and so over the masters, which hold ranges of it). A session's keys take its
+//! partition's tag before the session's own part (`afw:events:{3-17}{demo}`), and every key
+//! that spans sessions is one per partition (`afw:index:sessions:{3-17}`): the append, create,
+//! delete and chain scripts still touch one slot, and listings, counts and usage totals read
+//! every partition and merge. The owner lookups, which know only the item's id, ask every
+//! partition at once. Keys of the other services (locks, queues, cache, context, rate, quota)
+//! are tagged by their own entity in both layouts.
 
 use crate::domain::control::ControlQueue;
 
@@ -33,6 +41,31 @@ pub struct Keys {
     /// Prefix and tenant scope: every name starts with this.
     base: String,
     prefix: String,
+    /// On a Cluster, each partition's hash tag (see the module's documentation).
+    parts: Option<std::sync::Arc<[String]>>,
+    /// The tenant's name, escaped: the hash tag of its quotas.
+    tenant: String,
+}
+
+/// Redis Cluster's slots.
+const SLOTS: usize = 16384;
+
+/// CRC16 (XMODEM) of `b`, as Redis Cluster hashes keys.
+fn crc16(b: &[u8]) -> usize {
+    crc16::State::<crc16::XMODEM>::calculate(b) as usize
+}
+
+/// A hash tag for each of `n` partitions, the `i`th in the `i`th `n`th of the slot space.
+fn partition_tags(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let range = i * SLOTS / n..((i + 1) * SLOTS / n).max(i * SLOTS / n + 1);
+            (0u64..)
+                .map(|k| format!("{i}-{k}"))
+                .find(|tag| range.contains(&(crc16(tag.as_bytes()) % SLOTS)))
+                .expect("every slot range holds some tag")
+        })
+        .collect()
 }
 
 /// A caller-chosen part of a key, escaped so it cannot end a hash tag or forge another id.
@@ -58,6 +91,16 @@ impl Keys {
         Keys {
             base: prefix.to_string(),
             prefix: prefix.to_string(),
+            parts: None,
+            tenant: crate::domain::usage::DEFAULT_TENANT.to_string(),
+        }
+    }
+
+    /// The default tenant's names on a Cluster of `partitions` partitions.
+    pub fn clustered(prefix: &str, partitions: usize) -> Keys {
+        Keys {
+            parts: Some(partition_tags(partitions.max(1)).into()),
+            ..Keys::new(prefix)
         }
     }
 
@@ -66,33 +109,83 @@ impl Keys {
         Keys {
             base: format!("{}t:{}:", self.prefix, part(tenant)),
             prefix: self.prefix.clone(),
+            parts: self.parts.clone(),
+            tenant: part(tenant).into_owned(),
         }
     }
 
-    /// `{base}{kind}:{{session}}`: a session's key of one kind.
+    /// Whether these are a Cluster's names.
+    pub fn clustered_layout(&self) -> bool {
+        self.parts.is_some()
+    }
+
+    /// How many partitions the keys that span sessions are split into (1 on one server).
+    pub fn partitions(&self) -> usize {
+        self.parts.as_ref().map_or(1, |p| p.len())
+    }
+
+    /// The partition of a session (0 on one server).
+    pub fn partition(&self, session_id: &str) -> usize {
+        match &self.parts {
+            None => 0,
+            Some(p) => crc16(session_id.as_bytes()) % p.len(),
+        }
+    }
+
+    /// `{base}{kind}:{{entity}}`: an entity's key of one kind, in the entity's own slot.
     fn tagged(&self, kind: &str, session_id: &str) -> String {
         format!("{}{kind}:{{{}}}", self.base, part(session_id))
+    }
+
+    /// A session's key of one kind: [`Keys::tagged`] on one server; on a Cluster
+    /// `{base}{kind}:{{partition tag}}{{session}}`, in its partition's slot.
+    fn homed(&self, kind: &str, session_id: &str) -> String {
+        match &self.parts {
+            None => self.tagged(kind, session_id),
+            Some(p) => format!(
+                "{}{kind}:{{{}}}{{{}}}",
+                self.base,
+                p[self.partition(session_id)],
+                part(session_id)
+            ),
+        }
+    }
+
+    /// `{base}{name}`, and on a Cluster the partition's tag after it (`:{tag}`).
+    fn spanning(&self, name: &str, partition: usize) -> String {
+        match &self.parts {
+            None => format!("{}{name}", self.base),
+            Some(p) => format!("{}{name}:{{{}}}", self.base, p[partition]),
+        }
+    }
+
+    /// `{base}{name}:`, and on a Cluster the partition's tag after it, for a free-form part.
+    fn spanning_part(&self, name: &str, partition: usize, rest: &str) -> String {
+        match &self.parts {
+            None => format!("{}{name}:{}", self.base, part(rest)),
+            Some(p) => format!("{}{name}:{{{}}}{}", self.base, p[partition], part(rest)),
+        }
     }
 
     /// HASH of a session's fields, plus `_epoch`, `_seq` (its stream), `_idx` (its member in
     /// the listing index) and `_chains`.
     pub fn session(&self, id: &str) -> String {
-        self.tagged("sessions", id)
+        self.homed("sessions", id)
     }
 
     /// LIST of a session's stored events, oldest first.
     pub fn events(&self, id: &str) -> String {
-        self.tagged("events", id)
+        self.homed("events", id)
     }
 
     /// STRING `{epoch}:{seq}`: the event with this `eventId` is stored in that stream.
     pub fn dedup(&self, session_id: &str, event_id: &str) -> String {
-        format!("{}:{}", self.tagged("dedup", session_id), part(event_id))
+        format!("{}:{}", self.homed("dedup", session_id), part(event_id))
     }
 
     /// ZSET of a session's live items in `queue`, scored by expiry (ms, Redis's clock).
     pub fn queue(&self, queue: ControlQueue, session_id: &str) -> String {
-        self.tagged(queue.name(), session_id)
+        self.homed(queue.name(), session_id)
     }
 
     /// HASH of the items of a session's `queue`: `r:{id}` its record, `t:{id}` set once it
@@ -101,57 +194,71 @@ impl Keys {
         format!("{}:items", self.queue(queue, session_id))
     }
 
-    /// STRING: the session an item of `queue` belongs to (spans sessions; see above).
-    pub fn item_owner(&self, queue: ControlQueue, item_id: &str) -> String {
-        format!("{}{}-owner:{}", self.base, queue.name(), part(item_id))
+    /// STRING: the session an item of `queue` belongs to, in the session's partition (spans
+    /// sessions; see above).
+    pub fn item_owner(&self, queue: ControlQueue, item_id: &str, partition: usize) -> String {
+        self.spanning_part(&format!("{}-owner", queue.name()), partition, item_id)
     }
 
     /// HASH of a chain: `json` (the chain) and `v` (its version).
     pub fn chain(&self, session_id: &str, chain_id: &str) -> String {
-        format!("{}:{}", self.tagged("chain", session_id), part(chain_id))
+        format!("{}:{}", self.homed("chain", session_id), part(chain_id))
     }
 
     /// LIST of a session's chain ids in creation order.
     pub fn session_chains(&self, session_id: &str) -> String {
-        self.tagged("chains", session_id)
+        self.homed("chains", session_id)
     }
 
-    /// STRING: the session a chain id belongs to (spans sessions; see above).
-    pub fn chain_owner(&self, chain_id: &str) -> String {
-        format!("{}chain-owner:{}", self.base, part(chain_id))
+    /// STRING: the session a chain id belongs to, in the session's partition (spans
+    /// sessions; see above).
+    pub fn chain_owner(&self, chain_id: &str, partition: usize) -> String {
+        self.spanning_part("chain-owner", partition, chain_id)
     }
 
     /// ZSET (all scores 0) of `"{startedAt ms}:{id}"`, for listing sessions without `KEYS`
-    /// (spans sessions; see above).
-    pub fn session_index(&self) -> String {
-        format!("{}index:sessions", self.base)
+    /// (spans sessions; one per partition).
+    pub fn session_index(&self, partition: usize) -> String {
+        self.spanning("index:sessions", partition)
     }
 
     /// ZSET of chains scored by last update (ms), members from [`chain_member`]; `active`:
-    /// only pending, running and paused ones (spans sessions; see above).
-    pub fn chain_index(&self, active: bool) -> String {
+    /// only pending, running and paused ones (spans sessions; one per partition).
+    pub fn chain_index(&self, active: bool, partition: usize) -> String {
         if active {
-            format!("{}index:chains:active", self.base)
+            self.spanning("index:chains:active", partition)
         } else {
-            format!("{}index:chains", self.base)
+            self.spanning("index:chains", partition)
         }
     }
 
     /// HASH of counters beside the chain index: `n:{status}` chains, `p:{status}` their
-    /// progress summed in hundredths of a percent (spans sessions; see above).
-    pub fn chain_stats(&self) -> String {
-        format!("{}index:chains:stats", self.base)
+    /// progress summed in hundredths of a percent (spans sessions; one per partition).
+    pub fn chain_stats(&self, partition: usize) -> String {
+        self.spanning("index:chains:stats", partition)
     }
 
     /// HASH of what each member of the chain index adds to [`Keys::chain_stats`]:
-    /// `"{status}|{progress}"` (spans sessions; see above).
-    pub fn chain_meta(&self) -> String {
-        format!("{}index:chains:meta", self.base)
+    /// `"{status}|{progress}"` (spans sessions; one per partition).
+    pub fn chain_meta(&self, partition: usize) -> String {
+        self.spanning("index:chains:meta", partition)
     }
 
-    /// Pub/sub channel of every stored event of the tenant.
-    pub fn events_channel(&self) -> String {
-        format!("{}events", self.base)
+    /// Pub/sub channel of the tenant's stored events on one server (`PUBLISH`); on a Cluster
+    /// the sharded channel of a partition (`SPUBLISH`), which every tenant shares (its
+    /// messages name the tenant in the session id: see `pubsub`).
+    pub fn events_channel(&self, partition: usize) -> String {
+        match &self.parts {
+            None => format!("{}events", self.base),
+            Some(p) => format!("{}events:{{{}}}", self.prefix, p[partition]),
+        }
+    }
+
+    /// Every partition's events channel (one on one server).
+    pub fn events_channels(&self) -> Vec<String> {
+        (0..self.partitions())
+            .map(|p| self.events_channel(p))
+            .collect()
     }
 
     /// HASH of a lock: `owner`, `token`, `exp` (ms, Redis's clock; 0 once released) and
@@ -195,9 +302,25 @@ impl Keys {
     }
 
     /// HASH of one usage total: `scope` is `tenant`, `u:{user}` or `s:{session}`, `period`
-    /// `d:YYYY-MM-DD` or `m:YYYY-MM`.
-    pub fn usage(&self, scope: &str, period: &str) -> String {
-        format!("{}:{period}", self.tagged("usage", scope))
+    /// `d:YYYY-MM-DD` or `m:YYYY-MM`. On a Cluster, the share of it added by sessions of one
+    /// partition (in that partition's slot); the total is the sum of [`Keys::usage_shares`].
+    pub fn usage(&self, scope: &str, period: &str, partition: usize) -> String {
+        match &self.parts {
+            None => format!("{}:{period}", self.tagged("usage", scope)),
+            Some(p) => format!(
+                "{}usage:{{{}}}{{{}}}:{period}",
+                self.base,
+                p[partition],
+                part(scope)
+            ),
+        }
+    }
+
+    /// Every key of one usage total (one on one server, one per partition on a Cluster).
+    pub fn usage_shares(&self, scope: &str, period: &str) -> Vec<String> {
+        (0..self.partitions())
+            .map(|p| self.usage(scope, period, p))
+            .collect()
     }
 
     /// STRING of a rate-limited subject's GCRA state (microseconds, Redis's clock); it expires
@@ -207,9 +330,11 @@ impl Keys {
     }
 
     /// A quota of the tenant: `""` the ZSET of a held set's members by expiry (ms), `w` the
-    /// HASH of their weights with `#total`, or, for a counter, `""` its STRING.
+    /// HASH of their weights with `#total`, or, for a counter, `""` its STRING. All of a
+    /// tenant's quotas share one hash tag, the tenant's name: one step takes a session and
+    /// counts its event together.
     pub fn quota(&self, name: &str, part_name: &str) -> String {
-        let k = self.tagged("quota", name);
+        let k = format!("{}quota:{{{}}}:{}", self.base, self.tenant, part(name));
         if part_name.is_empty() {
             k
         } else {
@@ -341,9 +466,9 @@ mod tests {
             let k = tenant.map_or(k.clone(), |t| k.for_tenant(t));
             for a in IDS {
                 n += 3;
-                seen.insert(k.item_owner(ControlQueue::Commands, a));
-                seen.insert(k.item_owner(ControlQueue::Input, a));
-                seen.insert(k.chain_owner(a));
+                seen.insert(k.item_owner(ControlQueue::Commands, a, 0));
+                seen.insert(k.item_owner(ControlQueue::Input, a, 0));
+                seen.insert(k.chain_owner(a, 0));
                 for b in IDS {
                     for key in [k.dedup(a, b), k.chain(a, b)] {
                         n += 1;
@@ -361,6 +486,90 @@ mod tests {
     }
 
     #[test]
+    fn on_a_cluster_every_key_of_a_session_step_and_its_channel_share_the_partition_slot() {
+        let base = Keys::clustered("afw:", 16);
+        for k in [base.clone(), base.for_tenant("acme")] {
+            for sid in IDS {
+                let p = k.partition(sid);
+                let mut keys = session_keys(&k, sid);
+                keys.extend([
+                    k.session_index(p),
+                    k.chain_index(true, p),
+                    k.chain_index(false, p),
+                    k.chain_stats(p),
+                    k.chain_meta(p),
+                    k.chain_owner("c}1", p),
+                    k.item_owner(ControlQueue::Input, "i{", p),
+                    k.usage("tenant", "d:2026-12-03", p),
+                    k.usage(&format!("s:{sid}"), "m:2026-12", p),
+                    k.events_channel(p),
+                ]);
+                let first = slot(&keys[0]);
+                for key in &keys {
+                    assert_eq!(slot(key), first, "{key} is not in {sid:?}'s partition slot");
+                }
+            }
+            // A tenant's quotas share one slot.
+            assert_eq!(
+                slot(&k.quota("sessions", "w")),
+                slot(&k.quota("events:d:2026-12-03", ""))
+            );
+        }
+    }
+
+    #[test]
+    fn partitions_spread_evenly_over_the_slots() {
+        for n in [1, 3, 16, 100, MAX] {
+            let tags = partition_tags(n);
+            assert_eq!(tags.len(), n);
+            for (i, t) in tags.iter().enumerate() {
+                let s = slot(&format!("{{{t}}}")) as usize;
+                assert!(
+                    s * n / SLOTS == i,
+                    "partition {i} of {n} is in slot {s}, outside its share"
+                );
+            }
+        }
+        // Ids land on every partition.
+        let k = Keys::clustered("afw:", 16);
+        let hit: HashSet<usize> = (0..1000).map(|i| k.partition(&format!("s-{i}"))).collect();
+        assert_eq!(hit.len(), 16);
+        assert_eq!(Keys::new("afw:").partition("anything"), 0);
+    }
+
+    const MAX: usize = crate::config::MAX_PUBSUB_PARTITIONS;
+
+    #[test]
+    fn on_a_cluster_no_two_distinct_ids_give_one_key() {
+        let k = Keys::clustered("afw:", 16);
+        let mut seen = HashSet::new();
+        let mut n = 0;
+        for a in IDS {
+            for b in IDS {
+                for key in [k.dedup(a, b), k.chain(a, b)] {
+                    n += 1;
+                    seen.insert(key);
+                }
+            }
+            for key in session_keys(&k, a) {
+                n += 1;
+                seen.insert(key);
+            }
+            for p in 0..16 {
+                n += 2;
+                seen.insert(k.chain_owner(a, p));
+                seen.insert(k.usage(a, "d:1", p));
+            }
+        }
+        assert_eq!(seen.len(), n);
+        assert_eq!(
+            k.events_channel(0),
+            "afw:events:{0-0}",
+            "a plain, stable name"
+        );
+    }
+
+    #[test]
     fn names_follow_the_prefix_and_read_plainly() {
         let k = Keys::new("x:");
         assert_eq!(k.session("s"), "x:sessions:{s}");
@@ -369,12 +578,16 @@ mod tests {
         assert_eq!(k.queue(ControlQueue::Commands, "s"), "x:commands:{s}");
         assert_eq!(k.queue_items(ControlQueue::Input, "s"), "x:input:{s}:items");
         assert_eq!(k.chain("s", "c"), "x:chain:{s}:c");
-        assert_eq!(k.chain_owner("c"), "x:chain-owner:c");
-        assert_eq!(k.session_index(), "x:index:sessions");
-        assert_eq!(k.events_channel(), "x:events");
+        assert_eq!(k.chain_owner("c", 0), "x:chain-owner:c");
+        assert_eq!(k.session_index(0), "x:index:sessions");
+        assert_eq!(k.events_channel(0), "x:events");
         assert_eq!(k.control_channel(), "x:control");
         let acme = k.for_tenant("acme");
-        assert_eq!(acme.events_channel(), "x:t:acme:events");
+        assert_eq!(acme.events_channel(0), "x:t:acme:events");
+        assert_eq!(
+            acme.quota("sessions", "w"),
+            "x:t:acme:quota:{acme}:sessions:w"
+        );
         assert_eq!(k.tenant_channels("events"), "x:t:*:events");
         assert_eq!(
             k.channel_tenant("x:t:acme:events"),

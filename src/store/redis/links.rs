@@ -1,13 +1,97 @@
 //! The store's connections to its Redis: the command connection, the read connection and the
 //! client the pub/sub connection is made from. On one server they never change; under
 //! Sentinel ([`super::sentinel`]) they are replaced, all three at once, when the primary moves,
-//! and the pub/sub connection hears of it and subscribes again on the new primary.
+//! and the pub/sub connection hears of it and subscribes again on the new primary. On a
+//! Cluster the command and read connections are cluster connections (each command goes to the
+//! node of its key's slot, following `MOVED` and failovers), and the pub/sub connection of
+//! the classic channels is made to any node that answers.
 
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisFuture, Value,
+};
 use tokio::sync::watch;
+
+/// A connection the store sends commands on: to one server, or to a cluster.
+#[derive(Clone)]
+pub(super) enum Conn {
+    One(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::One(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::One(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::One(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A cluster client of `nodes` (`host:port`), with the data nodes' credentials.
+pub(super) fn cluster_client(
+    nodes: &[String],
+    username: Option<&str>,
+    password: Option<&str>,
+    push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
+) -> redis::RedisResult<ClusterClient> {
+    let mut infos = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        infos.push(node_info(n, username, password)?);
+    }
+    let mut b = redis::cluster::ClusterClientBuilder::new(infos)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .retries(6)
+        .min_retry_wait(50)
+        .max_retry_wait(1000);
+    if let Some(u) = username {
+        b = b.username(u);
+    }
+    if let Some(p) = password {
+        b = b.password(p);
+    }
+    if let Some(tx) = push {
+        b = b
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(tx);
+    }
+    b.build()
+}
+
+/// A cluster connection that connects in the background (the gateway starts, and reports not
+/// ready, while the cluster is still coming up).
+pub(super) fn cluster_conn(client: &ClusterClient) -> ClusterConnection {
+    client.get_pending_async_connection_with_config(
+        ClusterConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT),
+    )
+}
 
 use super::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
 
@@ -39,14 +123,16 @@ pub(super) fn client(url: &str, ca: Option<&std::path::Path>) -> redis::RedisRes
     }
 }
 
-/// One Redis server's connections.
+/// One Redis server's (or one cluster's) connections.
 #[derive(Clone)]
 pub(super) struct Link {
-    pub(super) client: redis::Client,
-    pub(super) conn: ConnectionManager,
+    /// The server the classic pub/sub channels are subscribed on; on a cluster, each of
+    /// the configured nodes in turn (a message published on any node reaches every node).
+    pub(super) clients: Vec<redis::Client>,
+    pub(super) conn: Conn,
     /// A connection of its own for reads that may be large (event pages, listings), so
     /// appends and queue steps never wait behind them.
-    pub(super) reads: ConnectionManager,
+    pub(super) reads: Conn,
 }
 
 impl Link {
@@ -59,9 +145,33 @@ impl Link {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         Ok(Link {
-            conn: ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
-            reads: ConnectionManager::new_lazy_with_config(client.clone(), config)?,
-            client,
+            conn: Conn::One(ConnectionManager::new_lazy_with_config(
+                client.clone(),
+                config.clone(),
+            )?),
+            reads: Conn::One(ConnectionManager::new_lazy_with_config(
+                client.clone(),
+                config,
+            )?),
+            clients: vec![client],
+        })
+    }
+
+    /// Connections to the cluster that `nodes` belong to.
+    pub(super) fn to_cluster(
+        nodes: &[String],
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> redis::RedisResult<Link> {
+        let cluster = cluster_client(nodes, username, password, None)?;
+        let mut clients = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            clients.push(redis::Client::open(node_info(n, username, password)?)?);
+        }
+        Ok(Link {
+            conn: Conn::Cluster(cluster_conn(&cluster)),
+            reads: Conn::Cluster(cluster_conn(&cluster)),
+            clients,
         })
     }
 }
@@ -80,16 +190,18 @@ impl Links {
         }
     }
 
-    pub(super) fn conn(&self) -> ConnectionManager {
+    pub(super) fn conn(&self) -> Conn {
         self.current.read().conn.clone()
     }
 
-    pub(super) fn reads(&self) -> ConnectionManager {
+    pub(super) fn reads(&self) -> Conn {
         self.current.read().reads.clone()
     }
 
-    pub(super) fn client(&self) -> redis::Client {
-        self.current.read().client.clone()
+    /// The client of the classic pub/sub subscription's `attempt`th try.
+    pub(super) fn client(&self, attempt: usize) -> redis::Client {
+        let link = self.current.read();
+        link.clients[attempt % link.clients.len()].clone()
     }
 
     /// Replaces every connection with `link`'s (the primary moved); the pub/sub connection
@@ -103,4 +215,47 @@ impl Links {
     pub(super) fn moves(&self) -> watch::Receiver<u64> {
         self.moved.subscribe()
     }
+}
+
+/// The connection info of a `host:port` entry of `REDIS_CLUSTER_NODES`.
+fn node_info(
+    entry: &str,
+    username: Option<&str>,
+    password: Option<&str>,
+) -> redis::RedisResult<redis::ConnectionInfo> {
+    // Checked at start (`Store::validate`).
+    let (host, port) = crate::config::host_port(entry).ok_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "not host:port"))
+    })?;
+    info(host, port, username, password)
+}
+
+/// A client of `host:port` with these credentials.
+pub(super) fn node_client(
+    host: &str,
+    port: u16,
+    username: Option<&str>,
+    password: Option<&str>,
+) -> redis::RedisResult<redis::Client> {
+    redis::Client::open(info(host, port, username, password)?)
+}
+
+fn info(
+    host: &str,
+    port: u16,
+    username: Option<&str>,
+    password: Option<&str>,
+) -> redis::RedisResult<redis::ConnectionInfo> {
+    let mut redis = RedisConnectionInfo::default();
+    if let Some(u) = username {
+        redis = redis.set_username(u);
+    }
+    if let Some(p) = password {
+        redis = redis.set_password(p);
+    }
+    let info = "redis://127.0.0.1"
+        .into_connection_info()?
+        .set_addr(ConnectionAddr::Tcp(host.to_string(), port))
+        .set_redis_settings(redis);
+    Ok(info)
 }

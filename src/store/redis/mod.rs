@@ -1,7 +1,9 @@
 //! The Redis store: the key layout of docs/redis.md (built in [`keys`]), every multi-step
 //! change as one Lua script (loaded once, called by SHA) that takes its keys in `KEYS[]`,
 //! one multiplexed command connection that reconnects by itself, and one pub/sub connection
-//! per instance feeding the bus (`pubsub`).
+//! per instance feeding the bus (`pubsub`). The server is one (`REDIS_URL`), the primary
+//! sentinels name (`sentinel`), or a Cluster (`REDIS_CLUSTER_NODES`), whose events travel on
+//! sharded channels (`shards`).
 //!
 //! Each service's implementation is a file of its own with its scripts beside it in
 //! `scripts/{service}_*.lua`; nothing else in the gateway sends a Redis command.
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
 use redis::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +37,7 @@ mod quota;
 mod rate;
 mod sentinel;
 mod sessions;
+mod shards;
 mod usage;
 mod user_context;
 
@@ -70,6 +73,8 @@ pub struct RedisStore {
     bus: broadcast::Sender<BusMessage>,
     /// True while the pub/sub connection is subscribed; `/ready` reports false otherwise.
     pubsub_live: Arc<AtomicBool>,
+    /// On a Cluster, true while every partition's sharded channel is subscribed.
+    shards_live: Arc<AtomicBool>,
     /// The tenant whose key space this is (`None`: the default tenant's).
     tenant: Option<Arc<str>>,
 }
@@ -84,11 +89,18 @@ impl RedisStore {
         shutdown: CancellationToken,
     ) -> Result<Stores, StoreError> {
         let prefix = config.redis_prefix.as_str();
+        let creds = &config.sentinel;
+        let cluster = &config.cluster;
         let links = match &config.redis_url {
             Some(url) => {
                 let client = links::client(url, config.redis_tls_ca_file.as_deref())?;
                 Arc::new(links::Links::new(links::Link::to(client)?))
             }
+            None if cluster.enabled() => Arc::new(links::Links::new(links::Link::to_cluster(
+                &cluster.redis_cluster_nodes,
+                creds.redis_username.as_deref(),
+                creds.redis_password.as_deref(),
+            )?)),
             None => {
                 let mut sentinel = sentinel::Sentinel::new(config.sentinel.clone());
                 let links = Arc::new(links::Links::new(sentinel.first_link().await?));
@@ -96,9 +108,30 @@ impl RedisStore {
                 links
             }
         };
-        let keys = Keys::new(prefix);
+        let keys = if cluster.enabled() {
+            Keys::clustered(prefix, cluster.redis_pubsub_partitions)
+        } else {
+            Keys::new(prefix)
+        };
         let bus = broadcast::channel(BUS_CAPACITY).0;
         let pubsub_live = Arc::new(AtomicBool::new(false));
+        // Live unless there are sharded subscriptions to keep (a Cluster's).
+        let shards_live = Arc::new(AtomicBool::new(!cluster.enabled()));
+        if cluster.enabled() {
+            let shards = shards::Shards {
+                nodes: cluster.redis_cluster_nodes.clone(),
+                username: creds.redis_username.clone(),
+                password: creds.redis_password.clone(),
+                links: Arc::clone(&links),
+                keys: keys.clone(),
+                bus: bus.clone(),
+                live: Arc::clone(&shards_live),
+                instance_id: Arc::clone(&settings.instance_id),
+                probe_every: settings.pubsub_probe_every,
+                metrics: Arc::clone(&settings.metrics),
+            };
+            tasks.spawn(shards.run(shutdown.clone()));
+        }
         let pubsub = pubsub::PubSub {
             links: Arc::clone(&links),
             keys: keys.clone(),
@@ -116,17 +149,18 @@ impl RedisStore {
             settings,
             bus,
             pubsub_live,
+            shards_live,
             tenant: None,
         });
         Ok(Stores::of("redis", store))
     }
 
     /// A handle on the shared multiplexed connection.
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> links::Conn {
         self.links.conn()
     }
 
-    fn read_conn(&self) -> ConnectionManager {
+    fn read_conn(&self) -> links::Conn {
         self.links.reads()
     }
 
@@ -136,7 +170,7 @@ impl RedisStore {
     /// safe; a timeout is not retried (it would only multiply the wait).
     async fn read<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(links::Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let mut attempt = 1;
@@ -156,6 +190,19 @@ impl RedisStore {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The session an owner key names (`key_of` names it in a partition). On a Cluster the key
+    /// is in its session's partition, which an item's id alone does not tell: every partition
+    /// is asked at once, and at most one holds it.
+    async fn owner(&self, key_of: impl Fn(usize) -> String) -> Result<Option<String>, StoreError> {
+        let asks = (0..self.keys.partitions()).map(|p| {
+            let mut conn = self.conn();
+            let key = key_of(p);
+            async move { conn.get::<_, Option<String>>(key).await }
+        });
+        let found = futures::future::try_join_all(asks).await?;
+        Ok(found.into_iter().flatten().next())
     }
 
     /// The names of the keys of a `tenantId` that data names (usage, user context): the
@@ -184,6 +231,7 @@ impl TenantStores for RedisStore {
                 settings: self.settings.clone(),
                 bus: self.bus.clone(),
                 pubsub_live: Arc::clone(&self.pubsub_live),
+                shards_live: Arc::clone(&self.shards_live),
                 tenant: Some(Arc::clone(tenant)),
             }),
         )
@@ -214,6 +262,9 @@ impl StoreHealth for RedisStore {
         }
         if !self.pubsub_live.load(Ordering::Acquire) {
             return Err("redis pub/sub subscription is not live".into());
+        }
+        if !self.shards_live.load(Ordering::Acquire) {
+            return Err("a sharded pub/sub partition is not subscribed".into());
         }
         Ok(())
     }

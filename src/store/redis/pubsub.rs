@@ -62,17 +62,31 @@ impl PubSub {
     /// [`BusMessage::Resync`] so the hub fills what was published meanwhile. Other
     /// tenants' channels come by one pattern per kind.
     pub(super) async fn run(self, shutdown: CancellationToken) {
-        let channels = [self.keys.events_channel(), self.keys.control_channel()];
-        let patterns = [
-            self.keys.tenant_channels("events"),
-            self.keys.tenant_channels("control"),
-        ];
+        // On a Cluster the events travel on the partitions' sharded channels (`shards`); the
+        // control channels stay classic: published on any node, heard on every node.
+        let (channels, patterns) = if self.keys.clustered_layout() {
+            (
+                vec![self.keys.control_channel()],
+                vec![self.keys.tenant_channels("control")],
+            )
+        } else {
+            (
+                vec![self.keys.events_channel(0), self.keys.control_channel()],
+                vec![
+                    self.keys.tenant_channels("events"),
+                    self.keys.tenant_channels("control"),
+                ],
+            )
+        };
         let mut backoff = Duration::from_millis(50);
+        let mut attempt = 0;
         loop {
             // The link as it stands now; a move while subscribed ends the subscription.
             let mut moves = self.links.moves();
             moves.mark_unchanged();
-            let client = self.links.client();
+            // A cluster's nodes in turn, so one that is down is not asked forever.
+            let client = self.links.client(attempt);
+            attempt += 1;
             let connected = async {
                 let mut ps = client.get_async_pubsub().await?;
                 ps.subscribe(&channels).await?;
@@ -129,7 +143,7 @@ impl PubSub {
         shutdown: &CancellationToken,
         moves: &mut tokio::sync::watch::Receiver<u64>,
     ) -> Ended {
-        let events_channel = self.keys.events_channel();
+        let events_channel = self.keys.events_channel(0);
         let control_channel = self.keys.control_channel();
         let mut messages = ps.into_on_message();
         let mut probe = tokio::time::interval(self.probe_every);
@@ -213,13 +227,13 @@ impl PubSub {
 }
 
 /// A message from one of the instance's channels.
-enum Control {
+pub(super) enum Control {
     Bus(BusMessage),
     Probe { origin: String, n: u64 },
 }
 
 /// A stored event of `tenant`'s channel, its session id scoped as the hub keys it.
-fn decode_event(payload: &[u8], tenant: Option<&str>) -> Option<Control> {
+pub(super) fn decode_event(payload: &[u8], tenant: Option<&str>) -> Option<Control> {
     let p: PublishedEvent<'_> = serde_json::from_slice(payload).ok()?;
     Some(Control::Bus(BusMessage::Event(Arc::new(LiveEvent {
         session_id: crate::scope::scoped(tenant, &p.session_id).into(),
@@ -250,7 +264,7 @@ struct ControlMessage<'a> {
     chain: Option<&'a RawValue>,
 }
 
-fn decode_control(payload: &[u8]) -> Option<Control> {
+pub(super) fn decode_control(payload: &[u8]) -> Option<Control> {
     let m: ControlMessage<'_> = serde_json::from_slice(payload).ok()?;
     match m.kind.as_str() {
         "session_deleted" => Some(Control::Bus(BusMessage::SessionDeleted(

@@ -8,10 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 use tokio_util::sync::CancellationToken;
 
-use super::links::{Link, Links};
+use super::links::{node_client, Link, Links};
 use crate::config::{host_port, Sentinel as Settings};
 
 /// How long one question to a sentinel or a node may take.
@@ -34,7 +33,7 @@ impl Sentinel {
     /// A client of `host:port` with the data nodes' credentials.
     fn node(&self, host: &str, port: u16) -> redis::RedisResult<redis::Client> {
         let s = &self.settings;
-        client(
+        node_client(
             host,
             port,
             s.redis_username.as_deref(),
@@ -51,7 +50,7 @@ impl Sentinel {
             };
             let password = self.settings.redis_sentinel_password.as_deref();
             let answer = tokio::time::timeout(ASK_TIMEOUT, async {
-                let mut c = client(host, port, None, password)?
+                let mut c = node_client(host, port, None, password)?
                     .get_multiplexed_async_connection()
                     .await?;
                 redis::cmd("SENTINEL")
@@ -130,25 +129,4 @@ impl Sentinel {
             }
         }
     }
-}
-
-/// A client of `host:port` with these credentials.
-fn client(
-    host: &str,
-    port: u16,
-    username: Option<&str>,
-    password: Option<&str>,
-) -> redis::RedisResult<redis::Client> {
-    let mut redis = RedisConnectionInfo::default();
-    if let Some(u) = username {
-        redis = redis.set_username(u);
-    }
-    if let Some(p) = password {
-        redis = redis.set_password(p);
-    }
-    let info = "redis://127.0.0.1"
-        .into_connection_info()?
-        .set_addr(ConnectionAddr::Tcp(host.to_string(), port))
-        .set_redis_settings(redis);
-    redis::Client::open(info)
 }

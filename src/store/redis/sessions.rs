@@ -29,7 +29,7 @@ impl SessionStore for RedisStore {
         let mut inv = script!("session_create.lua").prepare_invoke();
         inv.key(self.keys.session(id))
             .key(self.keys.events(id))
-            .key(self.keys.session_index())
+            .key(self.keys.session_index(self.keys.partition(id)))
             .arg(self.ttl_secs())
             .arg(index_member(now.ms, id))
             .arg(epoch);
@@ -60,7 +60,8 @@ impl SessionStore for RedisStore {
             .key(k.events(id))
             .key(k.session_chains(id));
         for c in &chain_ids {
-            inv.key(k.chain(id, c)).key(k.chain_owner(c));
+            inv.key(k.chain(id, c))
+                .key(k.chain_owner(c, k.partition(id)));
         }
         inv.arg(ttl.as_secs().max(1));
         let map: Option<HashMap<String, String>> = inv.invoke_async(&mut self.conn()).await?;
@@ -85,6 +86,7 @@ impl SessionStore for RedisStore {
 
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
         let k = &self.keys;
+        let p = k.partition(id);
         let notice = format!(
             "{{\"kind\":\"session_deleted\",\"sessionId\":{}}}",
             json_string(id)
@@ -101,16 +103,16 @@ impl SessionStore for RedisStore {
                 .key(k.queue_items(ControlQueue::Commands, id))
                 .key(k.queue(ControlQueue::Input, id))
                 .key(k.queue_items(ControlQueue::Input, id))
-                .key(k.session_index())
-                .key(k.chain_index(false))
-                .key(k.chain_index(true))
-                .key(k.chain_stats())
-                .key(k.chain_meta());
+                .key(k.session_index(p))
+                .key(k.chain_index(false, p))
+                .key(k.chain_index(true, p))
+                .key(k.chain_stats(p))
+                .key(k.chain_meta(p));
             for c in &chains {
                 inv.key(k.chain(id, c));
             }
             for c in &chains {
-                inv.key(k.chain_owner(c));
+                inv.key(k.chain_owner(c, p));
             }
             inv.arg(k.control_channel()).arg(&notice).arg(chains.len());
             for c in &chains {
@@ -130,54 +132,77 @@ impl SessionStore for RedisStore {
     }
 
     async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError> {
-        let index = self.keys.session_index();
-        page_sessions(query, |cursor, n| {
-            let mut conn = self.read_conn();
-            let index = index.clone();
-            async move {
-                let max = match &cursor {
-                    Some(c) => format!("({c}"),
-                    None => "+".to_string(),
-                };
-                let members: Vec<String> = redis::cmd("ZREVRANGEBYLEX")
-                    .arg(&index)
-                    .arg(max)
-                    .arg("-")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(n)
-                    .query_async(&mut conn)
-                    .await?;
-                if members.is_empty() {
-                    // The index is walked to its end (an empty pipeline is no command at all).
-                    return Ok(Vec::new());
-                }
-                let mut pipe = redis::pipe();
-                for m in &members {
-                    pipe.hgetall(self.keys.session(member_id(m)));
-                }
-                let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-                let mut rows = Vec::with_capacity(members.len());
-                let mut stale = Vec::new();
-                for (m, map) in members.into_iter().zip(maps) {
-                    // A member is live only if its session names it: an expired session
-                    // leaves its member behind, and the id may since have been used again.
-                    let session = if map.get(field::INDEX) == Some(&m) {
-                        session_from_reply(Some(map))?
-                    } else {
-                        None
-                    };
-                    if session.is_none() {
-                        stale.push(m.clone());
-                    }
-                    rows.push((m, session));
-                }
-                if !stale.is_empty() {
-                    let _: i64 = conn.zrem(&index, stale).await?;
-                }
-                Ok(rows)
+        page_sessions(query, |cursor, n| async move {
+            if self.keys.partitions() == 1 {
+                return self.index_page(0, cursor.as_deref(), n).await;
             }
+            // Each partition's next `n`, newest first, merged; the page takes the first `n`
+            // (what it leaves is read again from the next cursor).
+            let pages = futures::future::try_join_all(
+                (0..self.keys.partitions()).map(|p| self.index_page(p, cursor.as_deref(), n)),
+            )
+            .await?;
+            let mut rows: Vec<_> = pages.into_iter().flatten().collect();
+            rows.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            rows.truncate(n);
+            Ok(rows)
         })
         .await
+    }
+}
+
+impl RedisStore {
+    /// The next `n` members of one partition's session index after `cursor` (newest first),
+    /// with their sessions; members whose session is gone are dropped from the index.
+    async fn index_page(
+        &self,
+        partition: usize,
+        cursor: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<(String, Option<Session>)>, StoreError> {
+        let index = self.keys.session_index(partition);
+        let mut conn = self.read_conn();
+        let max = match cursor {
+            Some(c) => format!("({c}"),
+            None => "+".to_string(),
+        };
+        let members: Vec<String> = redis::cmd("ZREVRANGEBYLEX")
+            .arg(&index)
+            .arg(max)
+            .arg("-")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(n)
+            .query_async(&mut conn)
+            .await?;
+        if members.is_empty() {
+            // The index is walked to its end (an empty pipeline is no command at all).
+            return Ok(Vec::new());
+        }
+        // One partition's sessions share its slot: one pipeline.
+        let mut pipe = redis::pipe();
+        for m in &members {
+            pipe.hgetall(self.keys.session(member_id(m)));
+        }
+        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let mut rows = Vec::with_capacity(members.len());
+        let mut stale = Vec::new();
+        for (m, map) in members.into_iter().zip(maps) {
+            // A member is live only if its session names it: an expired session
+            // leaves its member behind, and the id may since have been used again.
+            let session = if map.get(field::INDEX) == Some(&m) {
+                session_from_reply(Some(map))?
+            } else {
+                None
+            };
+            if session.is_none() {
+                stale.push(m.clone());
+            }
+            rows.push((m, session));
+        }
+        if !stale.is_empty() {
+            let _: i64 = conn.zrem(&index, stale).await?;
+        }
+        Ok(rows)
     }
 }

@@ -9,7 +9,8 @@
 -- KEYS: session index, then per event: session, events, dedup marker; then every event's
 --       usage totals (HASHes), in event order.
 -- ARGV: maxEvents, ttlSecs, dedupSecs, nowIso, indexPrefix, origin, epochSeed, channel,
---       maxBytes, n (the events), usageMax, then per event: sessionId, sessionIdAsJson, jsonHead (the stored JSON up to and
+--       maxBytes, n (the events), usageMax, publish (PUBLISH, or SPUBLISH for a Cluster's
+--       sharded channel), then per event: sessionId, sessionIdAsJson, jsonHead (the stored JSON up to and
 --       including '"seq":'), k (its usage totals), k TTLs (s), f, then f pairs of field and
 --       increment (added to each of its k totals).
 -- Returns per event: {seq, epoch, duplicate (0|1)}.
@@ -25,12 +26,13 @@ local channel = ARGV[8]
 local maxBytes = tonumber(ARGV[9])
 local n = tonumber(ARGV[10])
 local usageMax = tonumber(ARGV[11])
+local publish = ARGV[12]
 
 local results = {}
 local touched = {}
 local fresh = 0
 -- Events are read from ARGV with a cursor (their usage makes them of different lengths).
-local a = 12
+local a = 13
 local function arg()
   a = a + 1
   return ARGV[a - 1]
@@ -100,7 +102,7 @@ for i = 0, n - 1 do
       redis.call('HSET', key, unpack(sums))
       redis.call('EXPIRE', key, ttls[j])
     end
-    redis.call('PUBLISH', channel,
+    redis.call(publish, channel,
       '{"sessionId":' .. sidJson .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
       '","timestamp":"' .. now .. '","origin":"' .. origin .. '","event":' .. stored .. '}')
     results[#results + 1] = { seq, epoch, 0 }

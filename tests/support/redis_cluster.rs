@@ -1,0 +1,395 @@
+//! A Redis Cluster from plain `redis-server` processes on loopback, as
+//! `deploy/redis-cluster.sh` starts one: `masters` masters holding even ranges of the slots,
+//! each with `replicas` replicas, every node on free ports in one temp dir, every process
+//! stopped (by pid) on drop.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::redis::{free_port, redis_server_binary};
+
+pub struct RedisCluster {
+    /// Every node by port; `None` once killed.
+    pub nodes: BTreeMap<u16, Option<Child>>,
+    dir: tempfile::TempDir,
+}
+
+/// One node's view of one node of the cluster (a line of `CLUSTER NODES`).
+#[derive(Debug, Clone)]
+pub struct NodeLine {
+    pub id: String,
+    pub port: u16,
+    pub master: bool,
+    pub failed: bool,
+    /// The master this replica follows (its id).
+    pub of: Option<String>,
+    pub slots: Vec<(u16, u16)>,
+}
+
+pub async fn node_query<T: redis::FromRedisValue>(
+    port: u16,
+    cmd: &mut redis::Cmd,
+) -> redis::RedisResult<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+    let mut c = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
+    tokio::time::timeout(Duration::from_secs(5), cmd.query_async(&mut c))
+        .await
+        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))?
+}
+
+/// A port whose cluster bus port (its own +10000 is Redis's default) is free too.
+fn node_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p < 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+impl RedisCluster {
+    /// Starts the nodes, gives each master its share of the slots, joins them and waits until
+    /// every node sees the cluster as ok and every replica is in sync.
+    pub async fn start(masters: usize, replicas: usize) -> RedisCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut nodes = BTreeMap::new();
+        let mut ports = Vec::new();
+        for _ in 0..masters * (1 + replicas) {
+            let port = node_port();
+            let child = Command::new(redis_server_binary())
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &format!("nodes-{port}.conf"),
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    &dir.path().display().to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run redis-server ({e}): scripts/test.sh installs it")
+                });
+            nodes.insert(port, Some(child));
+            ports.push(port);
+        }
+        let cluster = RedisCluster { nodes, dir };
+        for &p in &ports {
+            cluster.wait_ping(p).await;
+        }
+        for (i, &p) in ports[..masters].iter().enumerate() {
+            let (lo, hi) = (i * 16384 / masters, (i + 1) * 16384 / masters - 1);
+            let _: () = node_query(
+                p,
+                redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(lo).arg(hi),
+            )
+            .await
+            .expect("ADDSLOTSRANGE");
+        }
+        for &p in &ports[1..] {
+            let _: () = node_query(
+                ports[0],
+                redis::cmd("CLUSTER").arg("MEET").arg("127.0.0.1").arg(p),
+            )
+            .await
+            .expect("MEET");
+        }
+        cluster
+            .wait(
+                Duration::from_secs(20),
+                "every node knows every other",
+                || async {
+                    for &p in &ports {
+                        match cluster.lines(p).await {
+                            Some(l) if l.len() == ports.len() => {}
+                            _ => return false,
+                        }
+                    }
+                    true
+                },
+            )
+            .await;
+        for (k, &p) in ports[masters..].iter().enumerate() {
+            let master = ports[k % masters];
+            let id: String = node_query(master, redis::cmd("CLUSTER").arg("MYID"))
+                .await
+                .expect("MYID");
+            let _: () = node_query(p, redis::cmd("CLUSTER").arg("REPLICATE").arg(&id))
+                .await
+                .expect("REPLICATE");
+        }
+        cluster.wait_ok().await;
+        for &p in &ports[masters..] {
+            cluster
+                .wait(Duration::from_secs(20), "replicas in sync", || async move {
+                    node_query::<String>(p, redis::cmd("INFO").arg("replication"))
+                        .await
+                        .is_ok_and(|i| i.contains("master_link_status:up"))
+                })
+                .await;
+        }
+        cluster
+    }
+
+    async fn wait_ping(&self, port: u16) {
+        self.wait(Duration::from_secs(10), "redis-server answers", || async {
+            node_query::<String>(port, &mut redis::cmd("PING"))
+                .await
+                .is_ok()
+        })
+        .await;
+    }
+
+    /// Waits up to `limit` for `check`, panicking with `what` after.
+    pub async fn wait<F, Fut>(&self, limit: Duration, what: &str, check: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while !check().await {
+            assert!(
+                start.elapsed() < limit,
+                "cluster: not {what} after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until every live node says `cluster_state:ok` and agrees on which nodes are
+    /// masters holding slots.
+    pub async fn wait_ok(&self) {
+        self.wait(Duration::from_secs(30), "ok on every node", || async {
+            let mut views = Vec::new();
+            for p in self.live_ports() {
+                let ok = node_query::<String>(p, redis::cmd("CLUSTER").arg("INFO"))
+                    .await
+                    .is_ok_and(|i| i.contains("cluster_state:ok"));
+                if !ok {
+                    return false;
+                }
+                let Some(lines) = self.lines(p).await else {
+                    return false;
+                };
+                let mut owners: Vec<(u16, Vec<(u16, u16)>)> = lines
+                    .into_iter()
+                    .filter(|l| l.master && !l.slots.is_empty())
+                    .map(|l| (l.port, l.slots))
+                    .collect();
+                owners.sort();
+                views.push(owners);
+            }
+            views.windows(2).all(|w| w[0] == w[1])
+        })
+        .await;
+    }
+
+    /// `CLUSTER NODES` as `port` sees it.
+    pub async fn lines(&self, port: u16) -> Option<Vec<NodeLine>> {
+        let text: String = node_query(port, redis::cmd("CLUSTER").arg("NODES"))
+            .await
+            .ok()?;
+        Some(
+            text.lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    let addr = f.get(1)?;
+                    let port = addr.split(['@', ':']).nth(1)?.parse().ok()?;
+                    let flags = f.get(2)?;
+                    let slots = f
+                        .iter()
+                        .skip(8)
+                        .filter(|s| !s.starts_with('['))
+                        .filter_map(|s| {
+                            let (a, b) = s.split_once('-').unwrap_or((s, s));
+                            Some((a.parse().ok()?, b.parse().ok()?))
+                        })
+                        .collect();
+                    Some(NodeLine {
+                        id: f[0].to_string(),
+                        port,
+                        master: flags.contains("master"),
+                        failed: flags.contains("fail") && !flags.contains("fail?"),
+                        of: (f.get(3) != Some(&"-")).then(|| f[3].to_string()),
+                        slots,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    pub fn live_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|(_, c)| c.is_some())
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// `host:port` of every node, as `REDIS_CLUSTER_NODES` takes them.
+    pub fn node_list(&self) -> Vec<String> {
+        self.nodes
+            .keys()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The masters holding slots, as a live node sees them.
+    pub async fn masters(&self) -> Vec<NodeLine> {
+        let p = self.live_ports()[0];
+        let mut m: Vec<NodeLine> = self
+            .lines(p)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| l.master && !l.slots.is_empty() && !l.failed)
+            .collect();
+        m.sort_by_key(|l| l.port);
+        m
+    }
+
+    /// The master holding `slot`.
+    pub async fn owner_of(&self, slot: u16) -> NodeLine {
+        self.masters()
+            .await
+            .into_iter()
+            .find(|m| m.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+            .expect("a master holds every slot")
+    }
+
+    /// A replica of master `id`, if one is alive.
+    pub async fn replica_of(&self, id: &str) -> Option<u16> {
+        let p = self.live_ports()[0];
+        self.lines(p)
+            .await?
+            .into_iter()
+            .find(|l| l.of.as_deref() == Some(id) && !l.failed && self.is_live(l.port))
+            .map(|l| l.port)
+    }
+
+    fn is_live(&self, port: u16) -> bool {
+        self.nodes.get(&port).is_some_and(|c| c.is_some())
+    }
+
+    /// Moves `slot` and its keys from the master that holds it to master `to`, the way
+    /// `redis-cli --cluster reshard` does: IMPORTING/MIGRATING, `MIGRATE` in batches, then
+    /// `SETSLOT NODE` on both and every other master.
+    pub async fn migrate_slot(&self, slot: u16, to: &NodeLine) {
+        let from = self.owner_of(slot).await;
+        assert_ne!(from.id, to.id, "the slot is already there");
+        let setslot = |port: u16, args: Vec<String>| async move {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SETSLOT").arg(slot);
+            for a in &args {
+                cmd.arg(a);
+            }
+            node_query::<()>(port, &mut cmd).await
+        };
+        setslot(to.port, vec!["IMPORTING".into(), from.id.clone()])
+            .await
+            .expect("IMPORTING");
+        setslot(from.port, vec!["MIGRATING".into(), to.id.clone()])
+            .await
+            .expect("MIGRATING");
+        loop {
+            let keys: Vec<String> = node_query(
+                from.port,
+                redis::cmd("CLUSTER")
+                    .arg("GETKEYSINSLOT")
+                    .arg(slot)
+                    .arg(100),
+            )
+            .await
+            .expect("GETKEYSINSLOT");
+            if keys.is_empty() {
+                break;
+            }
+            let mut cmd = redis::cmd("MIGRATE");
+            cmd.arg("127.0.0.1")
+                .arg(to.port)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("REPLACE")
+                .arg("KEYS")
+                .arg(&keys);
+            let _: String = node_query(from.port, &mut cmd).await.expect("MIGRATE");
+        }
+        for port in [to.port, from.port] {
+            setslot(port, vec!["NODE".into(), to.id.clone()])
+                .await
+                .expect("SETSLOT NODE");
+        }
+        for m in self.masters().await {
+            if m.port != to.port && m.port != from.port {
+                let _ = setslot(m.port, vec!["NODE".into(), to.id.clone()]).await;
+            }
+        }
+    }
+
+    /// `CLUSTER FAILOVER` on a replica of master `of`: it takes over, with the master's
+    /// agreement. Returns the replica's port once it is a master.
+    pub async fn manual_failover(&self, of: &NodeLine) -> u16 {
+        let replica = self.replica_of(&of.id).await.expect("a live replica");
+        let _: () = node_query(replica, redis::cmd("CLUSTER").arg("FAILOVER"))
+            .await
+            .expect("CLUSTER FAILOVER");
+        self.wait(Duration::from_secs(30), "the replica promoted", || async {
+            self.masters().await.iter().any(|m| m.port == replica)
+        })
+        .await;
+        replica
+    }
+
+    /// Kills the node on `port` with SIGKILL.
+    pub fn kill9(&mut self, port: u16) {
+        if let Some(Some(mut child)) = self.nodes.insert(port, None) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The shard channels subscribed on `port` (`PUBSUB SHARDCHANNELS`).
+    pub async fn shard_channels(&self, port: u16) -> Vec<String> {
+        node_query(port, redis::cmd("PUBSUB").arg("SHARDCHANNELS"))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The slot of a key or channel, as the cluster computes it.
+    pub async fn slot_of(&self, key: &str) -> u16 {
+        node_query(
+            self.live_ports()[0],
+            redis::cmd("CLUSTER").arg("KEYSLOT").arg(key),
+        )
+        .await
+        .expect("KEYSLOT")
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in self.nodes.values_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
