@@ -135,10 +135,11 @@ pub struct Sentinel {
     /// gateway asks rather than listens).
     #[arg(long, env = "REDIS_SENTINEL_CHECK_SECS", value_name = "REDIS_SENTINEL_CHECK_SECS", value_parser = parse_secs, default_value = "1")]
     pub redis_sentinel_check: Duration,
-    /// Under Sentinel, replicas that must hold a posted event before it is answered 2xx
-    /// (`WAIT`): Redis replicates after it answers, so without it a primary that dies can take
-    /// the last acknowledged events with it. Not confirmed in time: 503, and the event may be
-    /// stored (retry with its `eventId`). 0: answer once the primary has it.
+    /// Under Sentinel and on a Cluster, replicas that must hold a posted event before it is
+    /// answered 2xx (`WAIT`, on the node that stored it): Redis replicates after it answers, so
+    /// without it a primary that dies can take the last acknowledged events with it. Not
+    /// confirmed in time: 503, and the event may be stored (retry with its `eventId`). 0:
+    /// answer once the primary has it (a cluster without replicas needs 0).
     #[arg(
         long,
         env = "REDIS_WAIT_REPLICAS",
@@ -178,12 +179,6 @@ impl Sentinel {
     pub fn enabled(&self) -> bool {
         !self.redis_sentinels.is_empty()
     }
-
-    /// Replicas a posted event must reach before its answer, and how long it may wait.
-    pub fn wait(&self) -> Option<(u64, Duration)> {
-        (self.enabled() && self.redis_wait_replicas > 0)
-            .then_some((self.redis_wait_replicas, self.redis_wait_timeout))
-    }
 }
 
 impl Default for Store {
@@ -201,6 +196,14 @@ impl Default for Store {
 }
 
 impl Store {
+    /// Replicas a posted event must reach before its answer, and how long it may wait: under
+    /// Sentinel and on a Cluster (one server has no replicas to wait for).
+    pub fn wait(&self) -> Option<(u64, Duration)> {
+        let s = &self.sentinel;
+        ((s.enabled() || self.cluster.enabled()) && s.redis_wait_replicas > 0)
+            .then_some((s.redis_wait_replicas, s.redis_wait_timeout))
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.redis_url {
             redis::Client::open(url.as_str())
@@ -335,7 +338,7 @@ mod tests {
             let e = bad.unwrap_err();
             assert!(e.contains(var), "{e}");
         }
-        assert_eq!(Sentinel::default().wait(), None, "no waiting on one server");
+        assert_eq!(Store::default().wait(), None, "no waiting on one server");
     }
 
     #[test]

@@ -197,7 +197,7 @@ pub async fn open(
         queue_max_items: config.control.queue_max_items,
         memory_max_bytes: config.store.memory_store_max_bytes,
         services: config.services.clone(),
-        wait_replicas: config.store.sentinel.wait(),
+        wait_replicas: config.store.wait(),
         metrics,
     };
     if config.store.redis_url.is_none()

@@ -40,6 +40,8 @@ impl Env {
         if let Some(c) = &cluster {
             config.store.cluster.redis_cluster_nodes = c.node_list();
             config.store.cluster.redis_pubsub_partitions = 6;
+            // Three masters without replicas: no replica to wait for.
+            config.store.sentinel.redis_wait_replicas = 0;
         }
         tweak(&mut config);
         Env {

@@ -44,6 +44,33 @@ pub async fn node_query<T: redis::FromRedisValue>(
         .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))?
 }
 
+/// A cluster node on `port` keeping its state in `dir` (so a restarted one rejoins).
+fn spawn_node(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(redis_server_binary())
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            &format!("nodes-{port}.conf"),
+            "--cluster-node-timeout",
+            "1000",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run redis-server ({e}): scripts/test.sh installs it"))
+}
+
 /// A port whose cluster bus port (its own +10000 is Redis's default) is free too.
 fn node_port() -> u16 {
     loop {
@@ -63,32 +90,7 @@ impl RedisCluster {
         let mut ports = Vec::new();
         for _ in 0..masters * (1 + replicas) {
             let port = node_port();
-            let child = Command::new(redis_server_binary())
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    &format!("nodes-{port}.conf"),
-                    "--cluster-node-timeout",
-                    "1000",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    &dir.path().display().to_string(),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run redis-server ({e}): scripts/test.sh installs it")
-                });
-            nodes.insert(port, Some(child));
+            nodes.insert(port, Some(spawn_node(dir.path(), port)));
             ports.push(port);
         }
         let cluster = RedisCluster { nodes, dir };
@@ -365,6 +367,14 @@ impl RedisCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Starts the node on `port` again (as a supervisor would after a crash): it rejoins
+    /// from its `nodes.conf`, as a replica of whichever node took its place.
+    pub async fn restart(&mut self, port: u16) {
+        let child = spawn_node(self.dir.path(), port);
+        self.nodes.insert(port, Some(child));
+        self.wait_ping(port).await;
     }
 
     /// The shard channels subscribed on `port` (`PUBSUB SHARDCHANNELS`).

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::Value;
+
+use super::links::Conn;
 
 use super::{corrupt, int, json_string, script, text, RedisStore};
 use crate::domain::event::{Appended, EventDraft, EventRange, ReadFrom};
@@ -79,12 +82,26 @@ impl RedisStore {
             return Err(corrupt("append"));
         }
         if let Some((replicas, timeout)) = self.settings.wait_replicas {
-            // On the same connection, after the append: it waits for the append too.
-            let reached: u64 = redis::cmd("WAIT")
-                .arg(replicas)
-                .arg(timeout.as_millis() as u64)
-                .query_async(&mut conn)
-                .await?;
+            // On the same connection as the append (on a Cluster, the one to the node that
+            // holds the partition): it waits for the append too.
+            let mut wait = redis::cmd("WAIT");
+            wait.arg(replicas).arg(timeout.as_millis() as u64);
+            let reached: u64 = match &mut conn {
+                Conn::One(c) => wait.query_async(c).await?,
+                Conn::Cluster(c, _) => {
+                    let node = Route::with_key(k.session_index(partition), SlotAddr::Master);
+                    let v = c
+                        .route_command(
+                            wait,
+                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node)),
+                        )
+                        .await?;
+                    // A node that refuses (a redirection, a cluster that is down) answers
+                    // with an error value here.
+                    redis::from_redis_value::<u64>(v)
+                        .map_err(|e| StoreError::Unavailable(format!("WAIT: {e}")))?
+                }
+            };
             if reached < replicas {
                 return Err(StoreError::Unavailable(format!(
                     "the append reached {reached} of {replicas} replicas in time"

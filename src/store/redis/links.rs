@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use parking_lot::RwLock;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterConfig};
@@ -15,20 +17,26 @@ use redis::cluster_async::ClusterConnection;
 use redis::{
     Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisFuture, Value,
 };
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
 
-/// A connection the store sends commands on: to one server, or to a cluster.
+/// A connection the store sends commands on: to one server, or to a cluster. A cluster
+/// connection whose command times out asks for the link to be renewed ([`Links::renewal`]).
 #[derive(Clone)]
 pub(super) enum Conn {
     One(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterConnection, Arc<Notify>),
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::One(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c, renew) => Box::pin(async move {
+                let r = c.req_packed_command(cmd).await;
+                stalled(&r, renew);
+                r
+            }),
         }
     }
 
@@ -40,15 +48,29 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::One(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c, renew) => Box::pin(async move {
+                let r = c.req_packed_commands(cmd, offset, count).await;
+                stalled(&r, renew);
+                r
+            }),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Conn::One(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            Conn::Cluster(c, _) => c.get_db(),
         }
+    }
+}
+
+/// Asks for a renewal when a cluster command timed out: after a failover under load a cluster
+/// connection of the library can keep sending to a node that no longer answers for the slot
+/// and never learn otherwise (seen with redis-rs 1.8 and Redis 7.0: every command timing out
+/// for as long as the test ran), while a new connection works at once.
+fn stalled<T>(r: &redis::RedisResult<T>, renew: &Notify) {
+    if r.as_ref().is_err_and(|e| e.is_timeout()) {
+        renew.notify_one();
     }
 }
 
@@ -157,11 +179,12 @@ impl Link {
         })
     }
 
-    /// Connections to the cluster that `nodes` belong to.
+    /// Connections to the cluster that `nodes` belong to; their timeouts notify `renew`.
     pub(super) fn to_cluster(
         nodes: &[String],
         username: Option<&str>,
         password: Option<&str>,
+        renew: &Arc<Notify>,
     ) -> redis::RedisResult<Link> {
         let cluster = cluster_client(nodes, username, password, None)?;
         let mut clients = Vec::with_capacity(nodes.len());
@@ -169,8 +192,8 @@ impl Link {
             clients.push(redis::Client::open(node_info(n, username, password)?)?);
         }
         Ok(Link {
-            conn: Conn::Cluster(cluster_conn(&cluster)),
-            reads: Conn::Cluster(cluster_conn(&cluster)),
+            conn: Conn::Cluster(cluster_conn(&cluster), Arc::clone(renew)),
+            reads: Conn::Cluster(cluster_conn(&cluster), Arc::clone(renew)),
             clients,
         })
     }
@@ -180,13 +203,52 @@ impl Link {
 pub(super) struct Links {
     current: RwLock<Link>,
     moved: watch::Sender<u64>,
+    /// Notified when a cluster command timed out.
+    renew: Arc<Notify>,
 }
+
+/// Least time between two renewals of a cluster's connections.
+const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 impl Links {
     pub(super) fn new(link: Link) -> Links {
+        Links::with_renewal(link, Arc::new(Notify::new()))
+    }
+
+    pub(super) fn with_renewal(link: Link, renew: Arc<Notify>) -> Links {
         Links {
             current: RwLock::new(link),
             moved: watch::channel(0).0,
+            renew,
+        }
+    }
+
+    /// Renews the cluster connections (with `make`) each time a command of theirs timed out,
+    /// once a [`RENEW_EVERY`] at most. The classic pub/sub connection is not moved: it
+    /// watches itself with its probes.
+    pub(super) async fn renewal(
+        self: Arc<Self>,
+        make: impl Fn(&Arc<Notify>) -> redis::RedisResult<Link>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.renew.notified() => {}
+            }
+            match make(&self.renew) {
+                Ok(link) => {
+                    tracing::warn!("a cluster command timed out; renewing the cluster connections");
+                    let mut current = self.current.write();
+                    current.conn = link.conn;
+                    current.reads = link.reads;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the cluster connections"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(RENEW_EVERY) => {}
+            }
         }
     }
 

@@ -96,11 +96,20 @@ impl RedisStore {
                 let client = links::client(url, config.redis_tls_ca_file.as_deref())?;
                 Arc::new(links::Links::new(links::Link::to(client)?))
             }
-            None if cluster.enabled() => Arc::new(links::Links::new(links::Link::to_cluster(
-                &cluster.redis_cluster_nodes,
-                creds.redis_username.as_deref(),
-                creds.redis_password.as_deref(),
-            )?)),
+            None if cluster.enabled() => {
+                let (nodes, user, pass) = (
+                    cluster.redis_cluster_nodes.clone(),
+                    creds.redis_username.clone(),
+                    creds.redis_password.clone(),
+                );
+                let make = move |renew: &Arc<tokio::sync::Notify>| {
+                    links::Link::to_cluster(&nodes, user.as_deref(), pass.as_deref(), renew)
+                };
+                let renew = Arc::new(tokio::sync::Notify::new());
+                let links = Arc::new(links::Links::with_renewal(make(&renew)?, renew));
+                tasks.spawn(Arc::clone(&links).renewal(make, shutdown.clone()));
+                links
+            }
             None => {
                 let mut sentinel = sentinel::Sentinel::new(config.sentinel.clone());
                 let links = Arc::new(links::Links::new(sentinel.first_link().await?));

@@ -28,6 +28,8 @@ use crate::metrics::Metrics;
 
 /// How long a partition stays unsubscribed before it is tried again.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
+/// How long the loop listens for more lost partitions before it resubscribes the first.
+const GATHER: Duration = Duration::from_millis(100);
 /// How long one `SSUBSCRIBE` may take.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -153,7 +155,17 @@ impl Shards {
                 }
                 push = pushes.recv() => {
                     let Some(push) = push else { return false };
+                    let was_down = !p.down.is_empty();
                     self.on_push(push, &mut p);
+                    if !was_down && !p.down.is_empty() {
+                        // A failover or a migration takes several partitions at once: what
+                        // else it takes is heard first, so that one resubscription and one
+                        // fill from the store cover all of them.
+                        tokio::time::sleep(GATHER).await;
+                    }
+                    while let Ok(push) = pushes.try_recv() {
+                        self.on_push(push, &mut p);
+                    }
                 }
             }
         }
