@@ -285,3 +285,82 @@ async fn events_survive_a_migration_a_failover_and_a_killed_master_exactly_once(
         g.stop().await;
     }
 }
+
+/// `deploy/redis-cluster.sh` starts the same cluster by hand: a gateway given the settings it
+/// prints serves, and `down` stops every process it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_script_starts_a_cluster_a_gateway_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    // Six ports in a row, their cluster bus ports (10000 above) free too.
+    let base = loop {
+        let p = support::free_port();
+        let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
+        if p < 55_000 && (0..6).all(|i| free(p + i) && free(p + i + 10_000)) {
+            break p;
+        }
+    };
+    let script = |cmd: &str| {
+        std::process::Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/redis-cluster.sh"
+        ))
+        .arg(cmd)
+        .env("CLUSTER_DIR", dir.path())
+        .env("TMPDIR", dir.path())
+        .env("CLUSTER_BASE_PORT", base.to_string())
+        .output()
+        .expect("run deploy/redis-cluster.sh")
+    };
+    // `down` whatever happens, so a failing test leaves no process behind.
+    struct Down<F: Fn(&str) -> std::process::Output>(F);
+    impl<F: Fn(&str) -> std::process::Output> Drop for Down<F> {
+        fn drop(&mut self) {
+            let _ = (self.0)("down");
+        }
+    }
+    let _down = Down(script);
+    let script = |cmd: &str| (_down.0)(cmd);
+    let up = script("up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let printed = String::from_utf8_lossy(&up.stdout).to_string();
+    let mut c = Config::default();
+    for pair in printed.split_whitespace() {
+        if let Some(("REDIS_CLUSTER_NODES", v)) = pair.split_once('=') {
+            c.store.cluster.redis_cluster_nodes = v.split(',').map(String::from).collect();
+        }
+    }
+    assert_eq!(c.store.cluster.redis_cluster_nodes.len(), 6, "{printed}");
+    let gw = Gateway::start(c).await;
+    let mut ws = WsClient::connect(&gw.ws_url()).await;
+    ws.subscribe("by-hand", None, None).await;
+    for i in 1..=20 {
+        let (s, v) = gw
+            .post("/api/events", json!({"sessionId": "by-hand", "type": "t"}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        assert_eq!(ws.next_event().await["seq"], i);
+    }
+    gw.stop().await;
+    let status = String::from_utf8_lossy(&script("status").stdout).to_string();
+    assert_eq!(status.matches(" up").count(), 6, "{status}");
+    assert_eq!(status.matches(" master ").count(), 3, "{status}");
+    let pids: Vec<u32> = status
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 6, "{status}");
+    assert!(script("down").status.success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .is_ok_and(|s| s.contains("State:\tZ")),
+            "pid {pid} outlived `down`"
+        );
+    }
+}
