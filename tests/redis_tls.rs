@@ -1,7 +1,8 @@
 //! Redis over TLS: a `redis-server` that listens with TLS only, its certificate signed by a
 //! certificate authority made for the test. Two gateways given `rediss://` and that authority
 //! (`REDIS_TLS_CA_FILE`) store and fan out over it; one that trusts only the system's roots
-//! never gets ready (the certificate is checked, not just encrypted).
+//! never gets ready (the certificate is checked, not just encrypted). The same for a Redis
+//! Cluster whose nodes speak TLS only (`REDIS_TLS`).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -11,25 +12,7 @@ use std::time::{Duration, Instant};
 
 use afw_gateway::Config;
 use serde_json::json;
-use support::{free_port, redis_server_binary, Gateway, WsClient};
-
-/// The authority's PEM, and the server's certificate and key signed by it (for 127.0.0.1).
-fn certificates() -> (String, String, String) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "afw test authority");
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
+use support::{certificates, free_port, redis_server_binary, Gateway, RedisCluster, WsClient};
 
 struct TlsRedis {
     child: Child,
@@ -153,4 +136,73 @@ fn a_ca_file_without_a_certificate_or_without_rediss_is_refused() {
     c.store.redis_url = Some("redis://127.0.0.1:6379".into());
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("rediss://"), "{e}");
+}
+
+fn cluster_config(cluster: &RedisCluster, ca: Option<std::path::PathBuf>) -> Config {
+    let mut c = Config::default();
+    c.store.cluster.redis_cluster_nodes = cluster.node_list();
+    c.store.redis_tls = true;
+    c.store.redis_tls_ca_file = ca;
+    // Three masters without replicas: no replica to wait for.
+    c.store.sentinel.redis_wait_replicas = 0;
+    c
+}
+
+/// A Redis Cluster whose nodes listen with TLS only (their bus and replication too): two
+/// gateways given `REDIS_TLS` and the authority store and fan out over it, on sharded
+/// channels, and one that trusts only the system's roots never gets ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_over_tls_stores_and_fans_out_and_an_untrusted_one_is_refused() {
+    let cluster = RedisCluster::start_tls(3, 0).await;
+    let ca = cluster.tls.as_ref().map(|t| t.ca.clone());
+    let a = Gateway::start(cluster_config(&cluster, ca.clone())).await;
+    let b = Gateway::start(cluster_config(&cluster, ca)).await;
+    // Sessions over every partition, each watched on the other gateway.
+    for s in ["tls-a", "tls-b", "tls-c", "tls-d", "tls-e"] {
+        let mut watcher = WsClient::connect(&a.ws_url()).await;
+        watcher.subscribe(s, None, None).await;
+        for n in 1..=3u64 {
+            let (st, v) = b
+                .post("/api/events", json!({"sessionId": s, "type": "t", "n": n}))
+                .await;
+            assert_eq!(st, 201, "{v}");
+            assert_eq!(watcher.next_event().await["seq"], n);
+        }
+        watcher.close().await;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let untrusting = tokio::spawn(afw_gateway::run(
+        cluster_config(&cluster, None),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let ep = support::Endpoint::new(addr);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(ep.get("/ready").await.0, 503);
+    let (s, _) = ep
+        .post("/api/events", json!({"sessionId": "tls-a", "type": "t"}))
+        .await;
+    assert_eq!(s, 503);
+    let _ = stop.send(());
+    let _ = untrusting.await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[test]
+fn redis_tls_is_for_sentinel_and_cluster_only() {
+    let mut c = Config::default();
+    c.store.redis_tls = true;
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("REDIS_TLS"), "{e}");
+    c.store.redis_url = Some("redis://127.0.0.1:6379".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("rediss://"), "{e}");
+    c.store.redis_url = None;
+    c.store.cluster.redis_cluster_nodes = vec!["127.0.0.1:7000".into()];
+    assert!(c.validate().is_ok());
 }

@@ -36,6 +36,11 @@ pub struct Store {
     /// for a `rediss://` URL; unset: the system's trusted roots.
     #[arg(long, env = "REDIS_TLS_CA_FILE", value_name = "REDIS_TLS_CA_FILE")]
     pub redis_tls_ca_file: Option<std::path::PathBuf>,
+    /// Under Sentinel and on a Cluster: reach the data nodes and the sentinels over TLS,
+    /// trusting `REDIS_TLS_CA_FILE` when set, else the system's roots. (One server: a
+    /// `rediss://` REDIS_URL.)
+    #[arg(long, env = "REDIS_TLS", value_name = "REDIS_TLS")]
+    pub redis_tls: bool,
     #[command(flatten)]
     pub sentinel: Sentinel,
     #[command(flatten)]
@@ -120,10 +125,11 @@ pub struct Sentinel {
         hide_env_values = true
     )]
     pub redis_sentinel_password: Option<String>,
-    /// The user of the data nodes the sentinels name (with `REDIS_PASSWORD`; ACL users).
+    /// The user of the data nodes the sentinels name, or of the cluster's nodes (with
+    /// `REDIS_PASSWORD`; ACL users).
     #[arg(long, env = "REDIS_USERNAME", value_name = "REDIS_USERNAME")]
     pub redis_username: Option<String>,
-    /// The password of the data nodes the sentinels name.
+    /// The password of the data nodes the sentinels name, or of the cluster's nodes.
     #[arg(
         long,
         env = "REDIS_PASSWORD",
@@ -189,6 +195,7 @@ impl Default for Store {
             pubsub_probe_every: Duration::from_secs(5),
             memory_store_max_bytes: 1024 * 1024 * 1024,
             redis_tls_ca_file: None,
+            redis_tls: false,
             sentinel: Sentinel::default(),
             cluster: Cluster::default(),
         }
@@ -221,15 +228,28 @@ impl Store {
                 "must be 1-64 characters without whitespace",
             ));
         }
+        if self.redis_tls && self.redis_url.is_some() {
+            return Err(bad(
+                "REDIS_TLS",
+                "is for REDIS_SENTINELS and REDIS_CLUSTER_NODES; one server takes a rediss:// REDIS_URL",
+            ));
+        }
+        if self.redis_tls && !self.sentinel.enabled() && !self.cluster.enabled() {
+            return Err(bad(
+                "REDIS_TLS",
+                "is for REDIS_SENTINELS and REDIS_CLUSTER_NODES",
+            ));
+        }
         if let Some(path) = &self.redis_tls_ca_file {
-            let tls = self
-                .redis_url
-                .as_deref()
-                .is_some_and(|u| u.starts_with("rediss://"));
+            let tls = self.redis_tls
+                || self
+                    .redis_url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("rediss://"));
             if !tls {
                 return Err(bad(
                     "REDIS_TLS_CA_FILE",
-                    "is for a rediss:// REDIS_URL (TLS under Sentinel is not supported yet)",
+                    "is for a rediss:// REDIS_URL, or REDIS_TLS under Sentinel or on a Cluster",
                 ));
             }
             let pem = std::fs::read_to_string(path).unwrap_or_default();

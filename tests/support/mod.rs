@@ -17,6 +17,7 @@ pub mod raw;
 pub mod redis;
 pub mod redis_cluster;
 pub mod sentinel;
+pub mod tls;
 pub mod ws;
 
 pub use bystander::*;
@@ -28,6 +29,7 @@ pub use raw::*;
 pub use redis::*;
 pub use redis_cluster::*;
 pub use sentinel::*;
+pub use tls::*;
 pub use ws::*;
 
 /// How long any single wait in a test may take before it fails.

@@ -14,6 +14,8 @@ pub struct RedisCluster {
     /// Every node by port; `None` once killed.
     pub nodes: BTreeMap<u16, Option<Child>>,
     dir: tempfile::TempDir,
+    /// With TLS only: its files.
+    pub tls: Option<super::TlsFiles>,
 }
 
 /// One node's view of one node of the cluster (a line of `CLUSTER NODES`).
@@ -45,11 +47,14 @@ pub async fn node_query<T: redis::FromRedisValue>(
 }
 
 /// A cluster node on `port` keeping its state in `dir` (so a restarted one rejoins).
-fn spawn_node(dir: &std::path::Path, port: u16) -> Child {
+fn spawn_node(dir: &std::path::Path, port: u16, tls: Option<&super::TlsFiles>) -> Child {
+    let listen = match tls {
+        Some(t) => t.server_args(port),
+        None => vec!["--port".into(), port.to_string()],
+    };
     Command::new(redis_server_binary())
+        .args(listen)
         .args([
-            "--port",
-            &port.to_string(),
             "--bind",
             "127.0.0.1",
             "--cluster-enabled",
@@ -82,37 +87,72 @@ fn node_port() -> u16 {
 }
 
 impl RedisCluster {
+    /// Sends `cmd` to the node on `port` (over TLS on a TLS cluster).
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        port: u16,
+        cmd: &mut redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        match &self.tls {
+            None => node_query(port, cmd).await,
+            Some(t) => {
+                let mut c = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    t.client(port)?.get_multiplexed_async_connection(),
+                )
+                .await
+                .map_err(|_| {
+                    redis::RedisError::from((redis::ErrorKind::Io, "connect timed out"))
+                })??;
+                cmd.query_async(&mut c).await
+            }
+        }
+    }
+
     /// Starts the nodes, gives each master its share of the slots, joins them and waits until
     /// every node sees the cluster as ok and every replica is in sync.
     pub async fn start(masters: usize, replicas: usize) -> RedisCluster {
+        RedisCluster::start_with(masters, replicas, false).await
+    }
+
+    /// The same, every node listening with TLS only (its bus and replication too), its
+    /// certificate signed by an authority made here ([`RedisCluster::tls`]).
+    pub async fn start_tls(masters: usize, replicas: usize) -> RedisCluster {
+        RedisCluster::start_with(masters, replicas, true).await
+    }
+
+    async fn start_with(masters: usize, replicas: usize, tls: bool) -> RedisCluster {
         let dir = tempfile::tempdir().expect("temp dir");
+        let tls = tls.then(|| super::TlsFiles::write(dir.path()));
         let mut nodes = BTreeMap::new();
         let mut ports = Vec::new();
         for _ in 0..masters * (1 + replicas) {
             let port = node_port();
-            nodes.insert(port, Some(spawn_node(dir.path(), port)));
+            nodes.insert(port, Some(spawn_node(dir.path(), port, tls.as_ref())));
             ports.push(port);
         }
-        let cluster = RedisCluster { nodes, dir };
+        let cluster = RedisCluster { nodes, dir, tls };
         for &p in &ports {
             cluster.wait_ping(p).await;
         }
         for (i, &p) in ports[..masters].iter().enumerate() {
             let (lo, hi) = (i * 16384 / masters, (i + 1) * 16384 / masters - 1);
-            let _: () = node_query(
-                p,
-                redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(lo).arg(hi),
-            )
-            .await
-            .expect("ADDSLOTSRANGE");
+            let _: () = cluster
+                .query(
+                    p,
+                    redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(lo).arg(hi),
+                )
+                .await
+                .expect("ADDSLOTSRANGE");
         }
         for &p in &ports[1..] {
-            let _: () = node_query(
-                ports[0],
-                redis::cmd("CLUSTER").arg("MEET").arg("127.0.0.1").arg(p),
-            )
-            .await
-            .expect("MEET");
+            let _: () = cluster
+                .query(
+                    ports[0],
+                    redis::cmd("CLUSTER").arg("MEET").arg("127.0.0.1").arg(p),
+                )
+                .await
+                .expect("MEET");
         }
         cluster
             .wait(
@@ -131,29 +171,31 @@ impl RedisCluster {
             .await;
         for (k, &p) in ports[masters..].iter().enumerate() {
             let master = ports[k % masters];
-            let id: String = node_query(master, redis::cmd("CLUSTER").arg("MYID"))
+            let id: String = cluster
+                .query(master, redis::cmd("CLUSTER").arg("MYID"))
                 .await
                 .expect("MYID");
-            let _: () = node_query(p, redis::cmd("CLUSTER").arg("REPLICATE").arg(&id))
+            let _: () = cluster
+                .query(p, redis::cmd("CLUSTER").arg("REPLICATE").arg(&id))
                 .await
                 .expect("REPLICATE");
         }
         cluster.wait_ok().await;
+        let c = &cluster;
         for &p in &ports[masters..] {
-            cluster
-                .wait(Duration::from_secs(20), "replicas in sync", || async move {
-                    node_query::<String>(p, redis::cmd("INFO").arg("replication"))
-                        .await
-                        .is_ok_and(|i| i.contains("master_link_status:up"))
-                })
-                .await;
+            c.wait(Duration::from_secs(20), "replicas in sync", || async move {
+                c.query::<String>(p, redis::cmd("INFO").arg("replication"))
+                    .await
+                    .is_ok_and(|i| i.contains("master_link_status:up"))
+            })
+            .await;
         }
         cluster
     }
 
     async fn wait_ping(&self, port: u16) {
         self.wait(Duration::from_secs(10), "redis-server answers", || async {
-            node_query::<String>(port, &mut redis::cmd("PING"))
+            self.query::<String>(port, &mut redis::cmd("PING"))
                 .await
                 .is_ok()
         })
@@ -182,7 +224,8 @@ impl RedisCluster {
         self.wait(Duration::from_secs(30), "ok on every node", || async {
             let mut views = Vec::new();
             for p in self.live_ports() {
-                let ok = node_query::<String>(p, redis::cmd("CLUSTER").arg("INFO"))
+                let ok = self
+                    .query::<String>(p, redis::cmd("CLUSTER").arg("INFO"))
                     .await
                     .is_ok_and(|i| i.contains("cluster_state:ok"));
                 if !ok {
@@ -206,7 +249,8 @@ impl RedisCluster {
 
     /// `CLUSTER NODES` as `port` sees it.
     pub async fn lines(&self, port: u16) -> Option<Vec<NodeLine>> {
-        let text: String = node_query(port, redis::cmd("CLUSTER").arg("NODES"))
+        let text: String = self
+            .query(port, redis::cmd("CLUSTER").arg("NODES"))
             .await
             .ok()?;
         Some(
@@ -303,7 +347,7 @@ impl RedisCluster {
             for a in &args {
                 cmd.arg(a);
             }
-            node_query::<()>(port, &mut cmd).await
+            self.query::<()>(port, &mut cmd).await
         };
         setslot(to.port, vec!["IMPORTING".into(), from.id.clone()])
             .await
@@ -312,15 +356,16 @@ impl RedisCluster {
             .await
             .expect("MIGRATING");
         loop {
-            let keys: Vec<String> = node_query(
-                from.port,
-                redis::cmd("CLUSTER")
-                    .arg("GETKEYSINSLOT")
-                    .arg(slot)
-                    .arg(100),
-            )
-            .await
-            .expect("GETKEYSINSLOT");
+            let keys: Vec<String> = self
+                .query(
+                    from.port,
+                    redis::cmd("CLUSTER")
+                        .arg("GETKEYSINSLOT")
+                        .arg(slot)
+                        .arg(100),
+                )
+                .await
+                .expect("GETKEYSINSLOT");
             if keys.is_empty() {
                 break;
             }
@@ -333,7 +378,7 @@ impl RedisCluster {
                 .arg("REPLACE")
                 .arg("KEYS")
                 .arg(&keys);
-            let _: String = node_query(from.port, &mut cmd).await.expect("MIGRATE");
+            let _: String = self.query(from.port, &mut cmd).await.expect("MIGRATE");
         }
         for port in [to.port, from.port] {
             setslot(port, vec!["NODE".into(), to.id.clone()])
@@ -351,7 +396,8 @@ impl RedisCluster {
     /// agreement. Returns the replica's port once it is a master.
     pub async fn manual_failover(&self, of: &NodeLine) -> u16 {
         let replica = self.replica_of(&of.id).await.expect("a live replica");
-        let _: () = node_query(replica, redis::cmd("CLUSTER").arg("FAILOVER"))
+        let _: () = self
+            .query(replica, redis::cmd("CLUSTER").arg("FAILOVER"))
             .await
             .expect("CLUSTER FAILOVER");
         self.wait(Duration::from_secs(30), "the replica promoted", || async {
@@ -372,21 +418,21 @@ impl RedisCluster {
     /// Starts the node on `port` again (as a supervisor would after a crash): it rejoins
     /// from its `nodes.conf`, as a replica of whichever node took its place.
     pub async fn restart(&mut self, port: u16) {
-        let child = spawn_node(self.dir.path(), port);
+        let child = spawn_node(self.dir.path(), port, self.tls.as_ref());
         self.nodes.insert(port, Some(child));
         self.wait_ping(port).await;
     }
 
     /// The shard channels subscribed on `port` (`PUBSUB SHARDCHANNELS`).
     pub async fn shard_channels(&self, port: u16) -> Vec<String> {
-        node_query(port, redis::cmd("PUBSUB").arg("SHARDCHANNELS"))
+        self.query(port, redis::cmd("PUBSUB").arg("SHARDCHANNELS"))
             .await
             .unwrap_or_default()
     }
 
     /// The slot of a key or channel, as the cluster computes it.
     pub async fn slot_of(&self, key: &str) -> u16 {
-        node_query(
+        self.query(
             self.live_ports()[0],
             redis::cmd("CLUSTER").arg("KEYSLOT").arg(key),
         )

@@ -74,35 +74,144 @@ fn stalled<T>(r: &redis::RedisResult<T>, renew: &Notify) {
     }
 }
 
-/// A cluster client of `nodes` (`host:port`), with the data nodes' credentials.
-pub(super) fn cluster_client(
-    nodes: &[String],
-    username: Option<&str>,
-    password: Option<&str>,
-    push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
-) -> redis::RedisResult<ClusterClient> {
-    let mut infos = Vec::with_capacity(nodes.len());
-    for n in nodes {
-        infos.push(node_info(n, username, password)?);
+/// How to reach the data nodes (under Sentinel, the nodes the sentinels name; on a Cluster,
+/// its nodes) or the sentinels: their credentials, and TLS (`REDIS_TLS`) trusting the
+/// authority of `REDIS_TLS_CA_FILE` when given, else the system's roots.
+#[derive(Clone, Default)]
+pub(super) struct Nodes {
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) tls: bool,
+    /// The authority's PEM.
+    pub(super) ca: Option<Vec<u8>>,
+}
+
+impl Nodes {
+    /// The data nodes' settings of `config`.
+    pub(super) fn data(config: &crate::config::Store) -> redis::RedisResult<Nodes> {
+        let ca = match &config.redis_tls_ca_file {
+            Some(path) if config.redis_tls => Some(read_ca(path)?),
+            _ => None,
+        };
+        if config.redis_tls {
+            // The process's one TLS crypto provider; installed once, later calls change nothing.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        Ok(Nodes {
+            username: config.sentinel.redis_username.clone(),
+            password: config.sentinel.redis_password.clone(),
+            tls: config.redis_tls,
+            ca,
+        })
     }
-    let mut b = redis::cluster::ClusterClientBuilder::new(infos)
-        .connection_timeout(CONNECT_TIMEOUT)
-        .response_timeout(RESPONSE_TIMEOUT)
-        .retries(6)
-        .min_retry_wait(50)
-        .max_retry_wait(1000);
-    if let Some(u) = username {
-        b = b.username(u);
+
+    /// The same TLS, with other credentials (the sentinels').
+    pub(super) fn with_credentials(&self, username: Option<&str>, password: Option<&str>) -> Nodes {
+        Nodes {
+            username: username.map(str::to_string),
+            password: password.map(str::to_string),
+            ..self.clone()
+        }
     }
-    if let Some(p) = password {
-        b = b.password(p);
+
+    fn certificates(&self) -> Option<redis::TlsCertificates> {
+        self.ca.as_ref().map(|pem| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        })
     }
-    if let Some(tx) = push {
-        b = b
-            .use_protocol(redis::ProtocolVersion::RESP3)
-            .push_sender(tx);
+
+    fn info(&self, host: &str, port: u16) -> redis::RedisResult<redis::ConnectionInfo> {
+        let mut redis = RedisConnectionInfo::default();
+        if let Some(u) = &self.username {
+            redis = redis.set_username(u);
+        }
+        if let Some(p) = &self.password {
+            redis = redis.set_password(p);
+        }
+        let addr = if self.tls {
+            ConnectionAddr::TcpTls {
+                host: host.to_string(),
+                port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host.to_string(), port)
+        };
+        Ok("redis://127.0.0.1"
+            .into_connection_info()?
+            .set_addr(addr)
+            .set_redis_settings(redis))
     }
-    b.build()
+
+    /// A client of `host:port`.
+    pub(super) fn client(&self, host: &str, port: u16) -> redis::RedisResult<redis::Client> {
+        let info = self.info(host, port)?;
+        match self.certificates() {
+            Some(certs) => redis::Client::build_with_tls(info, certs),
+            None => redis::Client::open(info),
+        }
+    }
+
+    /// A client of a `host:port` entry of `REDIS_CLUSTER_NODES`.
+    fn entry_client(&self, entry: &str) -> redis::RedisResult<redis::Client> {
+        let (host, port) = entry_addr(entry)?;
+        self.client(host, port)
+    }
+
+    /// A cluster client learning the cluster from `nodes` (`host:port`); with `push`, over
+    /// RESP3 with its pushes (sharded pub/sub) sent there.
+    pub(super) fn cluster_client(
+        &self,
+        nodes: &[String],
+        push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
+    ) -> redis::RedisResult<ClusterClient> {
+        let mut infos = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            let (host, port) = entry_addr(n)?;
+            infos.push(self.info(host, port)?);
+        }
+        let mut b = redis::cluster::ClusterClientBuilder::new(infos)
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .retries(6)
+            .min_retry_wait(50)
+            .max_retry_wait(1000);
+        if let Some(u) = &self.username {
+            b = b.username(u);
+        }
+        if let Some(p) = &self.password {
+            b = b.password(p);
+        }
+        if let Some(certs) = self.certificates() {
+            b = b.certs(certs);
+        }
+        if let Some(tx) = push {
+            b = b
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(tx);
+        }
+        b.build()
+    }
+}
+
+/// The PEM file `REDIS_TLS_CA_FILE` names.
+fn read_ca(path: &std::path::Path) -> redis::RedisResult<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "REDIS_TLS_CA_FILE cannot be read",
+            e.to_string(),
+        ))
+    })
+}
+
+/// The host and port of a `host:port` entry (checked at start, `Store::validate`).
+fn entry_addr(entry: &str) -> redis::RedisResult<(&str, u16)> {
+    crate::config::host_port(entry).ok_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "not host:port"))
+    })
 }
 
 /// A cluster connection that connects in the background (the gateway starts, and reports not
@@ -127,13 +236,7 @@ pub(super) fn client(url: &str, ca: Option<&std::path::Path>) -> redis::RedisRes
     match ca {
         None => redis::Client::open(url),
         Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| {
-                redis::RedisError::from((
-                    redis::ErrorKind::InvalidClientConfig,
-                    "REDIS_TLS_CA_FILE cannot be read",
-                    e.to_string(),
-                ))
-            })?;
+            let pem = read_ca(path)?;
             redis::Client::build_with_tls(
                 url,
                 redis::TlsCertificates {
@@ -182,14 +285,13 @@ impl Link {
     /// Connections to the cluster that `nodes` belong to; their timeouts notify `renew`.
     pub(super) fn to_cluster(
         nodes: &[String],
-        username: Option<&str>,
-        password: Option<&str>,
+        how: &Nodes,
         renew: &Arc<Notify>,
     ) -> redis::RedisResult<Link> {
-        let cluster = cluster_client(nodes, username, password, None)?;
+        let cluster = how.cluster_client(nodes, None)?;
         let mut clients = Vec::with_capacity(nodes.len());
         for n in nodes {
-            clients.push(redis::Client::open(node_info(n, username, password)?)?);
+            clients.push(how.entry_client(n)?);
         }
         Ok(Link {
             conn: Conn::Cluster(cluster_conn(&cluster), Arc::clone(renew)),
@@ -277,47 +379,4 @@ impl Links {
     pub(super) fn moves(&self) -> watch::Receiver<u64> {
         self.moved.subscribe()
     }
-}
-
-/// The connection info of a `host:port` entry of `REDIS_CLUSTER_NODES`.
-fn node_info(
-    entry: &str,
-    username: Option<&str>,
-    password: Option<&str>,
-) -> redis::RedisResult<redis::ConnectionInfo> {
-    // Checked at start (`Store::validate`).
-    let (host, port) = crate::config::host_port(entry).ok_or_else(|| {
-        redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "not host:port"))
-    })?;
-    info(host, port, username, password)
-}
-
-/// A client of `host:port` with these credentials.
-pub(super) fn node_client(
-    host: &str,
-    port: u16,
-    username: Option<&str>,
-    password: Option<&str>,
-) -> redis::RedisResult<redis::Client> {
-    redis::Client::open(info(host, port, username, password)?)
-}
-
-fn info(
-    host: &str,
-    port: u16,
-    username: Option<&str>,
-    password: Option<&str>,
-) -> redis::RedisResult<redis::ConnectionInfo> {
-    let mut redis = RedisConnectionInfo::default();
-    if let Some(u) = username {
-        redis = redis.set_username(u);
-    }
-    if let Some(p) = password {
-        redis = redis.set_password(p);
-    }
-    let info = "redis://127.0.0.1"
-        .into_connection_info()?
-        .set_addr(ConnectionAddr::Tcp(host.to_string(), port))
-        .set_redis_settings(redis);
-    Ok(info)
 }

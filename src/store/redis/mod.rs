@@ -89,21 +89,17 @@ impl RedisStore {
         shutdown: CancellationToken,
     ) -> Result<Stores, StoreError> {
         let prefix = config.redis_prefix.as_str();
-        let creds = &config.sentinel;
         let cluster = &config.cluster;
+        let nodes = links::Nodes::data(config)?;
         let links = match &config.redis_url {
             Some(url) => {
                 let client = links::client(url, config.redis_tls_ca_file.as_deref())?;
                 Arc::new(links::Links::new(links::Link::to(client)?))
             }
             None if cluster.enabled() => {
-                let (nodes, user, pass) = (
-                    cluster.redis_cluster_nodes.clone(),
-                    creds.redis_username.clone(),
-                    creds.redis_password.clone(),
-                );
+                let (list, how) = (cluster.redis_cluster_nodes.clone(), nodes.clone());
                 let make = move |renew: &Arc<tokio::sync::Notify>| {
-                    links::Link::to_cluster(&nodes, user.as_deref(), pass.as_deref(), renew)
+                    links::Link::to_cluster(&list, &how, renew)
                 };
                 let renew = Arc::new(tokio::sync::Notify::new());
                 let links = Arc::new(links::Links::with_renewal(make(&renew)?, renew));
@@ -111,7 +107,7 @@ impl RedisStore {
                 links
             }
             None => {
-                let mut sentinel = sentinel::Sentinel::new(config.sentinel.clone());
+                let mut sentinel = sentinel::Sentinel::new(config.sentinel.clone(), nodes.clone());
                 let links = Arc::new(links::Links::new(sentinel.first_link().await?));
                 tasks.spawn(sentinel.watch(Arc::clone(&links), shutdown.clone()));
                 links
@@ -129,8 +125,7 @@ impl RedisStore {
         if cluster.enabled() {
             let shards = shards::Shards {
                 nodes: cluster.redis_cluster_nodes.clone(),
-                username: creds.redis_username.clone(),
-                password: creds.redis_password.clone(),
+                how: nodes,
                 links: Arc::clone(&links),
                 keys: keys.clone(),
                 bus: bus.clone(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::links::{node_client, Link, Links};
+use super::links::{Link, Links, Nodes};
 use crate::config::{host_port, Sentinel as Settings};
 
 /// How long one question to a sentinel or a node may take.
@@ -18,13 +18,18 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(super) struct Sentinel {
     settings: Settings,
+    /// How to reach the data nodes, and the sentinels (with their own password).
+    nodes: Nodes,
+    sentinels: Nodes,
     /// The primary the store's connections now point at.
     current: Option<(String, u16)>,
 }
 
 impl Sentinel {
-    pub(super) fn new(settings: Settings) -> Sentinel {
+    pub(super) fn new(settings: Settings, nodes: Nodes) -> Sentinel {
         Sentinel {
+            sentinels: nodes.with_credentials(None, settings.redis_sentinel_password.as_deref()),
+            nodes,
             settings,
             current: None,
         }
@@ -32,13 +37,7 @@ impl Sentinel {
 
     /// A client of `host:port` with the data nodes' credentials.
     fn node(&self, host: &str, port: u16) -> redis::RedisResult<redis::Client> {
-        let s = &self.settings;
-        node_client(
-            host,
-            port,
-            s.redis_username.as_deref(),
-            s.redis_password.as_deref(),
-        )
+        self.nodes.client(host, port)
     }
 
     /// The primary's address as the first sentinel that answers names it.
@@ -48,9 +47,10 @@ impl Sentinel {
             let Some((host, port)) = host_port(s) else {
                 continue;
             };
-            let password = self.settings.redis_sentinel_password.as_deref();
             let answer = tokio::time::timeout(ASK_TIMEOUT, async {
-                let mut c = node_client(host, port, None, password)?
+                let mut c = self
+                    .sentinels
+                    .client(host, port)?
                     .get_multiplexed_async_connection()
                     .await?;
                 redis::cmd("SENTINEL")

@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::keys::Keys;
-use super::links::{cluster_client, Links};
+use super::links::{Links, Nodes};
 use super::pubsub::{decode_control, decode_event, Control};
 use crate::bus::BusMessage;
 use crate::metrics::Metrics;
@@ -34,10 +34,9 @@ const GATHER: Duration = Duration::from_millis(100);
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(super) struct Shards {
-    /// The cluster's nodes and their credentials.
+    /// The cluster's nodes, and how to reach them.
     pub(super) nodes: Vec<String>,
-    pub(super) username: Option<String>,
-    pub(super) password: Option<String>,
+    pub(super) how: Nodes,
     /// The command connection, for the probes' `SPUBLISH`.
     pub(super) links: Arc<Links>,
     pub(super) keys: Keys,
@@ -64,12 +63,7 @@ impl Shards {
         let channels = self.keys.events_channels();
         loop {
             let (tx, rx) = mpsc::unbounded_channel();
-            let client = match cluster_client(
-                &self.nodes,
-                self.username.as_deref(),
-                self.password.as_deref(),
-                Some(tx),
-            ) {
+            let client = match self.how.cluster_client(&self.nodes, Some(tx)) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "sharded pub/sub: no cluster client");
