@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use afw_gateway::Config;
 use serde_json::json;
-use support::{certificates, free_port, redis_server_binary, Gateway, RedisCluster, WsClient};
+use support::{
+    certificates, free_port, redis_server_binary, Gateway, RedisCluster, SentinelSet, WsClient,
+    MASTER,
+};
 
 struct TlsRedis {
     child: Child,
@@ -205,4 +208,49 @@ fn redis_tls_is_for_sentinel_and_cluster_only() {
     c.store.redis_url = None;
     c.store.cluster.redis_cluster_nodes = vec!["127.0.0.1:7000".into()];
     assert!(c.validate().is_ok());
+}
+
+/// Redis under Sentinel with every process listening with TLS only (replication and the
+/// sentinels included): a gateway given `REDIS_TLS` and the authority finds the primary,
+/// stores and fans out, and after the primary is killed writes to the promoted replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_over_tls_follows_the_primary() {
+    let mut set = SentinelSet::start_tls().await;
+    let mut c = Config::default();
+    c.store.sentinel.redis_sentinels = set.sentinel_list();
+    c.store.sentinel.redis_sentinel_master = Some(MASTER.into());
+    c.store.redis_tls = true;
+    c.store.redis_tls_ca_file = set.tls.as_ref().map(|t| t.ca.clone());
+    let gw = Gateway::start(c).await;
+    let mut watcher = WsClient::connect(&gw.ws_url()).await;
+    watcher.subscribe("tls-s", None, None).await;
+    for n in 1..=3u64 {
+        let (s, v) = gw
+            .post("/api/events", json!({"sessionId": "tls-s", "type": "t"}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        assert_eq!(watcher.next_event().await["seq"], n);
+    }
+    let old = set.kill_primary().await;
+    let new = set.wait_promoted(old).await;
+    assert_ne!(old, new);
+    let started = Instant::now();
+    loop {
+        let (s, v) = gw
+            .post(
+                "/api/events",
+                json!({"sessionId": "tls-s", "type": "t", "eventId": "after"}),
+            )
+            .await;
+        if s == 201 {
+            break;
+        }
+        assert_eq!(s, 503, "{v}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never wrote to the new primary"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    gw.stop().await;
 }

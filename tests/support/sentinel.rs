@@ -16,6 +16,8 @@ pub struct SentinelSet {
     pub nodes: Vec<(u16, Option<Child>)>,
     pub sentinels: Vec<(u16, Child)>,
     dir: tempfile::TempDir,
+    /// With TLS only (data nodes, replication and sentinels): its files.
+    pub tls: Option<super::TlsFiles>,
 }
 
 fn spawn(args: &[String]) -> Child {
@@ -27,8 +29,15 @@ fn spawn(args: &[String]) -> Child {
         .unwrap_or_else(|e| panic!("cannot run redis-server ({e}): scripts/test.sh installs it"))
 }
 
-async fn query<T: redis::FromRedisValue>(port: u16, cmd: &mut redis::Cmd) -> Option<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+async fn query<T: redis::FromRedisValue>(
+    tls: Option<&super::TlsFiles>,
+    port: u16,
+    cmd: &mut redis::Cmd,
+) -> Option<T> {
+    let client = match tls {
+        Some(t) => t.client(port).ok()?,
+        None => redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?,
+    };
     let mut c = tokio::time::timeout(
         Duration::from_secs(1),
         client.get_multiplexed_async_connection(),
@@ -43,15 +52,28 @@ impl SentinelSet {
     /// Starts the six processes and waits until every sentinel knows the primary and
     /// both replicas, and both replicas are in sync.
     pub async fn start() -> SentinelSet {
+        SentinelSet::start_with(false).await
+    }
+
+    /// The same, every process listening with TLS only, replication included, its
+    /// certificate signed by an authority made here ([`SentinelSet::tls`]).
+    pub async fn start_tls() -> SentinelSet {
+        SentinelSet::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> SentinelSet {
         let dir = tempfile::tempdir().expect("temp dir");
+        let tls = tls.then(|| super::TlsFiles::write(dir.path()));
         let primary = free_port();
         let mut nodes = Vec::new();
         for i in 0..3 {
             let port = if i == 0 { primary } else { free_port() };
-            let mut args = vec![
-                "--port".to_string(),
-                port.to_string(),
-                "--bind".into(),
+            let mut args = match &tls {
+                Some(t) => t.server_args(port),
+                None => vec!["--port".to_string(), port.to_string()],
+            };
+            args.extend([
+                "--bind".to_string(),
                 "127.0.0.1".into(),
                 "--save".into(),
                 String::new(),
@@ -61,7 +83,7 @@ impl SentinelSet {
                 dir.path().display().to_string(),
                 "--dbfilename".into(),
                 format!("dump-{port}.rdb"),
-            ];
+            ]);
             if i > 0 {
                 args.extend([
                     "--replicaof".into(),
@@ -75,10 +97,20 @@ impl SentinelSet {
         for _ in 0..3 {
             let port = free_port();
             let conf = dir.path().join(format!("sentinel-{port}.conf"));
+            let listen = match &tls {
+                Some(t) => format!(
+                    "port 0\ntls-port {port}\ntls-replication yes\ntls-auth-clients no\n\
+                     tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n",
+                    t.cert.display(),
+                    t.key.display(),
+                    t.ca.display()
+                ),
+                None => format!("port {port}\n"),
+            };
             std::fs::write(
                 &conf,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                    "{listen}bind 127.0.0.1\ndir {}\n\
                      sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n\
                      sentinel down-after-milliseconds {MASTER} 1000\n\
                      sentinel failover-timeout {MASTER} 10000\n\
@@ -94,6 +126,7 @@ impl SentinelSet {
             nodes,
             sentinels,
             dir,
+            tls,
         };
         set.wait_settled(primary).await;
         set
@@ -111,6 +144,7 @@ impl SentinelSet {
     pub async fn primary(&self) -> Option<u16> {
         for (port, _) in &self.sentinels {
             let answer: Option<(String, u16)> = query(
+                self.tls.as_ref(),
                 *port,
                 redis::cmd("SENTINEL")
                     .arg("get-master-addr-by-name")
@@ -131,13 +165,21 @@ impl SentinelSet {
         loop {
             let mut ok = true;
             for (port, _) in &self.sentinels {
-                let replicas: Option<Vec<redis::Value>> =
-                    query(*port, redis::cmd("SENTINEL").arg("replicas").arg(MASTER)).await;
+                let replicas: Option<Vec<redis::Value>> = query(
+                    self.tls.as_ref(),
+                    *port,
+                    redis::cmd("SENTINEL").arg("replicas").arg(MASTER),
+                )
+                .await;
                 ok &= replicas.is_some_and(|r| r.len() == 2);
             }
             for (port, _) in self.nodes.iter().filter(|(p, _)| *p != primary) {
-                let info: Option<String> =
-                    query(*port, redis::cmd("INFO").arg("replication")).await;
+                let info: Option<String> = query(
+                    self.tls.as_ref(),
+                    *port,
+                    redis::cmd("INFO").arg("replication"),
+                )
+                .await;
                 ok &= info.is_some_and(|i| i.contains("master_link_status:up"));
             }
             if ok && self.primary().await == Some(primary) {
@@ -168,7 +210,8 @@ impl SentinelSet {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(p) = self.primary().await.filter(|p| *p != old) {
-                let role: Option<Vec<redis::Value>> = query(p, &mut redis::cmd("ROLE")).await;
+                let role: Option<Vec<redis::Value>> =
+                    query(self.tls.as_ref(), p, &mut redis::cmd("ROLE")).await;
                 let primary = role.is_some_and(
                     |r| matches!(r.first(), Some(redis::Value::BulkString(b)) if b == b"master"),
                 );
