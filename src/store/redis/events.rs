@@ -90,12 +90,12 @@ impl RedisStore {
                 Conn::One(c) => wait.query_async(c).await?,
                 Conn::Cluster(c, _) => {
                     let node = Route::with_key(k.session_index(partition), SlotAddr::Master);
-                    let v = c
-                        .route_command(
-                            wait,
-                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node)),
-                        )
-                        .await?;
+                    // Boxed, so one server's append future does not carry its state.
+                    let v = Box::pin(c.route_command(
+                        wait,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node)),
+                    ))
+                    .await?;
                     // A node that refuses (a redirection, a cluster that is down) answers
                     // with an error value here.
                     redis::from_redis_value::<u64>(v)
@@ -124,32 +124,15 @@ impl RedisStore {
             .collect()
     }
 
-    /// The session id an event's message names: on one server the tenant's own channel says
-    /// whose it is; on a Cluster every tenant shares the partitions' channels, so a tenant's
-    /// session id goes out scoped (`crate::scope`).
-    fn published_id<'a>(&self, session_id: &'a str) -> std::borrow::Cow<'a, str> {
-        if self.keys.clustered_layout() {
-            crate::scope::scoped(self.tenant.as_deref(), session_id)
-        } else {
-            session_id.into()
-        }
-    }
-}
-
-#[async_trait]
-impl EventStore for RedisStore {
-    async fn append(&self, drafts: &[EventDraft], now: &Now) -> Result<Vec<Appended>, StoreError> {
-        if drafts.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.keys.partitions() == 1 {
-            let all: Vec<&EventDraft> = drafts.iter().collect();
-            return self.append_in(&all, 0, now).await;
-        }
-        // On a Cluster, one script per partition the batch touches (each keeps to its slot),
-        // all at once. The drafts were all checked before this, so only the store can fail
-        // one of them; then the others may be stored, and the answer is an error (a retry
-        // with the same `eventId`s stores each event once).
+    /// On a Cluster, one script per partition the batch touches (each keeps to its slot), all
+    /// at once. The drafts were all checked before this, so only the store can fail one of
+    /// them; then the others may be stored, and the answer is an error (a retry with the same
+    /// `eventId`s stores each event once).
+    async fn append_partitioned(
+        &self,
+        drafts: &[EventDraft],
+        now: &Now,
+    ) -> Result<Vec<Appended>, StoreError> {
         let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
         for (i, d) in drafts.iter().enumerate() {
             groups
@@ -179,6 +162,32 @@ impl EventStore for RedisStore {
         out.into_iter()
             .map(|a| a.ok_or_else(|| corrupt("append")))
             .collect()
+    }
+
+    /// The session id an event's message names: on one server the tenant's own channel says
+    /// whose it is; on a Cluster every tenant shares the partitions' channels, so a tenant's
+    /// session id goes out scoped (`crate::scope`).
+    fn published_id<'a>(&self, session_id: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.keys.clustered_layout() {
+            crate::scope::scoped(self.tenant.as_deref(), session_id)
+        } else {
+            session_id.into()
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for RedisStore {
+    async fn append(&self, drafts: &[EventDraft], now: &Now) -> Result<Vec<Appended>, StoreError> {
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.keys.partitions() == 1 {
+            let all: Vec<&EventDraft> = drafts.iter().collect();
+            return self.append_in(&all, 0, now).await;
+        }
+        // Boxed, so one server's append future does not carry the Cluster's state.
+        Box::pin(self.append_partitioned(drafts, now)).await
     }
 
     async fn read_events(

@@ -26,7 +26,8 @@ local channel = ARGV[8]
 local maxBytes = tonumber(ARGV[9])
 local n = tonumber(ARGV[10])
 local usageMax = tonumber(ARGV[11])
-local publish = ARGV[12]
+-- Each `redis.call` names its command literally.
+local sharded = ARGV[12] == 'SPUBLISH'
 
 local results = {}
 local touched = {}
@@ -102,9 +103,13 @@ for i = 0, n - 1 do
       redis.call('HSET', key, unpack(sums))
       redis.call('EXPIRE', key, ttls[j])
     end
-    redis.call(publish, channel,
-      '{"sessionId":' .. sidJson .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
-      '","timestamp":"' .. now .. '","origin":"' .. origin .. '","event":' .. stored .. '}')
+    local message = '{"sessionId":' .. sidJson .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
+      '","timestamp":"' .. now .. '","origin":"' .. origin .. '","event":' .. stored .. '}'
+    if sharded then
+      redis.call('SPUBLISH', channel, message)
+    else
+      redis.call('PUBLISH', channel, message)
+    end
     results[#results + 1] = { seq, epoch, 0 }
   end
   touched[sKey] = evKey
