@@ -2,6 +2,7 @@
 //! WebSocket's in-band `auth` with refresh and expiry, `sessions` claims, and
 //! `afw-gateway token`; rate limits. Real gateways over loopback, on the memory store and on a real Redis
 //! through two instances. By family: [`roles`] (every route × every kind of credential),
+//! [`tenants`] (and on a Redis Cluster, [`cluster`]),
 //! [`tokens`], [`websocket`], [`command`], [`limits`].
 
 #[path = "../support/routes.rs"]
@@ -9,6 +10,7 @@ mod routes;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cluster;
 mod command;
 mod limits;
 mod roles;

@@ -5,15 +5,15 @@
 //! exactly as it answers `acme` for ids that do not exist (so 404 where a missing id is 404),
 //! and no answer carries anything of `acme`'s. Every write route is called by them too, and
 //! `acme`'s data is the same afterwards. Subscribers and long polls of equal session ids in
-//! two tenants hear only their own. On memory, and on Redis and a Redis Cluster through two
-//! instances.
+//! two tenants hear only their own. On memory, and on Redis through two instances (on a Redis
+//! Cluster: `cluster.rs`).
 
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::support::{Endpoint, Gateway, RedisCluster, RedisServer, WsClient};
+use super::support::{Endpoint, Gateway, RedisServer, WsClient};
 use super::{config, ADMIN_KEY};
 
 const ACME: &str = "acme-admin-key-0123456789";
@@ -21,7 +21,7 @@ const GLOBEX: &str = "globex-admin-key-012345678";
 /// In every value `acme` stores: no other tenant's answer may hold it.
 const MARK: &str = "acme-only-7f3e";
 
-fn tenants_config(redis: Option<&RedisServer>) -> afw_gateway::Config {
+pub(super) fn tenants_config(redis: Option<&RedisServer>) -> afw_gateway::Config {
     let mut c = config(redis);
     c.auth.api_keys.push(format!("acme:{ACME}:admin"));
     c.auth.api_keys.push(format!("globex:{GLOBEX}:admin"));
@@ -425,33 +425,18 @@ async fn on_memory_tenants_are_kept_apart() {
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_redis_through_two_instances_tenants_are_kept_apart() {
-    let redis = RedisServer::start().await;
-    let a = Gateway::start(tenants_config(Some(&redis))).await;
-    let b = Gateway::start(tenants_config(Some(&redis))).await;
-    tenants_are_kept_apart(&a, &b).await;
-    equal_ids_are_two_streams(&a, &b).await;
-    a.stop().await;
-    b.stop().await;
-}
-
-/// On a Cluster every tenant's events share the partitions' sharded channels, their session
-/// ids scoped in the message: still two streams, and nothing of one tenant in another's.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_cluster_through_two_instances_tenants_are_kept_apart() {
-    let cluster = RedisCluster::start(3, 0).await;
-    let config = || {
-        let mut c = tenants_config(None);
-        c.store.cluster.redis_cluster_nodes = cluster.node_list();
-        // Three masters without replicas: no replica to wait for.
-        c.store.sentinel.redis_wait_replicas = 0;
-        c
-    };
+/// Two instances on one store, each made from `config`.
+pub(super) async fn kept_apart_through_two_instances(config: impl Fn() -> afw_gateway::Config) {
     let a = Gateway::start(config()).await;
     let b = Gateway::start(config()).await;
     tenants_are_kept_apart(&a, &b).await;
     equal_ids_are_two_streams(&a, &b).await;
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_through_two_instances_tenants_are_kept_apart() {
+    let redis = RedisServer::start().await;
+    kept_apart_through_two_instances(|| tenants_config(Some(&redis))).await;
 }

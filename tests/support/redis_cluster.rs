@@ -327,12 +327,10 @@ impl RedisCluster {
         self.lines(p)
             .await?
             .into_iter()
-            .find(|l| l.of.as_deref() == Some(id) && !l.failed && self.is_live(l.port))
+            .find(|l| {
+                l.of.as_deref() == Some(id) && !l.failed && self.live_ports().contains(&l.port)
+            })
             .map(|l| l.port)
-    }
-
-    fn is_live(&self, port: u16) -> bool {
-        self.nodes.get(&port).is_some_and(|c| c.is_some())
     }
 
     /// Moves `slot` and its keys from the master that holds it to master `to`, the way
@@ -432,12 +430,11 @@ impl RedisCluster {
 
     /// The slot of a key or channel, as the cluster computes it.
     pub async fn slot_of(&self, key: &str) -> u16 {
-        self.query(
-            self.live_ports()[0],
-            redis::cmd("CLUSTER").arg("KEYSLOT").arg(key),
-        )
-        .await
-        .expect("KEYSLOT")
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("KEYSLOT").arg(key);
+        self.query(self.live_ports()[0], &mut cmd)
+            .await
+            .expect("KEYSLOT")
     }
 }
 
