@@ -16,6 +16,7 @@
 pub mod cache;
 pub mod chain;
 pub mod chain_input;
+pub mod claude_code;
 pub mod control;
 pub mod event;
 pub mod job_view;

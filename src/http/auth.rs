@@ -142,15 +142,16 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
             return limited;
         }
     }
-    // Only the WebSocket and `/api/whoami` look at the principal later; other requests are
-    // done with it here (an extension costs each request an allocation). Another tenant's
+    // Only the WebSocket, `/api/whoami` and the hooks (whose session's user it is) look at the
+    // principal later; other requests are done with it here (an extension costs each request
+    // an allocation). Another tenant's
     // requests carry that tenant, whose services [`super::tenant::Scoped`] hands out.
     let mut req = req;
     if scope_of(&principal.tenant).is_some() {
         let tenant = access.tenants.get(&principal.tenant);
         req.extensions_mut().insert(tenant);
     }
-    if ws || req.uri().path() == "/api/whoami" {
+    if ws || matches!(req.uri().path(), "/api/whoami" | super::hooks::CLAUDE_CODE) {
         req.extensions_mut().insert(principal);
     }
     next.run(req).await

@@ -26,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod hooks;
 pub mod jobs;
 pub mod locks;
 pub mod parse_errors;
@@ -106,6 +107,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/chains/cleanup", post(chains::cleanup))
         .route("/api/chains/{id}", get(chains::get).patch(chains::patch))
         .route("/api/events", post(events::post_one))
+        .route("/api/hooks/claude-code", post(hooks::claude_code))
         .route("/api/events/{session_id}", get(events::read))
         .route("/api/events/{session_id}/recent", get(events::recent))
         .route("/ws", get(upgrade::websocket))
