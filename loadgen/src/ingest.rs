@@ -1,4 +1,5 @@
-//! `ingest`: `POST /api/events` as fast as the gateway answers, over keep-alive connections.
+//! `ingest`: `POST /api/events` (or, with `--hooks`, Claude Code hooks to
+//! `POST /api/hooks/claude-code`) as fast as the gateway answers, over keep-alive connections.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +25,12 @@ pub(crate) async fn ingest(args: &Args, targets: &[Target]) -> Value {
     let pad = "x".repeat(args.payload_bytes);
     let run = run_id();
     let sessions = args.sessions.max(1);
+    let hooks = args.hooks;
+    let path = if hooks {
+        "/api/hooks/claude-code"
+    } else {
+        "/api/events"
+    };
     let started = Instant::now();
     let mut clients = Vec::new();
     for c in 0..args.connections.max(1) {
@@ -41,13 +48,20 @@ pub(crate) async fn ingest(args: &Args, targets: &[Target]) -> Value {
             };
             let mut n: u64 = 0;
             while started.elapsed() < run_for {
-                let body = format!(
-                    r#"{{"sessionId":"{run}-{}","type":"load","n":{n},"sentAt":{},"pad":"{pad}"}}"#,
-                    (c + n as usize) % sessions,
-                    micros_since(base)
-                );
+                let session = (c + n as usize) % sessions;
+                let body = if hooks {
+                    format!(
+                        r#"{{"session_id":"{run}-{session}","transcript_path":"/t.jsonl","cwd":"/w","hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{{"command":"npm test"}},"tool_response":{{"stdout":"ok"}},"tool_use_id":"toolu_{c}_{n}","sentAt":{},"pad":"{pad}"}}"#,
+                        micros_since(base)
+                    )
+                } else {
+                    format!(
+                        r#"{{"sessionId":"{run}-{session}","type":"load","n":{n},"sentAt":{},"pad":"{pad}"}}"#,
+                        micros_since(base)
+                    )
+                };
                 let t0 = Instant::now();
-                let status = http.post("/api/events", Bytes::from(body)).await;
+                let status = http.post(path, Bytes::from(body)).await;
                 let _ = latency.record((t0.elapsed().as_micros() as u64).max(1));
                 match status {
                     Some(s) => {
@@ -88,6 +102,7 @@ pub(crate) async fn ingest(args: &Args, targets: &[Target]) -> Value {
         .sum();
     json!({
         "scenario": "ingest",
+        "path": path,
         "ok": errors == 0 && ok_count > 0,
         "targets": args.target,
         "connections": args.connections,

@@ -81,6 +81,10 @@ pub(crate) struct Args {
     /// Bearer API key for the gateway.
     #[arg(long, env = "AFW_LOADGEN_API_KEY")]
     api_key: Option<String>,
+    /// Ingest posts Claude Code hooks (`PostToolUse`, each of its own `tool_use_id`) to
+    /// `/api/hooks/claude-code` instead of events to `/api/events`.
+    #[arg(long)]
+    hooks: bool,
     /// Print one JSON object with every figure instead of a table.
     #[arg(long)]
     json: bool,

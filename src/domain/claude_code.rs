@@ -8,7 +8,8 @@
 //!   `target`, as the dashboard shows it), and every other hook, known or not,
 //!   `claude:{hook_event_name}`.
 //! - **The session's fields:** `cwd` from the hook, `hostname` from the `X-Hostname` header,
-//!   `user` from the credentials; each filled once, when the session does not have it yet.
+//!   `user` from the credentials; filled by `SessionStart` and `UserPromptSubmit` hooks, each
+//!   once, when the session does not have it yet (every other hook spares that read).
 //! - **Retries are one event:** the `eventId` is `cc-` and a UUID (v5) of the whole hook, its
 //!   keys sorted. Every hook of one prompt carries its `prompt_id`, a tool's hooks their
 //!   `tool_use_id`, a subagent's its `agent_id`, so two different hooks differ in their body;
@@ -104,6 +105,15 @@ pub fn hook_event(hook: &Value, origin: &HookOrigin) -> Result<Value, Vec<FieldP
     }
     event.insert("claude".into(), hook.clone());
     Ok(Value::Object(event))
+}
+
+/// Whether a hook fills its session's `cwd`, `hostname` and `user` (when it lacks them): the
+/// session's start, and each prompt (the first a gateway added mid-session hears).
+pub fn fills_session(hook: &Value) -> bool {
+    matches!(
+        hook.get("hook_event_name").and_then(Value::as_str),
+        Some("SessionStart" | "UserPromptSubmit")
+    )
 }
 
 /// The event type of a hook.

@@ -14,7 +14,7 @@ use super::events::context;
 use super::extract::{parse_json, JsonBody};
 use super::tenant::Scoped;
 use crate::credentials::Principal;
-use crate::domain::claude_code::{hook_event, HookOrigin};
+use crate::domain::claude_code::{fills_session, hook_event, HookOrigin};
 use crate::domain::event::draft_event;
 use crate::domain::session::session_info;
 use crate::service::events::Events;
@@ -46,8 +46,11 @@ pub async fn claude_code(
     let raw = serde_json::value::to_raw_value(&event).expect("a JSON value serializes");
     let mut draft =
         draft_event(&raw, &context(&headers, &now), "").map_err(ApiError::validation)?;
-    // Every hook may be the session's first: its cwd, host and user fill what it lacks.
-    draft.session_info = session_info(&event);
+    // A session's first hooks (its start, or the first prompt a gateway added mid-session
+    // hears) fill the cwd, host and user it lacks; the rest spare the read that costs.
+    if fills_session(&hook) {
+        draft.session_info = session_info(&event);
+    }
     events.post(vec![draft], &now).await?;
     Ok((StatusCode::OK, Json(json!({}))).into_response())
 }
