@@ -86,12 +86,14 @@ impl BusMessage {
     }
 }
 
-/// What a wait that is not a session's queue waits on: a lock by its name (released), or a
-/// job queue by its name (jobs enqueued or put back).
+/// What a wait that is not a session's queue waits on: a lock by its name (released), a job
+/// queue by its name (jobs enqueued or put back), or a permission request by its id (settled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Signal {
     Lock,
     Jobs,
+    /// A permission request was settled: wakes the hook that waits for it.
+    Permission,
 }
 
 impl Signal {
@@ -99,6 +101,7 @@ impl Signal {
         match self {
             Signal::Lock => "lock",
             Signal::Jobs => "jobs",
+            Signal::Permission => "permission",
         }
     }
 
@@ -106,6 +109,7 @@ impl Signal {
         match s {
             "lock" => Some(Signal::Lock),
             "jobs" => Some(Signal::Jobs),
+            "permission" => Some(Signal::Permission),
             _ => None,
         }
     }

@@ -17,6 +17,7 @@ mod chains;
 mod control;
 mod events;
 mod http;
+mod permissions;
 mod quotas;
 mod rate_limits;
 mod realtime;
@@ -29,6 +30,7 @@ pub use chains::Chains;
 pub use control::Control;
 pub use events::{Events, DEFAULT_MAX_EVENT_BYTES};
 pub use http::Http;
+pub use permissions::Permissions;
 pub use quotas::Quotas;
 pub use rate_limits::RateLimits;
 pub use realtime::Realtime;
@@ -112,6 +114,8 @@ pub struct Config {
     #[command(flatten)]
     pub services: Services,
     #[command(flatten)]
+    pub permissions: Permissions,
+    #[command(flatten)]
     pub aliases: Aliases,
 }
 
@@ -141,6 +145,7 @@ impl Default for Config {
             control: Control::default(),
             realtime: Realtime::default(),
             services: Services::default(),
+            permissions: Permissions::default(),
             aliases: Aliases::default(),
         }
     }
@@ -179,6 +184,7 @@ impl Config {
         self.http.validate()?;
         self.realtime.validate()?;
         self.services.validate()?;
+        self.permissions.validate()?;
         if !self.host.is_loopback() && !self.auth.required() && !self.insecure {
             return Err(bad(
                 "HOST",

@@ -65,6 +65,7 @@ pub async fn build(
     shutdown: &CancellationToken,
 ) -> Result<app::AppState, RunError> {
     config.validate()?;
+    let rules = config.permissions.rules_file()?;
     let credentials = Arc::new(credentials::Credentials::new(&config.auth)?);
     let instance_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
     let metrics = Arc::new(metrics::Metrics::new());
@@ -89,6 +90,13 @@ pub async fn build(
             .required()
             .then_some(credentials::DEFAULT_TENANT),
     );
+    if let Some(rules) = rules {
+        services
+            .permissions
+            .set_rules(&rules)
+            .await
+            .map_err(|e| store::StoreError::Unavailable(e.message()))?;
+    }
     let tenants = Arc::new(tenancy::Tenants::new(
         tenancy::Tenant { stores, services },
         config.clone(),

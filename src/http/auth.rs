@@ -52,7 +52,8 @@ pub fn need(method: &Method, path: &str, query: Option<&str>) -> Need {
         || (path == "/api/demo" && !read)
         || (method == Method::POST
             && matches!(path, "/api/chains/cleanup" | "/api/workflow-state/cleanup"))
-        || (method == Method::DELETE && path == "/api/cache");
+        || (method == Method::DELETE && path == "/api/cache")
+        || (method == Method::PUT && path == "/api/permission-rules");
     if admin {
         Need::Role(Role::Admin)
     } else if read && !takes(path, query) {
@@ -151,7 +152,11 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
         let tenant = access.tenants.get(&principal.tenant);
         req.extensions_mut().insert(tenant);
     }
-    if ws || matches!(req.uri().path(), "/api/whoami" | super::hooks::CLAUDE_CODE) {
+    let path = req.uri().path();
+    if ws
+        || matches!(path, "/api/whoami" | super::hooks::CLAUDE_CODE)
+        || path.starts_with(super::permissions::PREFIX)
+    {
         req.extensions_mut().insert(principal);
     }
     next.run(req).await

@@ -30,6 +30,7 @@ pub mod hooks;
 pub mod jobs;
 pub mod locks;
 pub mod parse_errors;
+pub mod permissions;
 pub mod rate;
 pub mod request_id;
 pub mod serve;
@@ -111,6 +112,13 @@ pub fn router(app: AppState) -> Router {
         .route("/api/events/{session_id}", get(events::read))
         .route("/api/events/{session_id}/recent", get(events::recent))
         .route("/ws", get(upgrade::websocket))
+        .route("/api/permissions", get(permissions::list))
+        .route("/api/permissions/{id}", get(permissions::get))
+        .route("/api/permissions/{id}/decision", post(permissions::decide))
+        .route(
+            "/api/permission-rules",
+            get(permissions::rules).put(permissions::set_rules),
+        )
         .route("/api/usage", get(usage::get))
         .route("/api/whoami", get(whoami::whoami))
         .route(

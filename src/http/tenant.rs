@@ -57,4 +57,5 @@ of_tenant! {
     crate::service::cache::Cache => cache,
     crate::service::user_context::UserContexts => user_contexts,
     crate::service::usage::Usage => usage,
+    crate::service::permissions::Permissions => permissions,
 }

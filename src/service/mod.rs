@@ -10,6 +10,7 @@
 //! - [`cache::Cache`]: cache entries with versions and tags.
 //! - [`jobs::Jobs`]: job queues with leases, retries and dead letters, and claims that wait.
 //! - [`locks::Locks`]: distributed locks with fencing, and waiting for one.
+//! - [`permissions::Permissions`]: Claude Code's permission prompts: rules, holds, decisions.
 //! - [`usage::Usage`]: reading usage totals.
 //! - [`user_context::UserContexts`]: per-user context, changed atomically.
 //! - [`waiters::Waiters`]: the long polls waiting on this instance, woken from the bus.
@@ -35,6 +36,7 @@ pub mod control;
 pub mod events;
 pub mod jobs;
 pub mod locks;
+pub mod permissions;
 pub mod quotas;
 pub mod sessions;
 pub mod usage;
@@ -167,6 +169,7 @@ pub struct Services {
     pub cache: Arc<cache::Cache>,
     pub user_contexts: Arc<user_context::UserContexts>,
     pub usage: Arc<usage::Usage>,
+    pub permissions: Arc<permissions::Permissions>,
     pub wait_slots: Arc<wait_slots::WaitSlots>,
     /// The tenant's quotas; `None` for the default tenant, or when none is set.
     pub quotas: Option<Arc<quotas::Quotas>>,
@@ -226,6 +229,14 @@ impl Services {
             shutdown: shutdown.clone(),
             metrics: Arc::clone(metrics),
         };
+        let permissions = permissions::Permissions {
+            store: Arc::clone(&stores.permissions),
+            events: events.clone(),
+            waiters: Arc::clone(waiters),
+            timeout: Duration::from_secs(config.permissions.permission_timeout_secs),
+            limits: config.permissions.limits(),
+            shutdown: shutdown.clone(),
+        };
         let locks = locks::Locks {
             store: Arc::clone(&stores.locks),
             waiters: Arc::clone(waiters),
@@ -262,6 +273,7 @@ impl Services {
             cache: Arc::new(cache),
             user_contexts: Arc::new(user_contexts),
             usage: Arc::new(usage),
+            permissions: Arc::new(permissions),
             wait_slots: Arc::new(wait_slots::WaitSlots::new(config.http.max_waits_per_client)),
             quotas,
         }

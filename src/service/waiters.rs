@@ -86,9 +86,15 @@ impl Waiters {
     /// one new job is for one waiter, and waking them all would have every one of them retry
     /// against the store for it. A woken wait that goes away unanswered passes the wake-up
     /// on (tokio's `Notify`), and a wait also retries at the next time the store named.
+    ///
+    /// A settled permission request wakes every wait on it (each is a delivery of its hook,
+    /// and each is answered).
     pub fn wake_signal(&self, signal: Signal, name: &str) {
         if let Some(n) = self.map.get(&(self.name(name), Topic::Signal(signal))) {
-            n.notify_one();
+            match signal {
+                Signal::Permission => n.notify_waiters(),
+                Signal::Lock | Signal::Jobs => n.notify_one(),
+            }
         }
     }
 

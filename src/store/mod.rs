@@ -6,6 +6,7 @@
 //! - [`sessions::SessionStore`], [`events::EventStore`], [`control::ControlStore`],
 //!   [`chains::ChainStore`]: the sessions, their streams, their commands and input, their
 //!   chains.
+//! - [`permissions::PermissionStore`]: Claude Code's permission prompts and their rules.
 //! - [`locks::LockStore`], [`jobs::JobStore`], [`cache::CacheStore`],
 //!   [`user_context::UserContextStore`], [`usage::UsageStore`]: the services beside the stream.
 //! - [`crate::bus::Bus`]: the ordered feed of what every instance must hear (stored events,
@@ -33,6 +34,7 @@ pub mod health;
 pub mod jobs;
 pub mod locks;
 pub mod memory;
+pub mod permissions;
 pub mod quota;
 pub mod rate;
 pub mod redis;
@@ -49,6 +51,7 @@ pub use events::{EventStore, Page, Pages};
 pub use health::StoreHealth;
 pub use jobs::JobStore;
 pub use locks::LockStore;
+pub use permissions::PermissionStore;
 pub use quota::{Admission, Admitted, QuotaStore};
 pub use rate::RateStore;
 pub use sessions::SessionStore;
@@ -120,6 +123,7 @@ pub struct Stores {
     pub control: Arc<dyn ControlStore>,
     pub chains: Arc<dyn ChainStore>,
     pub locks: Arc<dyn LockStore>,
+    pub permissions: Arc<dyn PermissionStore>,
     pub jobs: Arc<dyn JobStore>,
     pub cache: Arc<dyn CacheStore>,
     pub user_contexts: Arc<dyn UserContextStore>,
@@ -148,6 +152,7 @@ impl Stores {
             + ControlStore
             + ChainStore
             + LockStore
+            + PermissionStore
             + JobStore
             + CacheStore
             + UserContextStore
@@ -165,6 +170,7 @@ impl Stores {
             control: backend.clone(),
             chains: backend.clone(),
             locks: backend.clone(),
+            permissions: backend.clone(),
             jobs: backend.clone(),
             cache: backend.clone(),
             user_contexts: backend.clone(),

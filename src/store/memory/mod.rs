@@ -27,6 +27,7 @@ mod events;
 mod job_queue;
 mod jobs;
 mod locks;
+mod permissions;
 mod quota;
 mod rate;
 mod sessions;
@@ -71,6 +72,7 @@ struct State {
     control: control::ControlTable,
     chains: chains::ChainTable,
     locks: locks::LockTable,
+    permissions: permissions::PermissionTable,
     jobs: jobs::JobTable,
     caches: cache::CacheTable,
     user_contexts: user_context::UserContextTable,
@@ -84,12 +86,13 @@ struct State {
 
 impl State {
     /// Every service's part, once.
-    fn parts(&mut self) -> [&mut dyn Part; 8] {
+    fn parts(&mut self) -> [&mut dyn Part; 9] {
         [
             &mut self.sessions,
             &mut self.control,
             &mut self.chains,
             &mut self.locks,
+            &mut self.permissions,
             &mut self.jobs,
             &mut self.caches,
             &mut self.user_contexts,

@@ -261,6 +261,28 @@ impl Keys {
             .collect()
     }
 
+    /// HASH of a permission request: `request` (its JSON), `status`, `decision` (JSON, once
+    /// settled) and `exp` (its deadline, ms); expires `PERMISSION_KEEP_SECS` after it. On a
+    /// Cluster in the partition of its id, like a session's keys.
+    pub fn permission(&self, id: &str) -> String {
+        self.homed("permission", id)
+    }
+
+    /// ZSET of permission request ids by deadline (ms): all of them kept, or (`pending`) only
+    /// those not settled (one per partition).
+    pub fn permission_index(&self, pending: bool, partition: usize) -> String {
+        if pending {
+            self.spanning("index:permissions:pending", partition)
+        } else {
+            self.spanning("index:permissions", partition)
+        }
+    }
+
+    /// STRING: the permission rules (JSON), as last set; no TTL.
+    pub fn permission_rules(&self) -> String {
+        format!("{}permission-rules", self.base)
+    }
+
     /// HASH of a lock: `owner`, `token`, `exp` (ms, Redis's clock; 0 once released) and
     /// `fence` (the last fencing token granted).
     pub fn lock(&self, name: &str) -> String {

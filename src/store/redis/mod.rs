@@ -32,6 +32,7 @@ mod jobs;
 pub mod keys;
 mod links;
 mod locks;
+mod permissions;
 mod pubsub;
 mod quota;
 mod rate;
