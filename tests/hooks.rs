@@ -3,7 +3,9 @@
 //! Agent SDK's `HookInput` by `tests/web/claude-code.test.mjs`) replayed twice through two
 //! instances on Redis, as retries would deliver it: one stored event per hook, in order, each
 //! delivered once to a subscriber, with the hook kept whole and the session filled from it.
-//! Bodies that are not hooks get a JSON 400 and store nothing.
+//! (A rule allows every tool, so the hooks that ask are answered at once, each recorded once as
+//! `permission:decided`; tests/permissions.rs is the rest of the permission prompts.) Bodies that
+//! are not hooks get a JSON 400 and store nothing.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -35,23 +37,60 @@ async fn a_session_of_every_hook_replayed_twice_through_two_instances_is_one_eve
     let redis = RedisServer::start().await;
     let a = Gateway::start(support::config(Some(&redis))).await;
     let b = Gateway::start(support::config(Some(&redis))).await;
+    let rules = json!({"rules": [{"id": "all", "match": "*", "behavior": "allow"}]});
+    let (s, v) = a
+        .request(reqwest::Method::PUT, "/api/permission-rules", Some(rules))
+        .await;
+    assert_eq!(s, 200, "{v}");
     let mut ws = WsClient::connect(&a.ws_url()).await;
     ws.subscribe(&sid, None, None).await;
+    let asks = |hook: &Value| {
+        hook.get("tool_name").is_some()
+            && matches!(
+                hook["hook_event_name"].as_str(),
+                Some("PermissionRequest" | "PreToolUse")
+            )
+    };
     // Once through both instances, then every hook again the other way round (a retry).
     for round in 0..2 {
         for (i, hook) in hooks.iter().enumerate() {
             let at = if (i + round) % 2 == 0 { &a } else { &b };
             let (s, v) = send(&at.endpoint(), hook).await;
-            assert_eq!((s, &v), (200, &json!({})), "{hook}");
+            assert_eq!(s, 200, "{hook}: {v}");
+            let answer = &v["hookSpecificOutput"];
+            match hook["hook_event_name"].as_str() {
+                _ if !asks(hook) => assert_eq!(v, json!({}), "{hook}"),
+                Some("PermissionRequest") => {
+                    assert_eq!(answer["decision"]["behavior"], "allow", "{v}")
+                }
+                _ => assert_eq!(answer["permissionDecision"], "allow", "{v}"),
+            }
         }
     }
+    let asking = hooks.iter().filter(|h| asks(h)).count();
+    assert!(asking >= 2, "the recording asks for tools");
     let stored = support::stored_events(&a.endpoint(), &sid).await;
-    assert_eq!(stored.len(), hooks.len(), "one event per hook: {stored:?}");
+    assert_eq!(
+        stored.len(),
+        hooks.len() + asking,
+        "one event per hook, one decision per hook that asks: {stored:?}"
+    );
     let (_, page) = b.get(&format!("/api/events/{sid}?limit=1000")).await;
-    let events = page["events"].as_array().unwrap();
-    for (n, (e, hook)) in events.iter().zip(&hooks).enumerate() {
+    let all = page["events"].as_array().unwrap();
+    let decided: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["type"] == "permission:decided")
+        .collect();
+    assert_eq!(decided.len(), asking);
+    assert!(decided
+        .iter()
+        .all(|e| e["decision"]["decidedBy"] == "rule:all"));
+    let events: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["type"] != "permission:decided")
+        .collect();
+    for (e, hook) in events.iter().zip(&hooks) {
         let name = hook["hook_event_name"].as_str().unwrap();
-        assert_eq!(e["seq"], n as u64 + 1);
         assert_eq!(e["claude"], *hook, "the hook is kept whole");
         assert_eq!(e["hook"], name);
         let want = match name {
@@ -66,9 +105,11 @@ async fn a_session_of_every_hook_replayed_twice_through_two_instances_is_one_eve
             assert_eq!(&e["tool"], tool);
         }
     }
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
     let tool_used = events.iter().find(|e| e["type"] == "tool:used").unwrap();
     assert_eq!(tool_used["target"], "npm test");
-    for n in 1..=hooks.len() as u64 {
+    for n in 1..=all.len() as u64 {
         assert_eq!(ws.next_event().await["seq"], n);
     }
     ws.assert_quiet("each hook delivered once").await;

@@ -24,6 +24,10 @@ use crate::domain::permissions::{self as domain, Decision, Hook, Record, RuleBeh
 use crate::store::permissions::{Opened, PermissionLimits, PermissionStore};
 use crate::time::{now_ms, Now};
 
+/// A listing narrowed to a settled status looks among this many times as many requests as it
+/// may show (the newest).
+pub const SCAN_PER_LISTED: usize = 10;
+
 #[derive(Clone)]
 pub struct Permissions {
     pub store: Arc<dyn PermissionStore>,
@@ -247,9 +251,10 @@ impl Permissions {
     ) -> Result<Vec<Value>, ServiceError> {
         let pending = status == Some(Status::Pending);
         let now = now_ms();
-        // Narrowed to a settled status, a listing reads more and keeps what matches.
+        // Narrowed to a settled status, a listing looks among the newest `SCAN_PER_LISTED`
+        // times as many and keeps what matches.
         let read = if status.is_some() && !pending {
-            self.limits.max_kept
+            (limit * SCAN_PER_LISTED).min(self.limits.max_kept)
         } else {
             limit
         };

@@ -83,6 +83,7 @@ mod job_batches;
 mod job_bounds;
 mod jobs;
 mod locks;
+mod permissions;
 mod quota;
 mod rate;
 mod sessions;
