@@ -40,6 +40,8 @@ enum Scenario {
     Workers,
     /// Cache GETs that hit.
     Cache,
+    /// Permission prompts: a hook held on one target, decided through the next.
+    Permissions,
 }
 
 #[derive(Parser, Debug)]
@@ -124,6 +126,9 @@ fn main() -> std::process::ExitCode {
             Scenario::Jobs => services::run(services::Kind::Jobs, &args, &targets).await,
             Scenario::Workers => services::run(services::Kind::Workers, &args, &targets).await,
             Scenario::Cache => services::run(services::Kind::Cache, &args, &targets).await,
+            Scenario::Permissions => {
+                services::run(services::Kind::Permissions, &args, &targets).await
+            }
         }
     });
     let ok = report["ok"].as_bool().unwrap_or(false);

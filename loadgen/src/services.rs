@@ -4,9 +4,13 @@
 //! - `workers`: jobs the way busy workers run them: enqueued in bulks of [`BULK`], each
 //!   completion claiming the worker's next job in the same request (its latency is what is
 //!   reported); a worker with none left enqueues the next bulk and claims;
-//! - `cache`: GET an entry that is there (a hit), after one PUT per client.
+//! - `cache`: GET an entry that is there (a hit), after one PUT per client;
+//! - `permissions`: a Claude Code `PermissionRequest` hook held on one target while the
+//!   client, on the next target, finds the request among the pending ones and decides it; what
+//!   is reported is the time from sending the decision to the held hook's answer.
 //!
-//! Clients are spread over the targets round-robin, each on one keep-alive connection.
+//! Clients are spread over the targets round-robin, each on one keep-alive connection (and
+//! `permissions` clients on a second, to the next target).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +30,7 @@ pub enum Kind {
     Jobs,
     Workers,
     Cache,
+    Permissions,
 }
 
 /// Jobs per bulk enqueue in the `workers` cycle.
@@ -41,6 +46,7 @@ impl Kind {
             Kind::Jobs => "jobs",
             Kind::Workers => "workers",
             Kind::Cache => "cache",
+            Kind::Permissions => "permissions",
         }
     }
 }
@@ -73,6 +79,7 @@ async fn cycle(
     c: usize,
     n: u64,
     held: &mut Held,
+    other: &mut Option<net::Http>,
 ) -> Result<u64, u16> {
     let t0 = Instant::now();
     match kind {
@@ -134,7 +141,72 @@ async fn cycle(
             send(http, "GET", &path, None, &[200]).await?;
             Ok(t0.elapsed().as_micros() as u64)
         }
+        Kind::Permissions => {
+            let decider = other.as_mut().ok_or(0u16)?;
+            permission_cycle(http, decider, run, c, n).await
+        }
     }
+}
+
+/// One permission prompt: the hook held on `hook`'s target, decided through `decider`'s; the
+/// micros from sending the decision to the hook's answer.
+async fn permission_cycle(
+    hook: &mut net::Http,
+    decider: &mut net::Http,
+    run: &str,
+    c: usize,
+    n: u64,
+) -> Result<u64, u16> {
+    let sid = format!("{run}-p{c}-{n}");
+    let body = json!({
+        "session_id": sid, "transcript_path": "/t.jsonl", "cwd": "/w",
+        "hook_event_name": "PermissionRequest", "tool_name": "Bash",
+        "tool_input": {"command": format!("make deploy-{n}")},
+    });
+    let held = async {
+        let answer = send(hook, "POST", "/api/hooks/claude-code", Some(body), &[200]).await;
+        (answer, Instant::now())
+    };
+    let decide = async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let id = loop {
+            let list = send(
+                decider,
+                "GET",
+                "/api/permissions?status=pending&limit=1000",
+                None,
+                &[200],
+            )
+            .await?;
+            let found = list["permissions"].as_array().and_then(|ps| {
+                ps.iter().find(|p| p["sessionId"] == sid.as_str())?["id"]
+                    .as_str()
+                    .map(str::to_string)
+            });
+            match found {
+                Some(id) => break id,
+                None if Instant::now() > deadline => return Err(404),
+                None => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        };
+        let sent = Instant::now();
+        let path = format!("/api/permissions/{id}/decision");
+        send(
+            decider,
+            "POST",
+            &path,
+            Some(json!({"behavior": "allow"})),
+            &[200],
+        )
+        .await?;
+        Ok::<Instant, u16>(sent)
+    };
+    let ((answer, answered), sent) = tokio::join!(held, decide);
+    let sent = sent?;
+    if answer?["hookSpecificOutput"]["decision"]["behavior"] != "allow" {
+        return Err(500);
+    }
+    Ok(answered.saturating_duration_since(sent).as_micros() as u64)
 }
 
 fn held_job(queue: &str, j: &Value) -> (String, String, Value) {
@@ -170,6 +242,7 @@ pub async fn run(kind: Kind, args: &Args, targets: &[Target]) -> Value {
     let mut clients = Vec::new();
     for c in 0..args.connections.max(1) {
         let target = targets[c % targets.len()].clone();
+        let next = targets[(c + 1) % targets.len()].clone();
         let (done, run) = (done.clone(), run.clone());
         clients.push(tokio::spawn(async move {
             let mut latency = histogram();
@@ -180,8 +253,12 @@ pub async fn run(kind: Kind, args: &Args, targets: &[Target]) -> Value {
             };
             let mut n = 0;
             let mut held = None;
+            let mut other = match kind {
+                Kind::Permissions => net::Http::connect(&next).await.ok(),
+                _ => None,
+            };
             while started.elapsed() < run_for {
-                match cycle(kind, &mut http, &run, c, n, &mut held).await {
+                match cycle(kind, &mut http, &run, c, n, &mut held, &mut other).await {
                     Ok(us) => {
                         let _ = latency.record(us.max(1));
                         done.fetch_add(1, Ordering::Relaxed);
@@ -231,7 +308,7 @@ pub async fn run(kind: Kind, args: &Args, targets: &[Target]) -> Value {
         "cyclesPerSec": cycles as f64 / secs,
         "gatewayCpuMicrosPerCycle": per_op,
         "latency": latency_json(&latency),
-        "latencyOf": match kind { Kind::Jobs => "claim", Kind::Workers => "complete+next", Kind::Locks => "acquire+release", Kind::Cache => "get" },
+        "latencyOf": match kind { Kind::Jobs => "claim", Kind::Workers => "complete+next", Kind::Locks => "acquire+release", Kind::Cache => "get", Kind::Permissions => "decision to hook answer" },
         "costs": costs,
     })
 }
