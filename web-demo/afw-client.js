@@ -40,6 +40,8 @@ export class AfwError extends Error {
     this.status = status;
     this.code = (body && body.error) || 'http_error';
     this.details = body && body.details;
+    // The whole answer: a 409 names what won (a permission's decision, a lock's holder).
+    this.body = body;
   }
 }
 

@@ -193,6 +193,7 @@ const sessions = {
     } catch (e) {
       console.warn('session list', e);
     }
+    approvals.poll();
     this.timer = setTimeout(() => this.poll(), SESSION_POLL_MS);
   },
   async more() {
@@ -241,6 +242,34 @@ const sessions = {
     }
   },
 };
+
+// ---- permission requests waiting, in every session ----
+
+const approvals = {
+  async poll() {
+    let page;
+    try {
+      page = await client.api('/api/permissions?status=pending');
+    } catch {
+      return;
+    }
+    const items = page.permissions.map((p) =>
+      el('li', {}, el('button', {
+        type: 'button', class: 'approval-item', 'data-permission': p.id, onclick: () => open(p.sessionId),
+      }, el('strong', { text: p.tool }), el('span', { class: 'muted', text: ` ${text(subject(p.input))} · ${p.sessionId}` }))));
+    $('approval-list').replaceChildren(...items);
+    $('approvals').hidden = items.length === 0;
+    view?.syncPermissions(page.permissions);
+  },
+};
+
+/** What a tool call acts on, as the rules read it. */
+function subject(input) {
+  for (const f of ['command', 'file_path', 'notebook_path', 'path', 'pattern', 'url', 'query']) {
+    if (typeof input?.[f] === 'string') return input[f];
+  }
+  return input;
+}
 
 // ---- the demo button ----
 
@@ -327,6 +356,9 @@ class SessionView {
     this.dirtyChains = false;
     this.prompt = null;
     this.promptEvents = 0;
+    this.permissions = new Map(); // id -> card
+    $('permission-list').replaceChildren();
+    $('permissions').hidden = true;
     stats.seqs = [];
     stats.received = stats.rendered = stats.dropped = 0;
     $('welcome').hidden = true;
@@ -338,6 +370,7 @@ class SessionView {
     $('prompt').hidden = true;
     $('events-count').textContent = '';
     this.loadSession();
+    approvals.poll();
     this.sub = client.subscribe(id, (event, meta) => this.onEvent(event, meta), {
       from: 'start',
       onStatus: (status) => this.onStatus(status),
@@ -464,6 +497,8 @@ class SessionView {
       this.promptEvents += 1;
       this.showPrompt(t === 'interaction:input-received' ? null : e);
     } else if (t === 'command:acknowledged') this.ackCommand(e);
+    else if (t === 'permission:requested') this.putPermission({ ...e, id: e.permissionId, status: 'pending' });
+    else if (t === 'permission:decided') this.settlePermission(e.permissionId, e);
     if (t === 'session:ended' || t === 'interaction:input-received' || t === 'session:started') {
       clearTimeout(this.sessionTimer);
       this.sessionTimer = setTimeout(() => this.loadSession(), 300);
@@ -584,6 +619,70 @@ class SessionView {
       `${ok ? 'acknowledged' : 'refused by the agent'}${said ? `: ${typeof said === 'string' ? said : JSON.stringify(said)}` : ''}`;
   }
 
+  // -- permission requests --
+
+  /** The pending requests of every session (a listing): this session's get a card. */
+  syncPermissions(all) {
+    for (const p of all) if (p.sessionId === this.id) this.putPermission(p);
+  }
+
+  putPermission(p) {
+    if (!p.id || this.permissions.has(p.id) || p.status !== 'pending') return;
+    if (p.expiresAt && Date.parse(p.expiresAt) <= Date.now()) return;
+    const input = el('textarea', { class: 'permission-input', rows: 3, 'aria-label': 'The tool input to allow (edit to change it)' });
+    input.value = JSON.stringify(p.input ?? {}, null, 2);
+    const message = el('input', { class: 'permission-message', placeholder: 'why (sent to Claude with a deny)', maxlength: 2000, 'aria-label': 'Message' });
+    const note = el('p', { class: 'muted permission-note' });
+    const card = el('article', { class: 'permission', 'data-permission': p.id, 'data-status': 'pending' },
+      el('div', { class: 'row' }, el('strong', { text: p.tool }), el('code', { text: text(subject(p.input)) })),
+      input,
+      el('div', { class: 'row' },
+        el('button', { type: 'button', class: 'allow', onclick: () => this.decide(p, 'allow', input, message, note), text: 'Allow' }),
+        el('button', { type: 'button', class: 'danger deny', onclick: () => this.decide(p, 'deny', input, message, note), text: 'Deny' }),
+        message),
+      note);
+    this.permissions.set(p.id, card);
+    $('permission-list').prepend(card);
+    $('permissions').hidden = false;
+  }
+
+  async decide(p, behavior, input, message, note) {
+    const body = { behavior };
+    if (message.value.trim()) body.message = message.value.trim();
+    if (behavior === 'allow') {
+      let edited;
+      try {
+        edited = JSON.parse(input.value);
+      } catch {
+        note.textContent = 'the input is not JSON; fix it or put it back';
+        return;
+      }
+      if (JSON.stringify(edited) !== JSON.stringify(p.input)) body.updatedInput = edited;
+    }
+    note.textContent = 'sending…';
+    try {
+      const settled = await client.api(`/api/permissions/${encodeURIComponent(p.id)}/decision`, { method: 'POST', body });
+      this.settlePermission(p.id, settled);
+    } catch (e) {
+      if (e instanceof AfwError && e.status === 409 && e.body?.permission) this.settlePermission(p.id, e.body.permission);
+      else note.textContent = `not sent: ${e.message}`;
+    }
+  }
+
+  settlePermission(id, settled) {
+    const card = this.permissions.get(id);
+    if (!card || card.dataset.status !== 'pending') return;
+    const d = settled.decision ?? {};
+    const words = {
+      allowed: `allowed by ${d.decidedBy}`, denied: `denied by ${d.decidedBy}${d.message ? `: “${d.message}”` : ''}`,
+      expired: 'nobody answered in time: Claude Code asks in its terminal',
+      abandoned: 'abandoned: the agent stopped waiting',
+    };
+    card.dataset.status = settled.status;
+    for (const b of card.querySelectorAll('button, textarea, input')) b.disabled = true;
+    card.querySelector('.permission-note').textContent = words[settled.status] ?? settled.status;
+  }
+
   // -- the prompt --
 
   showPrompt(p) {
@@ -656,6 +755,10 @@ function describe(e) {
       return e.promptText ?? '';
     case e.type === 'interaction:input-received':
       return text(e.input);
+    case e.type === 'permission:requested':
+      return `${e.tool} ${text(subject(e.input))}`;
+    case e.type === 'permission:decided':
+      return `${e.tool} ${e.status}${e.decision?.decidedBy ? ` by ${e.decision.decidedBy}` : ''}`;
     case e.type?.startsWith('chain:'):
       return [e.title, e.status].filter(Boolean).join(' · ');
     default: {

@@ -564,6 +564,45 @@ mod tests {
         );
     }
 
+    /// Every answer the gateway gives a hook, as `tests/fixtures/claude-code/answers.json` has
+    /// it (which `tests/web/claude-code.test.mjs` checks against the Agent SDK's
+    /// `SyncHookJSONOutput`).
+    #[test]
+    fn the_answers_are_the_ones_checked_against_the_sdk() {
+        let fixture: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/claude-code/answers.json"
+        ))
+        .unwrap();
+        let (pr, pre) = (Hook::PermissionRequest, Hook::PreToolUse);
+        let answers = [
+            ("PermissionRequest allowed", pr.answer(&json!({"behavior": "allow", "decidedBy": "key#2"}))),
+            (
+                "PermissionRequest allowed with the input edited",
+                pr.answer(&json!({"behavior": "allow", "decidedBy": "key#2", "updatedInput": {"command": "npm publish --dry-run"}})),
+            ),
+            (
+                "PermissionRequest denied with a message",
+                pr.answer(&json!({"behavior": "deny", "decidedBy": "key#3", "message": "use make clean"})),
+            ),
+            ("PermissionRequest denied by a rule", pr.answer(&json!({"behavior": "deny", "decidedBy": "rule:rm"}))),
+            ("PermissionRequest unanswered", pr.fallback("late")),
+            ("PreToolUse allowed by a rule", pre.answer(&json!({"behavior": "allow", "decidedBy": "rule:read"}))),
+            (
+                "PreToolUse allowed with the input edited",
+                pre.answer(&json!({"behavior": "allow", "decidedBy": "key#2", "updatedInput": {"command": "npm test"}})),
+            ),
+            (
+                "PreToolUse denied with a message",
+                pre.answer(&json!({"behavior": "deny", "decidedBy": "rule:rm", "message": "never"})),
+            ),
+            ("PreToolUse unanswered", pre.fallback("nobody answered on the dashboard within 110 s")),
+        ];
+        assert_eq!(fixture.as_object().unwrap().len(), answers.len());
+        for (name, answer) in answers {
+            assert_eq!(answer, fixture[name], "{name}");
+        }
+    }
+
     #[test]
     fn a_pending_request_past_its_deadline_reads_as_expired() {
         let r = Record {

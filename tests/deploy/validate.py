@@ -172,6 +172,10 @@ def k8s(known):
         read = int(ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"])
         if read <= 60:
             problem("the Ingress read timeout (%d s) would cut a 60 s long poll" % read)
+        paths = [p["path"] for r in ing["spec"]["rules"] for p in r["http"]["paths"]]
+        prompt = int(config["data"].get("PERMISSION_TIMEOUT_SECS", 110))
+        if "/ws" not in paths and read <= prompt:
+            problem("the Ingress read timeout (%d s) would cut a permission prompt held %d s" % (read, prompt))
         if not ing["spec"].get("tls"):
             problem("Ingress %s serves without TLS" % ing["metadata"]["name"])
     ws = [i for i in ingresses for r in i["spec"]["rules"] for p in r["http"]["paths"] if p["path"] == "/ws"]
