@@ -58,7 +58,10 @@ async fn browser(b: usize, at: Endpoint) -> Vec<Tried> {
             continue;
         }
         seen += 1;
-        let path = format!("/api/permissions/{}/decision", event["permissionId"].as_str().unwrap());
+        let path = format!(
+            "/api/permissions/{}/decision",
+            event["permissionId"].as_str().unwrap()
+        );
         let body = if b == 0 {
             json!({"behavior": "allow", "updatedInput": {"command": "make deploy --dry-run"}})
         } else {
@@ -73,7 +76,12 @@ async fn browser(b: usize, at: Endpoint) -> Vec<Tried> {
     }
     for d in decisions {
         let (sent, status, answer) = d.await.unwrap();
-        tried.push(Tried { browser: b, sent, status, answer });
+        tried.push(Tried {
+            browser: b,
+            sent,
+            status,
+            answer,
+        });
     }
     ws.close().await;
     tried
@@ -127,7 +135,10 @@ async fn fifty_requests_on_three_instances_answered_by_three_browsers_at_once() 
             assert_eq!(t.status, 409, "{}", t.answer);
             assert_eq!(t.answer["permission"]["decision"], w.answer["decision"]);
         }
-        assert_eq!(w.answer["decision"]["decidedBy"], format!("key#{}", w.browser + 2));
+        assert_eq!(
+            w.answer["decision"]["decidedBy"],
+            format!("key#{}", w.browser + 2)
+        );
         let session = w.answer["sessionId"].as_str().unwrap().to_string();
         winners.insert(session, (w.browser, w.sent, w.answer["decision"].clone()));
     }
@@ -139,9 +150,15 @@ async fn fifty_requests_on_three_instances_answered_by_three_browsers_at_once() 
         let (b, sent, decision) = &winners[&format!("perm-{n}")];
         per_browser[*b] += 1;
         let d = &answer["hookSpecificOutput"]["decision"];
-        assert_eq!(d["behavior"], decision["behavior"], "hook {n} got the winner's decision");
+        assert_eq!(
+            d["behavior"], decision["behavior"],
+            "hook {n} got the winner's decision"
+        );
         if *b == 0 {
-            assert_eq!(d["updatedInput"], json!({"command": "make deploy --dry-run"}));
+            assert_eq!(
+                d["updatedInput"],
+                json!({"command": "make deploy --dry-run"})
+            );
         } else {
             assert_eq!(d["message"], format!("browser {b} says no"));
         }
@@ -167,7 +184,11 @@ async fn fifty_requests_on_three_instances_answered_by_three_browsers_at_once() 
             .collect();
         assert_eq!(
             types,
-            ["claude:PermissionRequest", "permission:requested", "permission:decided"]
+            [
+                "claude:PermissionRequest",
+                "permission:requested",
+                "permission:decided"
+            ]
         );
     }
     let (_, pending) = at.get("/api/permissions?status=pending").await;

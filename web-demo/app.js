@@ -755,6 +755,8 @@ function describe(e) {
       return e.promptText ?? '';
     case e.type === 'interaction:input-received':
       return text(e.input);
+    case e.type?.startsWith('claude:'):
+      return [e.tool, e.target ?? (e.claude?.prompt && text(e.claude.prompt)) ?? e.claude?.message].filter(Boolean).join(' ') || e.hook;
     case e.type === 'permission:requested':
       return `${e.tool} ${text(subject(e.input))}`;
     case e.type === 'permission:decided':

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::values::{bad, ConfigError};
-use crate::store::permissions::PermissionLimits;
+use crate::domain::permissions::PermissionLimits;
 
 pub const DEFAULT_PERMISSION_TIMEOUT_SECS: u64 = 110;
 
@@ -108,7 +108,7 @@ impl Permissions {
             .map_err(|e| bad(var, format!("cannot read {}: {e}", path.display())))?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| bad(var, format!("{} is not JSON: {e}", path.display())))?;
-        if let Err(problems) = crate::domain::permissions::parse_rules(&value) {
+        if let Err(problems) = crate::domain::permission_rules::parse_rules(&value) {
             let first = &problems[0];
             return Err(bad(
                 var,

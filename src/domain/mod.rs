@@ -10,8 +10,8 @@
 //!   [`chain_input`]: what moves a chain; [`workflow`]: chains as workflow-state views.
 //! - [`locks`], [`jobs`] (and [`job_view`], a job as JSON text), [`cache`], [`user_context`],
 //!   [`usage`]: the services beside the stream: their requests, checks and limits.
-//! - [`claude_code`]: Claude Code's hooks as events; [`permissions`]: its permission prompts,
-//!   the rules that answer them, and the answers it reads.
+//! - [`claude_code`]: Claude Code's hooks as events; [`permissions`]: its permission prompts
+//!   and the answers it reads; [`permission_rules`]: the rules that answer them.
 //! - [`rate`]: rate limits by GCRA, the same arithmetic in every store.
 //! - [`problems`]: every bad field of a request, named, with names' and ranges' checks.
 
@@ -25,6 +25,7 @@ pub mod job_view;
 pub mod jobs;
 pub mod json;
 pub mod locks;
+pub mod permission_rules;
 pub mod permissions;
 pub mod problems;
 pub mod rate;

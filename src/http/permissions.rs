@@ -114,7 +114,7 @@ pub fn decider(principal: Option<&Principal>) -> String {
 
 pub async fn rules(Scoped(permissions): Scoped<Permissions>) -> Result<Json<Value>, ApiError> {
     let rules = permissions.rules().await?;
-    Ok(Json(crate::domain::permissions::rules_json(&rules)))
+    Ok(Json(crate::domain::permission_rules::rules_json(&rules)))
 }
 
 pub async fn set_rules(

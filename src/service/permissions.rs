@@ -20,7 +20,8 @@ use super::waiters::Waiters;
 use super::ServiceError;
 use crate::bus::Signal;
 use crate::domain::event::{draft_event, EventContext};
-use crate::domain::permissions::{self as domain, Decision, Hook, Record, RuleBehavior, Status};
+use crate::domain::permission_rules::{self as rules, RuleBehavior};
+use crate::domain::permissions::{self as domain, Decision, Hook, Record, Status};
 use crate::store::permissions::{Opened, PermissionLimits, PermissionStore};
 use crate::time::{now_ms, Now};
 
@@ -60,8 +61,8 @@ impl Permissions {
     /// gateway stopping) the one that has Claude Code ask in its terminal. A `PreToolUse` that
     /// no rule sends to a person is answered `{}` at once (Claude Code goes on as it would).
     pub async fn ask(&self, ask: Ask<'_>) -> Result<Value, ServiceError> {
-        let rules = self.rules().await?;
-        let rule = domain::decide(&rules, ask.tool, ask.input);
+        let in_force = self.rules().await?;
+        let rule = rules::decide(&in_force, ask.tool, ask.input);
         match (rule, ask.hook) {
             (Some(r), _) if r.behavior != RuleBehavior::Ask => {
                 let (behavior, status) = if r.behavior == RuleBehavior::Allow {
@@ -270,20 +271,20 @@ impl Permissions {
     }
 
     /// The rules in force (none until set).
-    pub async fn rules(&self) -> Result<Vec<domain::Rule>, ServiceError> {
+    pub async fn rules(&self) -> Result<Vec<rules::Rule>, ServiceError> {
         let Some(text) = self.store.rules().await? else {
             return Ok(Vec::new());
         };
         let value: Value = serde_json::from_str(&text)
             .map_err(|_| crate::store::StoreError::Corrupt("permission rules".into()))?;
-        domain::parse_rules(&value)
+        rules::parse_rules(&value)
             .map_err(|_| crate::store::StoreError::Corrupt("permission rules".into()).into())
     }
 
     /// Replaces the rules with `body`'s (`{"rules": [...]}`); the rules as stored.
     pub async fn set_rules(&self, body: &Value) -> Result<Value, ServiceError> {
-        let rules = domain::parse_rules(body).map_err(ServiceError::Invalid)?;
-        let stored = domain::rules_json(&rules);
+        let rules = rules::parse_rules(body).map_err(ServiceError::Invalid)?;
+        let stored = rules::rules_json(&rules);
         self.store.set_rules(&stored.to_string()).await?;
         Ok(stored)
     }

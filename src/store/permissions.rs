@@ -6,18 +6,8 @@
 use async_trait::async_trait;
 
 use super::StoreError;
+pub use crate::domain::permissions::PermissionLimits;
 use crate::domain::permissions::{Record, Status};
-
-/// How many requests a store keeps, and for how long (`PERMISSION_*`).
-#[derive(Debug, Clone, Copy)]
-pub struct PermissionLimits {
-    /// How long a request is kept after its deadline (`PERMISSION_KEEP_SECS`), in ms.
-    pub keep_ms: u64,
-    /// Requests waiting at once (`PERMISSION_MAX_PENDING`); one more is refused.
-    pub max_pending: usize,
-    /// Requests kept (`PERMISSION_MAX_KEPT`); past it the oldest go.
-    pub max_kept: usize,
-}
 
 /// What opening a request found.
 #[derive(Debug, Clone, PartialEq)]

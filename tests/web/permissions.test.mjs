@@ -45,7 +45,8 @@ async function watch(gw, key, sessionId) {
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(String(e)));
-  page.on('console', (m) => m.type() === 'error' && !/409/.test(m.text()) && problems.push(m.text()));
+  // The page's first probe, before the key, is a 401; a late answer is a 409: both its own reports.
+  page.on('console', (m) => m.type() === 'error' && !/status of (401|409)/.test(m.text()) && problems.push(m.text()));
   await page.goto(`${gw.url}/?session=${encodeURIComponent(sessionId)}`);
   await page.waitForSelector('#key-dialog[open]');
   await page.fill('#key-input', key);
