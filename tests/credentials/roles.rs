@@ -21,7 +21,8 @@ fn needs(method: &Method, path: &str) -> Option<u8> {
         || (path == "/api/demo" && !read)
         || (method == Method::POST
             && (path == "/api/chains/cleanup" || path == "/api/workflow-state/cleanup"))
-        || (method == Method::DELETE && path == "/api/cache");
+        || (method == Method::DELETE && path == "/api/cache")
+        || (method == Method::PUT && path == "/api/permission-rules");
     Some(if admin {
         2
     } else if read && !path.ends_with("/input") {
