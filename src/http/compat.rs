@@ -18,6 +18,7 @@ use super::extract::{session_path_id, ApiJson, ApiPath};
 use crate::domain::event::draft_event;
 use crate::domain::session::SessionQuery;
 use crate::domain::FieldProblem;
+use crate::service::chains::Chains;
 use crate::service::events::Events;
 use crate::service::sessions::Sessions;
 use crate::time::Now;
@@ -60,14 +61,19 @@ pub async fn terminal_output(
         return Err(ApiError::validation(problems));
     }
     let now = Now::get();
-    let event = json!({
+    let mut event = json!({
         "sessionId": id,
         "type": "terminal:output",
         "output": output,
         "stream": stream,
-        "stepNumber": body.step_number,
-        "action": body.action,
     });
+    // Only what was sent: that dashboard tests `stepNumber !== undefined`, and a stored null
+    // would print `[#null]`.
+    for (field, v) in [("stepNumber", body.step_number), ("action", body.action)] {
+        if let Some(v) = v.filter(|v| !v.is_null()) {
+            event[field] = v;
+        }
+    }
     let raw = serde_json::value::to_raw_value(&event).expect("a Value serializes");
     let draft = draft_event(&raw, &context(&headers, &now), "").map_err(ApiError::validation)?;
     let stored = events.post(vec![draft], &now).await?;
@@ -77,6 +83,37 @@ pub async fn terminal_output(
         Json(json!({"success": true, "eventId": a.event_id, "sessionId": a.session_id, "seq": a.seq})),
     )
         .into_response())
+}
+
+/// Sessions as the ActionFlows dashboard reads them: each with `currentChain`, its latest
+/// chain still running (pending, in progress or paused) in the shared package's `Chain` shape,
+/// which is what shows that dashboard's Pause, Resume and Cancel buttons. Only sessions with
+/// chains (`chainsCount`, when the value has it) are read, all at once.
+pub async fn with_current_chain(chains: &Chains, sessions: &mut [Value]) -> Result<(), ApiError> {
+    let reads = sessions.iter().map(|s| async move {
+        let id = s["id"].as_str().unwrap_or_default();
+        if s.get("chainsCount").is_some_and(|n| n == 0) || id.is_empty() {
+            return Ok(Vec::new());
+        }
+        chains.of_session(id).await
+    });
+    let found = futures::future::try_join_all(reads).await?;
+    for (s, list) in sessions.iter_mut().zip(found) {
+        let running = list
+            .iter()
+            .rev()
+            .filter_map(|c| serde_json::to_value(c).ok())
+            .find(|c| {
+                matches!(
+                    c["status"].as_str(),
+                    Some("pending" | "in_progress" | "paused")
+                )
+            });
+        if let Some(c) = running {
+            s["currentChain"] = crate::realtime::compat::shared_chain(&c);
+        }
+    }
+    Ok(())
 }
 
 /// Sessions read to build the user views: ten pages of the listing at most.
@@ -130,6 +167,7 @@ pub async fn users(Scoped(sessions): Scoped<Sessions>) -> Result<Response, ApiEr
 /// (with `user` beside `userId`, the name the ActionFlows dashboard reads).
 pub async fn user_sessions(
     Scoped(sessions): Scoped<Sessions>,
+    Scoped(chains): Scoped<Chains>,
     ApiPath(user): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     if user.is_empty() || user.chars().count() > 200 {
@@ -152,6 +190,7 @@ pub async fn user_sessions(
             out.push(v);
         }
     }
+    with_current_chain(&chains, &mut out).await?;
     Ok(Json(json!({"userId": user, "count": out.len(), "sessions": out, "nextCursor": page.next_cursor}))
         .into_response())
 }

@@ -2,6 +2,7 @@
 
 use super::tenant::Scoped;
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -10,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
+use crate::app::AppState;
 use crate::domain::event::check_limit;
 use crate::domain::session::{check_session_id, field, Fields, SessionQuery, SESSION_STATUSES};
 use crate::domain::FieldProblem;
@@ -125,7 +127,9 @@ pub async fn create(
 }
 
 pub async fn list(
+    State(app): State<AppState>,
     Scoped(sessions): Scoped<Sessions>,
+    Scoped(chains): Scoped<Chains>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let mut problems = Vec::new();
@@ -155,9 +159,15 @@ pub async fn list(
             cursor,
         })
         .await?;
+    let count = page.sessions.len();
+    let mut rows = serde_json::to_value(&page.sessions).expect("session rows serialize");
+    // The ActionFlows dashboard shows a session's controls only with its `currentChain`.
+    if let (Some(_), Value::Array(list)) = (app.config().compat, &mut rows) {
+        super::compat::with_current_chain(&chains, list).await?;
+    }
     Ok(Json(json!({
-        "count": page.sessions.len(),
-        "sessions": page.sessions,
+        "count": count,
+        "sessions": rows,
         "nextCursor": page.next_cursor.as_deref().map(encode_cursor),
     })))
 }

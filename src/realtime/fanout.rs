@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, Offer};
-use super::protocol::{chain_frame, command_frame, REPLAY_PAGE};
+use super::protocol::REPLAY_PAGE;
 use crate::bus::{BusMessage, LiveEvent};
 use crate::domain::control::ControlQueue;
 use crate::scope::local;
@@ -44,13 +44,17 @@ pub async fn run(
             Ok(BusMessage::Event(ev)) => handle_event(&tenants, &hub, &ev).await,
             Ok(BusMessage::SessionDeleted(sid)) => hub.session_deleted(&sid),
             Ok(BusMessage::Command { session_id, record }) => {
-                hub.push_message(&session_id, command_frame(local(&session_id), &record));
+                if let Some(frame) = hub.frames().command(local(&session_id), &record) {
+                    hub.push_message(&session_id, frame);
+                }
                 waiters.wake(&session_id, ControlQueue::Commands);
             }
             Ok(BusMessage::Wake { session_id, queue }) => waiters.wake(&session_id, queue),
             Ok(BusMessage::Signal { signal, name }) => waiters.wake_signal(signal, &name),
             Ok(BusMessage::Chain { session_id, chain }) => {
-                hub.push_message(&session_id, chain_frame(local(&session_id), &chain))
+                if let Some(frame) = hub.frames().chain(local(&session_id), &chain) {
+                    hub.push_message(&session_id, frame);
+                }
             }
             Ok(BusMessage::Resync) => retry.after(resync(&tenants, &hub).await),
             Err(RecvError::Lagged(n)) => {

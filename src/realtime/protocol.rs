@@ -177,7 +177,8 @@ pub enum EventFrames {
     #[default]
     Envelope,
     /// The stored event itself (its own `type`, `sessionId`, `timestamp`, `seq`), as the
-    /// ActionFlows dashboard reads it (`AFW_COMPAT=actionflows`). It has no `epoch`.
+    /// ActionFlows dashboard reads it (`AFW_COMPAT=actionflows`; see [`super::compat`]). It has
+    /// no `epoch`.
     Bare,
 }
 
@@ -197,7 +198,23 @@ impl EventFrames {
     pub fn frame(self, session_id: &str, seq: u64, epoch: &str, event: &str) -> String {
         match self {
             EventFrames::Envelope => event_frame(session_id, seq, epoch, event),
-            EventFrames::Bare => event.to_string(),
+            EventFrames::Bare => super::compat::event(event),
+        }
+    }
+
+    /// A new command's message; none for the ActionFlows dashboard, which has no use for it.
+    pub fn command(self, session_id: &str, record: &str) -> Option<String> {
+        match self {
+            EventFrames::Envelope => Some(command_frame(session_id, record)),
+            EventFrames::Bare => None,
+        }
+    }
+
+    /// A changed chain's message; for the ActionFlows dashboard, the session's `currentChain`.
+    pub fn chain(self, session_id: &str, chain: &str) -> Option<String> {
+        match self {
+            EventFrames::Envelope => Some(chain_frame(session_id, chain)),
+            EventFrames::Bare => super::compat::chain(session_id, chain),
         }
     }
 }
