@@ -197,3 +197,39 @@ async fn fifty_requests_on_three_instances_answered_by_three_browsers_at_once() 
         g.stop().await;
     }
 }
+
+/// `PERMISSION_RULES_FILE`: the rules in force from the start (in place of the stored ones),
+/// and a file that is not rules refused by name before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rules_file_is_in_force_from_the_start_and_a_bad_one_is_refused() {
+    let dir = std::env::temp_dir().join(format!("afw-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("rules.json");
+    std::fs::write(
+        &good,
+        r#"{"rules": [{"id": "read", "match": "Read", "behavior": "allow"}]}"#,
+    )
+    .unwrap();
+    let mut config = support::config(None);
+    config.permissions.permission_rules_file = Some(good.clone());
+    let gw = Gateway::start(config.clone()).await;
+    let (_, rules) = gw.get("/api/permission-rules").await;
+    assert_eq!(rules["rules"][0]["id"], "read", "{rules}");
+    let hook = json!({"session_id": "rf", "transcript_path": "/t", "cwd": "/w",
+        "hook_event_name": "PreToolUse", "tool_name": "Read",
+        "tool_input": {"file_path": "/w/a"}, "tool_use_id": "t1"});
+    let (_, v) = gw.post("/api/hooks/claude-code", hook).await;
+    assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "allow", "{v}");
+    gw.stop().await;
+    for bad in [
+        "not json",
+        r#"{"rules": [{"match": "Read", "behavior": "perhaps"}]}"#,
+    ] {
+        std::fs::write(&good, bad).unwrap();
+        let e = config.permissions.rules_file().unwrap_err();
+        assert_eq!(e.var, "PERMISSION_RULES_FILE", "{bad}");
+    }
+    config.permissions.permission_rules_file = Some(dir.join("missing.json"));
+    assert!(config.permissions.rules_file().is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
