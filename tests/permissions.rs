@@ -219,7 +219,10 @@ async fn a_rules_file_is_in_force_from_the_start_and_a_bad_one_is_refused() {
         "hook_event_name": "PreToolUse", "tool_name": "Read",
         "tool_input": {"file_path": "/w/a"}, "tool_use_id": "t1"});
     let (_, v) = gw.post("/api/hooks/claude-code", hook).await;
-    assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "allow", "{v}");
+    assert_eq!(
+        v["hookSpecificOutput"]["permissionDecision"], "allow",
+        "{v}"
+    );
     gw.stop().await;
     for bad in [
         "not json",

@@ -74,6 +74,7 @@ macro_rules! conformance {
 }
 
 mod actionflows;
+mod actionflows_socket;
 mod cache;
 mod chain_bounds;
 mod chains;
