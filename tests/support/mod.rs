@@ -1,5 +1,6 @@
 //! Test support, one file per job: a real `redis-server` ([`redis`]), Redis under Sentinel
-//! ([`sentinel`]) and a Redis Cluster ([`redis_cluster`]), real gateway instances
+//! ([`sentinel`]) and a Redis Cluster ([`redis_cluster`], its slots moved and
+//! replicas promoted in [`redis_cluster_moves`]), real gateway instances
 //! ([`gateway`]), a WebSocket client ([`ws`]), a TCP proxy that can wedge pub/sub
 //! ([`proxy`]), and crowds of resuming clients and retrying agents ([`crowd`]). Everything
 //! started here is stopped by its `Drop` (processes by pid), so a failing test leaves nothing
@@ -16,6 +17,7 @@ pub mod proxy;
 pub mod raw;
 pub mod redis;
 pub mod redis_cluster;
+pub mod redis_cluster_moves;
 pub mod sentinel;
 pub mod tls;
 pub mod ws;

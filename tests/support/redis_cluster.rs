@@ -4,7 +4,7 @@
 //! stopped (by pid) on drop.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -154,18 +154,34 @@ impl RedisCluster {
                 .await
                 .expect("MEET");
         }
+        // Gossip spreads the MEETs; on a loaded machine a handshake can time out and be
+        // dropped, so each round introduces again any node a peer does not list.
+        let all: BTreeSet<u16> = ports.iter().copied().collect();
         cluster
             .wait(
-                Duration::from_secs(20),
+                Duration::from_secs(40),
                 "every node knows every other",
                 || async {
+                    let mut known = true;
                     for &p in &ports {
-                        match cluster.lines(p).await {
-                            Some(l) if l.len() == ports.len() => {}
-                            _ => return false,
+                        let seen: BTreeSet<u16> = match cluster.lines(p).await {
+                            Some(l) => l.iter().map(|l| l.port).collect(),
+                            None => return false,
+                        };
+                        for &missing in all.difference(&seen) {
+                            known = false;
+                            let _: redis::RedisResult<()> = cluster
+                                .query(
+                                    p,
+                                    redis::cmd("CLUSTER")
+                                        .arg("MEET")
+                                        .arg("127.0.0.1")
+                                        .arg(missing),
+                                )
+                                .await;
                         }
                     }
-                    true
+                    known
                 },
             )
             .await;
@@ -331,78 +347,6 @@ impl RedisCluster {
                 l.of.as_deref() == Some(id) && !l.failed && self.live_ports().contains(&l.port)
             })
             .map(|l| l.port)
-    }
-
-    /// Moves `slot` and its keys from the master that holds it to master `to`, the way
-    /// `redis-cli --cluster reshard` does: IMPORTING/MIGRATING, `MIGRATE` in batches, then
-    /// `SETSLOT NODE` on both and every other master.
-    pub async fn migrate_slot(&self, slot: u16, to: &NodeLine) {
-        let from = self.owner_of(slot).await;
-        assert_ne!(from.id, to.id, "the slot is already there");
-        let setslot = |port: u16, args: Vec<String>| async move {
-            let mut cmd = redis::cmd("CLUSTER");
-            cmd.arg("SETSLOT").arg(slot);
-            for a in &args {
-                cmd.arg(a);
-            }
-            self.query::<()>(port, &mut cmd).await
-        };
-        setslot(to.port, vec!["IMPORTING".into(), from.id.clone()])
-            .await
-            .expect("IMPORTING");
-        setslot(from.port, vec!["MIGRATING".into(), to.id.clone()])
-            .await
-            .expect("MIGRATING");
-        loop {
-            let keys: Vec<String> = self
-                .query(
-                    from.port,
-                    redis::cmd("CLUSTER")
-                        .arg("GETKEYSINSLOT")
-                        .arg(slot)
-                        .arg(100),
-                )
-                .await
-                .expect("GETKEYSINSLOT");
-            if keys.is_empty() {
-                break;
-            }
-            let mut cmd = redis::cmd("MIGRATE");
-            cmd.arg("127.0.0.1")
-                .arg(to.port)
-                .arg("")
-                .arg(0)
-                .arg(5000)
-                .arg("REPLACE")
-                .arg("KEYS")
-                .arg(&keys);
-            let _: String = self.query(from.port, &mut cmd).await.expect("MIGRATE");
-        }
-        for port in [to.port, from.port] {
-            setslot(port, vec!["NODE".into(), to.id.clone()])
-                .await
-                .expect("SETSLOT NODE");
-        }
-        for m in self.masters().await {
-            if m.port != to.port && m.port != from.port {
-                let _ = setslot(m.port, vec!["NODE".into(), to.id.clone()]).await;
-            }
-        }
-    }
-
-    /// `CLUSTER FAILOVER` on a replica of master `of`: it takes over, with the master's
-    /// agreement. Returns the replica's port once it is a master.
-    pub async fn manual_failover(&self, of: &NodeLine) -> u16 {
-        let replica = self.replica_of(&of.id).await.expect("a live replica");
-        let _: () = self
-            .query(replica, redis::cmd("CLUSTER").arg("FAILOVER"))
-            .await
-            .expect("CLUSTER FAILOVER");
-        self.wait(Duration::from_secs(30), "the replica promoted", || async {
-            self.masters().await.iter().any(|m| m.port == replica)
-        })
-        .await;
-        replica
     }
 
     /// Kills the node on `port` with SIGKILL.
