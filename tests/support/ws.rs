@@ -147,11 +147,17 @@ impl WsClient {
         confirm
     }
 
-    /// The next `event` message (fails on anything else).
+    /// The next `event` message, passing over heartbeats (they come every
+    /// `WS_HEARTBEAT_SECS` whatever else flows, so a slow run sees one mid-stream); fails on
+    /// anything else.
     pub async fn next_event(&mut self) -> Value {
-        let m = self.recv().await;
-        assert_eq!(m["type"], "event", "expected an event, got {m}");
-        m
+        loop {
+            let m = self.recv().await;
+            if m["type"] != "heartbeat" {
+                assert_eq!(m["type"], "event", "expected an event, got {m}");
+                return m;
+            }
+        }
     }
 
     pub async fn close(mut self) {
