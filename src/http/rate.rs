@@ -8,13 +8,8 @@
 //! burst, at most a twentieth of a second of the rate), spent here for at most
 //! [`CHUNK_LIFE`]: one store call per chunk instead of one per request. What a chunk takes
 //! from the shared budget and its instance does not spend in time is lost, so instances
-//! together may allow up to a chunk each fewer than the budget, never more.
-//!
-//! A busy subject's requests are taken from the store in chunks ([`chunk`]: a twentieth of the
-//! burst, at most a twentieth of a second of the rate), spent here for at most
-//! [`CHUNK_LIFE`]: one store call per chunk instead of one per request. What a chunk takes
-//! from the shared budget and its instance does not spend in time is lost, so instances
-//! together may allow up to a chunk each fewer than the budget, never more.
+//! together may allow up to a chunk each fewer than the budget, never more. Requests that
+//! miss at once each take a chunk; what they leave joins the one in hand (never replaces it).
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
@@ -127,13 +122,13 @@ impl Limiter {
         if self.chunks.len() >= CHUNKS_MAX {
             self.chunks.retain(|_, c| c.left > 0 && c.until > now);
         }
-        self.chunks.insert(
-            id,
-            Chunk {
-                left,
-                until: now + CHUNK_LIFE,
-            },
-        );
+        let until = now + CHUNK_LIFE;
+        let mut c = self.chunks.entry(id).or_insert(Chunk { left: 0, until });
+        if c.until <= now {
+            c.left = 0;
+        }
+        c.left += left;
+        c.until = until;
     }
 
     /// Who an anonymous request is (its budget's name under `a:`): the connection's address,
