@@ -94,6 +94,7 @@ impl AppState {
             pong_timeout: config.realtime.ws_pong_timeout,
             heartbeat_every: Some(config.realtime.ws_heartbeat_every).filter(|d| !d.is_zero()),
             heartbeat: hub.frames().heartbeat(),
+            sse_keepalive: config.realtime.sse_keepalive_every,
         });
         AppState(Arc::new(Inner {
             config,

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub deliveries: Counter,
     /// Open WebSocket connections.
     pub ws_connections: Gauge,
+    /// Open server-sent-events streams.
+    pub sse_streams: Gauge,
     /// Long polls (commands or input) waiting now.
     pub long_polls: Gauge,
     /// Chain or step events stored whose chain change could not be written.
@@ -86,6 +88,7 @@ impl Metrics {
             events_appended: Counter::default(),
             deliveries: Counter::default(),
             ws_connections: Gauge::default(),
+            sse_streams: Gauge::default(),
             long_polls: Gauge::default(),
             chain_update_failures: Counter::default(),
             connections_refused: Counter::default(),
@@ -137,6 +140,11 @@ impl Metrics {
             "ws_connections",
             "Open WebSocket connections",
             m.ws_connections.clone(),
+        );
+        registry.register(
+            "sse_streams",
+            "Open server-sent-events streams",
+            m.sse_streams.clone(),
         );
         registry.register(
             "long_polls",

@@ -294,3 +294,65 @@ async fn two_thousand_idle_websockets_stay_open_through_nginx_for_a_minute() {
     );
     drop(held);
 }
+
+/// Server-sent-event readers through nginx (which must pass each message on at once, keep
+/// an idle stream open, and reconnect a stream to another instance) get every event once, in
+/// order, across a gateway killed mid-stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sse_readers_through_nginx_resume_across_a_killed_gateway_with_every_event_once() {
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let cluster = LocalCluster::up(3, &[("SSE_KEEPALIVE_SECS", "0.3")]).await;
+    let lb = cluster.lb.clone();
+    let sessions = sessions("sse-", 3);
+    const N: u64 = 150;
+    let readers: Vec<_> = (0..9)
+        .map(|i| {
+            let (lb, session) = (lb.clone(), sessions[i % 3].clone());
+            tokio::spawn(async move {
+                let path = format!("/api/sessions/{session}/stream?since=0");
+                let mut s = SseClient::open(&lb, &path, None).await;
+                let (mut seen, mut reconnects, mut comments) = (Vec::new(), 0, 0);
+                while (seen.len() as u64) < N {
+                    match s.next().await {
+                        Some(m) if m.comment => comments += 1,
+                        Some(m) if m.data["type"] == "event" => {
+                            seen.push(m.data["payload"]["n"].as_u64().unwrap())
+                        }
+                        Some(_) => {}
+                        None => {
+                            reconnects += 1;
+                            assert!(reconnects < 10, "{session}: reconnects keep failing");
+                            let last = s.last_id.clone();
+                            s = SseClient::open(&lb, &path, last.as_deref()).await;
+                        }
+                    }
+                }
+                (seen, reconnects, comments)
+            })
+        })
+        .collect();
+    // Idle first: only keep-alive comments flow, and nginx passes them on.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let posting = agents(lb.addr, &sessions, N, Duration::from_millis(10));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    cluster.kill9(2).await;
+    for p in posting {
+        p.await.unwrap();
+    }
+    let mut reconnected = 0;
+    for r in readers {
+        let (seen, reconnects, comments) = r.await.unwrap();
+        assert_eq!(
+            seen,
+            (0..N).collect::<Vec<_>>(),
+            "every event once, in order"
+        );
+        assert!(comments > 0, "keep-alive comments came through nginx");
+        reconnected += (reconnects > 0) as usize;
+    }
+    println!("SSE through nginx, a gateway killed: {reconnected} of 9 readers reconnected");
+    assert!(
+        reconnected > 0,
+        "the killed gateway's readers came back through nginx"
+    );
+}

@@ -1,5 +1,6 @@
 //! The WebSocket settings: what one connection may have waiting, how many connections an
-//! instance takes, and the pings, heartbeats and write timeouts that keep a link honest.
+//! instance takes, and the pings, heartbeats and write timeouts that keep a link honest (and
+//! the keep-alive of a server-sent-events stream, which shares the byte budget).
 
 use std::time::Duration;
 
@@ -36,6 +37,10 @@ pub struct Realtime {
     /// replays alike) before it is closed with 4008 (slow_consumer).
     #[arg(long, env = "WS_WRITE_TIMEOUT_SECS", value_name = "WS_WRITE_TIMEOUT_SECS", value_parser = parse_secs, default_value = "30")]
     pub ws_write_timeout: Duration,
+    /// Seconds between the keep-alive comments of a server-sent-events stream
+    /// (`/api/sessions/:id/stream`), so proxies do not time an idle stream out.
+    #[arg(long, env = "SSE_KEEPALIVE_SECS", value_name = "SSE_KEEPALIVE_SECS", value_parser = parse_secs, default_value = "15")]
+    pub sse_keepalive_every: Duration,
 }
 
 impl Default for Realtime {
@@ -47,6 +52,7 @@ impl Default for Realtime {
             ws_heartbeat_every: Duration::from_secs(15),
             ws_pong_timeout: DEFAULT_WS_PONG_TIMEOUT,
             ws_write_timeout: Duration::from_secs(30),
+            sse_keepalive_every: Duration::from_secs(15),
         }
     }
 }
@@ -61,6 +67,7 @@ impl Realtime {
         for (var, d) in [
             ("WS_PING_INTERVAL_SECS", self.ws_ping_every),
             ("WS_PONG_TIMEOUT_SECS", self.ws_pong_timeout),
+            ("SSE_KEEPALIVE_SECS", self.sse_keepalive_every),
         ] {
             if d.is_zero() {
                 return Err(bad(var, "must be more than 0 seconds"));

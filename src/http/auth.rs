@@ -1,10 +1,11 @@
 //! Who may call, in one middleware: first the browser rules ([`super::browser`]: the Host, the
 //! Origin, cross-site requests), then the credentials ([`crate::credentials`]): with any
 //! configured, every route but `/health`, `/ready` and the dashboard's files needs
-//! `Authorization: Bearer <key or token>` (or, for `/ws`, `?token=`, or an `auth` message once
-//! connected), and the route's role ([`need`]). The principal rides on the request as an
-//! extension for the handlers that look at it (the WebSocket). One layer rather than two: each
-//! middleware layer costs every request an allocation.
+//! `Authorization: Bearer <key or token>` (or, for `/ws` and a session's SSE stream, `?token=`;
+//! for `/ws` also an `auth` message once connected), and the route's role ([`need`]). The
+//! principal rides on the request as an extension for the handlers that look at it (the
+//! WebSocket, the SSE stream). One layer rather than two: each middleware layer costs every
+//! request an allocation.
 
 use std::sync::Arc;
 
@@ -104,8 +105,11 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
         return next.run(req).await;
     };
     let ws = req.uri().path() == "/ws";
+    // A browser's WebSocket and `EventSource` cannot send a header.
+    let in_query = ws || super::stream::is_stream(req.uri().path());
     let presented = bearer(&req).or_else(|| {
-        ws.then(|| query_token(req.uri().query().unwrap_or("")))
+        in_query
+            .then(|| query_token(req.uri().query().unwrap_or("")))
             .flatten()
     });
     let principal = match presented.map(|t| access.credentials.authenticate(&t)) {
@@ -143,7 +147,7 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
             return limited;
         }
     }
-    // Only the WebSocket, `/api/whoami` and the hooks (whose session's user it is) look at the
+    // Only the WebSocket, the SSE streams, `/api/whoami` and the hooks (whose session's user it is) look at the
     // principal later; other requests are done with it here (an extension costs each request
     // an allocation). Another tenant's
     // requests carry that tenant, whose services [`super::tenant::Scoped`] hands out.
@@ -153,7 +157,7 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
         req.extensions_mut().insert(tenant);
     }
     let path = req.uri().path();
-    if ws
+    if in_query
         || matches!(path, "/api/whoami" | super::hooks::CLAUDE_CODE)
         || path.starts_with(super::permissions::PREFIX)
     {

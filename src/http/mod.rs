@@ -35,6 +35,7 @@ pub mod rate;
 pub mod request_id;
 pub mod serve;
 pub mod sessions;
+pub mod stream;
 pub mod tenant;
 pub mod upgrade;
 pub mod usage;
@@ -77,6 +78,7 @@ pub fn router(app: AppState) -> Router {
                 .delete(sessions::delete),
         )
         .route("/api/sessions/{id}/awaiting", post(sessions::awaiting))
+        .route("/api/sessions/{id}/stream", get(stream::stream))
         .route("/api/sessions/{id}/extend", post(sessions::extend))
         .route(
             "/api/sessions/{id}/commands",

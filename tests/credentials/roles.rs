@@ -32,7 +32,8 @@ fn needs(method: &Method, path: &str) -> Option<u8> {
     })
 }
 
-/// The status and, when the answer is JSON, its body (`/metrics` is text).
+/// The status and, when the answer is JSON, its body (`/metrics` is text; an SSE stream is
+/// left unread).
 async fn send(ep: &Endpoint, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut rb = ep.http.request(method, ep.url(path));
     if let Some(b) = body {
@@ -40,6 +41,12 @@ async fn send(ep: &Endpoint, method: Method, path: &str, body: Option<Value>) ->
     }
     let r = rb.send().await.unwrap();
     let status = r.status().as_u16();
+    if r.headers()
+        .get("content-type")
+        .is_some_and(|c| c == "text/event-stream")
+    {
+        return (status, Value::Null); // a session's stream: it runs until dropped
+    }
     let text = r.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
@@ -194,5 +201,49 @@ async fn a_viewer_reads_commands_and_input_but_takes_neither() {
     assert_eq!(v["count"], 1);
     let (_, v) = agent.get("/api/sessions/q/input").await;
     assert_eq!(v["count"], 1);
+    gw.stop().await;
+}
+
+/// A session's SSE stream: credentials in the header or, for `EventSource`, in `?token=`;
+/// none is a 401, a token narrowed to other sessions a 403, and a tenant sees its own
+/// session of a name another tenant uses too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_takes_its_token_in_the_query_and_serves_only_what_it_reaches() {
+    use super::support::SseClient;
+    let gw = Gateway::start(super::tenants::tenants_config(None)).await;
+    let agent = gw.with_key(AGENT_KEY);
+    agent
+        .post_event(json!({"sessionId": "build-1", "type": "default-tenant"}))
+        .await;
+    let acme = gw.with_key(super::tenants::ACME);
+    acme.post_event(json!({"sessionId": "build-1", "type": "acme"}))
+        .await;
+    let open = gw.endpoint();
+    let (s, _) = SseClient::request(&open, "/api/sessions/build-1/stream", None).await;
+    assert_eq!(s, 401);
+    let path = format!("/api/sessions/build-1/stream?since=0&token={VIEWER_KEY}");
+    let mut viewer = SseClient::open(&open, &path, None).await;
+    assert!(viewer.next_data().await.is_some());
+    assert_eq!(
+        viewer.next_event().await.1["payload"]["type"],
+        "default-tenant"
+    );
+    let mut theirs = SseClient::open(&acme, "/api/sessions/build-1/stream?since=0", None).await;
+    assert!(theirs.next_data().await.is_some());
+    assert_eq!(theirs.next_event().await.1["payload"]["type"], "acme");
+    let narrowed = super::hs256(
+        super::SECRET,
+        &json!({"sub": "vera", "exp": super::now() + 600, "sessions": ["deploy-*"]}),
+    );
+    let path = format!("/api/sessions/build-1/stream?token={narrowed}");
+    assert_eq!(SseClient::request(&open, &path, None).await.0, 403);
+    // Live: each stream gets its own tenant's next event only.
+    acme.post_event(json!({"sessionId": "build-1", "type": "acme-2"}))
+        .await;
+    agent
+        .post_event(json!({"sessionId": "build-1", "type": "default-2"}))
+        .await;
+    assert_eq!(viewer.next_event().await.1["payload"]["type"], "default-2");
+    assert_eq!(theirs.next_event().await.1["payload"]["type"], "acme-2");
     gw.stop().await;
 }

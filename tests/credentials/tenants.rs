@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::support::{Endpoint, Gateway, RedisServer, WsClient};
 use super::{config, ADMIN_KEY};
 
-const ACME: &str = "acme-admin-key-0123456789";
+pub(super) const ACME: &str = "acme-admin-key-0123456789";
 const GLOBEX: &str = "globex-admin-key-012345678";
 /// In every value `acme` stores: no other tenant's answer may hold it.
 const MARK: &str = "acme-only-7f3e";

@@ -1,10 +1,12 @@
 //! Live delivery over real WebSockets: fan-out across instances on one Redis, recovery with
-//! `since`, the prefix end to end, pub/sub loss, deletion, slow consumers, bad frames.
+//! `since`, the prefix end to end, pub/sub loss, deletion, slow consumers, bad frames; and the
+//! same stream as server-sent events.
 
 mod connections;
 mod delivery;
 mod recovery;
 mod resume;
+mod sse;
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -1,7 +1,7 @@
 //! Test support, one file per job: a real `redis-server` ([`redis`]), Redis under Sentinel
-//! ([`sentinel`]) and a Redis Cluster ([`redis_cluster`], its slots moved and
-//! replicas promoted in [`redis_cluster_moves`]), real gateway instances
-//! ([`gateway`]), a WebSocket client ([`ws`]), a TCP proxy that can wedge pub/sub
+//! ([`sentinel`]) and a Redis Cluster ([`redis_cluster`], its slots moved and replicas
+//! promoted in [`redis_cluster_moves`]), real gateway instances ([`gateway`]), a WebSocket
+//! client ([`ws`]) and an SSE reader ([`sse`]), a TCP proxy that can wedge pub/sub
 //! ([`proxy`]), and crowds of resuming clients and retrying agents ([`crowd`]). Everything
 //! started here is stopped by its `Drop` (processes by pid), so a failing test leaves nothing
 //! behind.
@@ -19,6 +19,7 @@ pub mod redis;
 pub mod redis_cluster;
 pub mod redis_cluster_moves;
 pub mod sentinel;
+pub mod sse;
 pub mod tls;
 pub mod ws;
 
@@ -31,6 +32,7 @@ pub use raw::*;
 pub use redis::*;
 pub use redis_cluster::*;
 pub use sentinel::*;
+pub use sse::*;
 pub use tls::*;
 pub use ws::*;
 

@@ -68,6 +68,8 @@ pub struct WsContext {
     /// browser code cannot see WebSocket pings, so this is what tells it the link is alive.
     pub heartbeat_every: Option<Duration>,
     pub heartbeat: &'static str,
+    /// How often an SSE stream (which needs what a connection needs) sends a keep-alive comment.
+    pub sse_keepalive: Duration,
 }
 
 /// Serves one upgraded connection until it closes. `principal` is what the upgrade's

@@ -12,14 +12,12 @@ use super::{close, proto, Connection, End};
 use crate::domain::event::ReadFrom;
 use crate::domain::session::check_session_id;
 use crate::realtime::hub::Outbound;
+use crate::realtime::position::{Admit, Position};
 use crate::scope::local;
 use crate::store::{Pages, StoreError};
 
 /// Where a connection stands in one session's stream.
-pub(super) struct Sub {
-    pub(super) epoch: Option<Arc<str>>,
-    pub(super) last: u64,
-}
+pub(super) type Sub = Position;
 
 impl Connection {
     pub(super) async fn subscribe(
@@ -213,23 +211,17 @@ impl Connection {
                 let Some(sub) = self.subs.get_mut(session_id) else {
                     return Ok(()); // unsubscribed while it was queued
                 };
-                if sub.epoch.as_deref() != Some(&**epoch) {
-                    // The stream started again (or had not started when we subscribed).
-                    sub.epoch = Some(Arc::clone(epoch));
-                    sub.last = 0;
-                }
-                if *seq <= sub.last {
-                    return Ok(());
-                }
-                if *seq == sub.last + 1 {
+                match sub.admit(epoch, *seq) {
+                    Admit::Skip => return Ok(()),
                     // The usual case: one lookup, then the shared frame. Recording the seq
                     // before the write is safe, since a failed write ends the connection.
-                    sub.last = *seq;
-                } else {
-                    Box::pin(self.catch_up(session_id, Some(seq - 1))).await?;
-                    match self.subs.get_mut(session_id) {
-                        Some(sub) => sub.last = *seq,
-                        None => return Ok(()),
+                    Admit::Next => {}
+                    Admit::Gap => {
+                        Box::pin(self.catch_up(session_id, Some(seq - 1))).await?;
+                        match self.subs.get_mut(session_id) {
+                            Some(sub) => sub.last = *seq,
+                            None => return Ok(()),
+                        }
                     }
                 }
                 self.feed(Message::Text(frame.clone())).await

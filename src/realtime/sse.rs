@@ -1,0 +1,352 @@
+//! One session's stream as server-sent events (`GET /api/sessions/:id/stream`): the messages a
+//! WebSocket subscriber gets, each a `data:` line, and each stored event with
+//! `id: <epoch>:<seq>` so that a client resumes exactly with `Last-Event-ID`. It joins the hub
+//! like a WebSocket connection (registered before the history is read), keeps its
+//! [`Position`], fills gaps from the store, has the same byte budget, and ends (after an
+//! `error` message) where a WebSocket would close: over the budget (`slow_consumer`), when a
+//! read from the store fails (`store_unavailable`), at shutdown. The client reconnects with
+//! `Last-Event-ID` and loses nothing. Between messages, a comment keeps proxies from timing
+//! the stream out.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use futures::Stream;
+use tokio::time::{Instant, Sleep};
+
+use super::hub::{self, ConnHandle, ConnQueue, Outbound};
+use super::position::{Admit, Position};
+use super::protocol as proto;
+use super::ws::WsContext;
+use crate::domain::event::ReadFrom;
+use crate::scope::local;
+use crate::store::{Pages, StoreError};
+use crate::tenancy::Tenant;
+
+/// Messages taken from the queue into one chunk at most.
+const BATCH: usize = 64;
+/// What the client waits before reconnecting, told once at the start (milliseconds).
+const RETRY_MS: u64 = 1000;
+const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+
+/// Where to start: after this seq of this epoch (`None`: live only, from now).
+pub struct Start {
+    pub since: Option<u64>,
+    pub epoch: Option<String>,
+}
+
+/// A stream being served; dropping it (the client went away) leaves the hub.
+pub struct SseStream {
+    ctx: Arc<WsContext>,
+    tenant: Arc<Tenant>,
+    /// The session as the hub keys it (scoped to the tenant).
+    sid: Arc<str>,
+    handle: ConnHandle,
+    queue: ConnQueue,
+    pos: Position,
+    /// Reading stored events from the store before going on with the live ones: up to
+    /// `until` (everything when `None`), then `then` (the live event that showed the gap).
+    fill: Option<Fill>,
+    first: Option<Vec<u8>>,
+    done: bool,
+    keepalive: Pin<Box<Sleep>>,
+}
+
+struct Fill {
+    until: Option<u64>,
+    then: Option<Outbound>,
+}
+
+/// Joins the hub and reads where the stream starts; `Err` when the store does not answer
+/// (nothing has been sent yet: the request gets a 503).
+pub async fn open(
+    ctx: Arc<WsContext>,
+    tenant: Arc<Tenant>,
+    sid: Arc<str>,
+    id: u64,
+    from: Start,
+) -> Result<SseStream, StoreError> {
+    let (handle, queue) = hub::queue(id, ctx.outbound_limit);
+    // Register first: every event stored after the read below reaches the queue.
+    ctx.hub.subscribe(&sid, &handle);
+    ctx.hub.metrics().sse_streams.inc();
+    let keepalive = Box::pin(tokio::time::sleep(ctx.sse_keepalive));
+    let mut s = SseStream {
+        ctx,
+        tenant,
+        sid,
+        handle,
+        queue,
+        pos: Position::default(),
+        fill: None,
+        first: None,
+        done: false,
+        keepalive,
+    };
+    let page = s.page_size();
+    let (read, limit) = match from.since {
+        Some(since) => (ReadFrom::After(since), page),
+        None => (ReadFrom::Tail(0), 0),
+    };
+    let session_id = local(&s.sid).to_string();
+    let range = s
+        .tenant
+        .stores
+        .events
+        .read_events(&session_id, read, limit)
+        .await?;
+    let recovered = from
+        .since
+        .is_some_and(|since| range.can_resume(since, from.epoch.as_deref()));
+    let mut buf = format!("retry: {RETRY_MS}\n\n").into_bytes();
+    let confirm = proto::subscribed(
+        &session_id,
+        range.head_seq,
+        range.epoch.as_deref(),
+        recovered,
+    );
+    data(&mut buf, None, &confirm);
+    s.pos = Position {
+        epoch: range.epoch.as_deref().map(Arc::from),
+        last: range.head_seq,
+    };
+    if recovered {
+        let since = from.since.unwrap_or(0);
+        s.pos.last = since;
+        let start = range.start_after(since);
+        let epoch: Arc<str> = Arc::from(range.epoch.as_deref().unwrap_or_default());
+        s.stored(&mut buf, &epoch, start, &range.events);
+        s.fill = Some(Fill {
+            until: None,
+            then: None,
+        });
+    }
+    s.first = Some(buf);
+    Ok(s)
+}
+
+impl Drop for SseStream {
+    fn drop(&mut self) {
+        self.ctx.hub.unsubscribe(&self.sid, self.handle.id);
+        self.handle.close();
+        self.ctx.hub.metrics().sse_streams.dec();
+    }
+}
+
+/// The response body: chunks until the stream ends.
+pub fn body(s: SseStream) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    futures::stream::unfold(s, |mut s| async move {
+        let chunk = s.next_chunk().await?;
+        Some((Ok(Bytes::from(chunk)), s))
+    })
+}
+
+impl SseStream {
+    /// As many events per replay page as the byte budget holds of the largest ones.
+    fn page_size(&self) -> usize {
+        (self.ctx.outbound_limit / self.ctx.max_event_bytes.max(1)).clamp(1, proto::REPLAY_PAGE)
+    }
+
+    async fn next_chunk(&mut self) -> Option<Vec<u8>> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        let shutdown = self.ctx.shutdown.clone();
+        loop {
+            if self.done {
+                return None;
+            }
+            let chunk = if self.fill.is_some() {
+                self.fill_page().await
+            } else {
+                self.live(&shutdown).await
+            };
+            if !chunk.is_empty() {
+                return Some(chunk);
+            }
+        }
+    }
+
+    /// Waits for what comes next (nothing to write when it was only events already sent).
+    async fn live(&mut self, shutdown: &tokio_util::sync::CancellationToken) -> Vec<u8> {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                self.done = true;
+                let mut buf = Vec::new();
+                data(&mut buf, None, &proto::error("going_away", "server shutting down; resume with Last-Event-ID", None));
+                buf
+            }
+            item = self.queue.recv() => {
+                let mut buf = Vec::new();
+                match item {
+                    None => {
+                        self.done = true;
+                        let text = proto::error("slow_consumer", "over the byte budget; resume with Last-Event-ID", None);
+                        data(&mut buf, None, &text);
+                    }
+                    Some(item) => self.drain(&mut buf, item),
+                }
+                buf
+            }
+            _ = &mut self.keepalive => {
+                let at = Instant::now() + self.ctx.sse_keepalive;
+                self.keepalive.as_mut().reset(at);
+                KEEPALIVE.to_vec()
+            }
+        }
+    }
+
+    /// Writes `first` and what else is queued (up to [`BATCH`]), stopping at a gap.
+    fn drain(&mut self, buf: &mut Vec<u8>, first: Outbound) {
+        let mut item = first;
+        for _ in 0..BATCH {
+            self.queue.release(&item);
+            self.on_outbound(buf, item);
+            if self.fill.is_some() || self.done {
+                return;
+            }
+            match self.queue.try_recv() {
+                Some(next) => item = next,
+                None => return,
+            }
+        }
+    }
+
+    fn on_outbound(&mut self, buf: &mut Vec<u8>, item: Outbound) {
+        match &item {
+            Outbound::Event {
+                seq, epoch, frame, ..
+            } => match self.pos.admit(epoch, *seq) {
+                Admit::Skip => {}
+                Admit::Next => data(buf, Some((epoch, *seq)), frame.as_str()),
+                Admit::Gap => {
+                    self.fill = Some(Fill {
+                        until: Some(seq - 1),
+                        then: Some(item),
+                    })
+                }
+            },
+            Outbound::CatchUp { .. } => {
+                self.fill = Some(Fill {
+                    until: None,
+                    then: None,
+                })
+            }
+            Outbound::Unsubscribed { session_id, reason } => {
+                self.done = true;
+                data(buf, None, &proto::unsubscribed(local(session_id), reason));
+            }
+            Outbound::Message { frame, .. } => data(buf, None, frame.as_str()),
+        }
+    }
+
+    /// One page of the fill, or, once it is done, the live event that started it.
+    async fn fill_page(&mut self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let Some(fill) = self.fill.as_ref() else {
+            return buf;
+        };
+        let until = fill.until;
+        let session_id = local(&self.sid);
+        let tenant = Arc::clone(&self.tenant);
+        let mut pages = Pages::new(
+            &*tenant.stores.events,
+            session_id,
+            self.pos.epoch.clone(),
+            self.pos.last,
+            until,
+        );
+        match pages.next(self.page_size()).await {
+            Ok(Some(page)) => {
+                self.pos.epoch = Some(Arc::clone(&page.epoch));
+                self.stored(&mut buf, &page.epoch, page.start, &page.events);
+            }
+            Ok(None) => {
+                let then = self.fill.take().and_then(|f| f.then);
+                if let Some(Outbound::Event {
+                    seq, epoch, frame, ..
+                }) = then
+                {
+                    if self.pos.admit(&epoch, seq) != Admit::Skip {
+                        self.pos.last = seq;
+                        data(&mut buf, Some((&epoch, seq)), frame.as_str());
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(session = %session_id, error = %e, "stream catch-up read failed; ending it");
+                self.done = true;
+                let text = proto::error(
+                    "store_unavailable",
+                    "the store did not answer; resume with Last-Event-ID",
+                    Some(session_id),
+                );
+                data(&mut buf, None, &text);
+            }
+        }
+        buf
+    }
+
+    /// Stored events (seq `start`, `start + 1`, ...) not sent yet.
+    fn stored(&mut self, buf: &mut Vec<u8>, epoch: &Arc<str>, start: u64, events: &[Arc<str>]) {
+        let frames = self.ctx.hub.frames();
+        let session_id = local(&self.sid);
+        for (i, event) in events.iter().enumerate() {
+            let seq = start + i as u64;
+            if seq <= self.pos.last {
+                continue;
+            }
+            let frame = frames.frame(session_id, seq, epoch, event);
+            data(buf, Some((epoch, seq)), &frame);
+            self.pos.last = seq;
+        }
+    }
+}
+
+/// Appends one SSE message: an `id:` line for a stored event, then the JSON as one `data:`
+/// line (a line break in JSON can only be whitespace between tokens, so it becomes a space).
+fn data(buf: &mut Vec<u8>, id: Option<(&str, u64)>, json: &str) {
+    if let Some((epoch, seq)) = id {
+        buf.extend_from_slice(b"id: ");
+        buf.extend_from_slice(epoch.as_bytes());
+        buf.push(b':');
+        buf.extend_from_slice(seq.to_string().as_bytes());
+        buf.push(b'\n');
+    }
+    buf.extend_from_slice(b"data: ");
+    let start = buf.len();
+    buf.extend_from_slice(json.as_bytes());
+    for b in &mut buf[start..] {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+    buf.extend_from_slice(b"\n\n");
+}
+
+/// Reads a `Last-Event-ID` (`<epoch>:<seq>`, as the stream's `id:` lines give it).
+pub fn parse_last_event_id(text: &str) -> Option<(String, u64)> {
+    let (epoch, seq) = text.trim().rsplit_once(':')?;
+    let seq = seq.parse().ok()?;
+    (!epoch.is_empty()).then(|| (epoch.to_string(), seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_data_line_and_ids_round_trip() {
+        let mut buf = Vec::new();
+        data(&mut buf, Some(("e1", 7)), "{\"a\":\r\n 1}");
+        assert_eq!(buf, b"id: e1:7\ndata: {\"a\":   1}\n\n");
+        assert_eq!(parse_last_event_id("e1:7"), Some(("e1".into(), 7)));
+        assert_eq!(parse_last_event_id("a:b:12"), Some(("a:b".into(), 12)));
+        assert_eq!(parse_last_event_id("7"), None);
+        assert_eq!(parse_last_event_id(":7"), None);
+        assert_eq!(parse_last_event_id("e:x"), None);
+    }
+}
