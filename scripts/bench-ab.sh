@@ -15,11 +15,16 @@
 # and off:
 #   B_ENV="AFW_JWT_SECRET=$S" B_KEY=$(AFW_JWT_SECRET=$S target/release/afw-gateway token \
 #     --sub lg --role agent) scripts/bench-ab.sh target/release/afw-gateway target/release/afw-gateway
+# A_TRANSPORT and B_TRANSPORT (ws or sse, default ws) say how each side's subscribers connect
+# in fanout and idle, so one binary's SSE streams are measured beside its WebSockets:
+#   A_TRANSPORT=ws B_TRANSPORT=sse ONLY="fanout-memory idle-memory" \
+#     scripts/bench-ab.sh target/release/afw-gateway target/release/afw-gateway
 # Traffic stays on loopback. Results go to bench-results/ab-*.json and a table to stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1; B=$2
 A_ENV=${A_ENV:-}; B_ENV=${B_ENV:-}; A_KEY=${A_KEY:-}; B_KEY=${B_KEY:-}
+A_TRANSPORT=${A_TRANSPORT:-ws}; B_TRANSPORT=${B_TRANSPORT:-ws}
 DURATION=${DURATION:-10}; ROUNDS=${ROUNDS:-2}; IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-18000}
 ONLY=${ONLY:-ingest-memory ingest-redis fanout-memory idle-memory jobs-memory jobs-redis workers-memory workers-redis cache-memory cache-redis}
 OUT=bench-results; mkdir -p "$OUT"
@@ -52,13 +57,13 @@ scenario() { # name, binary, env, loadgen args... (the side's SIDE_ENV and SIDE_
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 for r in $(seq "$ROUNDS"); do
   for side in A B; do
-    bin=$A; SIDE_ENV=$A_ENV; SIDE_KEY=$A_KEY
-    if [ "$side" = B ]; then bin=$B; SIDE_ENV=$B_ENV; SIDE_KEY=$B_KEY; fi
+    bin=$A; SIDE_ENV=$A_ENV; SIDE_KEY=$A_KEY; T=$A_TRANSPORT
+    if [ "$side" = B ]; then bin=$B; SIDE_ENV=$B_ENV; SIDE_KEY=$B_KEY; T=$B_TRANSPORT; fi
     want ingest-memory && scenario "ingest-memory-$side-$r" "$bin" "" ingest --connections 32 --duration "$DURATION"
     want ingest-redis && scenario "ingest-redis-$side-$r" "$bin" "REDIS_URL=redis://127.0.0.1:$rport" ingest --connections 32 --duration "$DURATION"
     redis-cli -p "$rport" flushall >/dev/null
-    want fanout-memory && scenario "fanout-memory-$side-$r" "$bin" "" fanout --connections 1000 --sessions 10 --rate 1000 --duration "$DURATION"
-    want idle-memory && scenario "idle-memory-$side-$r" "$bin" "" idle --connections "$IDLE_CONNECTIONS" --sessions 1000 --duration 5
+    want fanout-memory && scenario "fanout-memory-$side-$r" "$bin" "" fanout --transport "$T" --connections 1000 --sessions 10 --rate 1000 --duration "$DURATION"
+    want idle-memory && scenario "idle-memory-$side-$r" "$bin" "" idle --transport "$T" --connections "$IDLE_CONNECTIONS" --sessions 1000 --duration 5
     for kind in jobs workers cache; do
       want "$kind-memory" && scenario "$kind-memory-$side-$r" "$bin" "" "$kind" --connections 32 --duration "$DURATION"
       want "$kind-redis" && scenario "$kind-redis-$side-$r" "$bin" "REDIS_URL=redis://127.0.0.1:$rport" "$kind" --connections 32 --duration "$DURATION"

@@ -6,13 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use hdrhistogram::Histogram;
 use hyper::body::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
+use crate::feed::Feed;
 use crate::idle::open_subscribers;
 use crate::net::{self, Target};
 use crate::procfs;
@@ -96,7 +95,7 @@ pub(crate) async fn fanout(args: &Args, targets: &[Target]) -> Value {
     let serve = {
         let delivered = delivered.clone();
         let done = done.clone();
-        move |i: usize, mut ws: net::Ws| {
+        move |i: usize, mut feed: Feed| {
             let delivered = delivered.clone();
             let done = done.clone();
             let results_tx = results_tx.clone();
@@ -105,16 +104,12 @@ pub(crate) async fn fanout(args: &Args, targets: &[Target]) -> Value {
                 let mut latency = histogram();
                 loop {
                     let m = tokio::select! {
-                        m = ws.next() => m,
+                        m = feed.next_text() => m,
                         _ = tokio::time::sleep(Duration::from_millis(100)) => {
                             if done.load(Ordering::Relaxed) { break } else { continue }
                         }
                     };
-                    let text = match m {
-                        Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(_)) => continue,
-                        _ => break,
-                    };
+                    let Some(text) = m else { break };
                     let Ok(frame) = serde_json::from_str::<Frame<'_>>(&text) else {
                         continue;
                     };
@@ -260,6 +255,7 @@ pub(crate) async fn fanout(args: &Args, targets: &[Target]) -> Value {
     let gw_cpu = costs["gatewayCpuSecs"].as_f64();
     json!({
         "scenario": "fanout",
+        "transport": format!("{:?}", args.transport).to_lowercase(),
         "ok": lost == 0 && duplicated == 0 && reordered == 0 && failed_subs == 0 && publish_errors == 0 && received == expected,
         "targets": args.target,
         "subscribers": subscribed,

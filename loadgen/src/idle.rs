@@ -1,19 +1,19 @@
-//! `idle`: N WebSocket connections, each subscribed to a session, held open; what each costs
-//! the gateway in memory.
+//! `idle`: N subscribers (WebSockets, or SSE streams with `--transport sse`), each of a
+//! session, held open; what each costs the gateway in memory.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+use crate::feed::Feed;
 use crate::net::{self, Target};
 use crate::procfs;
 use crate::{costs, progress, run_id, Args};
 
-/// Opens `n` subscribed WebSocket connections, connection `i` on target `i % targets` to
+/// Opens `n` subscribers (of `args.transport`), connection `i` on target `i % targets` to
 /// session `i % sessions`, and hands each to `serve`.
 pub(crate) async fn open_subscribers<F, Fut>(
     args: &Args,
@@ -24,11 +24,12 @@ pub(crate) async fn open_subscribers<F, Fut>(
     serve: F,
 ) -> Vec<tokio::task::JoinHandle<()>>
 where
-    F: Fn(usize, net::Ws) -> Fut + Clone + Send + 'static,
+    F: Fn(usize, Feed) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let run = run_id();
+    let transport = args.transport;
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {
         let target = targets[i % targets.len()].clone();
@@ -39,7 +40,7 @@ where
         let (opened, failed, serve) = (opened.clone(), failed.clone(), serve.clone());
         handles.push(tokio::spawn(async move {
             let src = net::source_for(&target, nth);
-            let connected = net::subscribe(&target, src, &session).await;
+            let connected = Feed::open(transport, &target, src, &session).await;
             drop(permit);
             match connected {
                 Ok(ws) => {
@@ -81,16 +82,16 @@ pub(crate) async fn idle(args: &Args, targets: &[Target]) -> Value {
     let hold = {
         let closed = closed.clone();
         let stop = stop.clone();
-        move |_i: usize, mut ws: net::Ws| {
+        move |_i: usize, mut feed: Feed| {
             let closed = closed.clone();
             let stop = stop.clone();
             async move {
                 // Reading answers the server's pings; anything ending the stream is a close.
                 loop {
                     tokio::select! {
-                        m = ws.next() => match m {
-                            Some(Ok(_)) => continue,
-                            _ => {
+                        m = feed.next_text() => match m {
+                            Some(_) => continue,
+                            None => {
                                 if !stop.load(Ordering::Relaxed) {
                                     closed.fetch_add(1, Ordering::Relaxed);
                                 }
@@ -135,6 +136,7 @@ pub(crate) async fn idle(args: &Args, targets: &[Target]) -> Value {
     let failures = failed.load(Ordering::Relaxed);
     json!({
         "scenario": "idle",
+        "transport": format!("{:?}", args.transport).to_lowercase(),
         "ok": failures == 0 && closed.load(Ordering::Relaxed) == 0,
         "targets": args.target,
         "connectionsRequested": args.connections,

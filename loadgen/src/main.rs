@@ -8,6 +8,7 @@
 //! [--rate N] [--duration SECS] [--json]`; see `--help`.
 
 mod fanout;
+mod feed;
 mod idle;
 mod ingest;
 mod net;
@@ -77,6 +78,9 @@ pub(crate) struct Args {
     /// Gateway process ids (comma-separated), to measure their CPU and resident memory.
     #[arg(long, value_delimiter = ',')]
     gateway_pid: Vec<u32>,
+    /// How subscribers (idle, fanout) connect: a WebSocket, or a server-sent-events stream.
+    #[arg(long, value_enum, default_value = "ws")]
+    transport: feed::Transport,
     /// Connections opened at once while connecting.
     #[arg(long, default_value_t = 512)]
     connect_concurrency: usize,
