@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the tests need when it is missing (redis-server, nginx,
 # Node.js, Chromium via apt-get where available; playwright-core, typescript and Claude Code's
-# Agent SDK from the npm registry; the deployment validators from PyPI into target/pyvenv), then
-# runs `cargo test` and the JavaScript tests (afw-client.js in Node, the dashboard in headless
-# Chromium, the hook fixtures against the SDK's types) with the Redis and browser tests
-# required: if either cannot run, the suite fails; it never skips them.
+# Agent SDK from the npm registry; the deployment validators and the MCP SDK from PyPI into
+# target/pyvenv), then runs `cargo test` and the JavaScript tests (afw-client.js in Node, the
+# dashboard in headless Chromium, the hook fixtures against the SDK's types) with the Redis and
+# browser tests required: if either cannot run, the suite fails; it never skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -84,19 +84,21 @@ ensure_nginx() {
   fi
 }
 
-# The deployment validators (the Compose schema's and Kubernetes' checkers) in a virtualenv of
-# their own, pinned in tests/deploy/requirements.txt; tests/deploy.rs runs them via AFW_PYTHON.
+# The deployment validators (the Compose schema's and Kubernetes' checkers) and the official MCP
+# client SDK in a virtualenv of their own, pinned in tests/deploy/requirements.txt and
+# tests/agents/requirements.txt; tests/deploy.rs and tests/mcp.rs run them via AFW_PYTHON.
 ensure_validators() {
   local venv=target/pyvenv
-  if ! "$venv/bin/python" -c 'import jsonschema, yaml, kubernetes_validate' >/dev/null 2>&1; then
+  if ! "$venv/bin/python" -c 'import jsonschema, yaml, kubernetes_validate, mcp' >/dev/null 2>&1; then
     command -v python3 >/dev/null 2>&1 || apt_install python3 || true
     if ! python3 -m venv "$venv" >/dev/null 2>&1; then
       apt_install python3-venv || true
       python3 -m venv "$venv" || { say "python3 with venv is required (apt-get install python3-venv)"; exit 1; }
     fi
-    say "installing the deployment validators (jsonschema, PyYAML, kubernetes-validate) with pip"
-    "$venv/bin/pip" install -q --disable-pip-version-check -r tests/deploy/requirements.txt || {
-      say "pip could not install tests/deploy/requirements.txt; check the registry access"
+    say "installing the deployment validators (jsonschema, PyYAML, kubernetes-validate) and mcp with pip"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r tests/deploy/requirements.txt \
+      -r tests/agents/requirements.txt || {
+      say "pip could not install tests/deploy/requirements.txt and tests/agents/requirements.txt; check the registry access"
       exit 1
     }
   fi

@@ -54,7 +54,7 @@ async fn chaos_every_client_ends_with_every_event_once_in_order() {
                 instances: live.clone(),
                 start: n,
                 // One client in six stops reading for 3 s, somewhere in the first 5 s.
-                stall: (n % 6 == 0).then(|| Stall {
+                stall: n.is_multiple_of(6).then(|| Stall {
                     after: Duration::from_millis(500 + (n as u64 * 97) % 4500),
                     max: Duration::from_secs(3),
                     resume: None,

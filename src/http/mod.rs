@@ -29,6 +29,8 @@ pub mod health;
 pub mod hooks;
 pub mod jobs;
 pub mod locks;
+pub mod mcp;
+pub mod mcp_tools;
 pub mod parse_errors;
 pub mod permissions;
 pub mod rate;
@@ -48,8 +50,36 @@ pub mod workflow;
 /// Room a cache put's body needs beside its value (key, TTL, tags).
 const CACHE_BODY_ROOM: usize = 64 * 1024;
 
+/// The whole router: the API's routes and, beside them, the MCP endpoint, whose tools call
+/// those routes (`mcp`), each behind the same middleware.
 pub fn router(app: AppState) -> Router {
     let config = app.config().clone();
+    let access = Arc::new(auth::Access {
+        browser: browser::BrowserPolicy::new(
+            config.auth.required(),
+            config.host.is_loopback(),
+            &config.allowed_hosts,
+            &allowed_origins(&config),
+        ),
+        credentials: app.credentials().clone(),
+        tenants: app.tenants().clone(),
+        limiter: config.rate_limits.http().map(|gcra| {
+            rate::Limiter::new(
+                app.stores().rates.clone(),
+                gcra,
+                std::time::Duration::from_millis(config.rate_limits.rate_limit_wait_ms),
+                app.metrics_arc().clone(),
+                config.rate_limits.trusted_proxies.clone(),
+            )
+        }),
+    });
+    let api = edge(routes(&config).fallback(not_found), &app, &access);
+    let endpoint = Router::new().route_service("/mcp", mcp::service(api.clone(), &app));
+    api.merge(edge(endpoint, &app, &access))
+}
+
+/// The API's routes, without the middleware.
+fn routes(config: &crate::config::Config) -> Router<AppState> {
     let cached = Router::new()
         .route("/api/cache", delete(cache::clear))
         .route("/api/cache/stats", get(cache::stats))
@@ -176,28 +206,16 @@ pub fn router(app: AppState) -> Router {
         .merge(batch)
         .merge(cached)
         .merge(web::routes())
-        .fallback(not_found)
+}
+
+/// The middleware every route is behind, outermost last: CORS (with `AFW_CORS_ORIGINS`), the
+/// request id, the panic guard, then who may call ([`auth`]).
+fn edge(routes: Router<AppState>, app: &AppState, access: &Arc<auth::Access>) -> Router {
+    let config = app.config();
+    routes
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
-            Arc::new(auth::Access {
-                browser: browser::BrowserPolicy::new(
-                    config.auth.required(),
-                    config.host.is_loopback(),
-                    &config.allowed_hosts,
-                    &allowed_origins(&config),
-                ),
-                credentials: app.credentials().clone(),
-                tenants: app.tenants().clone(),
-                limiter: config.rate_limits.http().map(|gcra| {
-                    rate::Limiter::new(
-                        app.stores().rates.clone(),
-                        gcra,
-                        std::time::Duration::from_millis(config.rate_limits.rate_limit_wait_ms),
-                        app.metrics_arc().clone(),
-                        config.rate_limits.trusted_proxies.clone(),
-                    )
-                }),
-            }),
+            Arc::clone(access),
             auth::middleware,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -205,11 +223,11 @@ pub fn router(app: AppState) -> Router {
             app.clone(),
             request_id::middleware,
         ))
-        .layer(tower::util::option_layer(cors(&allowed_origins(&config))))
+        .layer(tower::util::option_layer(cors(&allowed_origins(config))))
         .layer(tower::util::option_layer(
-            (!allowed_origins(&config).is_empty()).then(|| middleware::from_fn(preflight)),
+            (!allowed_origins(config).is_empty()).then(|| middleware::from_fn(preflight)),
         ))
-        .with_state(app)
+        .with_state(app.clone())
 }
 
 /// A CORS preflight's answer is 204 No Content (the CORS layer answers 200 with no body).

@@ -178,7 +178,7 @@ fn encode_cursor(member: &str) -> String {
 }
 
 fn decode_cursor(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 || hex.len() > 1024 {
+    if !hex.len().is_multiple_of(2) || hex.len() > 1024 {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..hex.len())
