@@ -33,8 +33,16 @@ async fn send(ep: &Endpoint, method: Method, path: &str, body: Option<Value>) ->
     if let Some(b) = body {
         rb = rb.json(&b);
     }
-    let r = rb.send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    let mut r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    if r.headers().get("content-type").is_some_and(|c| c == "text/event-stream") {
+        // A session's stream runs until dropped: its first chunk (the confirmation) is what
+        // it says of the session.
+        let first = tokio::time::timeout(super::support::WAIT, r.chunk()).await;
+        let chunk = first.expect("the stream's first chunk").unwrap().unwrap_or_default();
+        return (status, String::from_utf8_lossy(&chunk).into_owned());
+    }
+    (status, r.text().await.unwrap())
 }
 
 /// `acme` stores one of everything, under the ids [`concrete`] gives with prefix `m`.
