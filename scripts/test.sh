@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the tests need when it is missing (redis-server, nginx,
-# Node.js, Chromium via apt-get where available; playwright-core, typescript and Claude Code's
-# Agent SDK from the npm registry; the deployment validators and the MCP SDK from PyPI into
-# target/pyvenv), then runs `cargo test` and the JavaScript tests (afw-client.js in Node, the
-# dashboard in headless Chromium, the hook fixtures against the SDK's types) with the Redis and
+# Node.js, Chromium via apt-get where available; playwright-core, typescript, Claude Code's
+# Agent SDK and AG-UI's client from the npm registry; the deployment validators and the MCP SDK
+# from PyPI into target/pyvenv), then runs `cargo test` and the JavaScript tests (afw-client.js
+# in Node, the dashboard in headless Chromium, the hook fixtures against the SDK's types, the
+# AG-UI stream through @ag-ui/client) with the Redis and
 # browser tests required: if either cannot run, the suite fails; it never skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,12 +108,14 @@ ensure_validators() {
 }
 
 # playwright-core drives that Chromium (no browser download); Claude Code's Agent SDK and
-# TypeScript check the hook fixtures against its types. All pinned in tests/web's lockfile; the
-# SDK's optional platform binaries (the Claude Code CLI itself) are not needed.
+# TypeScript check the hook fixtures against its types; @ag-ui/client, AG-UI's own client,
+# follows the AG-UI stream. All pinned in tests/web's lockfile; the SDK's optional platform
+# binaries (the Claude Code CLI itself) are not needed.
 ensure_playwright() {
   local m=tests/web/node_modules
-  if [ ! -d $m/playwright-core ] || [ ! -d $m/typescript ] || [ ! -d $m/@anthropic-ai/claude-agent-sdk ]; then
-    say "installing playwright-core, typescript and @anthropic-ai/claude-agent-sdk from the npm registry"
+  if [ ! -d $m/playwright-core ] || [ ! -d $m/typescript ] || [ ! -d $m/@anthropic-ai/claude-agent-sdk ] \
+    || [ ! -d $m/@ag-ui/client ]; then
+    say "installing playwright-core, typescript, @anthropic-ai/claude-agent-sdk and @ag-ui/client from the npm registry"
     (cd tests/web && npm ci --omit=optional --no-audit --no-fund --loglevel=error) || {
       say "npm could not install tests/web/package.json's packages; check the registry access"
       exit 1
@@ -157,8 +160,8 @@ fi
 cargo build -p afw-gateway
 node_flags=()
 if ! node -e 'WebSocket' >/dev/null 2>&1; then node_flags=(--experimental-websocket); fi
-say "afw-client.js in Node, the dashboard (and its permission prompts) in $AFW_CHROMIUM, Claude Code's hook fixtures and answers against its SDK"
+say "afw-client.js in Node, the dashboard (and its permission prompts) in $AFW_CHROMIUM, Claude Code's hook fixtures and answers against its SDK, the AG-UI stream through @ag-ui/client"
 AFW_GATEWAY_BIN="$PWD/target/debug/afw-gateway" node "${node_flags[@]}" --test \
   tests/web/client.test.mjs tests/web/browser.test.mjs tests/web/origin.test.mjs \
-  tests/web/claude-code.test.mjs tests/web/permissions.test.mjs
+  tests/web/claude-code.test.mjs tests/web/permissions.test.mjs tests/web/ag-ui.test.mjs
 say "screenshots of what the browser tests saw: target/browser/"

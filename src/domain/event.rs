@@ -222,7 +222,15 @@ pub fn draft_event(
         &mut problems,
         prefix,
     );
+    if let Some(k) = &kind {
+        super::ag_ui::check(&obj, k, prefix, &mut problems);
+    }
+    // An AG-UI event's `timestamp` is a number of milliseconds: kept as it came.
+    let ag_ui_time = kind
+        .as_deref()
+        .is_some_and(|k| super::ag_ui::numeric_timestamp(&obj, k));
     let timestamp = match obj.str("timestamp") {
+        _ if ag_ui_time => None,
         Ok(None) => None,
         Ok(Some(s)) if crate::time::parse(&s).is_some() => Some(s),
         _ => {
@@ -260,7 +268,9 @@ pub fn draft_event(
             "seq" => {}
             "receivedAt" => {}
             "eventId" => w.string("eventId", &event_id),
-            "timestamp" if timestamp.is_none() => w.string("timestamp", &ctx.received_at),
+            "timestamp" if timestamp.is_none() && !ag_ui_time => {
+                w.string("timestamp", &ctx.received_at)
+            }
             k => {
                 has_correlation |= k == "correlationId";
                 w.raw(k, value.get());

@@ -15,6 +15,7 @@
 //! - [`rate`]: rate limits by GCRA, the same arithmetic in every store.
 //! - [`problems`]: every bad field of a request, named, with names' and ranges' checks.
 
+pub mod ag_ui;
 pub mod cache;
 pub mod chain;
 pub mod chain_input;

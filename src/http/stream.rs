@@ -1,7 +1,7 @@
 //! `GET /api/sessions/:id/stream`: a session's stream as server-sent events, resuming from
 //! `Last-Event-ID` (`<epoch>:<seq>`) or `?since=<seq>&epoch=`; the stream itself is
 //! [`crate::realtime::sse`]. For clients and proxies where a WebSocket is not allowed, and
-//! for `curl -N`.
+//! for `curl -N`; with `?format=ag-ui`, as AG-UI events ([`crate::realtime::ag_ui`]).
 
 use std::sync::Arc;
 
@@ -35,6 +35,8 @@ pub struct StreamQuery {
     since: Option<u64>,
     /// The epoch `since` is of; absent: whatever the stream is now.
     epoch: Option<String>,
+    /// `ag-ui` for AG-UI events; absent (or `gateway`): the WebSocket's messages.
+    format: Option<String>,
     /// The credentials, for a browser's `EventSource` (the middleware reads it).
     #[allow(dead_code)]
     token: Option<String>,
@@ -48,11 +50,22 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     session_path_id(&session_id)?;
+    let ag_ui = match q.format.as_deref() {
+        None | Some("gateway") => false,
+        Some("ag-ui") => true,
+        Some(_) => {
+            return Err(ApiError::validation(vec![FieldProblem::new(
+                "format",
+                "must be ag-ui or gateway",
+            )]))
+        }
+    };
     let start = match headers.get("last-event-id") {
         Some(v) => match v.to_str().ok().and_then(parse_last_event_id) {
             Some((epoch, seq)) => Start {
                 since: Some(seq),
                 epoch: Some(epoch),
+                ag_ui,
             },
             None => {
                 return Err(ApiError::validation(vec![FieldProblem::new(
@@ -64,6 +77,7 @@ pub async fn stream(
         None => Start {
             since: q.since,
             epoch: q.epoch,
+            ag_ui,
         },
     };
     let tenant_name = principal.as_ref().map(|Extension(p)| &*p.tenant);

@@ -4,6 +4,7 @@
 //! socket, or an SSE stream ([`sse`]) to its response body. The wire messages and limits live in [`protocol`]. Nothing here knows the HTTP
 //! edge or the app: the upgrade (in `http::upgrade`) hands each connection a [`ws::WsContext`].
 
+pub mod ag_ui;
 pub mod compat;
 pub mod fanout;
 pub mod hub;

@@ -6,7 +6,8 @@
 //! `error` message) where a WebSocket would close: over the budget (`slow_consumer`), when a
 //! read from the store fails (`store_unavailable`), at shutdown. The client reconnects with
 //! `Last-Event-ID` and loses nothing. Between messages, a comment keeps proxies from timing
-//! the stream out.
+//! the stream out. With `?format=ag-ui` the same stream is written as AG-UI events
+//! ([`super::ag_ui`]).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use axum::body::Bytes;
 use futures::Stream;
 use tokio::time::{Instant, Sleep};
 
+use super::ag_ui::{group, AgUi};
 use super::hub::{self, ConnHandle, ConnQueue, Outbound};
 use super::position::{Admit, Position};
 use super::protocol as proto;
@@ -31,10 +33,12 @@ const BATCH: usize = 64;
 const RETRY_MS: u64 = 1000;
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
-/// Where to start: after this seq of this epoch (`None`: live only, from now).
+/// Where to start: after this seq of this epoch (`None`: live only, from now), and in which
+/// form.
 pub struct Start {
     pub since: Option<u64>,
     pub epoch: Option<String>,
+    pub ag_ui: bool,
 }
 
 /// A stream being served; dropping it (the client went away) leaves the hub.
@@ -52,6 +56,8 @@ pub struct SseStream {
     first: Option<Vec<u8>>,
     done: bool,
     keepalive: Pin<Box<Sleep>>,
+    /// The AG-UI profile's state (`?format=ag-ui`).
+    ag_ui: Option<Box<AgUi>>,
 }
 
 struct Fill {
@@ -84,6 +90,7 @@ pub async fn open(
         first: None,
         done: false,
         keepalive,
+        ag_ui: None,
     };
     let page = s.page_size();
     let (read, limit) = match from.since {
@@ -101,20 +108,33 @@ pub async fn open(
         .since
         .is_some_and(|since| range.can_resume(since, from.epoch.as_deref()));
     let mut buf = format!("retry: {RETRY_MS}\n\n").into_bytes();
-    let confirm = proto::subscribed(
-        &session_id,
-        range.head_seq,
-        range.epoch.as_deref(),
-        recovered,
-    );
-    data(&mut buf, None, &confirm);
     s.pos = Position {
         epoch: range.epoch.as_deref().map(Arc::from),
         last: range.head_seq,
     };
     if recovered {
-        let since = from.since.unwrap_or(0);
-        s.pos.last = since;
+        s.pos.last = from.since.unwrap_or(0);
+    }
+    if from.ag_ui {
+        let prelude = s.ag_ui_prelude(&session_id).await?;
+        let id = s.pos.epoch.clone().map(|e| (e, s.pos.last));
+        group(
+            &mut buf,
+            id.as_ref().map(|(e, n)| (&**e, *n)),
+            &prelude,
+            data,
+        );
+    } else {
+        let confirm = proto::subscribed(
+            &session_id,
+            range.head_seq,
+            range.epoch.as_deref(),
+            recovered,
+        );
+        data(&mut buf, None, &confirm);
+    }
+    if recovered {
+        let since = s.pos.last;
         let start = range.start_after(since);
         let epoch: Arc<str> = Arc::from(range.epoch.as_deref().unwrap_or_default());
         s.stored(&mut buf, &epoch, start, &range.events);
@@ -174,19 +194,14 @@ impl SseStream {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
-                self.done = true;
                 let mut buf = Vec::new();
-                data(&mut buf, None, &proto::error("going_away", "server shutting down; resume with Last-Event-ID", None));
+                self.end(&mut buf, "going_away", "server shutting down; resume with Last-Event-ID", None);
                 buf
             }
             item = self.queue.recv() => {
                 let mut buf = Vec::new();
                 match item {
-                    None => {
-                        self.done = true;
-                        let text = proto::error("slow_consumer", "over the byte budget; resume with Last-Event-ID", None);
-                        data(&mut buf, None, &text);
-                    }
+                    None => self.end(&mut buf, "slow_consumer", "over the byte budget; resume with Last-Event-ID", None),
                     Some(item) => self.drain(&mut buf, item),
                 }
                 buf
@@ -221,7 +236,7 @@ impl SseStream {
                 seq, epoch, frame, ..
             } => match self.pos.admit(epoch, *seq) {
                 Admit::Skip => {}
-                Admit::Next => data(buf, Some((epoch, *seq)), frame.as_str()),
+                Admit::Next => self.framed(buf, epoch, *seq, frame.as_str()),
                 Admit::Gap => {
                     self.fill = Some(Fill {
                         until: Some(seq - 1),
@@ -237,9 +252,19 @@ impl SseStream {
             }
             Outbound::Unsubscribed { session_id, reason } => {
                 self.done = true;
-                data(buf, None, &proto::unsubscribed(local(session_id), reason));
+                match &self.ag_ui {
+                    None => data(buf, None, &proto::unsubscribed(local(session_id), reason)),
+                    Some(_) => data(buf, None, &AgUi::error("unsubscribed", reason).to_string()),
+                }
             }
-            Outbound::Message { frame, .. } => data(buf, None, frame.as_str()),
+            Outbound::Message { frame, .. } => match self.ag_ui.as_mut() {
+                None => data(buf, None, frame.as_str()),
+                Some(a) => {
+                    let mut out = Vec::new();
+                    a.message(frame.as_str(), &mut out);
+                    group(buf, None, &out, data);
+                }
+            },
         }
     }
 
@@ -272,19 +297,15 @@ impl SseStream {
                 {
                     if self.pos.admit(&epoch, seq) != Admit::Skip {
                         self.pos.last = seq;
-                        data(&mut buf, Some((&epoch, seq)), frame.as_str());
+                        self.framed(&mut buf, &epoch, seq, frame.as_str());
                     }
                 }
             }
             Err(e) => {
                 tracing::warn!(session = %session_id, error = %e, "stream catch-up read failed; ending it");
-                self.done = true;
-                let text = proto::error(
-                    "store_unavailable",
-                    "the store did not answer; resume with Last-Event-ID",
-                    Some(session_id),
-                );
-                data(&mut buf, None, &text);
+                let message = "the store did not answer; resume with Last-Event-ID";
+                let session_id = session_id.to_string();
+                self.end(&mut buf, "store_unavailable", message, Some(&session_id));
             }
         }
         buf
@@ -299,10 +320,68 @@ impl SseStream {
             if seq <= self.pos.last {
                 continue;
             }
-            let frame = frames.frame(session_id, seq, epoch, event);
-            data(buf, Some((epoch, seq)), &frame);
+            match self.ag_ui.as_mut() {
+                None => data(
+                    buf,
+                    Some((epoch, seq)),
+                    &frames.frame(session_id, seq, epoch, event),
+                ),
+                Some(a) => {
+                    let mut out = Vec::new();
+                    a.event(event, &mut out);
+                    group(buf, Some((epoch, seq)), &out, data);
+                }
+            }
             self.pos.last = seq;
         }
+    }
+
+    /// Writes a live event as the hub framed it (or as its AG-UI events).
+    fn framed(&mut self, buf: &mut Vec<u8>, epoch: &str, seq: u64, frame: &str) {
+        match self.ag_ui.as_mut() {
+            None => data(buf, Some((epoch, seq)), frame),
+            Some(a) => {
+                let mut out = Vec::new();
+                a.event(super::ag_ui::payload(frame), &mut out);
+                group(buf, Some((epoch, seq)), &out, data);
+            }
+        }
+    }
+
+    /// The stream's last message, when it ends for `code`.
+    fn end(&mut self, buf: &mut Vec<u8>, code: &str, message: &str, session: Option<&str>) {
+        self.done = true;
+        match &self.ag_ui {
+            None => data(buf, None, &proto::error(code, message, session)),
+            Some(_) => data(buf, None, &AgUi::error(code, message).to_string()),
+        }
+    }
+
+    /// The AG-UI profile's first events: the session's events up to where the stream starts
+    /// taken in (read a page at a time), then [`AgUi::prelude`] with the session as stored.
+    async fn ag_ui_prelude(
+        &mut self,
+        session_id: &str,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut a = Box::new(AgUi::new(session_id));
+        let stores = &self.tenant.stores;
+        let until = Some(self.pos.last);
+        let mut pages = Pages::new(
+            &*stores.events,
+            session_id,
+            self.pos.epoch.clone(),
+            0,
+            until,
+        );
+        while let Some(page) = pages.next(self.page_size()).await? {
+            page.events.iter().for_each(|e| a.fold(e));
+        }
+        let session = stores.sessions.get_session(session_id).await?;
+        let snapshot = serde_json::to_value(session).unwrap_or_default();
+        let mut out = Vec::new();
+        a.prelude(snapshot, &mut out);
+        self.ag_ui = Some(a);
+        Ok(out)
     }
 }
 

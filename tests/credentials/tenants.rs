@@ -35,11 +35,11 @@ async fn send(ep: &Endpoint, method: Method, path: &str, body: Option<Value>) ->
     }
     let mut r = rb.send().await.unwrap();
     let status = r.status().as_u16();
-    if r.headers().get("content-type").is_some_and(|c| c == "text/event-stream") {
-        // A session's stream runs until dropped: its first chunk (the confirmation) is what
-        // it says of the session.
+    let kind = r.headers().get("content-type").cloned();
+    if kind.is_some_and(|c| c == "text/event-stream") {
+        // A session's stream runs until dropped: its first chunk says what it is.
         let first = tokio::time::timeout(super::support::WAIT, r.chunk()).await;
-        let chunk = first.expect("the stream's first chunk").unwrap().unwrap_or_default();
+        let chunk = first.expect("a first chunk").unwrap().unwrap_or_default();
         return (status, String::from_utf8_lossy(&chunk).into_owned());
     }
     (status, r.text().await.unwrap())

@@ -1,7 +1,8 @@
 //! Live delivery over real WebSockets: fan-out across instances on one Redis, recovery with
 //! `since`, the prefix end to end, pub/sub loss, deletion, slow consumers, bad frames; and the
-//! same stream as server-sent events.
+//! same stream as server-sent events, and as AG-UI events.
 
+mod ag_ui;
 mod connections;
 mod delivery;
 mod recovery;

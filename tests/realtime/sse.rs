@@ -111,7 +111,7 @@ async fn bad_stream_requests_get_json_errors() {
         (
             "/api/sessions/s/stream?format=xml",
             None,
-            "invalid_query",
+            "validation_failed",
             "format",
         ),
         (
