@@ -108,7 +108,8 @@ fn required(kind: &str) -> Option<&'static [(&'static str, Kind)]> {
 }
 
 /// What an AG-UI event lacks or has wrong, by its schema: each required member, a text
-/// message's `role`, a reasoning message's (`reasoning`), and `timestamp` (a number there).
+/// message's `role`, a reasoning message's (`reasoning`). Its `timestamp` is the caller's
+/// ([`numeric_timestamp`]).
 pub fn check(obj: &RawObject<'_>, kind: &str, prefix: &str, problems: &mut Vec<FieldProblem>) {
     let Some(members) = required(kind) else {
         return;

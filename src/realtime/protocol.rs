@@ -236,6 +236,18 @@ pub fn event_frame(session_id: &str, seq: u64, epoch: &str, event: &str) -> Stri
     s
 }
 
+/// The stored event inside an [`event_frame`] (its `payload`, the frame's last member); any
+/// other frame (a bare one is the event itself) as it is.
+pub fn event_payload(frame: &str) -> &str {
+    const AT: &str = ",\"payload\":";
+    match frame.find(AT) {
+        Some(i) if frame.starts_with("{\"type\":\"event\",") => {
+            &frame[i + AT.len()..frame.len() - 1]
+        }
+        _ => frame,
+    }
+}
+
 /// `command`: a new command's record, pushed to the session's subscribers.
 pub fn command_frame(session_id: &str, record: &str) -> String {
     message_frame("command", session_id, record)
@@ -355,6 +367,14 @@ mod tests {
             "invalid_message"
         );
         assert_eq!(code(r#"{"type":"auth"}"#), "invalid_message");
+    }
+
+    #[test]
+    fn the_payload_of_an_event_frame() {
+        let frame = event_frame("s", 3, "e1", r#"{"type":"x","payload":{"a":1}}"#);
+        assert_eq!(event_payload(&frame), r#"{"type":"x","payload":{"a":1}}"#);
+        let bare = r#"{"type":"step:started"}"#;
+        assert_eq!(event_payload(bare), bare);
     }
 
     #[test]

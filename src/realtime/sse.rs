@@ -17,7 +17,7 @@ use axum::body::Bytes;
 use futures::Stream;
 use tokio::time::{Instant, Sleep};
 
-use super::ag_ui::{group, AgUi};
+use super::ag_ui::AgUi;
 use super::hub::{self, ConnHandle, ConnQueue, Outbound};
 use super::position::{Admit, Position};
 use super::protocol as proto;
@@ -117,12 +117,10 @@ pub async fn open(
     }
     if from.ag_ui {
         let prelude = s.ag_ui_prelude(&session_id).await?;
-        let id = s.pos.epoch.clone().map(|e| (e, s.pos.last));
         group(
             &mut buf,
-            id.as_ref().map(|(e, n)| (&**e, *n)),
+            s.pos.epoch.as_deref().map(|e| (e, s.pos.last)),
             &prelude,
-            data,
         );
     } else {
         let confirm = proto::subscribed(
@@ -259,11 +257,7 @@ impl SseStream {
             }
             Outbound::Message { frame, .. } => match self.ag_ui.as_mut() {
                 None => data(buf, None, frame.as_str()),
-                Some(a) => {
-                    let mut out = Vec::new();
-                    a.message(frame.as_str(), &mut out);
-                    group(buf, None, &out, data);
-                }
+                Some(a) => group(buf, None, &a.message(frame.as_str())),
             },
         }
     }
@@ -326,11 +320,7 @@ impl SseStream {
                     Some((epoch, seq)),
                     &frames.frame(session_id, seq, epoch, event),
                 ),
-                Some(a) => {
-                    let mut out = Vec::new();
-                    a.event(event, &mut out);
-                    group(buf, Some((epoch, seq)), &out, data);
-                }
+                Some(a) => group(buf, Some((epoch, seq)), &a.event(event)),
             }
             self.pos.last = seq;
         }
@@ -340,11 +330,11 @@ impl SseStream {
     fn framed(&mut self, buf: &mut Vec<u8>, epoch: &str, seq: u64, frame: &str) {
         match self.ag_ui.as_mut() {
             None => data(buf, Some((epoch, seq)), frame),
-            Some(a) => {
-                let mut out = Vec::new();
-                a.event(super::ag_ui::payload(frame), &mut out);
-                group(buf, Some((epoch, seq)), &out, data);
-            }
+            Some(a) => group(
+                buf,
+                Some((epoch, seq)),
+                &a.event(proto::event_payload(frame)),
+            ),
         }
     }
 
@@ -377,12 +367,25 @@ impl SseStream {
             page.events.iter().for_each(|e| a.fold(e));
         }
         let session = stores.sessions.get_session(session_id).await?;
-        let snapshot = serde_json::to_value(session).unwrap_or_default();
-        let mut out = Vec::new();
-        a.prelude(snapshot, &mut out);
+        let prelude = a.prelude(serde_json::to_value(session).unwrap_or_default());
         self.ag_ui = Some(a);
-        Ok(out)
+        Ok(prelude)
     }
+}
+
+/// Writes the AG-UI events that one stored event became, the `id:` on the last (or alone, when
+/// it became none: the client's `Last-Event-ID` still moves on).
+fn group(buf: &mut Vec<u8>, id: Option<(&str, u64)>, events: &[serde_json::Value]) {
+    let Some((last, rest)) = events.split_last() else {
+        if let Some((epoch, seq)) = id {
+            buf.extend_from_slice(format!("id: {epoch}:{seq}\n\n").as_bytes());
+        }
+        return;
+    };
+    for e in rest {
+        data(buf, None, &e.to_string());
+    }
+    data(buf, id, &last.to_string());
 }
 
 /// Appends one SSE message: an `id:` line for a stored event, then the JSON as one `data:`
@@ -427,5 +430,17 @@ mod tests {
         assert_eq!(parse_last_event_id("7"), None);
         assert_eq!(parse_last_event_id(":7"), None);
         assert_eq!(parse_last_event_id("e:x"), None);
+    }
+
+    #[test]
+    fn a_group_has_its_id_on_the_last() {
+        let mut buf = Vec::new();
+        group(&mut buf, Some(("e", 4)), &[]);
+        let events = [serde_json::json!({"a":1}), serde_json::json!({"b":2})];
+        group(&mut buf, Some(("e", 5)), &events);
+        assert_eq!(
+            buf,
+            b"id: e:4\n\ndata: {\"a\":1}\n\nid: e:5\ndata: {\"b\":2}\n\n"
+        );
     }
 }

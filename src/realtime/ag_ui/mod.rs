@@ -63,54 +63,60 @@ impl AgUi {
 
     /// Takes in an event from before the stream's start (its AG-UI events are not sent).
     pub fn fold(&mut self, stored: &str) {
-        let mut scratch = Vec::new();
-        self.event(stored, &mut scratch);
+        self.event(stored);
     }
 
     /// The stream's first events: a run, the session's state, what is open, what waits.
-    pub fn prelude(&mut self, snapshot: Value, out: &mut Vec<Value>) {
+    pub fn prelude(&mut self, snapshot: Value) -> Vec<Value> {
+        let mut out = Vec::new();
         let waiting = self.interrupt.take();
         self.run = None;
-        self.start_run(
-            out,
-            Some(json!({"type": "STATE_SNAPSHOT", "snapshot": snapshot})),
-        );
+        let state = json!({"type": "STATE_SNAPSHOT", "snapshot": snapshot});
+        self.start_run(&mut out, Some(state));
         if let Some(outcome) = waiting {
-            self.finish(out, Some(outcome.clone()), false);
+            self.finish(&mut out, Some(outcome.clone()), false);
             self.interrupt = Some(outcome);
         }
+        out
     }
 
     /// A stored event's AG-UI events (its JSON as stored).
-    pub fn event(&mut self, stored: &str, out: &mut Vec<Value>) {
+    pub fn event(&mut self, stored: &str) -> Vec<Value> {
+        let mut out = Vec::new();
         let Ok(Value::Object(ev)) = serde_json::from_str::<Value>(stored) else {
-            return;
+            return out;
         };
         let kind = str_of(&ev, "type").unwrap_or_default().to_string();
         if ag_ui::is_type(&kind) {
-            return self.native(own(ev), &kind, out);
+            self.native(own(ev), &kind, &mut out);
+            return out;
         }
-        let from = out.len();
-        self.ours(&ev, &kind, out);
-        if let Some(Value::Object(last)) = out.get_mut(from..).and_then(|g| g.last_mut()) {
-            if !last.contains_key("rawEvent") && last.get("type") != Some(&json!("CUSTOM")) {
+        self.ours(&ev, &kind, &mut out);
+        if let Some(Value::Object(last)) = out.last_mut() {
+            let custom = last.get("type").and_then(Value::as_str) == Some("CUSTOM");
+            if !custom && !last.contains_key("rawEvent") {
                 last.insert("rawEvent".into(), Value::Object(ev));
             }
         }
+        out
     }
 
     /// A message about the session that is not a stored event: a `command` as `CUSTOM`; a
     /// `chain` is left out (its step events already say what it says).
-    pub fn message(&mut self, frame: &str, out: &mut Vec<Value>) {
+    pub fn message(&mut self, frame: &str) -> Vec<Value> {
+        let mut out = Vec::new();
         let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(frame) else {
-            return;
+            return out;
         };
         let name = str_of(&m, "type").unwrap_or("message").to_string();
-        if name == "chain" {
-            return;
+        if name != "chain" {
+            let value = m.remove("payload").unwrap_or(Value::Null);
+            self.emit(
+                &mut out,
+                json!({"type": "CUSTOM", "name": name, "value": value}),
+            );
         }
-        let value = m.remove("payload").unwrap_or(Value::Null);
-        self.emit(out, json!({"type": "CUSTOM", "name": name, "value": value}));
+        out
     }
 
     /// The stream's last event when it ends for `code` (resume with `Last-Event-ID`).
@@ -302,36 +308,6 @@ impl AgUi {
     }
 }
 
-/// One SSE message written to a buffer: an optional `id:` (epoch and seq), then the JSON.
-pub type Write = fn(&mut Vec<u8>, Option<(&str, u64)>, &str);
-
-/// Writes with `data` the AG-UI events that one stored event became, the `id:` on the last
-/// (or alone, when it became none: the client's `Last-Event-ID` still moves on).
-pub fn group(buf: &mut Vec<u8>, id: Option<(&str, u64)>, events: &[Value], data: Write) {
-    let Some((last, rest)) = events.split_last() else {
-        if let Some((epoch, seq)) = id {
-            buf.extend_from_slice(format!("id: {epoch}:{seq}\n\n").as_bytes());
-        }
-        return;
-    };
-    for e in rest {
-        data(buf, None, &e.to_string());
-    }
-    data(buf, id, &last.to_string());
-}
-
-/// The stored event inside an event frame (`{"type":"event",…,"payload":<event>}`, the
-/// payload last); a bare frame is the event itself.
-pub fn payload(frame: &str) -> &str {
-    const AT: &str = ",\"payload\":";
-    match frame.find(AT) {
-        Some(i) if frame.starts_with("{\"type\":\"event\",") => {
-            &frame[i + AT.len()..frame.len() - 1]
-        }
-        _ => frame,
-    }
-}
-
 /// An AG-UI event as posted, without what the gateway added (`sessionId`, `eventId`, `seq`,
 /// `receivedAt`, `correlationId`, a `timestamp` that is not AG-UI's number).
 fn own(mut ev: Map<String, Value>) -> Map<String, Value> {
@@ -353,46 +329,13 @@ mod tests {
     use super::*;
 
     fn mapped(a: &mut AgUi, events: &[Value]) -> Vec<String> {
-        let mut out = Vec::new();
-        for e in events {
-            a.event(&e.to_string(), &mut out);
-        }
+        let out: Vec<Value> = events
+            .iter()
+            .flat_map(|e| a.event(&e.to_string()))
+            .collect();
         out.iter()
             .map(|e| e["type"].as_str().unwrap().to_string())
             .collect()
-    }
-
-    #[test]
-    fn a_group_has_its_id_on_the_last() {
-        let mut buf = Vec::new();
-        let data = |buf: &mut Vec<u8>, id: Option<(&str, u64)>, json: &str| {
-            if let Some((e, n)) = id {
-                buf.extend_from_slice(format!("id: {e}:{n}\n").as_bytes());
-            }
-            buf.extend_from_slice(format!("data: {json}\n\n").as_bytes());
-        };
-        group(&mut buf, Some(("e", 4)), &[], data);
-        group(
-            &mut buf,
-            Some(("e", 5)),
-            &[serde_json::json!({"a":1}), serde_json::json!({"b":2})],
-            data,
-        );
-        assert_eq!(
-            buf,
-            b"id: e:4\n\ndata: {\"a\":1}\n\nid: e:5\ndata: {\"b\":2}\n\n"
-        );
-    }
-
-    #[test]
-    fn the_payload_of_an_event_frame() {
-        let frame =
-            super::super::protocol::event_frame("s", 3, "e1", r#"{"type":"x","payload":{"a":1}}"#);
-        assert_eq!(payload(&frame), r#"{"type":"x","payload":{"a":1}}"#);
-        assert_eq!(
-            payload(r#"{"type":"step:started"}"#),
-            r#"{"type":"step:started"}"#
-        );
     }
 
     #[test]
@@ -405,8 +348,7 @@ mod tests {
         ] {
             a.fold(&e.to_string());
         }
-        let mut out = Vec::new();
-        a.prelude(json!({"id": "s"}), &mut out);
+        let out = a.prelude(json!({"id": "s"}));
         let types: Vec<&str> = out.iter().map(|e| e["type"].as_str().unwrap()).collect();
         assert_eq!(
             types,
