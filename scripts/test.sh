@@ -160,9 +160,9 @@ fi
 cargo build -p afw-gateway
 node_flags=()
 if ! node -e 'WebSocket' >/dev/null 2>&1; then node_flags=(--experimental-websocket); fi
-say "afw-client.js in Node, the dashboard (and its permission prompts) and EventSource in $AFW_CHROMIUM, Claude Code's hook fixtures and answers against its SDK, the AG-UI stream through @ag-ui/client"
+say "afw-client.js in Node, the dashboard (and its permission prompts) and EventSource in $AFW_CHROMIUM, Claude Code's hook fixtures and answers against its SDK, the AG-UI stream through @ag-ui/client, ask_human as an MCP task through @modelcontextprotocol/ext-tasks"
 AFW_GATEWAY_BIN="$PWD/target/debug/afw-gateway" node "${node_flags[@]}" --test \
   tests/web/client.test.mjs tests/web/browser.test.mjs tests/web/origin.test.mjs \
   tests/web/claude-code.test.mjs tests/web/permissions.test.mjs tests/web/ag-ui.test.mjs \
-  tests/web/eventsource.test.mjs
+  tests/web/eventsource.test.mjs tests/web/mcp-tasks.test.mjs
 say "screenshots of what the browser tests saw: target/browser/"

@@ -147,7 +147,7 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
             return limited;
         }
     }
-    // Only the WebSocket, the SSE streams, `/api/whoami` and the hooks (whose session's user it is) look at the
+    // Only the WebSocket, the SSE streams, `/api/whoami`, `/mcp` (whose tasks are the caller's) and the hooks (whose session's user it is) look at the
     // principal later; other requests are done with it here (an extension costs each request
     // an allocation). Another tenant's
     // requests carry that tenant, whose services [`super::tenant::Scoped`] hands out.
@@ -158,7 +158,7 @@ pub async fn middleware(State(access): State<Arc<Access>>, req: Request, next: N
     }
     let path = req.uri().path();
     if in_query
-        || matches!(path, "/api/whoami" | super::hooks::CLAUDE_CODE)
+        || matches!(path, "/api/whoami" | "/mcp" | super::hooks::CLAUDE_CODE)
         || path.starts_with(super::permissions::PREFIX)
     {
         req.extensions_mut().insert(principal);

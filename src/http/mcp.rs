@@ -16,8 +16,9 @@ use axum::http::request::Parts;
 use axum::http::{header, Request};
 use axum::Router;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, GetTaskParams,
+    GetTaskResult, Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig, Tool, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -27,9 +28,12 @@ use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use super::mcp_tools::{self, segment, Call, SESSION_HEADER};
+use super::mcp_tasks::{self, Api};
+use super::mcp_tools::{self, result, segment, Call, ASK_CALL_MAX_SECS, SESSION_HEADER};
 use super::serve::Arrival;
+use super::tenant::tenant_of;
 use crate::app::AppState;
+use crate::store::cache::CacheStore;
 
 /// Headers of the MCP request that its tools' calls carry on.
 const CARRIED: [&str; 5] = [
@@ -48,12 +52,13 @@ const ASK_POLL_MS: u128 = 25_000;
 #[derive(Clone)]
 pub struct Tools {
     api: Router,
+    app: AppState,
     list: Arc<Vec<Tool>>,
 }
 
 /// The `/mcp` service. `api` is the router its tools call.
 pub fn service(api: Router, app: &AppState) -> StreamableHttpService<Tools, LocalSessionManager> {
-    let list = mcp_tools::tools()
+    let list = mcp_tools::tools(app.config().control.mcp_task_max_secs)
         .into_iter()
         .map(|(name, description, schema)| {
             let Value::Object(schema) = schema else {
@@ -64,6 +69,7 @@ pub fn service(api: Router, app: &AppState) -> StreamableHttpService<Tools, Loca
         .collect();
     let tools = Tools {
         api,
+        app: app.clone(),
         list: Arc::new(list),
     };
     // Host and Origin are checked by the API's own rules (`browser`), before this.
@@ -80,12 +86,17 @@ pub fn service(api: Router, app: &AppState) -> StreamableHttpService<Tools, Loca
 
 impl ServerHandler for Tools {
     fn get_info(&self) -> ServerConfig {
-        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions(
-                "Report what you do with `report` and `report_step`; ask the person watching \
+        let mut info = ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+        .with_instructions(
+            "Report what you do with `report` and `report_step`; ask the person watching \
                  with `ask_human`; between steps take commands with `next_command` and \
                  acknowledge each with `ack_command`.",
-            );
+        );
         info.server_info = Implementation::new("afw-gateway", env!("CARGO_PKG_VERSION"));
         info
     }
@@ -103,12 +114,7 @@ impl ServerHandler for Tools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let Some(parts) = context.extensions.get::<Parts>() else {
-            return Err(McpError::internal_error(
-                "the HTTP request is missing",
-                None,
-            ));
-        };
+        let parts = parts_of(&context)?;
         let args = request.arguments.clone().unwrap_or_default();
         let session = parts
             .headers
@@ -116,9 +122,19 @@ impl ServerHandler for Tools {
             .and_then(|v| v.to_str().ok());
         let invalid = |m: String| McpError::invalid_params(m, None);
         if request.name == "ask_human" {
-            let asked = mcp_tools::ask(&args, session).map_err(invalid)?;
+            let max = self.app.config().control.mcp_task_max_secs;
+            let asked = mcp_tools::ask(&args, session, max).map_err(invalid)?;
+            if let Some(refused) = self.put_question(parts, &asked.0, &asked.1).await {
+                return Ok(refused.into());
+            }
+            if context
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks())
+            {
+                return mcp_tasks::create(self, parts, asked).await;
+            }
             let answer = tokio::select! {
-                r = self.ask(parts, asked) => r,
+                r = self.wait_for_answer(parts, asked) => r,
                 _ = context.ct.cancelled() => return Err(McpError::internal_error("cancelled", None)),
             };
             return Ok(answer.into());
@@ -127,20 +143,56 @@ impl ServerHandler for Tools {
         let (status, body) = self.dispatch(parts, call).await;
         Ok(result(status, body).into())
     }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        mcp_tasks::get(self, parts_of(&context)?, &request.task_id).await
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let parts = parts_of(&context)?;
+        mcp_tasks::update(self, parts, &request.task_id, request.input_responses).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        mcp_tasks::cancel(self, parts_of(&context)?, &request.task_id).await
+    }
 }
 
-/// A route's answer as a tool result: its JSON, structured and as text; an error from 400 up.
-fn result(status: u16, body: Value) -> CallToolResult {
-    let content = vec![ContentBlock::text(body.to_string())];
-    let mut r = if status < 400 {
-        CallToolResult::success(content)
-    } else {
-        CallToolResult::error(content)
-    };
-    if body.is_object() {
-        r.structured_content = Some(body);
+fn parts_of(context: &RequestContext<RoleServer>) -> Result<&Parts, McpError> {
+    context
+        .extensions
+        .get::<Parts>()
+        .ok_or_else(|| McpError::internal_error("the HTTP request is missing", None))
+}
+
+impl Api for Tools {
+    async fn call(&self, parts: &Parts, call: Call) -> (u16, Value) {
+        self.dispatch(parts, call).await
     }
-    r
+
+    fn records(&self, parts: &Parts) -> Arc<dyn CacheStore> {
+        let services = match tenant_of(parts) {
+            Some(t) => &t.services,
+            None => self.app.services(),
+        };
+        services.cache.store.clone()
+    }
+
+    fn keep_ms(&self) -> u64 {
+        self.app.config().control.mcp_task_keep_secs * 1000
+    }
 }
 
 impl Tools {
@@ -181,13 +233,14 @@ impl Tools {
         (status, body)
     }
 
-    /// Puts the question to the session (made if new) and waits for its input.
-    async fn ask(
+    /// Puts the question to the session (made if new); the route's error as a tool result if
+    /// it refused.
+    async fn put_question(
         &self,
         parts: &Parts,
-        (session, question, secs): (String, Value, u64),
-    ) -> CallToolResult {
-        let sid = segment(&session);
+        session: &str,
+        question: &Value,
+    ) -> Option<CallToolResult> {
         let post = |path: String, body: Value| Call {
             method: "POST",
             path,
@@ -197,18 +250,22 @@ impl Tools {
             .dispatch(parts, post("/api/sessions".into(), json!({"id": session})))
             .await;
         if s >= 400 && s != 409 {
-            return result(s, v);
+            return Some(result(s, v));
         }
-        let (s, v) = self
-            .dispatch(
-                parts,
-                post(format!("/api/sessions/{sid}/awaiting"), question),
-            )
-            .await;
-        if s >= 400 {
-            return result(s, v);
-        }
-        let deadline = Instant::now() + Duration::from_secs(secs);
+        let sid = segment(session);
+        let path = format!("/api/sessions/{sid}/awaiting");
+        let (s, v) = self.dispatch(parts, post(path, question.clone())).await;
+        (s >= 400).then(|| result(s, v))
+    }
+
+    /// Waits for the session's input, [`ASK_CALL_MAX_SECS`] at most.
+    async fn wait_for_answer(
+        &self,
+        parts: &Parts,
+        (session, _, secs): (String, Value, u64),
+    ) -> CallToolResult {
+        let sid = segment(&session);
+        let deadline = Instant::now() + Duration::from_secs(secs.min(ASK_CALL_MAX_SECS));
         loop {
             let left = deadline
                 .saturating_duration_since(Instant::now())

@@ -1,17 +1,20 @@
 //! The MCP endpoint's tools: each one's JSON schema, and the API call it is. A tool is a thin
 //! mapping onto a route ([`Call`]), so it has that route's checks, roles, limits and answers.
 
+use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{json, Map, Value};
 
 /// A header an MCP client's configuration can set once: the session the tools act on when a
 /// call names none.
 pub const SESSION_HEADER: &str = "x-afw-session";
 
-/// `ask_human`'s longest wait (seconds); longer questions are asked again.
-pub const ASK_MAX_SECS: u64 = 60;
+/// The longest a plain call of `ask_human` waits (seconds), below the 75 s a proxy in front
+/// allows an idle request; a client of the Tasks extension waits as long as `timeoutSecs`.
+pub const ASK_CALL_MAX_SECS: u64 = 60;
 
-/// Every tool: name, description, input schema.
-pub fn tools() -> Vec<(&'static str, &'static str, Value)> {
+/// Every tool: name, description, input schema. `ask_max_secs` is `ask_human`'s longest
+/// `timeoutSecs` (`MCP_TASK_MAX_SECS`).
+pub fn tools(ask_max_secs: u64) -> Vec<(&'static str, &'static str, Value)> {
     let session = json!({"type": "string", "description": "The session; defaults to the X-Afw-Session header"});
     vec![
         (
@@ -39,12 +42,12 @@ pub fn tools() -> Vec<(&'static str, &'static str, Value)> {
         ),
         (
             "ask_human",
-            "Ask the person watching the session a question (the dashboard shows it with the choices) and wait up to timeoutSecs for the answer. Answers {answered:true, input, inputs} or {answered:false} when none came in time: ask again.",
+            "Ask the person watching the session a question (the dashboard shows it with the choices) and wait up to timeoutSecs for the answer. Answers {answered:true, input, inputs} or {answered:false} when none came in time: ask again. A client of MCP's Tasks extension gets a task, input_required until the answer comes from the dashboard or from the client's own elicitation; any other client waits in the call, 60 s at most.",
             json!({"type": "object", "properties": {
                 "sessionId": session,
                 "question": {"type": "string", "minLength": 1, "maxLength": 4096},
                 "choices": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
-                "timeoutSecs": {"type": "integer", "minimum": 1, "maximum": ASK_MAX_SECS},
+                "timeoutSecs": {"type": "integer", "minimum": 1, "maximum": ask_max_secs},
             }, "required": ["question"], "additionalProperties": false}),
         ),
         (
@@ -118,6 +121,20 @@ pub fn tools() -> Vec<(&'static str, &'static str, Value)> {
             }, "required": ["queue", "jobId"], "additionalProperties": false}),
         ),
     ]
+}
+
+/// A route's answer as a tool result: its JSON, structured and as text; an error from 400 up.
+pub fn result(status: u16, body: Value) -> CallToolResult {
+    let content = vec![ContentBlock::text(body.to_string())];
+    let mut r = if status < 400 {
+        CallToolResult::success(content)
+    } else {
+        CallToolResult::error(content)
+    };
+    if body.is_object() {
+        r.structured_content = Some(body);
+    }
+    r
 }
 
 /// An API call a tool makes.
@@ -317,10 +334,12 @@ pub fn call(name: &str, args: &Map<String, Value>, header: Option<&str>) -> Resu
     }
 }
 
-/// `ask_human`'s arguments checked: the session, the `awaiting` body, and how long to wait.
+/// `ask_human`'s arguments checked: the session, the `awaiting` body, and how long to wait
+/// (`timeoutSecs`, from 1 to `max_secs`; a plain call waits [`ASK_CALL_MAX_SECS`] at most).
 pub fn ask(
     args: &Map<String, Value>,
     header: Option<&str>,
+    max_secs: u64,
 ) -> Result<(String, Value, u64), Refusal> {
     only(args, &["sessionId", "question", "choices", "timeoutSecs"])?;
     let question = text(args, "question")?;
@@ -328,7 +347,13 @@ pub fn ask(
     if let Some(choices) = args.get("choices") {
         body["quickResponses"] = choices.clone();
     }
-    let secs = uint(args, "timeoutSecs", ASK_MAX_SECS, ASK_MAX_SECS)?.max(1);
+    let secs = uint(
+        args,
+        "timeoutSecs",
+        max_secs,
+        ASK_CALL_MAX_SECS.min(max_secs),
+    )?
+    .max(1);
     Ok((session(args, header)?, body, secs))
 }
 
@@ -390,10 +415,14 @@ mod tests {
         let (sid, body, secs) = ask(
             &args(json!({"question": "ok?", "choices": ["yes"]})),
             Some("h"),
+            600,
         )
         .unwrap();
-        assert_eq!((sid.as_str(), secs), ("h", ASK_MAX_SECS));
+        assert_eq!((sid.as_str(), secs), ("h", ASK_CALL_MAX_SECS));
         assert_eq!(body["quickResponses"], json!(["yes"]));
-        assert_eq!(tools().len(), 10);
+        let long = args(json!({"question": "q", "timeoutSecs": 600}));
+        assert_eq!(ask(&long, Some("h"), 600).unwrap().2, 600);
+        assert!(ask(&long, Some("h"), 599).is_err());
+        assert_eq!(tools(600).len(), 10);
     }
 }

@@ -30,6 +30,7 @@ pub mod hooks;
 pub mod jobs;
 pub mod locks;
 pub mod mcp;
+pub mod mcp_tasks;
 pub mod mcp_tools;
 pub mod parse_errors;
 pub mod permissions;
