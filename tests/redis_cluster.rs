@@ -132,6 +132,22 @@ async fn events_survive_a_migration_a_failover_and_a_killed_master_exactly_once(
             keys.len()
         );
     }
+    // What Redis says of itself is the whole cluster's: every master's keys summed.
+    let mut total = 0;
+    for m in cluster.masters().await {
+        total += node_query::<u64>(m.port, &mut redis::cmd("DBSIZE"))
+            .await
+            .unwrap();
+    }
+    let (s, r) = gws[0].get("/api/health/redis").await;
+    assert_eq!(
+        (s, &r["status"], &r["mode"]),
+        (200, &json!("up"), &json!("cluster")),
+        "{r}"
+    );
+    assert_eq!(r["keys"], total, "{r}");
+    assert_eq!(r["pubsub"]["channels"], 2 + PARTITIONS, "{r}");
+    assert!(r["version"].is_string(), "one node's INFO: {r}");
 
     let mut crowd = Crowd::default();
     for (i, s) in sessions.iter().enumerate() {

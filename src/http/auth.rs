@@ -49,7 +49,7 @@ pub fn need(method: &Method, path: &str, query: Option<&str>) -> Need {
         return Need::Open;
     }
     let read = method == Method::GET || method == Method::HEAD;
-    let admin = path == "/metrics"
+    let admin = matches!(path, "/metrics" | "/api/health/redis")
         || (path == "/api/demo" && !read)
         || (method == Method::POST
             && matches!(path, "/api/chains/cleanup" | "/api/workflow-state/cleanup"))
@@ -78,10 +78,10 @@ fn takes(path: &str, query: Option<&str>) -> bool {
     session && super::control::poll_takes(queue, query)
 }
 
-/// Routes about the whole instance rather than one tenant's data: its metrics and the demo
-/// agents it runs (which post as the default tenant).
+/// Routes about the whole instance rather than one tenant's data: its metrics, its Redis and
+/// the demo agents it runs (which post as the default tenant).
 fn instance_wide(path: &str) -> bool {
-    path == "/metrics" || path == "/api/demo"
+    matches!(path, "/metrics" | "/api/demo" | "/api/health/redis")
 }
 
 /// The session a route's path names, for credentials narrowed to some sessions.

@@ -1,23 +1,108 @@
-//! Liveness (`/health`), readiness (`/ready`) and the counters (`/metrics`).
+//! Liveness (`/health`, and with `?checks=true` each dependency's state), readiness
+//! (`/ready`), Redis as it reports itself (`/api/health/redis`) and the counters (`/metrics`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::extract::ApiQuery;
 use crate::app::AppState;
+use crate::store::health::{eviction_warning, RedisReport};
 
-pub async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({
+#[derive(Deserialize)]
+pub struct HealthQuery {
+    /// Ask each dependency (the store, Redis's pub/sub) too.
+    #[serde(default)]
+    checks: bool,
+}
+
+/// Liveness: cheap, and never asks the store; with `?checks=true`, the store and pub/sub
+/// asked as well (`healthy`, `degraded` while pub/sub is down, `unhealthy` and 503 while the
+/// store is).
+pub async fn health(State(app): State<AppState>, ApiQuery(q): ApiQuery<HealthQuery>) -> Response {
+    let mut body = json!({
         "status": "ok",
         "timestamp": crate::time::now().0,
         "uptime": app.uptime_secs(),
         "instanceId": app.instance_id(),
         "version": env!("CARGO_PKG_VERSION"),
         "store": app.stores().kind,
-    }))
+    });
+    if !q.checks {
+        return Json(body).into_response();
+    }
+    let (status, checks) = match app.stores().health.redis_report().await {
+        None => (
+            "healthy",
+            json!({"store": {"status": "up", "kind": "memory"}}),
+        ),
+        Some(r) => {
+            let redis = json!({"status": up_down(r.up), "latency": r.latency_ms});
+            let pubsub = json!({
+                "status": up_down(r.pubsub.subscribed),
+                "lastMessageAgeMs": r.pubsub.last_message_age_ms,
+                "reconnects": r.pubsub.reconnects,
+            });
+            let status = match (r.up, r.pubsub.subscribed) {
+                (false, _) => "unhealthy",
+                (true, false) => "degraded",
+                (true, true) => "healthy",
+            };
+            (status, json!({"redis": redis, "pubsub": pubsub}))
+        }
+    };
+    body["status"] = status.into();
+    body["checks"] = checks;
+    let code = if status == "unhealthy" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(body)).into_response()
+}
+
+fn up_down(up: bool) -> &'static str {
+    if up {
+        "up"
+    } else {
+        "down"
+    }
+}
+
+/// `GET /api/health/redis`: Redis as it reports itself, 503 while it does not answer;
+/// `disabled` on the embedded store.
+pub async fn redis(State(app): State<AppState>) -> Response {
+    let Some(report) = app.stores().health.redis_report().await else {
+        return Json(json!({"status": "disabled", "store": "memory"})).into_response();
+    };
+    let (code, body) = redis_body(&report);
+    (code, Json(body)).into_response()
+}
+
+fn redis_body(r: &RedisReport) -> (StatusCode, Value) {
+    let mut body = serde_json::to_value(r).unwrap_or_default();
+    if let Value::Object(m) = &mut body {
+        m.remove("up");
+        m.insert("status".into(), up_down(r.up).into());
+        let warning = r
+            .eviction_policy
+            .as_deref()
+            .and_then(|p| eviction_warning(p, r.max_memory.unwrap_or(0)));
+        m.insert(
+            "warnings".into(),
+            json!(warning.into_iter().collect::<Vec<_>>()),
+        );
+    }
+    let code = if r.up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body)
 }
 
 pub async fn ready(State(app): State<AppState>) -> Response {

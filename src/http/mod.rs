@@ -100,6 +100,7 @@ fn routes(config: &crate::config::Config) -> Router<AppState> {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .route("/api/health/redis", get(health::redis))
         .route("/api/sessions", post(sessions::create).get(sessions::list))
         .route(
             "/api/sessions/{id}",

@@ -9,18 +9,17 @@
 //! `scripts/{service}_*.lua`; nothing else in the gateway sends a Redis command.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use redis::AsyncCommands;
 use redis::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Bus, StoreError, StoreHealth, StoreSettings, Stores, TenantStores};
+use super::{Bus, StoreError, StoreSettings, Stores, TenantStores};
 use crate::bus::{BusMessage, BUS_CAPACITY};
 use crate::domain::session::Session;
 
@@ -28,6 +27,7 @@ mod cache;
 mod chains;
 mod control;
 mod events;
+mod health;
 mod jobs;
 pub mod keys;
 mod links;
@@ -76,6 +76,10 @@ pub struct RedisStore {
     pubsub_live: Arc<AtomicBool>,
     /// On a Cluster, true while every partition's sharded channel is subscribed.
     shards_live: Arc<AtomicBool>,
+    /// When the pub/sub connection last had a message (ms since the epoch; 0: never).
+    last_message_ms: Arc<AtomicI64>,
+    /// How Redis is reached: `standalone`, `sentinel` or `cluster`.
+    mode: &'static str,
     /// The tenant whose key space this is (`None`: the default tenant's).
     tenant: Option<Arc<str>>,
 }
@@ -121,6 +125,14 @@ impl RedisStore {
         };
         let bus = broadcast::channel(BUS_CAPACITY).0;
         let pubsub_live = Arc::new(AtomicBool::new(false));
+        let last_message_ms = Arc::new(AtomicI64::new(0));
+        let mode = if config.redis_url.is_some() {
+            "standalone"
+        } else if cluster.enabled() {
+            "cluster"
+        } else {
+            "sentinel"
+        };
         // Live unless there are sharded subscriptions to keep (a Cluster's).
         let shards_live = Arc::new(AtomicBool::new(!cluster.enabled()));
         if cluster.enabled() {
@@ -142,6 +154,7 @@ impl RedisStore {
             keys: keys.clone(),
             bus: bus.clone(),
             live: Arc::clone(&pubsub_live),
+            last_message_ms: Arc::clone(&last_message_ms),
             instance_id: Arc::clone(&settings.instance_id),
             probe_every: settings.pubsub_probe_every,
             metrics: Arc::clone(&settings.metrics),
@@ -155,6 +168,8 @@ impl RedisStore {
             bus,
             pubsub_live,
             shards_live,
+            last_message_ms,
+            mode,
             tenant: None,
         });
         Ok(Stores::of("redis", store))
@@ -237,6 +252,8 @@ impl TenantStores for RedisStore {
                 bus: self.bus.clone(),
                 pubsub_live: Arc::clone(&self.pubsub_live),
                 shards_live: Arc::clone(&self.shards_live),
+                last_message_ms: Arc::clone(&self.last_message_ms),
+                mode: self.mode,
                 tenant: Some(Arc::clone(tenant)),
             }),
         )
@@ -246,32 +263,6 @@ impl TenantStores for RedisStore {
 impl Bus for RedisStore {
     fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
         self.bus.subscribe()
-    }
-}
-
-#[async_trait]
-impl StoreHealth for RedisStore {
-    async fn readiness(&self) -> Result<(), String> {
-        // Both connections: the read connection reconnects on its own use, and ready means
-        // a read would be answered too.
-        let (mut conn, mut reads) = (self.conn(), self.read_conn());
-        let (ping_w, ping_r) = (redis::cmd("PING"), redis::cmd("PING"));
-        let (w, r) = futures::join!(
-            ping_w.query_async::<String>(&mut conn),
-            ping_r.query_async::<String>(&mut reads),
-        );
-        if let Err(e) = w.and(r) {
-            // The detail is for the log; `/ready` answers anyone, so it says only what failed.
-            tracing::debug!(error = %e, "readiness: redis does not answer");
-            return Err("the store is unreachable".into());
-        }
-        if !self.pubsub_live.load(Ordering::Acquire) {
-            return Err("redis pub/sub subscription is not live".into());
-        }
-        if !self.shards_live.load(Ordering::Acquire) {
-            return Err("a sharded pub/sub partition is not subscribed".into());
-        }
-        Ok(())
     }
 }
 

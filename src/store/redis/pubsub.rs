@@ -3,7 +3,7 @@
 //! the fan-out to resync from the store), and probes itself so that a subscription that stays
 //! open but no longer delivers is noticed too.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ pub(super) struct PubSub {
     pub(super) keys: Keys,
     pub(super) bus: broadcast::Sender<BusMessage>,
     pub(super) live: Arc<AtomicBool>,
+    /// When a message last came (ms since the epoch), for `/api/health/redis`.
+    pub(super) last_message_ms: Arc<AtomicI64>,
     pub(super) instance_id: Arc<str>,
     pub(super) probe_every: Duration,
     pub(super) metrics: Arc<Metrics>,
@@ -168,6 +170,8 @@ impl PubSub {
             let Some(msg) = msg else {
                 return Ended::Dropped;
             };
+            self.last_message_ms
+                .store(crate::time::now_ms(), Ordering::Relaxed);
             let channel = msg.get_channel_name();
             let (tenant, events) = if channel == events_channel {
                 (None, true)
