@@ -15,6 +15,14 @@ pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// Microseconds on a monotonic clock since the process first asked (for durations measured
+/// across tasks, such as a frame's time in a connection's queue).
+pub fn mono_us() -> u64 {
+    static START: std::sync::LazyLock<std::time::Instant> =
+        std::sync::LazyLock::new(std::time::Instant::now);
+    u64::try_from(START.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 /// The current time, as stored (`iso`) and as indexes order it (`ms`).
 #[derive(Debug, Clone)]
 pub struct Now {

@@ -6,6 +6,7 @@
 mod support;
 
 use serde_json::json;
+use support::ws::WsClient;
 use support::{Gateway, RedisServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,5 +148,72 @@ async fn redis_health_is_the_operators() {
     assert_eq!(s, 200);
     let (s, h) = gw.endpoint().get("/health?checks=true").await;
     assert_eq!(s, 200, "probes need no credentials: {h}");
+    gw.stop().await;
+}
+
+/// Every sample of `/metrics` whose name and labels start with `prefix`, summed.
+async fn sample(gw: &Gateway, prefix: &str) -> f64 {
+    let text = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_histograms_by_route_fan_out_latency_and_redis_commands() {
+    let mut redis = RedisServer::start().await;
+    let gw = Gateway::start(support::config(Some(&redis))).await;
+    let mut ws = WsClient::connect(&gw.ws_url()).await;
+    gw.post("/api/sessions", json!({"id": "m-1"})).await;
+    ws.subscribe("m-1", None, None).await;
+    for i in 0..5 {
+        gw.post_event(json!({"sessionId": "m-1", "type": "t", "i": i}))
+            .await;
+        ws.next_event().await;
+    }
+    let (s, _) = gw.get("/no/such/route").await;
+    assert_eq!(s, 404);
+    let count = "afw_http_request_duration_seconds_count";
+    let events = format!("{count}{{route=\"/api/events\",class=\"2xx\"}}");
+    assert_eq!(sample(&gw, &events).await, 5.0);
+    let bucket =
+        "afw_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/api/events\",class=\"2xx\"}";
+    assert_eq!(sample(&gw, bucket).await, 5.0);
+    let unmatched = format!("{count}{{route=\"unmatched\",class=\"4xx\"}}");
+    assert_eq!(
+        sample(&gw, &unmatched).await,
+        1.0,
+        "a raw path is never a label"
+    );
+    // Each delivery is counted; the latencies once per batch a connection wrote.
+    assert!(sample(&gw, "afw_frames_out_total{type=\"event\"}").await >= 5.0);
+    assert!(sample(&gw, "afw_bytes_out_total").await > 0.0);
+    assert!(sample(&gw, "afw_fanout_latency_seconds_count").await >= 1.0);
+    assert!(sample(&gw, "afw_hub_queue_seconds_count").await >= 1.0);
+    assert_eq!(sample(&gw, "afw_subscriptions ").await, 1.0);
+    assert_eq!(sample(&gw, "afw_sessions_watched ").await, 1.0);
+    // The store's commands by op: the append script by its name (its first call is sent
+    // again once the script is loaded).
+    let appends = "redis_commands_total{op=\"events_append\"}";
+    assert!((5.0..=6.0).contains(&sample(&gw, appends).await));
+    let timed = "redis_command_duration_seconds_count{op=\"events_append\"}";
+    assert_eq!(sample(&gw, timed).await, sample(&gw, appends).await);
+    assert_eq!(sample(&gw, "redis_connection_status ").await, 1.0);
+
+    redis.kill9();
+    let (s, _) = gw.get("/api/sessions/m-1").await;
+    assert_eq!(s, 503);
+    assert!(sample(&gw, "redis_commands_failed_total{").await >= 1.0);
+    assert_eq!(sample(&gw, "redis_connection_status ").await, 0.0);
+    ws.close().await;
     gw.stop().await;
 }

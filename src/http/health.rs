@@ -115,8 +115,12 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     }
 }
 
-/// The instance's counters in the OpenMetrics text format (Prometheus scrapes this).
+/// The instance's metrics in the OpenMetrics text format (Prometheus scrapes this). The
+/// subscription gauges are counted here, at the scrape, not on every subscribe.
 pub async fn metrics(State(app): State<AppState>) -> Response {
+    let m = app.metrics();
+    m.subscriptions.set(app.hub().subscription_count() as i64);
+    m.sessions_watched.set(app.hub().session_count() as i64);
     (
         [(
             axum::http::header::CONTENT_TYPE,

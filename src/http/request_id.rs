@@ -73,6 +73,11 @@ pub async fn middleware(State(app): State<AppState>, req: Request, next: Next) -
     let ctx = Context {
         request_id: request_id.as_str().into(),
     };
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned();
     let refused = req.extensions().get::<OverCapacity>().is_some()
         && !matches!(req.uri().path(), "/health" | "/ready");
     let mut resp = if refused {
@@ -84,6 +89,11 @@ pub async fn middleware(State(app): State<AppState>, req: Request, next: Next) -
     };
     let status = resp.status().as_u16();
     app.metrics().http_response(status);
+    app.metrics().http_observed(
+        route.as_ref().map(|m| m.as_str()),
+        status,
+        started.elapsed(),
+    );
     span.in_scope(|| tracing::debug!(status, "response"));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);

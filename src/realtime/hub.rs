@@ -31,6 +31,8 @@ pub enum Outbound {
         seq: u64,
         epoch: Arc<str>,
         frame: Utf8Bytes,
+        /// When it was appended and queued, for the latency metrics.
+        stamp: super::stamp::Stamp,
     },
     /// The session is gone for this connection (e.g. `deleted`).
     Unsubscribed {
@@ -299,6 +301,11 @@ impl Hub {
         self.sessions.iter().map(|e| e.conns.len()).sum()
     }
 
+    /// Sessions with a local subscriber now.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
     /// Delivers the event if it is the next one of its session (one map lookup), or says
     /// why not.
     pub fn offer(&self, ev: &LiveEvent) -> Offer {
@@ -355,12 +362,14 @@ impl Hub {
             &ev.epoch,
             &ev.event,
         ));
+        let stamp = super::stamp::Stamp::of(&ev.event);
         subs.conns.retain(|c| {
             c.push(Outbound::Event {
                 session_id: Arc::clone(&ev.session_id),
                 seq: ev.seq,
                 epoch: Arc::clone(&ev.epoch),
                 frame: frame.clone(),
+                stamp,
             })
         });
         self.metrics.deliveries.inc_by(subs.conns.len() as u64);

@@ -11,4 +11,6 @@ pub mod hub;
 pub mod position;
 pub mod protocol;
 pub mod sse;
+pub mod stamp;
+pub mod tally;
 pub mod ws;

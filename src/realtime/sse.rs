@@ -21,6 +21,7 @@ use super::ag_ui::AgUi;
 use super::hub::{self, ConnHandle, ConnQueue, Outbound};
 use super::position::{Admit, Position};
 use super::protocol as proto;
+use super::tally::Tally;
 use super::ws::WsContext;
 use crate::domain::event::ReadFrom;
 use crate::scope::local;
@@ -33,8 +34,7 @@ const BATCH: usize = 64;
 const RETRY_MS: u64 = 1000;
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
-/// Where to start: after this seq of this epoch (`None`: live only, from now), and in which
-/// form.
+/// Where to start: after this seq of this epoch (`None`: live only, from now), in which form.
 pub struct Start {
     pub since: Option<u64>,
     pub epoch: Option<String>,
@@ -215,17 +215,20 @@ impl SseStream {
     /// Writes `first` and what else is queued (up to [`BATCH`]), stopping at a gap.
     fn drain(&mut self, buf: &mut Vec<u8>, first: Outbound) {
         let mut item = first;
+        let mut tally = Tally::default();
         for _ in 0..BATCH {
+            tally.count(&item);
             self.queue.release(&item);
             self.on_outbound(buf, item);
             if self.fill.is_some() || self.done {
-                return;
+                break;
             }
             match self.queue.try_recv() {
                 Some(next) => item = next,
-                None => return,
+                None => break,
             }
         }
+        tally.publish(self.ctx.hub.metrics());
     }
 
     fn on_outbound(&mut self, buf: &mut Vec<u8>, item: Outbound) {

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{self, ConnHandle, ConnQueue, Hub, Outbound};
+use super::tally::Tally;
 
 mod deadline;
 mod grant;
@@ -357,7 +358,9 @@ impl Connection {
     /// flushes once: under load one write carries many frames.
     async fn drain(&mut self, queue: &mut ConnQueue, first: Outbound) -> Result<(), End> {
         let mut item = first;
+        let mut tally = Tally::default();
         for _ in 0..BATCH {
+            tally.count(&item);
             let r = self.on_outbound(&item).await;
             queue.release(&item);
             r?;
@@ -366,7 +369,9 @@ impl Connection {
                 None => break,
             }
         }
-        self.flush().await
+        let r = self.flush().await;
+        tally.publish(self.ctx.hub.metrics());
+        r
     }
 
     /// The tenant the connection's credentials are of (the default one without them). A

@@ -207,6 +207,7 @@ impl Connection {
                 seq,
                 epoch,
                 frame,
+                ..
             } => {
                 let Some(sub) = self.subs.get_mut(session_id) else {
                     return Ok(()); // unsubscribed while it was queued

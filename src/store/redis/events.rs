@@ -86,7 +86,7 @@ impl RedisStore {
             // holds the partition): it waits for the append too.
             let mut wait = redis::cmd("WAIT");
             wait.arg(replicas).arg(timeout.as_millis() as u64);
-            let reached: u64 = match &mut conn {
+            let reached: u64 = match &mut conn.raw {
                 Conn::One(c) => wait.query_async(c).await?,
                 Conn::Cluster(c, _) => {
                     let node = Route::with_key(k.session_index(partition), SlotAddr::Master);

@@ -32,6 +32,7 @@ mod jobs;
 pub mod keys;
 mod links;
 mod locks;
+pub(crate) mod measured;
 mod permissions;
 mod pubsub;
 mod quota;
@@ -53,7 +54,10 @@ const READ_ATTEMPTS: u64 = 3;
 macro_rules! script {
     ($file:literal) => {{
         static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-            redis::Script::new(include_str!(concat!("scripts/", $file)))
+            $crate::store::redis::measured::named(
+                $file,
+                redis::Script::new(include_str!(concat!("scripts/", $file))),
+            )
         });
         &*SCRIPT
     }};
@@ -176,12 +180,18 @@ impl RedisStore {
     }
 
     /// A handle on the shared multiplexed connection.
-    fn conn(&self) -> links::Conn {
-        self.links.conn()
+    fn conn(&self) -> measured::Measured {
+        measured::Measured {
+            raw: self.links.conn(),
+            metrics: Arc::clone(&self.settings.metrics),
+        }
     }
 
-    fn read_conn(&self) -> links::Conn {
-        self.links.reads()
+    fn read_conn(&self) -> measured::Measured {
+        measured::Measured {
+            raw: self.links.reads(),
+            metrics: Arc::clone(&self.settings.metrics),
+        }
     }
 
     /// Runs a read on the read connection, and again (up to [`READ_ATTEMPTS`] in all) when
@@ -190,7 +200,7 @@ impl RedisStore {
     /// safe; a timeout is not retried (it would only multiply the wait).
     async fn read<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: Fn(links::Conn) -> Fut,
+        F: Fn(measured::Measured) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let mut attempt = 1;

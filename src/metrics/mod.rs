@@ -1,34 +1,21 @@
-//! The instance's counters, served at `GET /metrics` in the OpenMetrics text format
-//! (Prometheus scrapes it). One [`Metrics`] per instance, shared by the store's pub/sub task,
-//! the fan-out, the WebSocket connections and the HTTP layer. Every update is one atomic add;
-//! nothing here takes a lock on the delivery path.
+//! The instance's counters, gauges and histograms, served at `GET /metrics` in the
+//! OpenMetrics text format (Prometheus scrapes it). One [`Metrics`] per instance, shared by
+//! the store, its pub/sub task, the fan-out, the connections and the HTTP layer. Every update
+//! on the delivery path is atomic adds ([`histogram::Histogram`] included); labelled families
+//! (HTTP routes, store operations) take the client's read lock off that path.
+
+pub mod histogram;
+mod labels;
 
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-/// Label of the quota refusals: `quota="sessions"` (a kind, never a tenant: tenants are
-/// unbounded).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct QuotaLabel {
-    quota: &'static str,
-}
-
-/// Label of the WebSocket close counter: `code="4008"`. A struct, not a list of pairs, so
-/// counting allocates nothing.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CodeLabel {
-    code: u16,
-}
-
-/// Label of the HTTP response counter: `status="201"`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabel {
-    status: u16,
-}
+pub use histogram::Histogram;
+use labels::{CodeLabel, FrameLabel, QuotaLabel, RouteLabel, StatusLabel};
+pub use labels::{OpKindLabel, OpLabel};
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -73,11 +60,34 @@ pub struct Metrics {
     pub ws_closes: Family<CodeLabel, Counter>,
     /// HTTP responses by status.
     pub http_responses: Family<StatusLabel, Counter>,
+    /// HTTP request durations by matched route and status class.
+    pub http_duration: Family<RouteLabel, Histogram>,
+    /// The routes seen, as the labels' `&'static str` (one leak per route, bounded).
+    routes: dashmap::DashMap<Box<str>, &'static str>,
+    /// From an event's append (its stored timestamp) to its frame written to a connection.
+    pub fanout_latency: Histogram,
+    /// From the hub queueing a frame to its write: the connection's own queue.
+    pub hub_queue: Histogram,
+    /// Event frames and other frames written to WebSockets and SSE streams.
+    pub frames_events: Counter,
+    pub frames_other: Counter,
+    frames_out: Family<FrameLabel, Counter>,
+    /// Bytes of frames written.
+    pub bytes_out: Counter,
+    /// Session subscriptions held by this instance's connections, and sessions watched.
+    pub subscriptions: Gauge,
+    pub sessions_watched: Gauge,
+    /// Store commands by op, failures by op and kind, durations by op, and whether the last
+    /// command reached Redis (1) or not (0): `redis_*` as operators' dashboards name them.
+    pub redis_commands: Family<OpLabel, Counter>,
+    pub redis_failed: Family<OpKindLabel, Counter>,
+    pub redis_duration: Family<OpLabel, Histogram>,
+    pub redis_connection_status: Gauge,
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("afw");
+        let mut registry = Registry::default();
         let m = Metrics {
             registry: Registry::default(),
             pubsub_subscribes: Counter::default(),
@@ -100,108 +110,243 @@ impl Metrics {
             quota_refused: Family::default(),
             ws_closes: Family::default(),
             http_responses: Family::default(),
+            http_duration: Family::default(),
+            routes: dashmap::DashMap::new(),
+            fanout_latency: Histogram::default(),
+            hub_queue: Histogram::default(),
+            frames_events: Counter::default(),
+            frames_other: Counter::default(),
+            frames_out: Family::default(),
+            bytes_out: Counter::default(),
+            subscriptions: Gauge::default(),
+            sessions_watched: Gauge::default(),
+            redis_commands: Family::default(),
+            redis_failed: Family::default(),
+            redis_duration: Family::default(),
+            redis_connection_status: Gauge::default(),
         };
+        // The frame counters are the family's own children, so counting one is an atomic add.
+        let frames_events = m
+            .frames_out
+            .get_or_create(&FrameLabel { r#type: "event" })
+            .clone();
+        let frames_other = m
+            .frames_out
+            .get_or_create(&FrameLabel { r#type: "other" })
+            .clone();
         registry.register(
-            "pubsub_subscribes",
+            "afw_pubsub_subscribes",
             "Redis pub/sub subscribes (each after the first is a reconnect)",
             m.pubsub_subscribes.clone(),
         );
         registry.register(
-            "pubsub_probe_timeouts",
+            "afw_pubsub_probe_timeouts",
             "Pub/sub probes that did not come back in time (wedged subscription)",
             m.pubsub_probe_timeouts.clone(),
         );
         registry.register(
-            "gap_fills",
+            "afw_gap_fills",
             "Gaps in a session's pub/sub stream filled from the store",
             m.gap_fills.clone(),
         );
         registry.register(
-            "resyncs",
+            "afw_resyncs",
             "Resyncs of every locally watched session from the store",
             m.resyncs.clone(),
         );
         registry.register(
-            "filled_events",
+            "afw_filled_events",
             "Events delivered from the store by gap fills and resyncs",
             m.filled_events.clone(),
         );
         registry.register(
-            "events_appended",
+            "afw_events_appended",
             "Events stored by this instance",
             m.events_appended.clone(),
         );
         registry.register(
-            "deliveries",
+            "afw_deliveries",
             "Event frames queued to local WebSocket clients",
             m.deliveries.clone(),
         );
         registry.register(
-            "ws_connections",
+            "afw_ws_connections",
             "Open WebSocket connections",
             m.ws_connections.clone(),
         );
         registry.register(
-            "sse_streams",
+            "afw_sse_streams",
             "Open server-sent-events streams",
             m.sse_streams.clone(),
         );
         registry.register(
-            "long_polls",
+            "afw_long_polls",
             "Long polls on command or input queues waiting now",
             m.long_polls.clone(),
         );
         registry.register(
-            "chain_update_failures",
+            "afw_chain_update_failures",
             "Chain or step events stored whose chain change could not be written",
             m.chain_update_failures.clone(),
         );
         registry.register(
-            "connections_refused",
+            "afw_connections_refused",
             "Connections accepted past MAX_CONNECTIONS (503 over_capacity, or closed)",
             m.connections_refused.clone(),
         );
         registry.register(
-            "ws_refused",
+            "afw_ws_refused",
             "WebSocket upgrades past WS_MAX_CONNECTIONS (closed with 1013)",
             m.ws_refused.clone(),
         );
         registry.register(
-            "store_full",
+            "afw_store_full",
             "Writes the memory store refused because MEMORY_STORE_MAX_BYTES was spent",
             m.store_full.clone(),
         );
         registry.register(
-            "http_rate_limited",
+            "afw_http_rate_limited",
             "Requests answered 429 rate_limited",
             m.http_rate_limited.clone(),
         );
         registry.register(
-            "ws_rate_limited",
+            "afw_ws_rate_limited",
             "WebSocket messages refused with rate_limited",
             m.ws_rate_limited.clone(),
         );
         registry.register(
-            "rate_limiter_unavailable",
+            "afw_rate_limiter_unavailable",
             "Requests let through unlimited because the limiter failed or was slow",
             m.rate_limiter_unavailable.clone(),
         );
         registry.register(
-            "quota_refused",
+            "afw_quota_refused",
             "Requests and WebSocket connections refused because a tenant's quota was spent",
             m.quota_refused.clone(),
         );
         registry.register(
-            "ws_closes",
+            "afw_ws_closes",
             "WebSocket connections closed by the server, by close code",
             m.ws_closes.clone(),
         );
         registry.register(
-            "http_responses",
+            "afw_http_responses",
             "HTTP responses by status",
             m.http_responses.clone(),
         );
-        Metrics { registry, ..m }
+        registry.register(
+            "afw_http_request_duration_seconds",
+            "HTTP request durations by matched route and status class",
+            m.http_duration.clone(),
+        );
+        registry.register(
+            "afw_fanout_latency_seconds",
+            "From an event's append (its stored timestamp) to its frame written to a connection",
+            m.fanout_latency.clone(),
+        );
+        registry.register(
+            "afw_hub_queue_seconds",
+            "From the hub queueing a frame to the connection writing it",
+            m.hub_queue.clone(),
+        );
+        registry.register(
+            "afw_frames_out",
+            "Frames written to WebSockets and SSE streams, by type",
+            m.frames_out.clone(),
+        );
+        registry.register(
+            "afw_bytes_out",
+            "Bytes of frames written to WebSockets and SSE streams",
+            m.bytes_out.clone(),
+        );
+        registry.register(
+            "afw_subscriptions",
+            "Session subscriptions held by this instance's connections",
+            m.subscriptions.clone(),
+        );
+        registry.register(
+            "afw_sessions_watched",
+            "Sessions with at least one subscriber on this instance",
+            m.sessions_watched.clone(),
+        );
+        registry.register(
+            "redis_commands",
+            "Redis commands sent by the store, by op (a script by its name)",
+            m.redis_commands.clone(),
+        );
+        registry.register(
+            "redis_commands_failed",
+            "Redis commands that failed, by op and kind (timeout, connection, error)",
+            m.redis_failed.clone(),
+        );
+        registry.register(
+            "redis_command_duration_seconds",
+            "Redis command durations by op",
+            m.redis_duration.clone(),
+        );
+        registry.register(
+            "redis_connection_status",
+            "1 while the store's last Redis command reached Redis, else 0",
+            m.redis_connection_status.clone(),
+        );
+        Metrics {
+            registry,
+            frames_events,
+            frames_other,
+            ..m
+        }
+    }
+
+    /// Counts an HTTP request's duration under its matched route (`None`: no route matched).
+    pub fn http_observed(&self, route: Option<&str>, status: u16, took: std::time::Duration) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        let route = route.map_or("unmatched", |r| self.route_label(r));
+        self.http_duration
+            .get_or_create(&RouteLabel { route, class })
+            .observe(took);
+    }
+
+    /// The route as a label of its own; routes are the router's, a few hundred at most.
+    fn route_label(&self, route: &str) -> &'static str {
+        if let Some(r) = self.routes.get(route) {
+            return *r;
+        }
+        if self.routes.len() >= MAX_ROUTES {
+            return "other";
+        }
+        let leaked: &'static str = Box::leak(route.into());
+        *self.routes.entry(route.into()).or_insert(leaked)
+    }
+
+    /// Counts a store command: its op, how long it took, and how it failed if it did.
+    pub fn store_command(
+        &self,
+        op: &'static str,
+        took: std::time::Duration,
+        failed: Option<&'static str>,
+    ) {
+        let label = OpLabel { op };
+        self.redis_commands.get_or_create(&label).inc();
+        self.redis_duration.get_or_create(&label).observe(took);
+        match failed {
+            None => {
+                self.redis_connection_status.set(1);
+            }
+            Some(kind) => {
+                self.redis_failed
+                    .get_or_create(&OpKindLabel { op, kind })
+                    .inc();
+                if kind != "error" {
+                    self.redis_connection_status.set(0);
+                }
+            }
+        }
     }
 
     /// Counts a WebSocket close the server initiated.
@@ -230,6 +375,9 @@ impl Metrics {
         out
     }
 }
+
+/// Routes labelled at most (the router has about a hundred).
+const MAX_ROUTES: usize = 512;
 
 impl Default for Metrics {
     fn default() -> Self {
