@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the tests need when it is missing (redis-server, nginx,
-# Node.js, Chromium via apt-get where available; playwright-core, typescript, Claude Code's
+# Node.js, Chromium and promtool via apt-get where available; playwright-core, typescript, Claude Code's
 # Agent SDK and AG-UI's client from the npm registry; the deployment validators and the MCP SDK
 # from PyPI into target/pyvenv), then runs `cargo test` and the JavaScript tests (afw-client.js
 # in Node, the dashboard in headless Chromium, the hook fixtures against the SDK's types, the
@@ -85,6 +85,21 @@ ensure_nginx() {
   fi
 }
 
+# promtool (Prometheus's own checker, in Debian's prometheus package) checks and unit-tests the
+# alert rules of deploy/prometheus/ and lints what /metrics serves (tests/operations.rs).
+ensure_promtool() {
+  if [ -n "${AFW_PROMTOOL:-}" ] && [ -x "$AFW_PROMTOOL" ]; then return 0; fi
+  command -v promtool >/dev/null 2>&1 || apt_install --no-install-recommends prometheus || true
+  if ! command -v promtool >/dev/null 2>&1; then
+    say "promtool is required for the alert rules' tests and could not be installed."
+    say "Install it (Debian/Ubuntu: apt-get install prometheus; or a release from prometheus.io)"
+    say "or set AFW_PROMTOOL=/path/to/promtool, then run scripts/test.sh again."
+    exit 1
+  fi
+  AFW_PROMTOOL=$(command -v promtool)
+  export AFW_PROMTOOL
+}
+
 # The deployment validators (the Compose schema's and Kubernetes' checkers) and the official MCP
 # client SDK in a virtualenv of their own, pinned in tests/deploy/requirements.txt and
 # tests/agents/requirements.txt; tests/deploy.rs and tests/mcp.rs run them via AFW_PYTHON.
@@ -110,12 +125,14 @@ ensure_validators() {
 # playwright-core drives that Chromium (no browser download); Claude Code's Agent SDK and
 # TypeScript check the hook fixtures against its types; @ag-ui/client, AG-UI's own client,
 # follows the AG-UI stream. All pinned in tests/web's lockfile; the SDK's optional platform
-# binaries (the Claude Code CLI itself) are not needed.
+# binaries (the Claude Code CLI itself) are not needed. @modelcontextprotocol/client and
+# @modelcontextprotocol/ext-tasks, MCP's own TypeScript client, follow ask_human's task.
 ensure_playwright() {
   local m=tests/web/node_modules
   if [ ! -d $m/playwright-core ] || [ ! -d $m/typescript ] || [ ! -d $m/@anthropic-ai/claude-agent-sdk ] \
-    || [ ! -d $m/@ag-ui/client ]; then
-    say "installing playwright-core, typescript, @anthropic-ai/claude-agent-sdk and @ag-ui/client from the npm registry"
+    || [ ! -d $m/@ag-ui/client ] || [ ! -d $m/@modelcontextprotocol/ext-tasks ] \
+    || [ ! -d $m/@modelcontextprotocol/client ]; then
+    say "installing playwright-core, typescript, @anthropic-ai/claude-agent-sdk, @ag-ui/client and MCP's client and Tasks packages from the npm registry"
     (cd tests/web && npm ci --omit=optional --no-audit --no-fund --loglevel=error) || {
       say "npm could not install tests/web/package.json's packages; check the registry access"
       exit 1
@@ -125,6 +142,7 @@ ensure_playwright() {
 
 ensure_redis
 ensure_nginx
+ensure_promtool
 ensure_validators
 ensure_node
 ensure_chromium

@@ -68,7 +68,7 @@ pub async fn build(
     let rules = config.permissions.rules_file()?;
     let credentials = Arc::new(credentials::Credentials::new(&config.auth)?);
     let instance_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
-    let metrics = Arc::new(metrics::Metrics::new());
+    let metrics = Arc::new(metrics::Metrics::new(config.store.on_redis()));
     let stores = store::open(
         &config,
         Arc::clone(&instance_id),

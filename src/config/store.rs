@@ -203,6 +203,12 @@ impl Default for Store {
 }
 
 impl Store {
+    /// Whether the store is Redis (one server, the primary sentinels name, or a Cluster)
+    /// rather than the embedded one.
+    pub fn on_redis(&self) -> bool {
+        self.redis_url.is_some() || self.sentinel.enabled() || self.cluster.enabled()
+    }
+
     /// Replicas a posted event must reach before its answer, and how long it may wait: under
     /// Sentinel and on a Cluster (one server has no replicas to wait for).
     pub fn wait(&self) -> Option<(u64, Duration)> {

@@ -121,6 +121,9 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     let m = app.metrics();
     m.subscriptions.set(app.hub().subscription_count() as i64);
     m.sessions_watched.set(app.hub().session_count() as i64);
+    if let Some(live) = app.stores().health.pubsub_subscribed() {
+        m.pubsub_subscribed.set(i64::from(live));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -77,6 +77,8 @@ pub struct Metrics {
     /// Session subscriptions held by this instance's connections, and sessions watched.
     pub subscriptions: Gauge,
     pub sessions_watched: Gauge,
+    /// 1 while the pub/sub feed is subscribed (set at the scrape; absent on memory).
+    pub pubsub_subscribed: Gauge,
     /// Store commands by op, failures by op and kind, durations by op, and whether the last
     /// command reached Redis (1) or not (0): `redis_*` as operators' dashboards name them.
     pub redis_commands: Family<OpLabel, Counter>,
@@ -86,7 +88,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// The metrics of an instance; `redis`: its store is Redis, and the `redis_*` metrics
+    /// and `afw_pubsub_subscribed` are served (an embedded store has neither to report).
+    pub fn new(redis: bool) -> Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             registry: Registry::default(),
@@ -120,6 +124,7 @@ impl Metrics {
             bytes_out: Counter::default(),
             subscriptions: Gauge::default(),
             sessions_watched: Gauge::default(),
+            pubsub_subscribed: Gauge::default(),
             redis_commands: Family::default(),
             redis_failed: Family::default(),
             redis_duration: Family::default(),
@@ -269,26 +274,33 @@ impl Metrics {
             "Sessions with at least one subscriber on this instance",
             m.sessions_watched.clone(),
         );
-        registry.register(
-            "redis_commands",
-            "Redis commands sent by the store, by op (a script by its name)",
-            m.redis_commands.clone(),
-        );
-        registry.register(
-            "redis_commands_failed",
-            "Redis commands that failed, by op and kind (timeout, connection, error)",
-            m.redis_failed.clone(),
-        );
-        registry.register(
-            "redis_command_duration_seconds",
-            "Redis command durations by op",
-            m.redis_duration.clone(),
-        );
-        registry.register(
-            "redis_connection_status",
-            "1 while the store's last Redis command reached Redis, else 0",
-            m.redis_connection_status.clone(),
-        );
+        if redis {
+            registry.register(
+                "afw_pubsub_subscribed",
+                "1 while this instance's Redis pub/sub feed is subscribed, else 0",
+                m.pubsub_subscribed.clone(),
+            );
+            registry.register(
+                "redis_commands",
+                "Redis commands sent by the store, by op (a script by its name)",
+                m.redis_commands.clone(),
+            );
+            registry.register(
+                "redis_commands_failed",
+                "Redis commands that failed, by op and kind (timeout, connection, error)",
+                m.redis_failed.clone(),
+            );
+            registry.register(
+                "redis_command_duration_seconds",
+                "Redis command durations by op",
+                m.redis_duration.clone(),
+            );
+            registry.register(
+                "redis_connection_status",
+                "1 while the store's last Redis command reached Redis, else 0",
+                m.redis_connection_status.clone(),
+            );
+        }
         Metrics {
             registry,
             frames_events,
@@ -349,6 +361,14 @@ impl Metrics {
         }
     }
 
+    /// Counts an event frame queued for `n` connections: deliveries, frames and bytes, once
+    /// per event whatever `n` is.
+    pub fn delivered(&self, n: u64, frame_len: u64) {
+        self.deliveries.inc_by(n);
+        self.frames_events.inc_by(n);
+        self.bytes_out.inc_by(n * frame_len);
+    }
+
     /// Counts a WebSocket close the server initiated.
     pub fn ws_closed(&self, code: u16) {
         self.ws_closes.get_or_create(&CodeLabel { code }).inc();
@@ -381,7 +401,7 @@ const MAX_ROUTES: usize = 512;
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics::new()
+        Metrics::new(false)
     }
 }
 
@@ -391,7 +411,7 @@ mod tests {
 
     #[test]
     fn renders_counters_with_prefix_and_labels() {
-        let m = Metrics::new();
+        let m = Metrics::new(false);
         m.gap_fills.inc();
         m.ws_closed(4008);
         m.http_response(503);

@@ -372,7 +372,8 @@ impl Hub {
                 stamp,
             })
         });
-        self.metrics.deliveries.inc_by(subs.conns.len() as u64);
+        let (n, len) = (subs.conns.len() as u64, frame.as_str().len() as u64);
+        self.metrics.delivered(n, len);
         subs.conns.is_empty()
     }
 

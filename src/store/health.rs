@@ -9,6 +9,12 @@ pub trait StoreHealth: Send + Sync + 'static {
     /// `Ok` when the store answers and its feed of the bus is live; otherwise why not.
     async fn readiness(&self) -> Result<(), String>;
 
+    /// Whether the instance's pub/sub feed is subscribed (every partition's, on a Cluster):
+    /// two atomic loads; `None` on the embedded store.
+    fn pubsub_subscribed(&self) -> Option<bool> {
+        None
+    }
+
     /// What Redis reports of itself; `None` on the embedded store.
     async fn redis_report(&self) -> Option<RedisReport> {
         None

@@ -206,10 +206,7 @@ pub async fn open(
         wait_replicas: config.store.wait(),
         metrics,
     };
-    if config.store.redis_url.is_none()
-        && !config.store.sentinel.enabled()
-        && !config.store.cluster.enabled()
-    {
+    if !config.store.on_redis() {
         return Ok(memory::MemoryStore::start(settings, tasks, shutdown));
     }
     redis::RedisStore::start(&config.store, settings, tasks, shutdown).await

@@ -29,8 +29,7 @@ impl RedisStore {
         let last = self.last_message_ms.load(Ordering::Relaxed);
         let subscribes = self.settings.metrics.pubsub_subscribes.get();
         PubSubReport {
-            subscribed: self.pubsub_live.load(Ordering::Acquire)
-                && self.shards_live.load(Ordering::Acquire),
+            subscribed: self.pubsub_subscribed().unwrap_or(false),
             // The events and control channels, and a pattern for other tenants' each; a
             // Cluster's events go on its partitions' sharded channels instead.
             channels: if self.mode == "cluster" {
@@ -67,6 +66,10 @@ impl StoreHealth for RedisStore {
             return Err("a sharded pub/sub partition is not subscribed".into());
         }
         Ok(())
+    }
+
+    fn pubsub_subscribed(&self) -> Option<bool> {
+        Some(self.pubsub_live.load(Ordering::Acquire) && self.shards_live.load(Ordering::Acquire))
     }
 
     async fn redis_report(&self) -> Option<RedisReport> {
