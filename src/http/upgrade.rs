@@ -12,6 +12,7 @@ use axum::Extension;
 use tracing::Instrument;
 
 use super::error::ApiError;
+use super::serve::Arrival;
 use crate::app::AppState;
 use crate::credentials::Principal;
 use crate::realtime::ws;
@@ -19,6 +20,7 @@ use crate::realtime::ws;
 pub async fn websocket(
     State(app): State<AppState>,
     principal: Option<Extension<Arc<Principal>>>,
+    arrival: Option<Extension<Arrival>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let upgrade = match upgrade {
@@ -54,8 +56,15 @@ pub async fn websocket(
     let id = app.next_connection_id();
     let ctx = app.ws_context();
     let tracker = app.connections().clone();
+    // Every line of the connection carries its client id (the one its `connected` message
+    // tells the client) and the address it came from.
+    let client_id = uuid::Uuid::now_v7();
+    let peer = arrival
+        .map(|Extension(a)| a.peer.to_string())
+        .unwrap_or_default();
     ws::configure(upgrade).on_upgrade(move |socket| {
-        let span = tracing::debug_span!("ws", conn = id);
-        tracker.track_future(ws::serve(ctx, id, socket, principal, held).instrument(span))
+        let span = tracing::info_span!("ws", client_id = %client_id, peer = %peer);
+        let conn = ws::serve(ctx, (id, client_id), socket, principal, held);
+        tracker.track_future(conn.instrument(span))
     })
 }

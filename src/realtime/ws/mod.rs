@@ -80,12 +80,12 @@ pub struct WsContext {
 /// connection made of them.)
 pub fn serve(
     ctx: Arc<WsContext>,
-    id: u64,
+    (id, client_id): (u64, uuid::Uuid),
     socket: WebSocket,
     principal: Option<Arc<Principal>>,
     held: Option<Connected>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let mut conn = Connection::new(ctx, id, socket, principal);
+    let mut conn = Connection::new(ctx, (id, client_id), socket, principal);
     conn.held = held;
     conn.run()
 }
@@ -161,7 +161,7 @@ struct Connection {
 impl Connection {
     fn new(
         ctx: Arc<WsContext>,
-        id: u64,
+        (id, client_id): (u64, uuid::Uuid),
         socket: WebSocket,
         principal: Option<Arc<Principal>>,
     ) -> Connection {
@@ -175,7 +175,7 @@ impl Connection {
         };
         let mut conn = Connection {
             ctx,
-            client_id: uuid::Uuid::now_v7(),
+            client_id,
             handle,
             queue: Some(queue),
             sink,
@@ -194,7 +194,7 @@ impl Connection {
     }
 
     async fn run(mut self) {
-        tracing::debug!(client = %self.client_id, "connected");
+        tracing::debug!("connected");
         self.ctx.hub.metrics().ws_connections.inc();
         let mut stream = self.stream.take().expect("run runs once");
         let end = self.serve(&mut stream).await;
@@ -231,7 +231,7 @@ impl Connection {
         }
         self.handle.close();
         self.ctx.hub.metrics().ws_connections.dec();
-        tracing::debug!(client = %self.client_id, "disconnected");
+        tracing::debug!("disconnected");
     }
 
     async fn serve(&mut self, stream: &mut SplitStream<WebSocket>) -> End {
