@@ -76,7 +76,7 @@ async fn every_log_line_is_json_with_its_context_and_no_secret() {
     assert!(ready, "{}", std::fs::read_to_string(&log_path).unwrap());
 
     let mut answers = Vec::new();
-    let mut call = |rb: reqwest::RequestBuilder| async move {
+    let call = |rb: reqwest::RequestBuilder| async move {
         let r = rb.send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     };
