@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub mod app;
+pub mod backup;
 pub mod bus;
 pub mod config;
 pub mod credentials;

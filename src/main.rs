@@ -17,6 +17,9 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "token") {
         return token(&args[1..]);
     }
+    if args.get(1).is_some_and(|a| a == "backup" || a == "restore") {
+        return backup(&args[1..]);
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -101,6 +104,74 @@ fn token(args: &[std::ffi::OsString]) -> ExitCode {
         Err(e) => {
             eprintln!("afw-gateway token: {e}");
             ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// `afw-gateway backup --out FILE` and `afw-gateway restore --in FILE [--replace] [--prefix P]`,
+/// on the Redis the environment names; a summary on stderr at the end.
+fn backup(args: &[std::ffi::OsString]) -> ExitCode {
+    use afw_gateway::backup as b;
+    let restoring = args[0] == "restore";
+    let (out, input) = if restoring {
+        match subcommand_args::<b::RestoreArgs>(args) {
+            Ok(a) => (None, Some(a)),
+            Err(code) => return code,
+        }
+    } else {
+        match subcommand_args::<b::BackupArgs>(args) {
+            Ok(a) => (Some(a), None),
+            Err(code) => return code,
+        }
+    };
+    let config = match Config::try_parse_from(["afw-gateway"]) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "afw-gateway: {}",
+                e.to_string().lines().next().unwrap_or("")
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    let done = runtime.block_on(async {
+        match (&out, &input) {
+            (Some(a), _) => b::backup(&config, a).await,
+            (_, Some(a)) => b::restore(&config, a).await,
+            _ => unreachable!("one of the two"),
+        }
+    });
+    match done {
+        Ok(s) if restoring => {
+            eprintln!(
+                "\rrestored {} keys; {} existed and were left as they are{}; {} had expired",
+                s.keys,
+                s.existing,
+                if s.existing > 0 {
+                    " (--replace overwrites them)"
+                } else {
+                    ""
+                },
+                s.gone
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(s) => {
+            eprintln!(
+                "\rbacked up {} keys ({} went before they were read)",
+                s.keys, s.gone
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("afw-gateway {}: {e}", args[0].to_string_lossy());
+            ExitCode::FAILURE
         }
     }
 }

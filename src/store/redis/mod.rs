@@ -23,6 +23,7 @@ use super::{Bus, StoreError, StoreSettings, Stores, TenantStores};
 use crate::bus::{BusMessage, BUS_CAPACITY};
 use crate::domain::session::Session;
 
+pub mod backup;
 mod cache;
 mod chains;
 mod control;

@@ -1,0 +1,280 @@
+//! `afw-gateway backup` and `restore` on real Redis servers: a round trip of every key type
+//! with its TTL; a backup taken while four posters write restores sessions whose `_seq` is
+//! their last event's; a restore over existing keys changes nothing without `--replace`;
+//! `--prefix` moves the keys; the embedded store is refused with a reason.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use redis::aio::MultiplexedConnection;
+use serde_json::{json, Value};
+use support::{Gateway, RedisServer};
+
+fn afw(args: &[&str], redis_url: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_afw-gateway"));
+    cmd.env_clear().args(args);
+    if let Some(url) = redis_url {
+        cmd.env("REDIS_URL", url);
+    }
+    cmd.output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
+async fn scan(c: &mut MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(c)
+            .await
+            .unwrap();
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            keys.sort();
+            keys.dedup();
+            return keys;
+        }
+    }
+}
+
+/// A key's type, content (sorted where Redis does not keep an order) and TTL (ms; -1: none).
+async fn copy_of(c: &mut MultiplexedConnection, key: &str) -> (String, Vec<String>, i64) {
+    let (kind, pttl): (String, i64) = redis::pipe()
+        .cmd("TYPE")
+        .arg(key)
+        .cmd("PTTL")
+        .arg(key)
+        .query_async(c)
+        .await
+        .unwrap();
+    let read = match kind.as_str() {
+        "hash" => redis::cmd("HGETALL").arg(key).clone(),
+        "list" => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).clone(),
+        "zset" => redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .clone(),
+        "set" => redis::cmd("SMEMBERS").arg(key).clone(),
+        _ => redis::cmd("GET").arg(key).clone(),
+    };
+    let content: redis::Value = read.query_async(c).await.unwrap();
+    let mut items: Vec<String> = match content {
+        redis::Value::Array(v) => v.into_iter().map(|x| format!("{x:?}")).collect(),
+        redis::Value::Map(m) => m.into_iter().map(|(k, v)| format!("{k:?}={v:?}")).collect(),
+        other => vec![format!("{other:?}")],
+    };
+    if kind == "hash" || kind == "set" {
+        items.sort();
+    }
+    (kind, items, pttl)
+}
+
+/// Sessions, events (with dedup markers), commands, input, chains, jobs, locks, cache and a
+/// set of our own: every type of key the gateway writes, and a set.
+async fn fill(gw: &Gateway, c: &mut MultiplexedConnection) {
+    for i in 0..20 {
+        let sid = format!("bk-{i}");
+        gw.post("/api/sessions", json!({"id": sid})).await;
+        for n in 0..5 {
+            gw.post_event(json!({"sessionId": sid, "type": "step:started", "stepNumber": n + 1, "eventId": format!("e-{i}-{n}")}))
+                .await;
+        }
+    }
+    gw.post("/api/sessions/bk-0/commands", json!({"command": "pause"}))
+        .await;
+    gw.post("/api/sessions/bk-0/input", json!({"input": "yes"}))
+        .await;
+    gw.post(
+        "/api/queues/q1/jobs",
+        json!({"type": "build", "data": {"n": 1}}),
+    )
+    .await;
+    gw.post("/api/locks/l1", json!({"owner": "w1", "ttlMs": 60000}))
+        .await;
+    let put = gw
+        .http
+        .put(gw.url("/api/cache/k1"))
+        .json(&json!({"value": {"a": 1}, "ttlSeconds": 600, "tags": ["t1"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let _: () = redis::cmd("SADD")
+        .arg("afw:test:set")
+        .arg("a")
+        .arg("b")
+        .query_async(c)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restores_every_key_with_its_ttl_and_leaves_existing_keys_alone() {
+    let from = RedisServer::start().await;
+    let to = RedisServer::start().await;
+    let gw = Gateway::start(support::config(Some(&from))).await;
+    let mut a = from.connection().await.unwrap();
+    let mut b = to.connection().await.unwrap();
+    fill(&gw, &mut a).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afw.jsonl");
+    let file = file.to_str().unwrap();
+    let said = ok(&afw(&["backup", "--out", file], Some(&from.url())));
+    assert!(said.contains("backed up"), "{said}");
+    let text = std::fs::read_to_string(file).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["afwBackup"], 1);
+    assert!(lines.last().unwrap()["endedAt"].is_string());
+
+    let said = ok(&afw(&["restore", "--in", file], Some(&to.url())));
+    assert!(said.contains("restored"), "{said}");
+    let keys = scan(&mut a, "afw:*").await;
+    assert_eq!(keys, scan(&mut b, "afw:*").await);
+    let mut types = std::collections::BTreeSet::new();
+    for k in &keys {
+        let (ta, da, pa) = copy_of(&mut a, k).await;
+        let (tb, db, pb) = copy_of(&mut b, k).await;
+        assert_eq!((&ta, &da), (&tb, &db), "{k}");
+        assert_eq!(pa < 0, pb < 0, "{k}: {pa} {pb}");
+        assert!((pa - pb).abs() <= 1000, "{k}: ttl {pa} against {pb}");
+        types.insert(ta);
+    }
+    for t in ["hash", "list", "zset", "string", "set"] {
+        assert!(types.contains(t), "no {t} among {types:?}");
+    }
+
+    // Over existing keys: nothing changes without --replace, the backup's state with it.
+    gw.post_event(json!({"sessionId": "bk-1", "type": "late"}))
+        .await;
+    let after = copy_of(&mut a, "afw:events:{bk-1}").await;
+    let said = ok(&afw(&["restore", "--in", file], Some(&from.url())));
+    assert!(
+        said.contains("restored 0 keys") && said.contains("--replace"),
+        "{said}"
+    );
+    assert_eq!(copy_of(&mut a, "afw:events:{bk-1}").await.1, after.1);
+    ok(&afw(
+        &["restore", "--in", file, "--replace"],
+        Some(&from.url()),
+    ));
+    let (_, events, _) = copy_of(&mut a, "afw:events:{bk-1}").await;
+    assert_ne!(events, after.1, "--replace put the backup's list back");
+    let (s, page) = gw.get("/api/events/bk-1").await;
+    assert_eq!(s, 200);
+    assert!(!page.to_string().contains("late"), "{page}");
+
+    // Under another prefix.
+    ok(&afw(
+        &["restore", "--in", file, "--prefix", "copy:"],
+        Some(&to.url()),
+    ));
+    assert_eq!(scan(&mut b, "copy:*").await.len(), keys.len());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_posters_write_restores_consistent_sessions() {
+    let from = RedisServer::start().await;
+    let to = RedisServer::start().await;
+    let gw = Gateway::start(support::config(Some(&from))).await;
+    for i in 0..200 {
+        gw.post("/api/sessions", json!({"id": format!("w-{i}")}))
+            .await;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut posters = Vec::new();
+    for p in 0..4 {
+        let (ep, stop) = (gw.endpoint(), stop.clone());
+        posters.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let sid = format!("w-{}", (n * 4 + p) % 200);
+                ep.post("/api/events", json!({"sessionId": sid, "type": "t"}))
+                    .await;
+                n += 1;
+            }
+            n
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afw.jsonl");
+    let file = file.to_str().unwrap().to_string();
+    let url = from.url();
+    let out = tokio::task::spawn_blocking(move || afw(&["backup", "--out", &file], Some(&url)))
+        .await
+        .unwrap();
+    ok(&out);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut posted = 0;
+    for p in posters {
+        posted += p.await.unwrap();
+    }
+    assert!(
+        posted > 100,
+        "the posters wrote during the backup: {posted}"
+    );
+    let file = dir.path().join("afw.jsonl");
+    ok(&afw(
+        &["restore", "--in", file.to_str().unwrap()],
+        Some(&to.url()),
+    ));
+    let mut b = to.connection().await.unwrap();
+    let sessions = scan(&mut b, "afw:sessions:*").await;
+    assert_eq!(sessions.len(), 200);
+    for key in sessions {
+        let seq: Option<u64> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("_seq")
+            .query_async(&mut b)
+            .await
+            .unwrap();
+        let list = key.replace(":sessions:", ":events:");
+        let last: Option<String> = redis::cmd("LINDEX")
+            .arg(&list)
+            .arg(-1)
+            .query_async(&mut b)
+            .await
+            .unwrap();
+        let last_seq = last.map(|e| {
+            serde_json::from_str::<Value>(&e).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        });
+        assert_eq!(seq.unwrap_or(0), last_seq.unwrap_or(0), "{key}");
+    }
+    gw.stop().await;
+}
+
+#[test]
+fn the_embedded_store_has_nothing_to_back_up() {
+    let out = afw(&["backup", "--out", "/dev/null"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("embedded store") && err.contains("REDIS_URL"),
+        "{err}"
+    );
+    let out = afw(
+        &["restore", "--in", "/nonexistent"],
+        Some("redis://127.0.0.1:1"),
+    );
+    assert!(!out.status.success());
+}
