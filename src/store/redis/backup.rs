@@ -107,44 +107,59 @@ pub async fn backup(
             .arg(SCAN_COUNT)
             .query_async(conn)
             .await?;
+        // An event list goes with its session (copied below with it), unless it has none.
+        let lists: Vec<String> = keys.iter().filter_map(|k| session_of(k)).collect();
+        let mut exists = redis::pipe();
+        for s in &lists {
+            exists.cmd("EXISTS").arg(s);
+        }
+        let exists: Vec<bool> = if lists.is_empty() {
+            Vec::new()
+        } else {
+            exists.query_async(conn).await?
+        };
+        let mut has_session = exists.into_iter();
+        let mut batch = Vec::with_capacity(keys.len() * 2);
         for key in keys {
-            // An event list goes with its session, unless it has none.
-            if let Some(session) = session_of(&key) {
-                let exists: bool = redis::cmd("EXISTS").arg(&session).query_async(conn).await?;
-                if exists {
-                    continue;
-                }
+            if session_of(&key).is_some() && has_session.next() == Some(true) {
+                continue;
             }
-            let mut keys = vec![key.clone()];
-            keys.extend(events_of(&key));
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for k in &keys {
-                pipe.cmd("TYPE")
-                    .arg(k)
-                    .cmd("PTTL")
-                    .arg(k)
-                    .cmd("DUMP")
-                    .arg(k);
-            }
-            let now_ms = crate::time::now_ms();
-            let replies: Vec<Value> = pipe.query_async(conn).await?;
-            let mut replies = replies.into_iter();
-            for k in &keys {
-                let (kind, pttl, dump) = (replies.next(), replies.next(), replies.next());
-                let (Some(kind), Some(pttl), Some(dump)) = (kind, pttl, dump) else {
-                    break;
-                };
-                match line(k, kind, pttl, dump, now_ms) {
-                    Some(l) => {
-                        writeln!(out, "{l}").map_err(io)?;
-                        summary.keys += 1;
-                    }
-                    // Only the session's own key counts as gone; a session without events
-                    // has no list.
-                    None if k == &key => summary.gone += 1,
-                    None => {}
+            let sibling = events_of(&key);
+            batch.push((key, true));
+            batch.extend(sibling.map(|e| (e, false)));
+        }
+        // One MULTI for the batch: each key whole, a session with its events at one moment.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (k, _) in &batch {
+            pipe.cmd("TYPE")
+                .arg(k)
+                .cmd("PTTL")
+                .arg(k)
+                .cmd("DUMP")
+                .arg(k);
+        }
+        let now_ms = crate::time::now_ms();
+        let replies: Vec<Value> = if batch.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(conn).await?
+        };
+        let mut replies = replies.into_iter();
+        for (k, scanned) in &batch {
+            let (Some(kind), Some(pttl), Some(dump)) =
+                (replies.next(), replies.next(), replies.next())
+            else {
+                break;
+            };
+            match line(k, kind, pttl, dump, now_ms) {
+                Some(l) => {
+                    writeln!(out, "{l}").map_err(io)?;
+                    summary.keys += 1;
                 }
+                // A scanned key counts as gone; a session without events has no list.
+                None if *scanned => summary.gone += 1,
+                None => {}
             }
         }
         progress(summary.keys, started.elapsed());
@@ -183,6 +198,8 @@ pub async fn restore(
     let old = header["prefix"].as_str().unwrap_or_default().to_string();
     let mut summary = Summary::default();
     let mut complete = false;
+    let (mut pipe, mut queued) = (redis::pipe(), 0);
+    pipe.ignore_errors();
     for l in lines {
         let l = l.map_err(|e| bad(e.to_string()))?;
         let v: Json = serde_json::from_str(&l).map_err(|e| bad(e.to_string()))?;
@@ -208,19 +225,19 @@ pub async fn restore(
                 }
             },
         };
-        let mut cmd = redis::cmd("RESTORE");
-        cmd.arg(&key).arg(ttl).arg(dump);
+        pipe.cmd("RESTORE").arg(&key).arg(ttl).arg(dump);
         if replace {
-            cmd.arg("REPLACE");
+            pipe.arg("REPLACE");
         }
-        match cmd.query_async::<()>(conn).await {
-            Ok(()) => summary.keys += 1,
-            Err(e) if e.code() == Some("BUSYKEY") => summary.existing += 1,
-            Err(e) => return Err(e.into()),
-        }
-        if (summary.keys + summary.existing) % SCAN_COUNT as u64 == 0 {
+        queued += 1;
+        if queued == SCAN_COUNT {
+            restore_batch(conn, &mut pipe, &mut summary).await?;
+            queued = 0;
             progress(summary.keys, started.elapsed());
         }
+    }
+    if queued > 0 {
+        restore_batch(conn, &mut pipe, &mut summary).await?;
     }
     if !complete {
         return Err(bad(format!(
@@ -230,6 +247,27 @@ pub async fn restore(
     }
     progress(summary.keys, started.elapsed());
     Ok(summary)
+}
+
+/// Sends the queued `RESTORE`s; a key that exists (`BUSYKEY`) is counted, any other error
+/// ends the restore.
+async fn restore_batch(
+    conn: &mut MultiplexedConnection,
+    pipe: &mut redis::Pipeline,
+    summary: &mut Summary,
+) -> Result<(), StoreError> {
+    let replies: Vec<Value> = pipe.query_async(conn).await?;
+    pipe.clear();
+    for r in replies {
+        match r {
+            Value::ServerError(e) if e.code() == "BUSYKEY" => summary.existing += 1,
+            Value::ServerError(e) => {
+                return Err(StoreError::Unavailable(format!("RESTORE: {e:?}")))
+            }
+            _ => summary.keys += 1,
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
