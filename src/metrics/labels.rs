@@ -49,3 +49,9 @@ pub struct OpKindLabel {
 pub struct FrameLabel {
     pub r#type: &'static str,
 }
+
+/// Label of the resume counter: `outcome="recovered"` or `"unrecoverable"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}

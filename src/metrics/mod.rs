@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use histogram::Histogram;
-use labels::{CodeLabel, FrameLabel, QuotaLabel, RouteLabel, StatusLabel};
+use labels::{CodeLabel, FrameLabel, OutcomeLabel, QuotaLabel, RouteLabel, StatusLabel};
 pub use labels::{OpKindLabel, OpLabel};
 
 #[derive(Debug)]
@@ -68,6 +68,11 @@ pub struct Metrics {
     pub fanout_latency: Histogram,
     /// From the hub queueing a frame to its write: the connection's own queue.
     pub hub_queue: Histogram,
+    /// Resumes (a subscribe or stream with `since`) by outcome: from the requested seq
+    /// (`recovered`), or from the current head because it could not be (`unrecoverable`).
+    pub resumes_recovered: Counter,
+    pub resumes_unrecoverable: Counter,
+    resumes: Family<OutcomeLabel, Counter>,
     /// Event frames and other frames written to WebSockets and SSE streams.
     pub frames_events: Counter,
     pub frames_other: Counter,
@@ -118,6 +123,9 @@ impl Metrics {
             routes: dashmap::DashMap::new(),
             fanout_latency: Histogram::default(),
             hub_queue: Histogram::default(),
+            resumes_recovered: Counter::default(),
+            resumes_unrecoverable: Counter::default(),
+            resumes: Family::default(),
             frames_events: Counter::default(),
             frames_other: Counter::default(),
             frames_out: Family::default(),
@@ -130,7 +138,20 @@ impl Metrics {
             redis_duration: Family::default(),
             redis_connection_status: Gauge::default(),
         };
-        // The frame counters are the family's own children, so counting one is an atomic add.
+        // The frame and resume counters are their family's own children, so counting one is
+        // an atomic add.
+        let resumes_recovered = m
+            .resumes
+            .get_or_create(&OutcomeLabel {
+                outcome: "recovered",
+            })
+            .clone();
+        let resumes_unrecoverable = m
+            .resumes
+            .get_or_create(&OutcomeLabel {
+                outcome: "unrecoverable",
+            })
+            .clone();
         let frames_events = m
             .frames_out
             .get_or_create(&FrameLabel { r#type: "event" })
@@ -255,6 +276,11 @@ impl Metrics {
             m.hub_queue.clone(),
         );
         registry.register(
+            "afw_resumes",
+            "Subscribes and streams that asked to resume, by outcome (recovered, unrecoverable)",
+            m.resumes.clone(),
+        );
+        registry.register(
             "afw_frames_out",
             "Frames written to WebSockets and SSE streams, by type",
             m.frames_out.clone(),
@@ -305,6 +331,8 @@ impl Metrics {
             registry,
             frames_events,
             frames_other,
+            resumes_recovered,
+            resumes_unrecoverable,
             ..m
         }
     }
@@ -367,6 +395,16 @@ impl Metrics {
         self.deliveries.inc_by(n);
         self.frames_events.inc_by(n);
         self.bytes_out.inc_by(n * frame_len);
+    }
+
+    /// Counts a resume (a subscribe or stream that `asked` for a seq): whether it could start
+    /// there.
+    pub fn resumed(&self, asked: bool, recovered: bool) {
+        match (asked, recovered) {
+            (false, _) => {}
+            (true, true) => self.resumes_recovered.inc(),
+            (true, false) => self.resumes_unrecoverable.inc(),
+        }
     }
 
     /// Counts a WebSocket close the server initiated.

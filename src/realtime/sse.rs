@@ -65,8 +65,7 @@ struct Fill {
     then: Option<Outbound>,
 }
 
-/// Joins the hub and reads where the stream starts; `Err` when the store does not answer
-/// (nothing has been sent yet: the request gets a 503).
+/// Joins the hub and reads where the stream starts; `Err` (a 503) when the store does not answer.
 pub async fn open(
     ctx: Arc<WsContext>,
     tenant: Arc<Tenant>,
@@ -107,6 +106,7 @@ pub async fn open(
     let recovered = from
         .since
         .is_some_and(|since| range.can_resume(since, from.epoch.as_deref()));
+    s.ctx.hub.metrics().resumed(from.since.is_some(), recovered);
     let mut buf = format!("retry: {RETRY_MS}\n\n").into_bytes();
     s.pos = Position {
         epoch: range.epoch.as_deref().map(Arc::from),

@@ -68,6 +68,7 @@ impl Connection {
             Err(e) => return self.subscribe_failed(&sid, e).await,
         };
         let recovered = since.is_some_and(|s| range.can_resume(s, epoch.as_deref()));
+        self.ctx.hub.metrics().resumed(since.is_some(), recovered);
         self.subs.insert(
             Arc::clone(&sid),
             Sub {
