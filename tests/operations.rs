@@ -192,8 +192,14 @@ async fn metrics_histograms_by_route_fan_out_latency_and_redis_commands() {
         assert_eq!(confirm["payload"]["recovered"], want, "{confirm}");
         again.close().await;
     }
-    assert_eq!(sample(&gw, "afw_resumes_total{outcome=\"recovered\"}").await, 1.0);
-    assert_eq!(sample(&gw, "afw_resumes_total{outcome=\"unrecoverable\"}").await, 1.0);
+    assert_eq!(
+        sample(&gw, "afw_resumes_total{outcome=\"recovered\"}").await,
+        1.0
+    );
+    assert_eq!(
+        sample(&gw, "afw_resumes_total{outcome=\"unrecoverable\"}").await,
+        1.0
+    );
     let (s, _) = gw.get("/no/such/route").await;
     assert_eq!(s, 404);
     let count = "afw_http_request_duration_seconds_count";
