@@ -230,8 +230,10 @@ async fn events_survive_a_migration_a_failover_and_a_killed_master_exactly_once(
             break v["seq"].as_u64().unwrap();
         }
         assert_eq!(s, 503, "{v}");
+        // A liveness bound, not a timing: on two loaded cores the cluster can report itself
+        // down for a while after the restarted node rejoins (seen once at 30 s in a full run).
         assert!(
-            killed.elapsed() < Duration::from_secs(30),
+            killed.elapsed() < Duration::from_secs(60),
             "never writable again"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
