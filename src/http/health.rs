@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use crate::app::AppState;
+use crate::metrics::JobLabel;
 use crate::store::health::{eviction_warning, RedisReport};
 
 #[derive(Deserialize)]
@@ -123,6 +124,27 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     m.sessions_watched.set(app.hub().session_count() as i64);
     if let Some(live) = app.stores().health.pubsub_subscribed() {
         m.pubsub_subscribed.set(i64::from(live));
+    }
+    // The queues the operator named, one stats read each (at most 50).
+    for queue in &app.config().services.metrics_job_queues {
+        let Ok(s) = app.services().jobs.stats(queue).await else {
+            continue;
+        };
+        let states = [
+            ("waiting", s.waiting),
+            ("delayed", s.delayed),
+            ("active", s.active),
+            ("completed", s.completed),
+            ("failed", s.failed),
+            ("dead", s.dead),
+        ];
+        for (state, n) in states {
+            let label = JobLabel {
+                queue: queue.clone(),
+                state,
+            };
+            m.job_queue_jobs.get_or_create(&label).set(n as i64);
+        }
     }
     (
         [(

@@ -55,3 +55,11 @@ pub struct FrameLabel {
 pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
+
+/// Label of the job queue depths: `queue="builds", state="waiting"` (queues named by
+/// `METRICS_JOB_QUEUES`, so bounded).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabel {
+    pub queue: String,
+    pub state: &'static str,
+}

@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 
 pub use histogram::Histogram;
 use labels::{CodeLabel, FrameLabel, OutcomeLabel, QuotaLabel, RouteLabel, StatusLabel};
-pub use labels::{OpKindLabel, OpLabel};
+pub use labels::{JobLabel, OpKindLabel, OpLabel};
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -85,6 +85,8 @@ pub struct Metrics {
     pub sessions_watched: Gauge,
     /// 1 while the pub/sub feed is subscribed (set at the scrape; absent on memory).
     pub pubsub_subscribed: Gauge,
+    /// Jobs of each queue `METRICS_JOB_QUEUES` names, by state (read at the scrape).
+    pub job_queue_jobs: Family<JobLabel, Gauge>,
     /// Store commands by op, failures by op and kind, durations by op, and whether the last
     /// command reached Redis (1) or not (0): `redis_*` as operators' dashboards name them.
     pub redis_commands: Family<OpLabel, Counter>,
@@ -134,6 +136,7 @@ impl Metrics {
             subscriptions: Gauge::default(),
             sessions_watched: Gauge::default(),
             pubsub_subscribed: Gauge::default(),
+            job_queue_jobs: Family::default(),
             redis_commands: Family::default(),
             redis_failed: Family::default(),
             redis_duration: Family::default(),
@@ -275,6 +278,11 @@ impl Metrics {
             "afw_hub_queue_seconds",
             "From the hub queueing a frame to the connection writing it",
             m.hub_queue.clone(),
+        );
+        registry.register(
+            "afw_job_queue_jobs",
+            "Jobs of each queue METRICS_JOB_QUEUES names, by state, read at the scrape",
+            m.job_queue_jobs.clone(),
         );
         registry.register(
             "afw_resumes",
