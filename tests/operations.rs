@@ -178,19 +178,27 @@ async fn the_named_job_queues_depths_are_read_at_the_scrape() {
     let gw = Gateway::start(config).await;
     for i in 0..3 {
         let (s, v) = gw
-            .post("/api/queues/q1/jobs", json!({"type": "t", "data": {"i": i}}))
+            .post(
+                "/api/queues/q1/jobs",
+                json!({"type": "t", "data": {"i": i}}),
+            )
             .await;
         assert_eq!(s, 201, "{v}");
     }
     gw.post("/api/queues/q2/jobs", json!({"type": "t"})).await;
-    let (s, v) = gw.post("/api/queues/q1/claim", json!({"workerId": "w1"})).await;
+    let (s, v) = gw
+        .post("/api/queues/q1/claim", json!({"workerId": "w1"}))
+        .await;
     assert_eq!(s, 200, "{v}");
     let depth = |state: &str| format!("afw_job_queue_jobs{{queue=\"q1\",state=\"{state}\"}}");
     assert_eq!(sample(&gw, &depth("waiting")).await, 2.0);
     assert_eq!(sample(&gw, &depth("active")).await, 1.0);
     assert_eq!(sample(&gw, &depth("dead")).await, 0.0);
     let text = scrape(&gw).await;
-    assert!(!text.contains("queue=\"q2\""), "only the named queues: {text}");
+    assert!(
+        !text.contains("queue=\"q2\""),
+        "only the named queues: {text}"
+    );
     gw.stop().await;
 }
 

@@ -292,7 +292,12 @@ impl Services {
             }
         };
         within("CONTEXT_TTL_SECS", self.context_ttl_secs, 60, 365 * 86_400)?;
-        within("METRICS_JOB_QUEUES", self.metrics_job_queues.len() as u64, 0, 50)?;
+        within(
+            "METRICS_JOB_QUEUES",
+            self.metrics_job_queues.len() as u64,
+            0,
+            50,
+        )?;
         within(
             "RECENT_SEARCHES_LIMIT",
             self.recent_searches_limit as u64,
