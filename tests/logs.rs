@@ -32,22 +32,12 @@ fn token() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_log_line_is_json_with_its_context_and_no_secret() {
     let mut redis = RedisServer::start().await;
-    let mut c = redis.connection().await.unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg(PASSWORD)
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let redis_url = redis.require_password(PASSWORD).await;
     let token = token();
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("gateway.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let port = free_port();
-    let redis_url = redis
-        .url()
-        .replace("redis://", &format!("redis://:{PASSWORD}@"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_afw-gateway"))
         .env_clear()
         .env("HOST", "127.0.0.1")

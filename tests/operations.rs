@@ -38,20 +38,10 @@ async fn on_the_embedded_store_redis_is_disabled_and_the_checks_are_healthy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_reports_itself_warns_of_an_evicting_policy_and_is_503_when_gone() {
     let mut redis = RedisServer::start().await;
-    let mut c = redis.connection().await.unwrap();
     const PASSWORD: &str = "s3cret-redis-pass";
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg(PASSWORD)
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let url = redis.require_password(PASSWORD).await;
     let mut config = support::config(Some(&redis));
-    let url = redis
-        .url()
-        .replace("redis://", &format!("redis://:{PASSWORD}@"));
-    config.store.redis_url = Some(url);
+    config.store.redis_url = Some(url.clone());
     let gw = Gateway::start(config).await;
     gw.post_event(json!({"sessionId": "ops-1", "type": "t"}))
         .await;
@@ -88,14 +78,29 @@ async fn redis_reports_itself_warns_of_an_evicting_policy_and_is_503_when_gone()
     assert_eq!(h["checks"]["redis"]["status"], "up", "{h}");
     assert_eq!(h["checks"]["pubsub"]["status"], "up", "{h}");
 
-    let mut c = redis::Client::open(format!(
-        "redis://:{PASSWORD}@{}",
-        redis.url().trim_start_matches("redis://")
-    ))
-    .unwrap()
-    .get_multiplexed_async_connection()
-    .await
-    .unwrap();
+    let mut c = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // The probe's checks ask Redis for a PING only; the operator's report for INFO too.
+    let infos = |text: String| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("cmdstat_info:"))
+            .unwrap_or("");
+        let calls = line.split("calls=").nth(1).unwrap_or("0");
+        calls.split(',').next().unwrap().parse::<u64>().unwrap()
+    };
+    let mut stats = redis::cmd("INFO");
+    stats.arg("commandstats");
+    let before = infos(stats.query_async(&mut c).await.unwrap());
+    gw.get("/health?checks=true").await;
+    let after = infos(stats.query_async(&mut c).await.unwrap());
+    assert_eq!(after, before + 1, "only the test's own INFO");
+    gw.get("/api/health/redis").await;
+    let last = infos(stats.query_async(&mut c).await.unwrap());
+    assert_eq!(last, after + 2, "the report's INFO and the test's");
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory-policy")

@@ -36,7 +36,7 @@ pub async fn health(State(app): State<AppState>, ApiQuery(q): ApiQuery<HealthQue
     if !q.checks {
         return Json(body).into_response();
     }
-    let (status, checks) = match app.stores().health.redis_report().await {
+    let (status, checks) = match app.stores().health.redis_report(false).await {
         None => (
             "healthy",
             json!({"store": {"status": "up", "kind": "memory"}}),
@@ -77,7 +77,7 @@ fn up_down(up: bool) -> &'static str {
 /// `GET /api/health/redis`: Redis as it reports itself, 503 while it does not answer;
 /// `disabled` on the embedded store.
 pub async fn redis(State(app): State<AppState>) -> Response {
-    let Some(report) = app.stores().health.redis_report().await else {
+    let Some(report) = app.stores().health.redis_report(true).await else {
         return Json(json!({"status": "disabled", "store": "memory"})).into_response();
     };
     let (code, body) = redis_body(&report);

@@ -15,8 +15,10 @@ pub trait StoreHealth: Send + Sync + 'static {
         None
     }
 
-    /// What Redis reports of itself; `None` on the embedded store.
-    async fn redis_report(&self) -> Option<RedisReport> {
+    /// What Redis reports of itself; `None` on the embedded store. Without `detail`, only
+    /// the `PING` and the pub/sub feed (what a probe needs), not `INFO` and `DBSIZE`.
+    async fn redis_report(&self, detail: bool) -> Option<RedisReport> {
+        let _ = detail;
         None
     }
 }

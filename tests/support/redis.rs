@@ -149,6 +149,20 @@ impl RedisServer {
             .expect("CLIENT KILL")
     }
 
+    /// Makes the server require `password` (`CONFIG SET requirepass`); the URL that carries it.
+    pub async fn require_password(&self, password: &str) -> String {
+        let mut c = self.connection().await.expect("redis connection");
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg(password)
+            .query_async(&mut c)
+            .await
+            .expect("CONFIG SET requirepass");
+        self.url()
+            .replace("redis://", &format!("redis://:{password}@"))
+    }
+
     pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         redis::Client::open(self.url())?
             .get_multiplexed_async_connection()
