@@ -1,16 +1,22 @@
 //! `afw-gateway backup` and `afw-gateway restore`: every key under `REDIS_PREFIX` to a file of
-//! JSON lines and back ([`crate::store::redis::backup`] says what the file holds). They reach
-//! Redis as the gateway does (`REDIS_URL`, `REDIS_TLS_CA_FILE`, `REDIS_PREFIX` from the
-//! environment); the embedded store has nothing to back up, as it lives in the process.
+//! JSON lines and back ([`crate::store::redis::backup`] says what the file holds); and
+//! `afw-gateway cleanup`: what nothing expires by itself, removed
+//! ([`crate::store::redis::cleanup`] says what). They reach Redis as the gateway does
+//! (`REDIS_URL`, `REDIS_TLS_CA_FILE`, `REDIS_PREFIX` from the environment); the embedded store
+//! lives in the gateway's process.
 
 use std::io::{BufReader, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 
 use crate::config::Config;
+use crate::domain::usage::DEFAULT_TENANT;
 use crate::store::redis::backup::{self, Summary};
+use crate::store::redis::cleanup::Cleaned;
+use crate::store::redis::RedisStore;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,6 +44,27 @@ pub struct RestoreArgs {
     /// Restore under this prefix instead of the backup's.
     #[arg(long)]
     pub prefix: Option<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "afw-gateway cleanup",
+    about = "Remove what no expiry removes: index entries of sessions, chains and permission \
+             requests that are gone, finished jobs past JOB_KEEP_SECS, stale cache tag members"
+)]
+pub struct CleanupArgs {
+    /// Count what would go, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// What a cleanup did: the default tenant's key space first, then each other tenant's.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupReport {
+    pub dry_run: bool,
+    pub tenants: Vec<(String, Cleaned)>,
+    pub total: Cleaned,
 }
 
 /// The Redis a command works on: `REDIS_URL` (under Sentinel, the primary's URL).
@@ -103,4 +130,50 @@ pub async fn restore(config: &Config, args: &RestoreArgs) -> Result<Summary, Str
     backup::restore(&mut conn, &mut input, args.replace, prefix, &mut shown)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Cleans the default tenant's key space and every other tenant's that has keys.
+pub async fn cleanup(config: &Config, args: &CleanupArgs) -> Result<CleanupReport, String> {
+    if !config.store.on_redis() {
+        return Err(
+            "the embedded store lives in the gateway's process and drops what \
+            expires every 30 s itself; set REDIS_URL"
+                .into(),
+        );
+    }
+    if config.store.cluster.enabled() {
+        return Err(
+            "a Cluster's keys are found node by node: run it against each primary \
+            with REDIS_URL"
+                .into(),
+        );
+    }
+    let tasks = tokio_util::task::TaskTracker::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let metrics = Arc::new(crate::metrics::Metrics::new(true));
+    let settings = crate::store::settings(config, "cleanup".into(), metrics);
+    let done = async {
+        let store = RedisStore::open(&config.store, settings, &tasks, shutdown.clone()).await?;
+        let mut report = CleanupReport {
+            dry_run: args.dry_run,
+            tenants: vec![(
+                DEFAULT_TENANT.to_string(),
+                store.cleanup(args.dry_run).await?,
+            )],
+            total: Cleaned::default(),
+        };
+        for tenant in store.tenants().await? {
+            let cleaned = store.scoped(&tenant).cleanup(args.dry_run).await?;
+            report.tenants.push((tenant.to_string(), cleaned));
+        }
+        for (_, c) in &report.tenants {
+            report.total.add(c);
+        }
+        Ok::<_, crate::store::StoreError>(report)
+    }
+    .await;
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    done.map_err(|e| e.to_string())
 }

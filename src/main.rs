@@ -20,6 +20,9 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "backup" || a == "restore") {
         return backup(&args[1..]);
     }
+    if args.get(1).is_some_and(|a| a == "cleanup") {
+        return cleanup(&args[1..]);
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -108,6 +111,67 @@ fn token(args: &[std::ffi::OsString]) -> ExitCode {
     }
 }
 
+/// The config from the environment and a runtime for a command on the data, or the exit code.
+fn data_command() -> Result<(Config, tokio::runtime::Runtime), ExitCode> {
+    let config = Config::try_parse_from(["afw-gateway"]).map_err(|e| {
+        eprintln!(
+            "afw-gateway: {}",
+            e.to_string().lines().next().unwrap_or("")
+        );
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|_| ExitCode::FAILURE)?;
+    Ok((config, runtime))
+}
+
+/// `afw-gateway cleanup [--dry-run]`: a line per key space on stderr, the report as JSON on
+/// stdout.
+fn cleanup(args: &[std::ffi::OsString]) -> ExitCode {
+    use afw_gateway::backup as b;
+    let a = match subcommand_args::<b::CleanupArgs>(args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let (config, runtime) = match data_command() {
+        Ok(both) => both,
+        Err(code) => return code,
+    };
+    match runtime.block_on(b::cleanup(&config, &a)) {
+        Ok(report) => {
+            let verb = if report.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
+            for (tenant, c) in &report.tenants {
+                eprintln!(
+                    "{tenant}: {verb} {} session index members, {} chain index entries, \
+                     {} permission index entries, {} finished jobs, {} cache tag members; \
+                     {} lapsed locks kept for their fencing tokens",
+                    c.session_index,
+                    c.chain_index,
+                    c.permission_index,
+                    c.finished_jobs,
+                    c.tag_members,
+                    c.lapsed_locks
+                );
+            }
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("a report serializes")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("afw-gateway cleanup: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `afw-gateway backup --out FILE` and `afw-gateway restore --in FILE [--replace] [--prefix P]`,
 /// on the Redis the environment names; a summary on stderr at the end.
 fn backup(args: &[std::ffi::OsString]) -> ExitCode {
@@ -124,21 +188,9 @@ fn backup(args: &[std::ffi::OsString]) -> ExitCode {
             Err(code) => return code,
         }
     };
-    let config = match Config::try_parse_from(["afw-gateway"]) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "afw-gateway: {}",
-                e.to_string().lines().next().unwrap_or("")
-            );
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return ExitCode::FAILURE;
+    let (config, runtime) = match data_command() {
+        Ok(both) => both,
+        Err(code) => return code,
     };
     let done = runtime.block_on(async {
         match (&out, &input) {

@@ -5,82 +5,21 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use redis::aio::MultiplexedConnection;
 use serde_json::{json, Value};
-use support::{Gateway, RedisServer};
+use support::{copy_of, scan, Gateway, RedisServer};
 
 fn afw(args: &[&str], redis_url: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_afw-gateway"));
-    cmd.env_clear().args(args);
-    if let Some(url) = redis_url {
-        cmd.env("REDIS_URL", url);
-    }
-    cmd.output().unwrap()
+    let url = redis_url.map(|u| ("REDIS_URL", u));
+    support::afw_command(env!("CARGO_BIN_EXE_afw-gateway"), args, url.as_slice())
 }
 
 fn ok(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{err}");
     err
-}
-
-async fn scan(c: &mut MultiplexedConnection, pattern: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(c)
-            .await
-            .unwrap();
-        keys.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            keys.sort();
-            keys.dedup();
-            return keys;
-        }
-    }
-}
-
-/// A key's type, content (sorted where Redis does not keep an order) and TTL (ms; -1: none).
-async fn copy_of(c: &mut MultiplexedConnection, key: &str) -> (String, Vec<String>, i64) {
-    let (kind, pttl): (String, i64) = redis::pipe()
-        .cmd("TYPE")
-        .arg(key)
-        .cmd("PTTL")
-        .arg(key)
-        .query_async(c)
-        .await
-        .unwrap();
-    let read = match kind.as_str() {
-        "hash" => redis::cmd("HGETALL").arg(key).clone(),
-        "list" => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).clone(),
-        "zset" => redis::cmd("ZRANGE")
-            .arg(key)
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .clone(),
-        "set" => redis::cmd("SMEMBERS").arg(key).clone(),
-        _ => redis::cmd("GET").arg(key).clone(),
-    };
-    let content: redis::Value = read.query_async(c).await.unwrap();
-    let mut items: Vec<String> = match content {
-        redis::Value::Array(v) => v.into_iter().map(|x| format!("{x:?}")).collect(),
-        redis::Value::Map(m) => m.into_iter().map(|(k, v)| format!("{k:?}={v:?}")).collect(),
-        other => vec![format!("{other:?}")],
-    };
-    if kind == "hash" || kind == "set" {
-        items.sort();
-    }
-    (kind, items, pttl)
 }
 
 /// Sessions, events (with dedup markers), commands, input, chains, jobs, locks, cache and a

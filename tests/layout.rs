@@ -255,8 +255,8 @@ fn only_the_redis_store_talks_to_redis() {
             let parses_a_url =
                 module == ["config", "store"] && line.contains("redis::Client::open");
             let opens_the_store = module == ["store"] && line.contains("redis::RedisStore::start");
-            // `afw-gateway backup` and `restore` are the front of the Redis store's backup.
-            let backs_it_up = module == ["backup"] && line.contains("crate::store::redis::backup");
+            // `afw-gateway backup`, `restore` and `cleanup` are the front of the Redis store's.
+            let backs_it_up = module == ["backup"] && line.contains("crate::store::redis::");
             assert!(
                 parses_a_url || opens_the_store || backs_it_up,
                 "src/{} uses redis: {line}",

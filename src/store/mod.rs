@@ -192,7 +192,16 @@ pub async fn open(
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<Stores, StoreError> {
-    let settings = StoreSettings {
+    let settings = settings(config, instance_id, metrics);
+    if !config.store.on_redis() {
+        return Ok(memory::MemoryStore::start(settings, tasks, shutdown));
+    }
+    redis::RedisStore::start(&config.store, settings, tasks, shutdown).await
+}
+
+/// What every store takes from the config.
+pub fn settings(config: &Config, instance_id: Arc<str>, metrics: Arc<Metrics>) -> StoreSettings {
+    StoreSettings {
         session_ttl: Duration::from_secs(config.events.session_ttl_secs),
         max_events_per_session: config.events.max_events_per_session,
         max_session_event_bytes: config.events.max_session_event_bytes,
@@ -205,9 +214,5 @@ pub async fn open(
         services: config.services.clone(),
         wait_replicas: config.store.wait(),
         metrics,
-    };
-    if !config.store.on_redis() {
-        return Ok(memory::MemoryStore::start(settings, tasks, shutdown));
     }
-    redis::RedisStore::start(&config.store, settings, tasks, shutdown).await
 }

@@ -207,3 +207,75 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
+
+/// Every key matching `pattern`, sorted, by `SCAN`.
+pub async fn scan(c: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(c)
+            .await
+            .unwrap();
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            keys.sort();
+            keys.dedup();
+            return keys;
+        }
+    }
+}
+
+/// A key's type, content (sorted where Redis does not keep an order) and TTL (ms; -1: none).
+pub async fn copy_of(
+    c: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> (String, Vec<String>, i64) {
+    let (kind, pttl): (String, i64) = redis::pipe()
+        .cmd("TYPE")
+        .arg(key)
+        .cmd("PTTL")
+        .arg(key)
+        .query_async(c)
+        .await
+        .unwrap();
+    let read = match kind.as_str() {
+        "hash" => redis::cmd("HGETALL").arg(key).clone(),
+        "list" => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).clone(),
+        "zset" => redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .clone(),
+        "set" => redis::cmd("SMEMBERS").arg(key).clone(),
+        _ => redis::cmd("GET").arg(key).clone(),
+    };
+    let content: redis::Value = read.query_async(c).await.unwrap();
+    let mut items: Vec<String> = match content {
+        redis::Value::Array(v) => v.into_iter().map(|x| format!("{x:?}")).collect(),
+        redis::Value::Map(m) => m.into_iter().map(|(k, v)| format!("{k:?}={v:?}")).collect(),
+        other => vec![format!("{other:?}")],
+    };
+    if kind == "hash" || kind == "set" {
+        items.sort();
+    }
+    (kind, items, pttl)
+}
+
+/// Runs `afw-gateway` (its path: `env!("CARGO_BIN_EXE_afw-gateway")`) with `args` and only
+/// the environment `env`, to its end.
+pub fn afw_command(bin: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(bin)
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap()
+}

@@ -13,7 +13,12 @@ use crate::store::{CacheStore, StoreError};
 const INVALIDATE_BATCH: u64 = 1000;
 
 impl RedisStore {
-    fn cache_op(&self, ns: &str, op: &str, tags: &[String]) -> redis::ScriptInvocation<'static> {
+    pub(super) fn cache_op(
+        &self,
+        ns: &str,
+        op: &str,
+        tags: &[String],
+    ) -> redis::ScriptInvocation<'static> {
         let mut inv = script!("cache.lua").prepare_invoke();
         inv.key(self.keys.cache_meta(ns, "entries"))
             .key(self.keys.cache_meta(ns, "keys"));

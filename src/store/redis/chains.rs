@@ -9,13 +9,23 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redis::AsyncCommands;
 
-use super::keys::{chain_member, parse_chain_member};
 use super::{json_string, script, RedisStore};
 use crate::domain::chain::StatusCounts;
 use crate::store::{ChainPage, ChainStore, ChainWrite, Cursor, StoreError};
 
 /// Chains one round trip of a listing reads.
 const CHAIN_READS: usize = 16;
+
+/// A chain's member in the chain indexes: its session and id, as a JSON array.
+pub(super) fn chain_member(session_id: &str, chain_id: &str) -> String {
+    serde_json::to_string(&[session_id, chain_id]).expect("strings serialize")
+}
+
+/// The session and chain id of a chain index member.
+pub(super) fn parse_chain_member(member: &str) -> Option<(String, String)> {
+    let [s, c]: [String; 2] = serde_json::from_str(member).ok()?;
+    Some((s, c))
+}
 
 impl RedisStore {
     /// `chains.lua` with one partition's index keys (index, active index, counters, their
@@ -117,7 +127,7 @@ impl RedisStore {
     }
 
     /// Index members of chains that are gone, out of their partitions' indexes.
-    async fn forget_chains(&self, stale: Vec<String>) -> Result<(), StoreError> {
+    pub(super) async fn forget_chains(&self, stale: Vec<String>) -> Result<(), StoreError> {
         let mut groups: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
         for m in stale {
             let p = parse_chain_member(&m).map_or(0, |(sid, _)| self.keys.partition(&sid));

@@ -69,7 +69,7 @@ fn claimed(reply: &[Value]) -> Option<Claimed> {
 
 impl RedisStore {
     /// `jobs.lua` with the queue's keys and the op's leading arguments.
-    fn jobs_op(&self, queue: &str, op: &str) -> redis::ScriptInvocation<'static> {
+    pub(super) fn jobs_op(&self, queue: &str, op: &str) -> redis::ScriptInvocation<'static> {
         let s = &self.settings.services;
         let keep_ms = s.job_keep_secs * 1000;
         // Every key outlives what any job in it can still wait for, then goes.
@@ -88,7 +88,7 @@ impl RedisStore {
         inv
     }
 
-    async fn jobs_call(
+    pub(super) async fn jobs_call(
         &self,
         inv: redis::ScriptInvocation<'static>,
     ) -> Result<Vec<Value>, StoreError> {

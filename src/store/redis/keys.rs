@@ -222,7 +222,7 @@ impl Keys {
         self.spanning("index:sessions", partition)
     }
 
-    /// ZSET of chains scored by last update (ms), members from [`chain_member`]; `active`:
+    /// ZSET of chains scored by last update (ms), members from [`super::chains::chain_member`]; `active`:
     /// only pending, running and paused ones (spans sessions; one per partition).
     pub fn chain_index(&self, active: bool, partition: usize) -> String {
         if active {
@@ -373,38 +373,56 @@ impl Keys {
     /// The pattern of every other tenant's channel of `kind` (`events` or `control`), for
     /// `PSUBSCRIBE`; the prefix's glob characters are escaped.
     pub fn tenant_channels(&self, kind: &str) -> String {
-        let mut p = String::with_capacity(self.prefix.len() + 16);
-        for c in self.prefix.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                p.push('\\');
-            }
-            p.push(c);
-        }
-        format!("{p}t:*:{kind}")
+        format!("{}t:*:{kind}", glob_escaped(&self.prefix))
     }
 
-    /// The tenant a channel of [`Keys::tenant_channels`] belongs to, and its kind.
+    /// The `SCAN` pattern of every key of one entity kind (`lock`, `jobs`, `cache`) in this
+    /// key space, other tenants' left out: `{base}{kind}:*`, the base's glob characters
+    /// escaped.
+    pub fn scan_pattern(&self, kind: &str) -> String {
+        format!("{}{kind}:*", glob_escaped(&self.base))
+    }
+
+    /// The pattern of every other tenant's keys (`{prefix}t:*`).
+    pub fn tenants_pattern(&self) -> String {
+        format!("{}t:*", glob_escaped(&self.prefix))
+    }
+
+    /// The entity a key `{base}{kind}:{{entity}}…` names, unescaped, and what follows its tag.
+    pub fn entity_of(&self, kind: &str, key: &str) -> Option<(String, String)> {
+        let rest = key.strip_prefix(&self.base)?.strip_prefix(kind)?;
+        let rest = rest.strip_prefix(":{")?;
+        let (entity, after) = rest.split_once('}')?;
+        Some((unescaped(entity), after.to_string()))
+    }
+
+    /// The tenant of a channel of [`Keys::tenant_channels`] or a key, and the rest (its kind).
     pub fn channel_tenant<'a>(&self, channel: &'a str) -> Option<(&'a str, &'a str)> {
         let rest = channel.strip_prefix(&self.prefix)?.strip_prefix("t:")?;
-        let (tenant, kind) = rest.rsplit_once(':')?;
+        let (tenant, kind) = rest.split_once(':')?;
         crate::credentials::valid_tenant(tenant).then_some((tenant, kind))
     }
 }
 
-/// A chain's member in the chain indexes: its session and id, as a JSON array.
-pub fn chain_member(session_id: &str, chain_id: &str) -> String {
-    serde_json::to_string(&[session_id, chain_id]).expect("strings serialize")
+/// `s` with the glob characters of a `SCAN`/`PSUBSCRIBE` pattern escaped.
+fn glob_escaped(s: &str) -> String {
+    let special = |c: char| matches!(c, '*' | '?' | '[' | ']' | '\\');
+    s.chars()
+        .flat_map(|c| special(c).then_some('\\').into_iter().chain([c]))
+        .collect()
 }
 
-/// The session and chain id of a chain index member.
-pub fn parse_chain_member(member: &str) -> Option<(String, String)> {
-    let [s, c]: [String; 2] = serde_json::from_str(member).ok()?;
-    Some((s, c))
+/// The caller-chosen part [`part`] escaped, as it was.
+pub fn unescaped(s: &str) -> String {
+    s.replace("%7B", "{")
+        .replace("%7D", "}")
+        .replace("%25", "%")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::redis::chains::{chain_member, parse_chain_member};
     use std::collections::HashSet;
 
     /// Redis Cluster's key slot: CRC16 (XMODEM) of the hash tag, or of the whole key.
@@ -624,5 +642,32 @@ mod tests {
         assert_eq!(k.session("a}b"), "x:sessions:{a%7Db}");
         let m = chain_member("s:1", "c\"2");
         assert_eq!(parse_chain_member(&m), Some(("s:1".into(), "c\"2".into())));
+    }
+
+    #[test]
+    fn a_key_gives_back_its_entity_and_tenant() {
+        let k = Keys::new("a*:");
+        for id in IDS {
+            assert_eq!(
+                k.entity_of("jobs", &k.jobs(id, "")),
+                Some((id.into(), "".into()))
+            );
+            let tag = k.cache_tag("ns", id);
+            let (ns, rest) = k.entity_of("cache", &tag).unwrap();
+            assert_eq!(
+                (ns.as_str(), unescaped(rest.strip_prefix(":tag:").unwrap())),
+                ("ns", id.into())
+            );
+        }
+        assert_eq!(k.scan_pattern("lock"), "a\\*:lock:*");
+        let acme = k.for_tenant("acme");
+        assert_eq!(acme.scan_pattern("lock"), "a\\*:t:acme:lock:*");
+        assert_eq!(
+            k.entity_of("jobs", &acme.jobs("q", "")),
+            None,
+            "another tenant's"
+        );
+        assert_eq!(k.channel_tenant(&acme.lock("x")).map(|t| t.0), Some("acme"));
+        assert_eq!(k.tenants_pattern(), "a\\*:t:*");
     }
 }

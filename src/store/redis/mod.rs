@@ -26,6 +26,7 @@ use crate::domain::session::Session;
 pub mod backup;
 mod cache;
 mod chains;
+pub mod cleanup;
 mod control;
 mod events;
 mod health;
@@ -98,6 +99,18 @@ impl RedisStore {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Stores, StoreError> {
+        let store = Self::open(config, settings, tasks, shutdown).await?;
+        Ok(Stores::of("redis", store))
+    }
+
+    /// [`RedisStore::start`]'s store itself, for what works on it beside the services
+    /// (`afw-gateway cleanup`).
+    pub async fn open(
+        config: &crate::config::Store,
+        settings: StoreSettings,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<RedisStore>, StoreError> {
         let prefix = config.redis_prefix.as_str();
         let cluster = &config.cluster;
         let nodes = links::Nodes::data(config)?;
@@ -177,7 +190,7 @@ impl RedisStore {
             mode,
             tenant: None,
         });
-        Ok(Stores::of("redis", store))
+        Ok(store)
     }
 
     /// A handle on the shared multiplexed connection.
@@ -252,22 +265,27 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// The store of a tenant other than the default one: the same connections, the tenant's
+    /// key space.
+    pub fn scoped(&self, tenant: &Arc<str>) -> RedisStore {
+        RedisStore {
+            links: Arc::clone(&self.links),
+            keys: self.keys.for_tenant(tenant),
+            settings: self.settings.clone(),
+            bus: self.bus.clone(),
+            pubsub_live: Arc::clone(&self.pubsub_live),
+            shards_live: Arc::clone(&self.shards_live),
+            last_message_ms: Arc::clone(&self.last_message_ms),
+            mode: self.mode,
+            tenant: Some(Arc::clone(tenant)),
+        }
+    }
+}
+
 impl TenantStores for RedisStore {
     fn tenant(&self, tenant: &Arc<str>) -> Stores {
-        Stores::of(
-            "redis",
-            Arc::new(RedisStore {
-                links: Arc::clone(&self.links),
-                keys: self.keys.for_tenant(tenant),
-                settings: self.settings.clone(),
-                bus: self.bus.clone(),
-                pubsub_live: Arc::clone(&self.pubsub_live),
-                shards_live: Arc::clone(&self.shards_live),
-                last_message_ms: Arc::clone(&self.last_message_ms),
-                mode: self.mode,
-                tenant: Some(Arc::clone(tenant)),
-            }),
-        )
+        Stores::of("redis", Arc::new(self.scoped(tenant)))
     }
 }
 

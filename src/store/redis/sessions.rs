@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use redis::AsyncCommands;
 
-use super::keys::chain_member;
+use super::chains::chain_member;
 use super::{json_string, script, session_from_reply, RedisStore};
 use crate::domain::control::ControlQueue;
 use crate::domain::session::{field, index_member, Fields, Session, SessionPage, SessionQuery};

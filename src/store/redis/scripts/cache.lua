@@ -1,5 +1,5 @@
 -- Every step of one cache namespace, by ARGV[1]: get, put, delete, incr, invalidate, stats,
--- clear. Each first drops up to 1,000 entries that expired (from the entries HASH and the
+-- clear, tidy. Each first drops up to 1,000 entries that expired (from the entries HASH and the
 -- index); an entry lives in a HASH field, so its expiry is its `m:` field's and the index's
 -- score. The work of one call is bounded: expired members go 1,000 at a time, and an
 -- invalidation a batch at a time (the gateway calls again until the tags are empty).
@@ -17,9 +17,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local BATCH = 1000
 local function num(x) return string.format('%.0f', x) end
 
-local gone = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, BATCH)
-for _, k in ipairs(gone) do redis.call('HDEL', entries, 'v:' .. k, 'm:' .. k) end
-if #gone > 0 then redis.call('ZREM', index, unpack(gone)) end
+-- (Not in a dry run of `tidy`, which changes nothing.)
+if not (op == 'tidy' and ARGV[3] == '1') then
+  local gone = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, BATCH)
+  for _, k in ipairs(gone) do redis.call('HDEL', entries, 'v:' .. k, 'm:' .. k) end
+  if #gone > 0 then redis.call('ZREM', index, unpack(gone)) end
+end
 
 -- The live entry's version, expiry and tags (JSON), or nil.
 local function meta(key)
@@ -123,6 +126,25 @@ elseif op == 'invalidate' then
 elseif op == 'stats' then
   local s = redis.call('HMGET', entries, '#hits', '#misses')
   return {tonumber(s[1]) or 0, tonumber(s[2]) or 0, redis.call('ZCOUNT', index, '(' .. num(now), '+inf')}
+elseif op == 'tidy' then
+  -- `afw-gateway cleanup`, on one tag (KEYS[3]; ARGV: 'tidy', the tag's name, '1' for a dry
+  -- run, the rank to start at): of up to BATCH members from there, those whose entry is gone
+  -- or no longer carries the tag, counted (dry run) or removed. {stale, members looked at}.
+  local tag, dry, from = ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
+  local members = redis.call('ZRANGE', KEYS[3], from, from + BATCH - 1)
+  local stale = {}
+  for _, key in ipairs(members) do
+    local ver, _, tags = meta(key)
+    local carried = false
+    if ver then
+      for _, has in ipairs(cjson.decode(tags)) do
+        if has == tag then carried = true; break end
+      end
+    end
+    if not carried then stale[#stale + 1] = key end
+  end
+  if not dry and #stale > 0 then redis.call('ZREM', KEYS[3], unpack(stale)) end
+  return {#stale, #members}
 elseif op == 'clear' then
   -- UNLINK: the memory of a large namespace is freed off Redis's main thread.
   local n = redis.call('ZCOUNT', index, '(' .. num(now), '+inf')

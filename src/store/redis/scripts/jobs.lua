@@ -1,5 +1,5 @@
 -- Every step of one job queue, by ARGV[1]: enqueue, claim, complete, fail, extend, get,
--- stats, dead, retry_dead. One script so that each step first does the same upkeep (due
+-- stats, dead, retry_dead, tidy. One script so that each step first does the same upkeep (due
 -- delayed jobs and due retries become waiting, expired leases go back with their attempt
 -- counted or to the dead letters, finished jobs past their keep time are removed), all
 -- against Redis's clock and all in the queue's one slot. The rules it keeps are those of
@@ -148,7 +148,8 @@ local function upkeep()
   -- Only into a hash that is there (and so has its expiry): an empty queue keeps no gate.
   if redis.call('EXISTS', jobs) == 1 then redis.call('HSET', jobs, '#due', num(soonest)) end
 end
-if now >= gate then upkeep() end
+-- (`tidy` runs it only when it removes, so that a dry run changes nothing.)
+if now >= gate and op ~= 'tidy' then upkeep() end
 
 local function expire_all()
   redis.call('PEXPIRE', jobs, ttl)
@@ -352,6 +353,15 @@ elseif op == 'get' then
 elseif op == 'stats' then
   return {redis.call('ZCARD', waiting), redis.call('ZCARD', delayed), redis.call('ZCARD', active),
     redis.call('ZCARD', completed), redis.call('ZCARD', retry), redis.call('ZCARD', dead)}
+elseif op == 'tidy' then
+  -- `afw-gateway cleanup`: the finished jobs past their keep time (completed and dead), only
+  -- counted when arg 1 is '1', else removed by the upkeep (at most UPKEEP of each kind; the
+  -- caller calls again until none is left). Returns how many were counted or removed.
+  local c = redis.call('ZCOUNT', completed, '-inf', now - keep)
+  local d = redis.call('ZCOUNT', dead, '-inf', now - keep)
+  if arg(1) == '1' then return c + d end
+  if c + d > 0 then upkeep() end
+  return math.min(c, UPKEEP) + math.min(d, UPKEEP)
 elseif op == 'dead' then
   -- arg: limit, cursor's ms and member ('' from the newest). Newest first (ties of one ms in
   -- descending member order), at most `limit`, stopping once the jobs reach readMax bytes:
