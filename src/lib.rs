@@ -37,6 +37,7 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod ops;
 pub mod realtime;
 pub mod scope;
 pub mod service;
@@ -123,7 +124,7 @@ pub async fn build(
         bus,
         shutdown.clone(),
     ));
-    Ok(app::AppState::new(app::Parts {
+    let app = app::AppState::new(app::Parts {
         config,
         credentials,
         tenants,
@@ -131,7 +132,9 @@ pub async fn build(
         metrics,
         instance_id,
         shutdown: shutdown.clone(),
-    }))
+    });
+    tasks.spawn(ops::report(app.clone(), shutdown.clone()));
+    Ok(app)
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then stops accepting, closes

@@ -3,6 +3,7 @@
 // textContent, never as HTML. Rendering happens once per animation frame, and the event list
 // keeps at most MAX_ROWS rows, so a firehose of events does not freeze the tab.
 import { connect, AfwError } from '/afw-client.js';
+import { OpsView } from '/ops.js';
 
 const MAX_ROWS = 200;
 const SESSION_POLL_MS = 2000;
@@ -90,6 +91,7 @@ async function start() {
   document.body.dataset.role = me.role;
   sessions.start();
   if (me.role === 'admin') demo.check();
+  $('ops-link').hidden = me.role !== 'admin';
   route();
 }
 
@@ -307,9 +309,22 @@ $('demo-button').addEventListener('click', async () => {
 
 let view = null;
 
+let ops = null;
+
 function route() {
-  const id = new URLSearchParams(location.search).get('session');
-  if (id) show(id);
+  const params = new URLSearchParams(location.search);
+  const id = params.get('session');
+  const opsWanted = params.get('view') === 'ops' && stats.role === 'admin';
+  if (!opsWanted) closeOps();
+  if (opsWanted) {
+    view?.close();
+    view = null;
+    $('session').hidden = true;
+    $('welcome').hidden = true;
+    sessions.mark(null);
+    $('ops').hidden = false;
+    ops ??= new OpsView((p) => client.api(p), $('ops'));
+  } else if (id) show(id);
   else {
     view?.close();
     view = null;
@@ -326,7 +341,14 @@ function open(id) {
   show(id);
 }
 
+function closeOps() {
+  ops?.close();
+  ops = null;
+  $('ops').hidden = true;
+}
+
 function show(id) {
+  closeOps();
   view?.close();
   view = new SessionView(id);
   sessions.mark(id);
@@ -338,6 +360,11 @@ window.addEventListener('popstate', route);
 $('home-link').addEventListener('click', (e) => {
   e.preventDefault();
   history.pushState(null, '', '/');
+  route();
+});
+$('ops-link').addEventListener('click', (e) => {
+  e.preventDefault();
+  history.pushState(null, '', '/?view=ops');
   route();
 });
 

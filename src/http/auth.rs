@@ -49,7 +49,7 @@ pub fn need(method: &Method, path: &str, query: Option<&str>) -> Need {
         return Need::Open;
     }
     let read = method == Method::GET || method == Method::HEAD;
-    let admin = matches!(path, "/metrics" | "/api/health/redis")
+    let admin = matches!(path, "/metrics" | "/api/health/redis" | "/api/ops/summary")
         || (path == "/api/demo" && !read)
         || (method == Method::POST
             && matches!(path, "/api/chains/cleanup" | "/api/workflow-state/cleanup"))
@@ -78,10 +78,13 @@ fn takes(path: &str, query: Option<&str>) -> bool {
     session && super::control::poll_takes(queue, query)
 }
 
-/// Routes about the whole instance rather than one tenant's data: its metrics, its Redis and
-/// the demo agents it runs (which post as the default tenant).
+/// Routes about the whole instance rather than one tenant's data: its metrics, its Redis, the
+/// operations view and the demo agents it runs (which post as the default tenant).
 fn instance_wide(path: &str) -> bool {
-    matches!(path, "/metrics" | "/api/demo" | "/api/health/redis")
+    matches!(
+        path,
+        "/metrics" | "/api/demo" | "/api/health/redis" | "/api/ops/summary"
+    )
 }
 
 /// The session a route's path names, for credentials narrowed to some sessions.

@@ -84,7 +84,7 @@ pub async fn redis(State(app): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-fn redis_body(r: &RedisReport) -> (StatusCode, Value) {
+pub(super) fn redis_body(r: &RedisReport) -> (StatusCode, Value) {
     let mut body = serde_json::to_value(r).unwrap_or_default();
     if let Value::Object(m) = &mut body {
         m.remove("up");
@@ -126,10 +126,7 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         m.pubsub_subscribed.set(i64::from(live));
     }
     // The queues the operator named, one stats read each (at most 50).
-    for queue in &app.config().services.metrics_job_queues {
-        let Ok(s) = app.services().jobs.stats(queue).await else {
-            continue;
-        };
+    for (queue, s) in crate::ops::job_queue_depths(&app).await {
         let states = [
             ("waiting", s.waiting),
             ("delayed", s.delayed),

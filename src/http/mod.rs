@@ -32,6 +32,7 @@ pub mod locks;
 pub mod mcp;
 pub mod mcp_tasks;
 pub mod mcp_tools;
+pub mod ops;
 pub mod parse_errors;
 pub mod permissions;
 pub mod rate;
@@ -101,6 +102,7 @@ fn routes(config: &crate::config::Config) -> Router<AppState> {
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/api/health/redis", get(health::redis))
+        .route("/api/ops/summary", get(ops::summary))
         .route("/api/sessions", post(sessions::create).get(sessions::list))
         .route(
             "/api/sessions/{id}",

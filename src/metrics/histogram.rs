@@ -48,6 +48,11 @@ impl Histogram {
         self.0.count.load(Relaxed)
     }
 
+    /// Each bucket's own count (not cumulative), in [`BUCKETS_SECS`]'s order, `+Inf`'s last.
+    pub fn counts(&self) -> Vec<u64> {
+        self.0.buckets.iter().map(|b| b.load(Relaxed)).collect()
+    }
+
     /// Sum, count and each bucket's own count (the encoder makes them cumulative; the last
     /// bound, `f64::MAX`, is written `+Inf`, as the client's own histogram does).
     fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {

@@ -15,8 +15,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use histogram::Histogram;
-use labels::{CodeLabel, FrameLabel, OutcomeLabel, QuotaLabel, RouteLabel, StatusLabel};
-pub use labels::{JobLabel, OpKindLabel, OpLabel};
+pub use labels::{CodeLabel, JobLabel, OpKindLabel, OpLabel};
+use labels::{FrameLabel, OutcomeLabel, QuotaLabel, RouteLabel, StatusLabel};
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -61,6 +61,9 @@ pub struct Metrics {
     pub ws_closes: Family<CodeLabel, Counter>,
     /// HTTP responses by status.
     pub http_responses: Family<StatusLabel, Counter>,
+    /// HTTP responses with a 5xx status (the operations view's; not exported: the family above
+    /// has them by status).
+    pub http_5xx: Counter,
     /// HTTP request durations by matched route and status class.
     pub http_duration: Family<RouteLabel, Histogram>,
     /// The routes seen, as the labels' `&'static str` (one leak per route, bounded).
@@ -122,6 +125,7 @@ impl Metrics {
             quota_refused: Family::default(),
             ws_closes: Family::default(),
             http_responses: Family::default(),
+            http_5xx: Counter::default(),
             http_duration: Family::default(),
             routes: dashmap::DashMap::new(),
             fanout_latency: Histogram::default(),
@@ -360,6 +364,9 @@ impl Metrics {
 
     /// Counts an HTTP response.
     pub fn http_response(&self, status: u16) {
+        if status >= 500 {
+            self.http_5xx.inc();
+        }
         self.http_responses
             .get_or_create(&StatusLabel { status })
             .inc();

@@ -11,6 +11,7 @@
 //!   [`user_context::UserContextStore`], [`usage::UsageStore`]: the services beside the stream.
 //! - [`crate::bus::Bus`]: the ordered feed of what every instance must hear (stored events,
 //!   commands, chain changes, wake-ups); [`health::StoreHealth`]: whether the store serves.
+//! - [`instances::InstanceStore`]: each instance's figures for the operations view.
 //! - [`cursor::Cursor`]: where a walk over an index ordered by time stopped.
 //!
 //! Every write that changes a session's stream also publishes it on the bus in the same atomic
@@ -31,6 +32,7 @@ pub mod control;
 pub mod cursor;
 pub mod events;
 pub mod health;
+pub mod instances;
 pub mod jobs;
 pub mod locks;
 pub mod memory;
@@ -49,6 +51,7 @@ pub use control::{Acked, ControlStore};
 pub use cursor::Cursor;
 pub use events::{EventStore, Page, Pages};
 pub use health::StoreHealth;
+pub use instances::InstanceStore;
 pub use jobs::JobStore;
 pub use locks::LockStore;
 pub use permissions::PermissionStore;
@@ -132,6 +135,8 @@ pub struct Stores {
     pub quotas: Arc<dyn QuotaStore>,
     pub bus: Arc<dyn Bus>,
     pub health: Arc<dyn StoreHealth>,
+    /// Each instance's latest figures (the operations view).
+    pub instances: Arc<dyn InstanceStore>,
     /// Makes another tenant's stores on the same backend (see [`crate::tenancy`]).
     pub scope: Arc<dyn TenantStores>,
 }
@@ -161,6 +166,7 @@ impl Stores {
             + QuotaStore
             + Bus
             + StoreHealth
+            + InstanceStore
             + TenantStores,
     {
         Stores {
@@ -179,6 +185,7 @@ impl Stores {
             quotas: backend.clone(),
             bus: backend.clone(),
             health: backend.clone(),
+            instances: backend.clone(),
             scope: backend,
         }
     }

@@ -80,6 +80,7 @@ mod chain_bounds;
 mod chains;
 mod control;
 mod events;
+mod instances;
 mod job_batches;
 mod job_bounds;
 mod jobs;

@@ -30,6 +30,13 @@ pub const SECRET: &str = "a-test-secret-of-at-least-32-bytes!";
 pub const ADMIN_KEY: &str = "admin-key-0123456789";
 pub const AGENT_KEY: &str = "agent-key-0123456789";
 pub const VIEWER_KEY: &str = "viewer-key-012345678";
+/// Routes about the whole instance, which only the default tenant's admin may call.
+pub const INSTANCE_WIDE: [&str; 4] = [
+    "/metrics",
+    "/api/demo",
+    "/api/health/redis",
+    "/api/ops/summary",
+];
 
 /// A config with the three keys (admin, agent, viewer) and the secret, on `redis` or memory.
 pub fn config(redis: Option<&RedisServer>) -> Config {

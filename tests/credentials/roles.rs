@@ -17,7 +17,7 @@ fn needs(method: &Method, path: &str) -> Option<u8> {
         return None;
     }
     let read = method == Method::GET;
-    let admin = matches!(path, "/metrics" | "/api/health/redis")
+    let admin = matches!(path, "/metrics" | "/api/health/redis" | "/api/ops/summary")
         || (path == "/api/demo" && !read)
         || (method == Method::POST
             && (path == "/api/chains/cleanup" || path == "/api/workflow-state/cleanup"))

@@ -282,3 +282,56 @@ test('with AFW_TOKEN_URL the page gets its tokens from the application, with its
   assert.equal(withCookie, asked, 'every request carried the cookie');
   assert.deepEqual(problems, []);
 }));
+
+test('the Operations page charts both instances, Redis and a job queue from either', reported(async () => {
+  const redis = await Redis.start();
+  cleanup.push(() => redis.stop());
+  const env = { REDIS_URL: redis.url, OPS_REPORT_SECS: '1', METRICS_JOB_QUEUES: 'builds' };
+  const a = await Gateway.start({ env });
+  cleanup.push(() => a.stop());
+  const b = await Gateway.start({ env });
+  cleanup.push(() => b.stop());
+  await a.api('POST', '/api/queues/builds/jobs', { type: 'compile' });
+
+  const { page, problems } = await newPage(1280, 1000);
+  await page.goto(a.url);
+  await page.waitForSelector('#conn[data-state="connected"]');
+  await page.click('#ops-link');
+  await page.waitForURL('**/?view=ops');
+  // The page watches a session through A while events go in on B, for a few summaries.
+  await page.evaluate(() => fetch('/api/sessions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"id":"ops-watch"}' }));
+  const watcher = await page.evaluate(async () => {
+    const { connect } = await import('/afw-client.js');
+    window.opsSeen = 0;
+    connect(location.origin).subscribe('ops-watch', () => { window.opsSeen += 1; });
+    return true;
+  });
+  assert.ok(watcher);
+  const rows = () => page.$$eval('#ops-instances tbody tr', (trs) => trs.map((tr) => tr.dataset.instance));
+  await until('both instances in the table', async () => (await rows()).length === 2);
+  assert.deepEqual((await rows()).sort(), [a.instanceId, b.instanceId].sort());
+  let posted = 0;
+  await until('the events chart to show what went in', async () => {
+    await b.postEvents('ops-watch', 50, { from: posted });
+    posted += 50;
+    const points = Number(await page.getAttribute('#chart-rate svg', 'data-points'));
+    const now = await page.textContent('#chart-rate .now');
+    return points >= 3 && /in [1-9]/.test(now);
+  });
+  await until('the page to see every event', async () => (await page.evaluate(() => window.opsSeen)) === posted);
+  await until('a fan-out latency for the interval', async () => /p99 \d/.test(await page.textContent('#chart-latency .now')));
+  assert.equal(await page.$$eval('#chart-rate path.series', (ps) => ps.length), 2, 'in and delivered drawn');
+  assert.match(await page.textContent('#ops-redis'), /Status\s*up/);
+  assert.match(await page.textContent('#ops-redis'), /Keys\s*\d+/);
+  const queue = await page.$$eval('#ops-queues tbody tr[data-queue="builds"] td', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(queue.slice(0, 2), ['builds', '1'], 'one waiting job');
+  const shot = path.join(SHOTS, 'operations.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  console.log(`the Operations page: ${shot}`);
+  // B stops: it leaves the table within three reports; home hides the page again.
+  await b.stop();
+  await until('B to leave the table', async () => (await rows()).length === 1, 20_000);
+  await page.click('#home-link');
+  assert.equal(await page.isVisible('#ops'), false);
+  assert.deepEqual(problems, []);
+}));

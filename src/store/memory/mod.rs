@@ -24,6 +24,7 @@ mod cache;
 mod chains;
 mod control;
 mod events;
+mod instances;
 mod job_queue;
 mod jobs;
 mod locks;
@@ -39,6 +40,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 pub struct MemoryStore {
     state: Mutex<State>,
     rates: rate::RateTable,
+    instances: instances::InstanceTable,
     quotas: quota::QuotaTable,
     bus: broadcast::Sender<BusMessage>,
     settings: StoreSettings,
@@ -123,6 +125,7 @@ impl MemoryStore {
         let store = Arc::new(MemoryStore {
             state: Mutex::new(State::default()),
             rates: rate::RateTable::default(),
+            instances: Default::default(),
             quotas: quota::QuotaTable::default(),
             bus: broadcast::channel(BUS_CAPACITY).0,
             settings,
@@ -185,6 +188,7 @@ impl TenantStores for MemoryStore {
         let store = Arc::new(MemoryStore {
             state: Mutex::new(State::default()),
             rates: rate::RateTable::default(),
+            instances: Default::default(),
             quotas: quota::QuotaTable::default(),
             bus: self.bus.clone(),
             settings: self.settings.clone(),

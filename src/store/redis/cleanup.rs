@@ -66,10 +66,11 @@ impl RedisStore {
         })
     }
 
-    /// The tenants other than the default one that have keys, each once.
+    /// The tenants other than the default one that have keys, each once (of the default
+    /// tenant's store, whose `t` keys are theirs).
     pub async fn tenants(&self) -> Result<Vec<Arc<str>>, StoreError> {
         let mut found = std::collections::BTreeSet::new();
-        for key in self.scan(&self.keys.tenants_pattern(), None).await? {
+        for key in self.scan(&self.keys.scan_pattern("t"), None).await? {
             if let Some((t, _)) = self.keys.channel_tenant(&key) {
                 found.insert(t.to_string());
             }

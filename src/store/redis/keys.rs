@@ -370,33 +370,32 @@ impl Keys {
         format!("{}control", self.base)
     }
 
-    /// The pattern of every other tenant's channel of `kind` (`events` or `control`), for
-    /// `PSUBSCRIBE`; the prefix's glob characters are escaped.
+    /// `PSUBSCRIBE`'s pattern of every other tenant's channel of `kind` (`events`, `control`).
     pub fn tenant_channels(&self, kind: &str) -> String {
         format!("{}t:*:{kind}", glob_escaped(&self.prefix))
     }
 
-    /// The `SCAN` pattern of every key of one entity kind (`lock`, `jobs`, `cache`) in this
-    /// key space, other tenants' left out: `{base}{kind}:*`, the base's glob characters
-    /// escaped.
+    /// `SCAN`'s pattern of one kind's keys in this key space (`{base}{kind}:*`, escaped).
     pub fn scan_pattern(&self, kind: &str) -> String {
         format!("{}{kind}:*", glob_escaped(&self.base))
     }
 
-    /// The pattern of every other tenant's keys (`{prefix}t:*`).
-    pub fn tenants_pattern(&self) -> String {
-        format!("{}t:*", glob_escaped(&self.prefix))
+    /// HASH of every instance's latest figures (the operations view).
+    pub fn instances(&self) -> String {
+        format!("{}instances", self.base)
     }
 
     /// The entity a key `{base}{kind}:{{entity}}…` names, unescaped, and what follows its tag.
     pub fn entity_of(&self, kind: &str, key: &str) -> Option<(String, String)> {
-        let rest = key.strip_prefix(&self.base)?.strip_prefix(kind)?;
-        let rest = rest.strip_prefix(":{")?;
+        let rest = key
+            .strip_prefix(&self.base)?
+            .strip_prefix(kind)?
+            .strip_prefix(":{")?;
         let (entity, after) = rest.split_once('}')?;
         Some((unescaped(entity), after.to_string()))
     }
 
-    /// The tenant of a channel of [`Keys::tenant_channels`] or a key, and the rest (its kind).
+    /// The tenant of another tenant's channel or key, and the rest of its name.
     pub fn channel_tenant<'a>(&self, channel: &'a str) -> Option<(&'a str, &'a str)> {
         let rest = channel.strip_prefix(&self.prefix)?.strip_prefix("t:")?;
         let (tenant, kind) = rest.split_once(':')?;
@@ -412,7 +411,7 @@ fn glob_escaped(s: &str) -> String {
         .collect()
 }
 
-/// The caller-chosen part [`part`] escaped, as it was.
+/// What [`part`] escaped, as it was.
 pub fn unescaped(s: &str) -> String {
     s.replace("%7B", "{")
         .replace("%7D", "}")
@@ -668,6 +667,6 @@ mod tests {
             "another tenant's"
         );
         assert_eq!(k.channel_tenant(&acme.lock("x")).map(|t| t.0), Some("acme"));
-        assert_eq!(k.tenants_pattern(), "a\\*:t:*");
+        assert_eq!(k.scan_pattern("t"), "a\\*:t:*", "every other tenant's keys");
     }
 }

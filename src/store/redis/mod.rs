@@ -30,6 +30,7 @@ pub mod cleanup;
 mod control;
 mod events;
 mod health;
+mod instances;
 mod jobs;
 pub mod keys;
 mod links;
