@@ -105,13 +105,13 @@ ensure_promtool() {
 # tests/agents/requirements.txt; tests/deploy.rs and tests/mcp.rs run them via AFW_PYTHON.
 ensure_validators() {
   local venv=target/pyvenv
-  if ! "$venv/bin/python" -c 'import jsonschema, yaml, kubernetes_validate, mcp' >/dev/null 2>&1; then
+  if ! "$venv/bin/python" -c 'import jsonschema, yaml, kubernetes_validate, mcp, openapi_spec_validator' >/dev/null 2>&1; then
     command -v python3 >/dev/null 2>&1 || apt_install python3 || true
     if ! python3 -m venv "$venv" >/dev/null 2>&1; then
       apt_install python3-venv || true
       python3 -m venv "$venv" || { say "python3 with venv is required (apt-get install python3-venv)"; exit 1; }
     fi
-    say "installing the deployment validators (jsonschema, PyYAML, kubernetes-validate) and mcp with pip"
+    say "installing the deployment validators (jsonschema, PyYAML, kubernetes-validate), openapi-spec-validator and mcp with pip"
     "$venv/bin/pip" install -q --disable-pip-version-check -r tests/deploy/requirements.txt \
       -r tests/agents/requirements.txt || {
       say "pip could not install tests/deploy/requirements.txt and tests/agents/requirements.txt; check the registry access"

@@ -63,11 +63,12 @@ pub struct CacheLimits {
 }
 
 /// `PUT /api/cache/:key`. The value is kept as sent, byte for byte.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PutBody {
     /// `Some` whenever given, `null` included (`null` is a value to cache).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = serde_json::Value)]
     pub value: Option<Box<RawValue>>,
     pub ttl_seconds: Option<u64>,
     pub tags: Option<Vec<String>>,
@@ -79,7 +80,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue
 }
 
 /// `POST /api/cache/:key/incr`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IncrBody {
     pub by: Option<i64>,
@@ -87,7 +88,7 @@ pub struct IncrBody {
 }
 
 /// `POST /api/cache/invalidate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct InvalidateBody {
     pub tags: Option<Vec<String>>,

@@ -15,7 +15,7 @@ use super::FieldProblem;
 const MAX_CHAIN_ID_CHARS: usize = 200;
 
 /// `POST /api/sessions/:id/chains` and `chain:compiled`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewChainBody {
     pub id: Option<String>,
@@ -140,7 +140,7 @@ impl NewChainBody {
 }
 
 /// `PATCH /api/chains/:chainId`.
-#[derive(Debug, Deserialize, Default, Clone)]
+#[derive(Debug, Deserialize, Default, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ChainPatch {
     pub status: Option<String>,

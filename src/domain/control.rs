@@ -56,7 +56,7 @@ impl ControlQueue {
 }
 
 /// A command as posted.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewCommand {
     #[serde(rename = "type")]
@@ -177,7 +177,7 @@ pub fn command_record(
 }
 
 /// An acknowledgement as posted.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandAck {
     pub result: Option<Value>,
@@ -192,7 +192,7 @@ impl CommandAck {
 }
 
 /// Input as posted.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInput {
     pub input: Option<Value>,

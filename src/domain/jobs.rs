@@ -101,7 +101,7 @@ pub struct JobLimits {
 }
 
 /// `POST /api/queues/:queue/jobs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewJob {
     #[serde(rename = "type")]
@@ -212,7 +212,7 @@ pub fn check_new_job(
 }
 
 /// `POST /api/queues/:queue/bulk`: several jobs enqueued in one atomic step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewJobs {
     pub jobs: Option<Vec<NewJob>>,
@@ -251,7 +251,7 @@ pub fn check_new_jobs(
 }
 
 /// `POST /api/queues/:queue/claim`, and a completion's `next`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Claim {
     pub worker_id: Option<String>,
@@ -284,7 +284,7 @@ pub fn check_claim(
 
 /// `complete`, `fail` and `extend` of a claimed job: the lease is named by its `token` (from
 /// the claim) or its `workerId`, or both.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Settle {
     pub token: Option<String>,

@@ -25,7 +25,7 @@ pub enum Acquire {
 }
 
 /// `POST /api/locks/:name`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LockRequest {
     pub owner: Option<String>,
@@ -34,7 +34,7 @@ pub struct LockRequest {
 }
 
 /// `POST /api/locks/:name/extend`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExtendRequest {
     pub token: Option<String>,

@@ -60,21 +60,23 @@ pub struct ContextChange {
 }
 
 /// `POST /api/context`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ContextUpdate {
     pub user_id: Option<String>,
     pub tenant_id: Option<String>,
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     pub preferences: Option<BTreeMap<String, Box<RawValue>>>,
     pub add_recent_search: Option<String>,
     pub record_session_event: Option<SessionEventBody>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionEventBody {
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    #[schema(value_type = Option<serde_json::Value>)]
     pub data: Option<Box<RawValue>>,
 }
 

@@ -18,7 +18,8 @@ use crate::domain::cache::{
 use crate::service::cache::Cache;
 use crate::time::{iso_ms, now_ms};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceQuery {
     namespace: Option<String>,
@@ -58,6 +59,7 @@ fn shown(ns: &str, key: &str, e: &CacheEntry) -> Result<Response, ApiError> {
     .into_response())
 }
 
+#[utoipa::path(get, path = "/api/cache/{key}", tag = "services", operation_id = "getCached", params(("key" = String, Path, description = "The cache key"), NamespaceQuery), responses((status = 200, description = "`{namespace, key, value, version, tags, expiresAt, ttlSeconds}`", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn get(
     Scoped(cache): Scoped<Cache>,
     ApiPath(key): ApiPath<String>,
@@ -69,6 +71,7 @@ pub async fn get(
     }
 }
 
+#[utoipa::path(put, path = "/api/cache/{key}", tag = "services", operation_id = "putCached", params(("key" = String, Path, description = "The cache key"), NamespaceQuery), request_body = PutBody, responses((status = 200, description = "`{success, namespace, key, version, tags, expiresAt}`", body = Object), (status = 409, description = "`ifVersion` did not match (`version_mismatch`)", body = Object), (status = 413, description = "Past `CACHE_MAX_VALUE_BYTES`", body = Object), super::openapi::Errors))]
 pub async fn put(
     Scoped(cache): Scoped<Cache>,
     ApiPath(key): ApiPath<String>,
@@ -100,6 +103,7 @@ pub async fn put(
     })
 }
 
+#[utoipa::path(delete, path = "/api/cache/{key}", tag = "services", operation_id = "deleteCached", params(("key" = String, Path, description = "The cache key"), NamespaceQuery), responses((status = 200, description = "`{namespace, key, deleted}`", body = Object), super::openapi::Errors))]
 pub async fn delete(
     Scoped(cache): Scoped<Cache>,
     ApiPath(key): ApiPath<String>,
@@ -109,6 +113,7 @@ pub async fn delete(
     Ok(Json(json!({"namespace": q.ns(), "key": key, "deleted": deleted})).into_response())
 }
 
+#[utoipa::path(post, path = "/api/cache/{key}/incr", tag = "services", operation_id = "incrCached", params(("key" = String, Path, description = "The cache key"), NamespaceQuery), request_body = IncrBody, responses((status = 200, description = "`{namespace, key, value, version}`", body = Object), (status = 409, description = "The value is not a counter", body = Object), super::openapi::Errors))]
 pub async fn incr(
     Scoped(cache): Scoped<Cache>,
     ApiPath(key): ApiPath<String>,
@@ -130,6 +135,7 @@ pub async fn incr(
     })
 }
 
+#[utoipa::path(post, path = "/api/cache/invalidate", tag = "services", operation_id = "invalidateCache", params(NamespaceQuery), request_body = InvalidateBody, responses((status = 200, description = "`{namespace, invalidated}`", body = Object), super::openapi::Errors))]
 pub async fn invalidate(
     Scoped(cache): Scoped<Cache>,
     ApiQuery(q): ApiQuery<NamespaceQuery>,
@@ -139,6 +145,7 @@ pub async fn invalidate(
     Ok(Json(json!({"namespace": q.ns(), "invalidated": n})).into_response())
 }
 
+#[utoipa::path(get, path = "/api/cache/stats", tag = "services", operation_id = "cacheStats", params(NamespaceQuery), responses((status = 200, description = "`{namespace, hits, misses, entries, hitRate}`", body = Object), super::openapi::Errors))]
 pub async fn stats(
     Scoped(cache): Scoped<Cache>,
     ApiQuery(q): ApiQuery<NamespaceQuery>,
@@ -153,6 +160,7 @@ pub async fn stats(
     Ok(Json(json!({"namespace": q.ns(), "hits": s.hits, "misses": s.misses, "keys": s.keys, "hitRate": rate})).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/cache", tag = "services", operation_id = "clearCache", params(NamespaceQuery), responses((status = 200, description = "`{namespace, cleared}`", body = Object), super::openapi::Errors))]
 pub async fn clear(
     Scoped(cache): Scoped<Cache>,
     ApiQuery(q): ApiQuery<NamespaceQuery>,

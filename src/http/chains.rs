@@ -31,6 +31,7 @@ fn chain_path_id(id: &str) -> Result<(), ApiError> {
     check_chain_id(id).map_err(|p| ApiError::validation(vec![p]))
 }
 
+#[utoipa::path(post, path = "/api/sessions/{id}/chains", tag = "chains", operation_id = "createChain", params(("id" = String, Path, description = "The session id")), request_body = NewChainBody, responses((status = 201, description = "The Chain", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), (status = 409, description = "A chain with this id exists", body = Object), super::openapi::Errors))]
 pub async fn create(
     Scoped(chains): Scoped<Chains>,
     Scoped(sessions): Scoped<Sessions>,
@@ -46,6 +47,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(chain)).into_response())
 }
 
+#[utoipa::path(patch, path = "/api/chains/{id}", tag = "chains", operation_id = "updateChain", params(("id" = String, Path, description = "The chain id")), request_body = ChainPatch, responses((status = 200, description = "The Chain as it now stands", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), (status = 409, description = "`ifVersion` did not match", body = Object), super::openapi::Errors))]
 pub async fn patch(
     Scoped(chains): Scoped<Chains>,
     ApiPath(id): ApiPath<String>,
@@ -62,6 +64,7 @@ pub async fn patch(
     Ok(Json(chain).into_response())
 }
 
+#[utoipa::path(get, path = "/api/chains/{id}", tag = "chains", operation_id = "getChain", params(("id" = String, Path, description = "The chain id")), responses((status = 200, description = "The Chain", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn get(
     Scoped(chains): Scoped<Chains>,
     ApiPath(id): ApiPath<String>,
@@ -73,6 +76,7 @@ pub async fn get(
     }
 }
 
+#[utoipa::path(get, path = "/api/sessions/{id}/chains", tag = "chains", operation_id = "sessionChains", params(("id" = String, Path, description = "The session id")), responses((status = 200, description = "`{sessionId, count, chains}` in creation order", body = Object), super::openapi::Errors))]
 pub async fn of_session(
     Scoped(chains): Scoped<Chains>,
     ApiPath(session_id): ApiPath<String>,
@@ -104,7 +108,8 @@ pub fn page_args(
     (limit, cursor)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
@@ -114,6 +119,7 @@ pub struct ListQuery {
 
 /// `?status=active` (pending, in_progress or paused), a single status, or every chain; most
 /// recently updated first, `limit` at a time (default 100), with `nextCursor` to go on.
+#[utoipa::path(get, path = "/api/chains", tag = "chains", operation_id = "listChains", params(ListQuery), responses((status = 200, description = "`{count, chains, nextCursor}`, most recently updated first", body = Object), super::openapi::Errors))]
 pub async fn list(
     Scoped(chains): Scoped<Chains>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -145,11 +151,12 @@ pub async fn list(
 }
 
 /// From the store's counters by status: no chain is read.
+#[utoipa::path(get, path = "/api/chains/stats", tag = "chains", operation_id = "chainStats", responses((status = 200, description = "`{total, active, byStatus, averageProgress}`", body = Object), super::openapi::Errors))]
 pub async fn stats(Scoped(chains): Scoped<Chains>) -> Result<Response, ApiError> {
     Ok(Json(chain::stats(&chains.counts().await?)).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CleanupBody {
     stale_secs: Option<u64>,
@@ -172,6 +179,7 @@ impl CleanupBody {
 }
 
 /// Fails active chains with no update for `staleSecs` (default `CHAIN_STALE_SECS`).
+#[utoipa::path(post, path = "/api/chains/cleanup", tag = "chains", operation_id = "cleanupChains", request_body = CleanupBody, responses((status = 200, description = "`{success, removed}`: stale active chains marked failed", body = Object), super::openapi::Errors))]
 pub async fn cleanup(
     Scoped(chains): Scoped<Chains>,
     ApiJson(body): ApiJson<CleanupBody>,

@@ -1,7 +1,8 @@
 //! Routes the ActionFlows clients call that our own protocol has no need of: captured
 //! terminal output (`POST /api/terminal/:id/output`), the user views (`GET /api/users`,
 //! `GET /api/users/:id/sessions`), and a clear answer for the file and history routes, whose
-//! data lives on the agent's machine, not on the gateway.
+//! data lives on the agent's machine, not on the gateway. Also the ActionFlows path of a
+//! session's commands (`/api/commands/:id/commands`), which our own routes serve.
 
 use super::tenant::Scoped;
 use std::collections::BTreeMap;
@@ -12,18 +13,22 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::control::{create_command, list_commands, PollQuery};
 use super::error::ApiError;
 use super::events::context;
-use super::extract::{session_path_id, ApiJson, ApiPath};
+use super::extract::{session_path_id, ApiJson, ApiPath, ApiQuery};
+use super::waits::Waiter;
+use crate::domain::control::NewCommand;
 use crate::domain::event::draft_event;
 use crate::domain::session::SessionQuery;
 use crate::domain::FieldProblem;
 use crate::service::chains::Chains;
+use crate::service::control::Control;
 use crate::service::events::Events;
 use crate::service::sessions::Sessions;
 use crate::time::Now;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TerminalOutput {
     output: Option<Value>,
@@ -34,6 +39,7 @@ pub struct TerminalOutput {
 
 /// Stores captured shell output as a `terminal:output` event of the session (made by it if
 /// it is the session's first event, like any event).
+#[utoipa::path(post, path = "/api/terminal/{id}/output", tag = "compat", operation_id = "terminalOutput", params(("id" = String, Path, description = "The session id")), request_body = TerminalOutput, responses((status = 201, description = "Stored as a `terminal:output` event of the session", body = Object), super::openapi::Errors))]
 pub async fn terminal_output(
     Scoped(events): Scoped<Events>,
     headers: HeaderMap,
@@ -122,6 +128,7 @@ const PAGE: usize = 1000;
 
 /// `GET /api/users`: every user with a stored session, from the sessions' `userId`, most
 /// recently active first. A user is online while one of their sessions is in progress.
+#[utoipa::path(get, path = "/api/users", tag = "compat", operation_id = "users", responses((status = 200, description = "`{users:[{userId, sessionCount, ...}]}`", body = Object), super::openapi::Errors))]
 pub async fn users(Scoped(sessions): Scoped<Sessions>) -> Result<Response, ApiError> {
     let mut by_user: BTreeMap<String, (u64, u64, String)> = BTreeMap::new();
     let mut cursor = None;
@@ -165,6 +172,7 @@ pub async fn users(Scoped(sessions): Scoped<Sessions>) -> Result<Response, ApiEr
 
 /// `GET /api/users/:id/sessions`: that user's sessions, newest first, as whole Sessions
 /// (with `user` beside `userId`, the name the ActionFlows dashboard reads).
+#[utoipa::path(get, path = "/api/users/{id}/sessions", tag = "compat", operation_id = "userSessions", params(("id" = String, Path, description = "The user id")), responses((status = 200, description = "`{userId, count, sessions, nextCursor}`", body = Object), super::openapi::Errors))]
 pub async fn user_sessions(
     Scoped(sessions): Scoped<Sessions>,
     Scoped(chains): Scoped<Chains>,
@@ -195,9 +203,48 @@ pub async fn user_sessions(
         .into_response())
 }
 
+/// Posts a command to a session, on the ActionFlows clients' path.
+#[utoipa::path(post, path = "/api/commands/{id}/commands", tag = "compat", operation_id = "createCommandCompat", params(("id" = String, Path, description = "The session id")), request_body = crate::domain::control::NewCommand, responses((status = 201, description = "As `POST /api/sessions/{id}/commands`", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
+pub async fn command_create(
+    control: Scoped<Control>,
+    id: ApiPath<String>,
+    body: ApiJson<NewCommand>,
+) -> Result<Response, ApiError> {
+    create_command(control, id, body).await
+}
+
+/// A session's pending commands, on the ActionFlows clients' path.
+#[utoipa::path(get, path = "/api/commands/{id}/commands", tag = "compat", operation_id = "listCommandsCompat", params(("id" = String, Path, description = "The session id"), super::control::PollQuery), responses((status = 200, description = "As `GET /api/sessions/{id}/commands`", body = Object), super::openapi::Errors))]
+pub async fn command_list(
+    control: Scoped<Control>,
+    waiter: Waiter,
+    id: ApiPath<String>,
+    q: ApiQuery<PollQuery>,
+) -> Result<Response, ApiError> {
+    list_commands(control, waiter, id, q).await
+}
+
+/// `/api/files/...`: the agent's files, which the gateway cannot read (any method).
+#[utoipa::path(get, path = "/api/files/{rest}", tag = "compat", operation_id = "files", params(("rest" = String, Path, description = "Anything")), responses((status = 501, description = "Files live on the agent's machine (`not_on_gateway`); any method answers so", body = Object)))]
+pub async fn files() -> ApiError {
+    not_on_gateway()
+}
+
+/// `/api/history/...`: the agent's history, which the gateway cannot read (any method).
+#[utoipa::path(get, path = "/api/history/{rest}", tag = "compat", operation_id = "historyUnder", params(("rest" = String, Path, description = "Anything")), responses((status = 501, description = "History lives on the agent's machine (`not_on_gateway`); any method answers so", body = Object)))]
+pub async fn history_under() -> ApiError {
+    not_on_gateway()
+}
+
+/// `/api/history`: the agent's history, which the gateway cannot read (any method).
+#[utoipa::path(get, path = "/api/history", tag = "compat", operation_id = "history", responses((status = 501, description = "History lives on the agent's machine (`not_on_gateway`); any method answers so", body = Object)))]
+pub async fn history() -> ApiError {
+    not_on_gateway()
+}
+
 /// `/api/files/...` and `/api/history/...`: the ActionFlows backend read the agent's own disk.
 /// A gateway runs elsewhere and never sees that disk, so these answer why, and what to do.
-pub async fn not_on_gateway() -> ApiError {
+fn not_on_gateway() -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         "not_on_gateway",

@@ -20,7 +20,8 @@ use crate::domain::FieldProblem;
 use crate::service::control::{raw_items, Control};
 
 /// `?wait=<seconds>` or `?timeout=<ms>`, and `?consume=`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PollQuery {
     wait: Option<String>,
@@ -91,6 +92,7 @@ pub fn poll_takes(queue: ControlQueue, query: Option<&str>) -> bool {
         .unwrap_or(true)
 }
 
+#[utoipa::path(post, path = "/api/sessions/{id}/commands", tag = "control", operation_id = "createCommand", params(("id" = String, Path, description = "The session id")), request_body = NewCommand, responses((status = 201, description = "`{success, sessionId, commandId, command}`", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn create_command(
     Scoped(control): Scoped<Control>,
     ApiPath(id): ApiPath<String>,
@@ -105,6 +107,7 @@ pub async fn create_command(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/sessions/{id}/commands", tag = "control", operation_id = "listCommands", params(("id" = String, Path, description = "The session id"), PollQuery), responses((status = 200, description = "The pending commands (taken with `consume=true`; `wait` long-polls)", body = Object), super::openapi::Errors))]
 pub async fn list_commands(
     Scoped(control): Scoped<Control>,
     waiter: Waiter,
@@ -123,6 +126,7 @@ pub async fn list_commands(
     )
 }
 
+#[utoipa::path(post, path = "/api/commands/{command_id}/ack", tag = "control", operation_id = "ackCommand", params(("command_id" = String, Path, description = "The command id")), request_body = CommandAck, responses((status = 200, description = "The acknowledgement, stored once", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn ack_command(
     Scoped(control): Scoped<Control>,
     ApiPath(command_id): ApiPath<String>,
@@ -132,6 +136,7 @@ pub async fn ack_command(
     Ok(acknowledged(&command_id))
 }
 
+#[utoipa::path(post, path = "/api/sessions/{id}/commands/{command_id}/ack", tag = "control", operation_id = "ackSessionCommand", params(("id" = String, Path, description = "The session id"), ("command_id" = String, Path, description = "The command id")), request_body = CommandAck, responses((status = 200, description = "The acknowledgement, stored once", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn ack_session_command(
     Scoped(control): Scoped<Control>,
     ApiPath((id, command_id)): ApiPath<(String, String)>,
@@ -146,6 +151,7 @@ fn acknowledged(command_id: &str) -> Response {
     Json(json!({"success": true, "commandId": command_id, "acknowledged": true})).into_response()
 }
 
+#[utoipa::path(post, path = "/api/sessions/{id}/input", tag = "control", operation_id = "createInput", params(("id" = String, Path, description = "The session id")), request_body = NewInput, responses((status = 201, description = "`{success, sessionId, inputId}`", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn create_input(
     Scoped(control): Scoped<Control>,
     ApiPath(id): ApiPath<String>,
@@ -164,6 +170,7 @@ pub async fn create_input(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/sessions/{id}/input", tag = "control", operation_id = "takeInput", params(("id" = String, Path, description = "The session id"), PollQuery), responses((status = 200, description = "The queued input, taken (`consume=false` only reads; `wait` long-polls)", body = Object), super::openapi::Errors))]
 pub async fn take_input(
     Scoped(control): Scoped<Control>,
     waiter: Waiter,
@@ -187,6 +194,7 @@ pub async fn take_input(
     .into_response())
 }
 
+#[utoipa::path(post, path = "/api/sessions/{id}/input/{input_id}/ack", tag = "control", operation_id = "ackInput", params(("id" = String, Path, description = "The session id"), ("input_id" = String, Path, description = "The input item id")), responses((status = 200, description = "The item is removed from the queue", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn ack_input(
     Scoped(control): Scoped<Control>,
     ApiPath((id, input_id)): ApiPath<(String, String)>,

@@ -14,7 +14,7 @@ use super::extract::ApiJson;
 use crate::app::AppState;
 use crate::demo::DemoArgs;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartDemo {
     agents: Option<u16>,
@@ -28,10 +28,12 @@ fn available(app: &AppState) -> bool {
     app.stores().kind == "memory"
 }
 
+#[utoipa::path(get, path = "/api/demo", tag = "operations", operation_id = "demoStatus", responses((status = 200, description = "`{available, running, agents}`", body = Object), super::openapi::Errors))]
 pub async fn status(State(app): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({"available": available(&app), "agents": app.demo().agents()}))
 }
 
+#[utoipa::path(post, path = "/api/demo", tag = "operations", operation_id = "startDemo", request_body = StartDemo, responses((status = 202, description = "The demo agents start", body = Object), super::openapi::Errors))]
 pub async fn start(State(app): State<AppState>, ApiJson(body): ApiJson<StartDemo>) -> Response {
     if !available(&app) {
         return ApiError::new(
@@ -77,6 +79,7 @@ pub async fn start(State(app): State<AppState>, ApiJson(body): ApiJson<StartDemo
         .into_response()
 }
 
+#[utoipa::path(delete, path = "/api/demo", tag = "operations", operation_id = "stopDemo", responses((status = 204, description = "The demo agents stop"), super::openapi::Errors))]
 pub async fn stop(State(app): State<AppState>) -> StatusCode {
     app.demo().stop();
     StatusCode::NO_CONTENT

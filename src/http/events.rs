@@ -30,6 +30,7 @@ pub(crate) fn context(headers: &HeaderMap, now: &Now) -> EventContext {
     }
 }
 
+#[utoipa::path(post, path = "/api/events", tag = "events", operation_id = "postEvent", request_body(content = Object, description = "One event: `{sessionId, type, eventId?, ...any fields}` (Idempotency-Key or eventId dedups)"), responses((status = 201, description = "`{success, sessionId, seq, epoch, eventId}`", body = Object), (status = 200, description = "A duplicate `eventId`: the stored event's seq", body = Object), (status = 413, description = "Past `MAX_EVENT_BYTES` (`too_large`)", body = Object), super::openapi::Errors))]
 pub async fn post_one(
     Scoped(events): Scoped<Events>,
     headers: HeaderMap,
@@ -64,6 +65,7 @@ pub struct Batch<'a> {
     events: Vec<&'a RawValue>,
 }
 
+#[utoipa::path(post, path = "/api/events/batch", tag = "events", operation_id = "postEvents", request_body(content = Object, description = "`{events:[event, ...]}`, stored in order"), responses((status = 201, description = "`{success, count, results:[{sessionId, seq, ...}]}`", body = Object), (status = 413, description = "Past `MAX_BATCH_BYTES` (`too_large`)", body = Object), super::openapi::Errors))]
 pub async fn post_batch(
     Scoped(events): Scoped<Events>,
     headers: HeaderMap,
@@ -115,7 +117,8 @@ pub async fn post_batch(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     after: Option<u64>,
@@ -156,6 +159,7 @@ fn json_response(status: StatusCode, head: Value, events: &[Arc<str>]) -> Respon
         .into_response()
 }
 
+#[utoipa::path(get, path = "/api/events/{session_id}", tag = "events", operation_id = "readEvents", params(("session_id" = String, Path, description = "The session id"), ReadQuery), responses((status = 200, description = "`{sessionId, epoch, events, nextAfter?, gap?}` oldest first", body = Object), super::openapi::Errors))]
 pub async fn read(
     Scoped(events): Scoped<Events>,
     ApiPath(session_id): ApiPath<String>,
@@ -212,13 +216,15 @@ pub async fn read(
     Ok(json_response(StatusCode::OK, head, &found))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecentQuery {
     limit: Option<usize>,
     seconds: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/api/events/{session_id}/recent", tag = "events", operation_id = "recentEvents", params(("session_id" = String, Path, description = "The session id"), RecentQuery), responses((status = 200, description = "The newest events, oldest first", body = Object), super::openapi::Errors))]
 pub async fn recent(
     Scoped(events): Scoped<Events>,
     ApiPath(session_id): ApiPath<String>,

@@ -14,7 +14,8 @@ use crate::app::AppState;
 use crate::metrics::JobLabel;
 use crate::store::health::{eviction_warning, RedisReport};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HealthQuery {
     /// Ask each dependency (the store, Redis's pub/sub) too.
     #[serde(default)]
@@ -24,6 +25,7 @@ pub struct HealthQuery {
 /// Liveness: cheap, and never asks the store; with `?checks=true`, the store and pub/sub
 /// asked as well (`healthy`, `degraded` while pub/sub is down, `unhealthy` and 503 while the
 /// store is).
+#[utoipa::path(get, path = "/health", tag = "operations", operation_id = "health", params(HealthQuery), responses((status = 200, description = "Alive: `{status, timestamp, uptime, instanceId, version, store}`; with `checks=true` each dependency, and 503 when unhealthy", body = Object)))]
 pub async fn health(State(app): State<AppState>, ApiQuery(q): ApiQuery<HealthQuery>) -> Response {
     let mut body = json!({
         "status": "ok",
@@ -76,6 +78,7 @@ fn up_down(up: bool) -> &'static str {
 
 /// `GET /api/health/redis`: Redis as it reports itself, 503 while it does not answer;
 /// `disabled` on the embedded store.
+#[utoipa::path(get, path = "/api/health/redis", tag = "operations", operation_id = "redisHealth", responses((status = 200, description = "Redis as it reports itself (`status` `up` or `disabled` on the embedded store)", body = Object), (status = 503, description = "Redis does not answer: `status:\"down\"` with `error`", body = Object)))]
 pub async fn redis(State(app): State<AppState>) -> Response {
     let Some(report) = app.stores().health.redis_report(true).await else {
         return Json(json!({"status": "disabled", "store": "memory"})).into_response();
@@ -106,6 +109,7 @@ pub(super) fn redis_body(r: &RedisReport) -> (StatusCode, Value) {
     (code, body)
 }
 
+#[utoipa::path(get, path = "/ready", tag = "operations", operation_id = "ready", responses((status = 200, description = "Ready: `{status:\"ready\", store}`", body = Object), (status = 503, description = "Not ready (`not_ready`): shutting down, or the store or pub/sub is down", body = Object)))]
 pub async fn ready(State(app): State<AppState>) -> Response {
     if app.shutdown_token().is_cancelled() {
         return not_ready("the instance is shutting down".into());
@@ -118,6 +122,7 @@ pub async fn ready(State(app): State<AppState>) -> Response {
 
 /// The instance's metrics in the OpenMetrics text format (Prometheus scrapes this). The
 /// subscription gauges are counted here, at the scrape, not on every subscribe.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", responses((status = 200, description = "OpenMetrics text (docs/operations.md lists every metric)", body = Object), super::openapi::Errors))]
 pub async fn metrics(State(app): State<AppState>) -> Response {
     let m = app.metrics();
     m.subscriptions.set(app.hub().subscription_count() as i64);

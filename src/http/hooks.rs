@@ -33,6 +33,7 @@ pub const CLAUDE_CODE: &str = "/api/hooks/claude-code";
 /// The header a hook names its machine by (`"headers": {"X-Hostname": "$HOSTNAME"}`).
 pub const HOSTNAME_HEADER: &str = "x-hostname";
 
+#[utoipa::path(post, path = "/api/hooks/claude-code", tag = "agents", operation_id = "claudeCodeHook", request_body(content = Object, description = "A Claude Code hook's input (`hook_event_name`, `session_id`, ...), as Claude Code posts it"), responses((status = 200, description = "The hook's answer (for PermissionRequest: the decision when one is made)", body = Object), super::openapi::Errors))]
 pub async fn claude_code(
     State(app): State<AppState>,
     Scoped(events): Scoped<Events>,

@@ -20,6 +20,7 @@ use crate::domain::FieldProblem;
 use crate::service::jobs::{Jobs, Outcome};
 use crate::store::Cursor;
 
+#[utoipa::path(post, path = "/api/queues/{queue}/jobs", tag = "services", operation_id = "enqueueJob", params(("queue" = String, Path, description = "The queue name")), request_body = NewJob, responses((status = 201, description = "`{success, duplicate:false, job}`", body = Object), (status = 200, description = "`duplicate:true`: the job already there under that `jobId`", body = Object), super::openapi::Errors))]
 pub async fn enqueue(
     Scoped(jobs): Scoped<Jobs>,
     ApiPath(queue): ApiPath<String>,
@@ -64,6 +65,7 @@ struct SettleAnswer {
 }
 
 /// 201 when at least one job is new, 200 when every one was there already.
+#[utoipa::path(post, path = "/api/queues/{queue}/bulk", tag = "services", operation_id = "enqueueJobs", params(("queue" = String, Path, description = "The queue name")), request_body = NewJobs, responses((status = 201, description = "`{success, count, jobs}`", body = Object), super::openapi::Errors))]
 pub async fn enqueue_bulk(
     Scoped(jobs): Scoped<Jobs>,
     ApiPath(queue): ApiPath<String>,
@@ -94,6 +96,7 @@ pub async fn enqueue_bulk(
     Ok((status, Json(body)).into_response())
 }
 
+#[utoipa::path(post, path = "/api/queues/{queue}/claim", tag = "services", operation_id = "claimJobs", params(("queue" = String, Path, description = "The queue name")), request_body = Claim, responses((status = 200, description = "`{queue, count, jobs}`, each with its lease", body = Object), super::openapi::Errors))]
 pub async fn claim(
     Scoped(jobs): Scoped<Jobs>,
     waiter: Waiter,
@@ -136,6 +139,7 @@ async fn settle(
     })
 }
 
+#[utoipa::path(post, path = "/api/queues/{queue}/jobs/{id}/complete", tag = "services", operation_id = "completeJob", params(("queue" = String, Path, description = "The queue name"), ("id" = String, Path, description = "The job id")), request_body = Settle, responses((status = 200, description = "`{success, job, next?}`", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), (status = 409, description = "Not the lease holder (`not_holder`)", body = Object), super::openapi::Errors))]
 pub async fn complete(
     Scoped(jobs): Scoped<Jobs>,
     waiter: Waiter,
@@ -151,6 +155,7 @@ pub async fn complete(
     settle(&jobs, &queue, &id, "complete", body).await
 }
 
+#[utoipa::path(post, path = "/api/queues/{queue}/jobs/{id}/fail", tag = "services", operation_id = "failJob", params(("queue" = String, Path, description = "The queue name"), ("id" = String, Path, description = "The job id")), request_body = Settle, responses((status = 200, description = "`{success, job}`: retried later or dead", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), (status = 409, description = "Not the lease holder (`not_holder`)", body = Object), super::openapi::Errors))]
 pub async fn fail(
     Scoped(jobs): Scoped<Jobs>,
     ApiPath((queue, id)): ApiPath<(String, String)>,
@@ -159,6 +164,7 @@ pub async fn fail(
     settle(&jobs, &queue, &id, "fail", body).await
 }
 
+#[utoipa::path(post, path = "/api/queues/{queue}/jobs/{id}/extend", tag = "services", operation_id = "extendJob", params(("queue" = String, Path, description = "The queue name"), ("id" = String, Path, description = "The job id")), request_body = Settle, responses((status = 200, description = "`{success, job}` with its new lease", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), (status = 409, description = "Not the lease holder (`not_holder`)", body = Object), super::openapi::Errors))]
 pub async fn extend(
     Scoped(jobs): Scoped<Jobs>,
     ApiPath((queue, id)): ApiPath<(String, String)>,
@@ -167,6 +173,7 @@ pub async fn extend(
     settle(&jobs, &queue, &id, "extend", body).await
 }
 
+#[utoipa::path(get, path = "/api/queues/{queue}/jobs/{id}", tag = "services", operation_id = "getJob", params(("queue" = String, Path, description = "The queue name"), ("id" = String, Path, description = "The job id")), responses((status = 200, description = "The job", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn get(
     Scoped(jobs): Scoped<Jobs>,
     ApiPath((queue, id)): ApiPath<(String, String)>,
@@ -175,6 +182,7 @@ pub async fn get(
     Ok(Json(json!({"job": job.render(&queue, false)})).into_response())
 }
 
+#[utoipa::path(get, path = "/api/queues/{queue}/stats", tag = "services", operation_id = "jobStats", params(("queue" = String, Path, description = "The queue name")), responses((status = 200, description = "`{queue, waiting, delayed, active, completed, failed, dead}`", body = Object), super::openapi::Errors))]
 pub async fn stats(
     Scoped(jobs): Scoped<Jobs>,
     ApiPath(queue): ApiPath<String>,
@@ -192,7 +200,8 @@ pub async fn stats(
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadQuery {
     limit: Option<usize>,
@@ -204,6 +213,7 @@ const DEAD_LIMIT: (usize, usize) = (100, 1000);
 
 /// The dead letters newest first, a page at a time: at most `limit`, and at most
 /// `READ_MAX_BYTES` of jobs (at least one), with `nextCursor` while more remain.
+#[utoipa::path(get, path = "/api/queues/{queue}/dead", tag = "services", operation_id = "deadJobs", params(("queue" = String, Path, description = "The queue name"), DeadQuery), responses((status = 200, description = "The dead letters, newest first", body = Object), super::openapi::Errors))]
 pub async fn dead(
     Scoped(jobs): Scoped<Jobs>,
     ApiPath(queue): ApiPath<String>,
@@ -245,6 +255,7 @@ struct DeadPage<'a> {
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/queues/{queue}/dead/{id}/retry", tag = "services", operation_id = "retryDeadJob", params(("queue" = String, Path, description = "The queue name"), ("id" = String, Path, description = "The job id")), responses((status = 200, description = "The job, waiting again", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn retry_dead(
     Scoped(jobs): Scoped<Jobs>,
     ApiPath((queue, id)): ApiPath<(String, String)>,

@@ -36,6 +36,7 @@ fn not_holder(name: &str) -> ApiError {
     )
 }
 
+#[utoipa::path(post, path = "/api/locks/{name}", tag = "services", operation_id = "acquireLock", params(("name" = String, Path, description = "The lock name")), request_body = LockRequest, responses((status = 200, description = "`{acquired:true, token, fencingToken, expiresAt, ...}`", body = Object), (status = 409, description = "Held by another (`lock_held`)", body = Object), super::openapi::Errors))]
 pub async fn acquire(
     Scoped(locks): Scoped<Locks>,
     waiter: Waiter,
@@ -64,6 +65,7 @@ pub async fn acquire(
     }
 }
 
+#[utoipa::path(post, path = "/api/locks/{name}/extend", tag = "services", operation_id = "extendLock", params(("name" = String, Path, description = "The lock name")), request_body = ExtendRequest, responses((status = 200, description = "The lock with its new expiry", body = Object), (status = 409, description = "Not the holder (`not_holder`)", body = Object), super::openapi::Errors))]
 pub async fn extend(
     Scoped(locks): Scoped<Locks>,
     ApiPath(name): ApiPath<String>,
@@ -78,12 +80,14 @@ pub async fn extend(
     Ok(Json(v).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TokenQuery {
     token: Option<String>,
 }
 
+#[utoipa::path(delete, path = "/api/locks/{name}", tag = "services", operation_id = "releaseLock", params(("name" = String, Path, description = "The lock name"), TokenQuery), responses((status = 200, description = "`{name, released:true}`", body = Object), (status = 409, description = "Not the holder (`not_holder`)", body = Object), super::openapi::Errors))]
 pub async fn release(
     Scoped(locks): Scoped<Locks>,
     ApiPath(name): ApiPath<String>,
@@ -96,6 +100,7 @@ pub async fn release(
     Ok(Json(json!({"name": name, "released": true})).into_response())
 }
 
+#[utoipa::path(get, path = "/api/locks/{name}", tag = "services", operation_id = "getLock", params(("name" = String, Path, description = "The lock name")), responses((status = 200, description = "`{name, held, owner?, fencingToken, expiresAt?}`", body = Object), super::openapi::Errors))]
 pub async fn get(
     Scoped(locks): Scoped<Locks>,
     ApiPath(name): ApiPath<String>,

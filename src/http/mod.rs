@@ -32,6 +32,7 @@ pub mod locks;
 pub mod mcp;
 pub mod mcp_tasks;
 pub mod mcp_tools;
+pub mod openapi;
 pub mod ops;
 pub mod parse_errors;
 pub mod permissions;
@@ -103,11 +104,12 @@ fn routes(config: &crate::config::Config) -> Router<AppState> {
         .route("/metrics", get(health::metrics))
         .route("/api/health/redis", get(health::redis))
         .route("/api/ops/summary", get(ops::summary))
+        .route("/api/openapi.json", get(openapi::document))
         .route("/api/sessions", post(sessions::create).get(sessions::list))
         .route(
             "/api/sessions/{id}",
             get(sessions::get)
-                .put(sessions::update)
+                .put(sessions::put)
                 .patch(sessions::update)
                 .delete(sessions::delete),
         )
@@ -120,7 +122,7 @@ fn routes(config: &crate::config::Config) -> Router<AppState> {
         )
         .route(
             "/api/commands/{id}/commands",
-            post(control::create_command).get(control::list_commands),
+            post(compat::command_create).get(compat::command_list),
         )
         .route("/api/commands/{command_id}/ack", post(control::ack_command))
         .route(
@@ -199,9 +201,9 @@ fn routes(config: &crate::config::Config) -> Router<AppState> {
         .route("/api/terminal/{id}/output", post(compat::terminal_output))
         .route("/api/users", get(compat::users))
         .route("/api/users/{id}/sessions", get(compat::user_sessions))
-        .route("/api/files/{*rest}", any(compat::not_on_gateway))
-        .route("/api/history/{*rest}", any(compat::not_on_gateway))
-        .route("/api/history", any(compat::not_on_gateway))
+        .route("/api/files/{*rest}", any(compat::files))
+        .route("/api/history/{*rest}", any(compat::history_under))
+        .route("/api/history", any(compat::history))
         .route(
             "/api/demo",
             get(demo::status).post(demo::start).delete(demo::stop),

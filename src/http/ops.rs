@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::app::AppState;
 use crate::metrics::histogram::BUCKETS_SECS;
 
+#[utoipa::path(get, path = "/api/ops/summary", tag = "operations", operation_id = "opsSummary", responses((status = 200, description = "Every instance's figures, Redis and the named job queues", body = Object), super::openapi::Errors))]
 pub async fn summary(State(app): State<AppState>) -> Json<Value> {
     let mut own = crate::ops::figures(&app);
     let mut errors = Vec::new();

@@ -29,13 +29,15 @@ pub const MAX_LIST: usize = 1000;
 /// Longest request id a path may name.
 const MAX_ID_CHARS: usize = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/api/permissions", tag = "agents", operation_id = "listPermissions", params(ListQuery), responses((status = 200, description = "`{count, permissions}`, newest first", body = Object), super::openapi::Errors))]
 pub async fn list(
     Scoped(permissions): Scoped<Permissions>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -66,6 +68,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     crate::domain::check_id("id", id, MAX_ID_CHARS).map_err(|p| ApiError::validation(vec![p]))
 }
 
+#[utoipa::path(get, path = "/api/permissions/{id}", tag = "agents", operation_id = "getPermission", params(("id" = String, Path, description = "The request id")), responses((status = 200, description = "The permission request", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn get(
     Scoped(permissions): Scoped<Permissions>,
     ApiPath(id): ApiPath<String>,
@@ -74,6 +77,7 @@ pub async fn get(
     Ok(Json(permissions.get(&id).await?))
 }
 
+#[utoipa::path(post, path = "/api/permissions/{id}/decision", tag = "agents", operation_id = "decidePermission", params(("id" = String, Path, description = "The request id")), request_body(content = Object, description = "`{behavior:\"allow\"|\"deny\", message?, updatedInput?}`"), responses((status = 200, description = "The request, settled by this decision", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), (status = 409, description = "Settled already (`already_decided`, with who won)", body = Object), super::openapi::Errors))]
 pub async fn decide(
     State(app): State<AppState>,
     Scoped(permissions): Scoped<Permissions>,
@@ -112,11 +116,13 @@ pub fn decider(principal: Option<&Principal>) -> String {
     principal.map_or_else(|| "anonymous".to_string(), |p| p.subject.to_string())
 }
 
+#[utoipa::path(get, path = "/api/permission-rules", tag = "agents", operation_id = "permissionRules", responses((status = 200, description = "The rules as last set", body = Object), super::openapi::Errors))]
 pub async fn rules(Scoped(permissions): Scoped<Permissions>) -> Result<Json<Value>, ApiError> {
     let rules = permissions.rules().await?;
     Ok(Json(crate::domain::permission_rules::rules_json(&rules)))
 }
 
+#[utoipa::path(put, path = "/api/permission-rules", tag = "agents", operation_id = "setPermissionRules", request_body(content = Object, description = "`{rules:[{tool, match?, behavior}]}`"), responses((status = 200, description = "The rules, stored", body = Object), super::openapi::Errors))]
 pub async fn set_rules(
     Scoped(permissions): Scoped<Permissions>,
     JsonBody(body): JsonBody,

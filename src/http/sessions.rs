@@ -23,7 +23,7 @@ use crate::time::Now;
 const DEFAULT_LIST_LIMIT: usize = 100;
 const MAX_TEXT_CHARS: usize = 4096;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSession {
     id: Option<String>,
@@ -35,7 +35,7 @@ pub struct CreateSession {
     metadata: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchSession {
     status: Option<String>,
@@ -45,7 +45,8 @@ pub struct PatchSession {
     metadata: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
@@ -54,7 +55,7 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Awaiting {
     prompt_type: Option<String>,
@@ -84,6 +85,7 @@ fn check_status(problems: &mut Vec<FieldProblem>, status: &Option<String>) {
     }
 }
 
+#[utoipa::path(post, path = "/api/sessions", tag = "sessions", operation_id = "createSession", request_body = CreateSession, responses((status = 201, description = "The Session", body = Object), (status = 409, description = "A session with this id exists", body = Object), super::openapi::Errors))]
 pub async fn create(
     Scoped(sessions): Scoped<Sessions>,
     ApiJson(body): ApiJson<CreateSession>,
@@ -126,6 +128,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/sessions", tag = "sessions", operation_id = "listSessions", params(ListQuery), responses((status = 200, description = "`{count, sessions, nextCursor}`, newest first", body = Object), super::openapi::Errors))]
 pub async fn list(
     State(app): State<AppState>,
     Scoped(sessions): Scoped<Sessions>,
@@ -189,6 +192,7 @@ fn decode_cursor(hex: &str) -> Option<String> {
 }
 
 /// The Session with its `chains` (docs/protocol.md#http-api), in creation order.
+#[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", operation_id = "getSession", params(("id" = String, Path, description = "The session id")), responses((status = 200, description = "The Session with its chains", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn get(
     Scoped(sessions): Scoped<Sessions>,
     Scoped(chains): Scoped<Chains>,
@@ -200,6 +204,17 @@ pub async fn get(
     Ok(Json(body).into_response())
 }
 
+/// `PUT /api/sessions/:id`: the same change as `PATCH` (the ActionFlows clients use `PUT`).
+#[utoipa::path(put, path = "/api/sessions/{id}", tag = "sessions", operation_id = "putSession", params(("id" = String, Path, description = "The session id")), request_body = PatchSession, responses((status = 200, description = "As PATCH: the fields given are set", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
+pub async fn put(
+    sessions: Scoped<Sessions>,
+    id: ApiPath<String>,
+    body: ApiJson<PatchSession>,
+) -> Result<Response, ApiError> {
+    update(sessions, id, body).await
+}
+
+#[utoipa::path(patch, path = "/api/sessions/{id}", tag = "sessions", operation_id = "updateSession", params(("id" = String, Path, description = "The session id")), request_body = PatchSession, responses((status = 200, description = "The Session as it now stands", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn update(
     Scoped(sessions): Scoped<Sessions>,
     ApiPath(id): ApiPath<String>,
@@ -242,6 +257,7 @@ pub async fn update(
     }
 }
 
+#[utoipa::path(delete, path = "/api/sessions/{id}", tag = "sessions", operation_id = "deleteSession", params(("id" = String, Path, description = "The session id")), responses((status = 200, description = "`{success, sessionId}`; its events, queues and chains go with it", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn delete(
     Scoped(sessions): Scoped<Sessions>,
     ApiPath(id): ApiPath<String>,
@@ -255,13 +271,14 @@ pub async fn delete(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExtendBody {
     ttl_secs: Option<u64>,
 }
 
 /// `POST /api/sessions/:id/extend {ttlSecs}`.
+#[utoipa::path(post, path = "/api/sessions/{id}/extend", tag = "sessions", operation_id = "extendSession", params(("id" = String, Path, description = "The session id")), request_body = ExtendBody, responses((status = 200, description = "The session's new TTL", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn extend(
     Scoped(sessions): Scoped<Sessions>,
     ApiPath(id): ApiPath<String>,
@@ -274,6 +291,7 @@ pub async fn extend(
 
 /// Marks the session as waiting for the user and publishes an `interaction:awaiting-input`
 /// event carrying the prompt.
+#[utoipa::path(post, path = "/api/sessions/{id}/awaiting", tag = "sessions", operation_id = "markAwaiting", params(("id" = String, Path, description = "The session id")), request_body = Awaiting, responses((status = 200, description = "The session awaits input: the prompt is stored as an event", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn awaiting(
     Scoped(sessions): Scoped<Sessions>,
     Scoped(events): Scoped<Events>,

@@ -28,7 +28,8 @@ pub fn is_stream(path: &str) -> bool {
         .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Resume after this seq (as `Last-Event-ID` would); absent: live events from now on.
@@ -42,6 +43,7 @@ pub struct StreamQuery {
     token: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/sessions/{id}/stream", tag = "sessions", operation_id = "streamSession", params(("id" = String, Path, description = "The session id"), StreamQuery), responses((status = 200, description = "`text/event-stream` of the session's events (`Last-Event-ID` resumes; `profile=ag-ui` for AG-UI events)", body = Object), super::openapi::Errors))]
 pub async fn stream(
     State(app): State<AppState>,
     principal: Option<Extension<Arc<Principal>>>,

@@ -17,6 +17,7 @@ use crate::app::AppState;
 use crate::credentials::Principal;
 use crate::realtime::ws;
 
+#[utoipa::path(get, path = "/ws", tag = "sessions", operation_id = "websocket", responses((status = 101, description = "Switching to the WebSocket protocol of docs/protocol.md", body = Object), (status = 400, description = "Not a WebSocket upgrade", body = Object), super::openapi::Errors))]
 pub async fn websocket(
     State(app): State<AppState>,
     principal: Option<Extension<Arc<Principal>>>,

@@ -10,7 +10,8 @@ use super::error::ApiError;
 use super::extract::ApiQuery;
 use crate::service::usage::Usage;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UsageParams {
     period: Option<String>,
@@ -20,6 +21,7 @@ pub struct UsageParams {
     session_id: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/usage", tag = "services", operation_id = "usage", params(UsageParams), responses((status = 200, description = "Token and cost totals of the period, for the tenant, a user or a session", body = Object), super::openapi::Errors))]
 pub async fn get(
     Scoped(usage): Scoped<Usage>,
     ApiQuery(q): ApiQuery<UsageParams>,

@@ -13,13 +13,15 @@ use super::extract::{ApiJson, ApiQuery};
 use crate::domain::user_context::ContextUpdate;
 use crate::service::user_context::UserContexts;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WhoQuery {
     user_id: Option<String>,
     tenant_id: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/context", tag = "services", operation_id = "getUserContext", params(WhoQuery), responses((status = 200, description = "The user's context", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn get(
     Scoped(c): Scoped<UserContexts>,
     ApiQuery(q): ApiQuery<WhoQuery>,
@@ -28,6 +30,7 @@ pub async fn get(
     Ok(Json(json!({"success": true, "context": ctx.render()})).into_response())
 }
 
+#[utoipa::path(post, path = "/api/context", tag = "services", operation_id = "updateUserContext", request_body = ContextUpdate, responses((status = 200, description = "The context as it now stands", body = Object), super::openapi::Errors))]
 pub async fn update(
     Scoped(c): Scoped<UserContexts>,
     ApiJson(body): ApiJson<ContextUpdate>,
@@ -36,6 +39,7 @@ pub async fn update(
     Ok(Json(json!({"success": true, "context": ctx.render()})).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/context", tag = "services", operation_id = "deleteUserContext", params(WhoQuery), responses((status = 200, description = "`{success, deleted}`", body = Object), super::openapi::Errors))]
 pub async fn delete(
     Scoped(c): Scoped<UserContexts>,
     ApiQuery(q): ApiQuery<WhoQuery>,

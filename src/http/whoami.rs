@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::credentials::{Principal, DEFAULT_TENANT};
 
+#[utoipa::path(get, path = "/api/whoami", tag = "operations", operation_id = "whoami", responses((status = 200, description = "`{role, tenant, subject, sessions?}` of the credentials", body = Object), super::openapi::Errors))]
 pub async fn whoami(principal: Option<Extension<Arc<Principal>>>) -> Json<Value> {
     Json(match principal {
         // No credentials configured: everyone is the default tenant's admin.

@@ -30,6 +30,7 @@ async fn chain(chains: &Chains, id: &str) -> Result<crate::domain::chain::Chain,
         .ok_or_else(|| ApiError::not_found("workflow execution"))
 }
 
+#[utoipa::path(get, path = "/api/workflow-state/{id}", tag = "chains", operation_id = "getWorkflow", params(("id" = String, Path, description = "The chain id")), responses((status = 200, description = "The chain as workflow state", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn get(
     Scoped(chains): Scoped<Chains>,
     ApiPath(id): ApiPath<String>,
@@ -40,7 +41,8 @@ pub async fn get(
 
 /// `?limit=&cursor=` of the active views: a page at a time (at most `limit`, and at most
 /// `READ_MAX_BYTES` of chains read), with `nextCursor` while more remain.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActiveQuery {
     limit: Option<usize>,
@@ -62,6 +64,7 @@ async fn active_page(
     Ok((list, next.map(|c| c.encode())))
 }
 
+#[utoipa::path(get, path = "/api/workflow-state/active/list", tag = "chains", operation_id = "activeWorkflows", params(ActiveQuery), responses((status = 200, description = "The active chains, briefly", body = Object), super::openapi::Errors))]
 pub async fn active_list(
     Scoped(chains): Scoped<Chains>,
     ApiQuery(q): ApiQuery<ActiveQuery>,
@@ -74,6 +77,7 @@ pub async fn active_list(
     .into_response())
 }
 
+#[utoipa::path(get, path = "/api/workflow-state/active/detailed", tag = "chains", operation_id = "activeWorkflowsDetailed", params(ActiveQuery), responses((status = 200, description = "The active chains with their steps", body = Object), super::openapi::Errors))]
 pub async fn active_detailed(
     Scoped(chains): Scoped<Chains>,
     ApiQuery(q): ApiQuery<ActiveQuery>,
@@ -87,12 +91,14 @@ pub async fn active_detailed(
 }
 
 /// From the store's counters by status: no chain is read.
+#[utoipa::path(get, path = "/api/workflow-state/stats/overview", tag = "chains", operation_id = "workflowStats", responses((status = 200, description = "Counts by status", body = Object), super::openapi::Errors))]
 pub async fn stats(Scoped(chains): Scoped<Chains>) -> Result<Response, ApiError> {
     let counts = chains.counts().await?;
     Ok(Json(json!({"success": true, "statistics": overview(&counts)})).into_response())
 }
 
 /// Fails stale executions, a batch at a time (`more` says whether to call again).
+#[utoipa::path(post, path = "/api/workflow-state/cleanup", tag = "chains", operation_id = "cleanupWorkflows", request_body = super::chains::CleanupBody, responses((status = 200, description = "`{success, removed}`", body = Object), super::openapi::Errors))]
 pub async fn cleanup(
     Scoped(chains): Scoped<Chains>,
     ApiJson(body): ApiJson<CleanupBody>,
@@ -107,6 +113,7 @@ pub async fn cleanup(
 
 /// `POST /api/workflow-state/:executionId/{pause,resume,cancel}`: queues the command for the
 /// execution's agent (202).
+#[utoipa::path(post, path = "/api/workflow-state/{id}/{action}", tag = "chains", operation_id = "controlWorkflow", params(("id" = String, Path, description = "The chain id"), ("action" = String, Path, description = "pause, resume, cancel, retry or skip")), responses((status = 200, description = "The command sent to the chain's session", body = Object), (status = 404, description = "No such thing (`not_found`)", body = Object), super::openapi::Errors))]
 pub async fn control(
     Scoped(chains): Scoped<Chains>,
     Scoped(control): Scoped<Control>,
