@@ -17,6 +17,7 @@ mod chains;
 mod control;
 mod events;
 mod http;
+mod operations;
 mod permissions;
 mod quotas;
 mod rate_limits;
@@ -30,6 +31,7 @@ pub use chains::Chains;
 pub use control::Control;
 pub use events::{Events, DEFAULT_MAX_EVENT_BYTES};
 pub use http::Http;
+pub use operations::Operations;
 pub use permissions::Permissions;
 pub use quotas::Quotas;
 pub use rate_limits::RateLimits;
@@ -110,6 +112,8 @@ pub struct Config {
     #[command(flatten)]
     pub control: Control,
     #[command(flatten)]
+    pub operations: Operations,
+    #[command(flatten)]
     pub realtime: Realtime,
     #[command(flatten)]
     pub services: Services,
@@ -143,6 +147,7 @@ impl Default for Config {
             events: Events::default(),
             chains: Chains::default(),
             control: Control::default(),
+            operations: Operations::default(),
             realtime: Realtime::default(),
             services: Services::default(),
             permissions: Permissions::default(),
@@ -173,6 +178,7 @@ impl Config {
         self.store.validate()?;
         self.events.validate()?;
         self.control.validate()?;
+        self.operations.validate()?;
         if self.realtime.ws_outbound_limit_bytes < self.events.max_event_bytes {
             return Err(bad(
                 "WS_OUTBOUND_LIMIT_BYTES",

@@ -42,7 +42,7 @@ pub fn figures(app: &AppState) -> Value {
         "sseStreams": m.sse_streams.get(),
         "longPolls": m.long_polls.get(),
         "subscriptions": app.hub().subscription_count(),
-        "sessionsWatched": app.hub().session_count(),
+        "sessionsWatched": app.hub().sessions(0).0,
         "eventsIn": m.events_appended.get(),
         "deliveries": m.deliveries.get(),
         "closes": closes,
@@ -54,7 +54,7 @@ pub fn figures(app: &AppState) -> Value {
 /// Records this instance's figures every `OPS_REPORT_SECS` until shutdown; the store forgets
 /// them three periods after the last record. A failed record is tried again at the next tick.
 pub async fn report(app: AppState, shutdown: CancellationToken) {
-    let every = Duration::from_secs(app.config().services.ops_report_secs.max(1));
+    let every = Duration::from_secs(app.config().operations.ops_report_secs.max(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -77,7 +77,7 @@ pub async fn report(app: AppState, shutdown: CancellationToken) {
 /// read each (at most 50); a queue whose read failed is left out.
 pub async fn job_queue_depths(app: &AppState) -> Vec<(String, JobStats)> {
     let mut out = Vec::new();
-    for queue in &app.config().services.metrics_job_queues {
+    for queue in &app.config().operations.metrics_job_queues {
         if let Ok(s) = app.services().jobs.stats(queue).await {
             out.push((queue.clone(), s));
         }

@@ -179,7 +179,7 @@ async fn sample(gw: &Gateway, prefix: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_named_job_queues_depths_are_read_at_the_scrape() {
     let mut config = support::config(None);
-    config.services.metrics_job_queues = vec!["q1".into()];
+    config.operations.metrics_job_queues = vec!["q1".into()];
     let gw = Gateway::start(config).await;
     for i in 0..3 {
         let (s, v) = gw

@@ -13,8 +13,8 @@ use support::{Gateway, RedisServer, WsClient};
 
 fn config(redis: Option<&RedisServer>) -> afw_gateway::Config {
     let mut c = support::config(redis);
-    c.services.ops_report_secs = 1;
-    c.services.metrics_job_queues = vec!["builds".into()];
+    c.operations.ops_report_secs = 1;
+    c.operations.metrics_job_queues = vec!["builds".into()];
     c
 }
 
@@ -130,5 +130,44 @@ async fn on_the_embedded_store_it_shows_the_one_instance() {
     assert_eq!(s["redis"]["status"], "disabled");
     assert_eq!(s["instances"][0]["store"], "memory");
     assert_eq!(s["errors"], json!([]));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commands_and_input_waiting_in_watched_sessions_are_counted_at_the_scrape() {
+    let redis = RedisServer::start().await;
+    let gw = Gateway::start(config(Some(&redis))).await;
+    let mut watchers = Vec::new();
+    for sid in ["q-1", "q-2"] {
+        gw.post("/api/sessions", json!({"id": sid})).await;
+        let mut ws = WsClient::connect(&gw.ws_url()).await;
+        ws.subscribe(sid, None, None).await;
+        watchers.push(ws);
+    }
+    gw.post("/api/sessions", json!({"id": "q-unwatched"})).await;
+    for sid in ["q-1", "q-1", "q-unwatched"] {
+        let (s, v) = gw
+            .post(
+                &format!("/api/sessions/{sid}/commands"),
+                json!({"type": "pause"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = gw
+        .post("/api/sessions/q-2/input", json!({"input": "yes"}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let items = |q: &str| format!("afw_control_queue_items{{queue=\"{q}\"}}");
+    assert_eq!(gw.metric(&items("commands")).await, 2.0);
+    assert_eq!(gw.metric(&items("input")).await, 1.0);
+    assert_eq!(gw.metric("afw_control_queue_sessions_read").await, 2.0);
+    // Taken by the agent: no longer waiting.
+    let (s, _) = gw.get("/api/sessions/q-2/input").await;
+    assert_eq!(s, 200);
+    gw.get("/api/sessions/q-1/commands?consume=true").await;
+    assert_eq!(gw.metric(&items("input")).await, 0.0);
+    assert_eq!(gw.metric(&items("commands")).await, 0.0);
+    drop(watchers);
     gw.stop().await;
 }

@@ -206,20 +206,6 @@ pub struct Services {
     /// Seconds monthly usage totals are kept after their last change (800 days).
     #[arg(long, env = "USAGE_MONTH_KEEP_SECS", value_name = "USAGE_MONTH_KEEP_SECS", default_value_t = 800 * 86_400)]
     pub usage_month_keep_secs: u64,
-    /// Job queues (of the default tenant) whose depths `/metrics` reads from the store at each
-    /// scrape, as `afw_job_queue_jobs{queue,state}`: a stats read per queue, at most 50 queues.
-    #[arg(long, env = "METRICS_JOB_QUEUES", value_name = "METRICS_JOB_QUEUES", value_delimiter = ',', value_parser = super::values::trimmed)]
-    pub metrics_job_queues: Vec<String>,
-    /// Seconds between an instance's records of its figures for the operations view
-    /// (`GET /api/ops/summary`, one store write each); an instance silent for three of them
-    /// is left out.
-    #[arg(
-        long,
-        env = "OPS_REPORT_SECS",
-        value_name = "OPS_REPORT_SECS",
-        default_value_t = 2
-    )]
-    pub ops_report_secs: u64,
 }
 
 impl Default for Services {
@@ -252,8 +238,6 @@ impl Default for Services {
             cache_max_ttl_secs: 30 * 86_400,
             cache_max_tags: 32,
             usage_day_keep_secs: 93 * 86_400,
-            metrics_job_queues: Vec::new(),
-            ops_report_secs: 2,
             usage_month_keep_secs: 800 * 86_400,
         }
     }
@@ -303,13 +287,6 @@ impl Services {
             }
         };
         within("CONTEXT_TTL_SECS", self.context_ttl_secs, 60, 365 * 86_400)?;
-        within("OPS_REPORT_SECS", self.ops_report_secs, 1, 60)?;
-        within(
-            "METRICS_JOB_QUEUES",
-            self.metrics_job_queues.len() as u64,
-            0,
-            50,
-        )?;
         within(
             "RECENT_SEARCHES_LIMIT",
             self.recent_searches_limit as u64,

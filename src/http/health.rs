@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use crate::app::AppState;
-use crate::metrics::JobLabel;
+use crate::domain::control::ControlQueue;
+use crate::metrics::{JobLabel, QueueLabel};
 use crate::store::health::{eviction_warning, RedisReport};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -126,7 +127,11 @@ pub async fn ready(State(app): State<AppState>) -> Response {
 pub async fn metrics(State(app): State<AppState>) -> Response {
     let m = app.metrics();
     m.subscriptions.set(app.hub().subscription_count() as i64);
-    m.sessions_watched.set(app.hub().session_count() as i64);
+    let (watched, sample) = app
+        .hub()
+        .sessions(app.config().operations.metrics_queue_sessions);
+    m.sessions_watched.set(watched as i64);
+    control_queue_depths(&app, sample).await;
     if let Some(live) = app.stores().health.pubsub_subscribed() {
         m.pubsub_subscribed.set(i64::from(live));
     }
@@ -156,6 +161,32 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         app.metrics().render(),
     )
         .into_response()
+}
+
+/// The commands and input still waiting in `sessions` (the default tenant's; one read of
+/// each queue per session, at once), as `afw_control_queue_items`; a failed read counts none.
+async fn control_queue_depths(app: &AppState, sessions: Vec<std::sync::Arc<str>>) {
+    let own: Vec<_> = sessions
+        .into_iter()
+        .filter(|s| crate::scope::tenant_of(s).is_none())
+        .collect();
+    let control = &app.stores().control;
+    for queue in [ControlQueue::Commands, ControlQueue::Input] {
+        let reads = own.iter().map(|s| control.pending(queue, s, false));
+        let n: usize = futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .map(|r| r.map_or(0, |items| items.len()))
+            .sum();
+        let label = QueueLabel {
+            queue: queue.name(),
+        };
+        app.metrics()
+            .control_queue_items
+            .get_or_create(&label)
+            .set(n as i64);
+    }
+    app.metrics().control_queue_sessions.set(own.len() as i64);
 }
 
 fn not_ready(reason: String) -> Response {

@@ -52,7 +52,7 @@ pub async fn summary(State(app): State<AppState>) -> Json<Value> {
     Json(json!({
         "generatedAtMs": crate::time::now_ms(),
         "servedBy": app.instance_id(),
-        "reportEverySecs": app.config().services.ops_report_secs,
+        "reportEverySecs": app.config().operations.ops_report_secs,
         "fanoutLatencyBucketsMs": bounds_ms,
         "instances": instances,
         "redis": redis,

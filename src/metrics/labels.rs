@@ -9,6 +9,12 @@ pub struct QuotaLabel {
     pub quota: &'static str,
 }
 
+/// Label of the commands and input still waiting: `queue="commands"` or `queue="input"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabel {
+    pub queue: &'static str,
+}
+
 /// Label of the WebSocket close counter: `code="4008"`. A struct, not a list of pairs, so
 /// counting allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

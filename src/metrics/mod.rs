@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use histogram::Histogram;
-pub use labels::{CodeLabel, JobLabel, OpKindLabel, OpLabel};
+pub use labels::{CodeLabel, JobLabel, OpKindLabel, OpLabel, QueueLabel};
 use labels::{FrameLabel, OutcomeLabel, QuotaLabel, RouteLabel, StatusLabel};
 
 #[derive(Debug)]
@@ -90,6 +90,10 @@ pub struct Metrics {
     pub pubsub_subscribed: Gauge,
     /// Jobs of each queue `METRICS_JOB_QUEUES` names, by state (read at the scrape).
     pub job_queue_jobs: Family<JobLabel, Gauge>,
+    /// Commands and input still waiting in the sessions watched here (read at the scrape, at
+    /// most `METRICS_QUEUE_SESSIONS` sessions), and how many sessions were read.
+    pub control_queue_items: Family<QueueLabel, Gauge>,
+    pub control_queue_sessions: Gauge,
     /// Store commands by op, failures by op and kind, durations by op, and whether the last
     /// command reached Redis (1) or not (0): `redis_*` as operators' dashboards name them.
     pub redis_commands: Family<OpLabel, Counter>,
@@ -141,6 +145,8 @@ impl Metrics {
             sessions_watched: Gauge::default(),
             pubsub_subscribed: Gauge::default(),
             job_queue_jobs: Family::default(),
+            control_queue_items: Family::default(),
+            control_queue_sessions: Gauge::default(),
             redis_commands: Family::default(),
             redis_failed: Family::default(),
             redis_duration: Family::default(),
@@ -287,6 +293,16 @@ impl Metrics {
             "afw_job_queue_jobs",
             "Jobs of each queue METRICS_JOB_QUEUES names, by state, read at the scrape",
             m.job_queue_jobs.clone(),
+        );
+        registry.register(
+            "afw_control_queue_items",
+            "Commands and input still waiting in the sessions watched on this instance, read at the scrape (METRICS_QUEUE_SESSIONS sessions at most)",
+            m.control_queue_items.clone(),
+        );
+        registry.register(
+            "afw_control_queue_sessions_read",
+            "Sessions whose queues afw_control_queue_items counted at the last scrape",
+            m.control_queue_sessions.clone(),
         );
         registry.register(
             "afw_resumes",

@@ -301,9 +301,10 @@ impl Hub {
         self.sessions.iter().map(|e| e.conns.len()).sum()
     }
 
-    /// Sessions with a local subscriber now.
-    pub fn session_count(&self) -> usize {
-        self.sessions.len()
+    /// Sessions with a local subscriber now: how many, and up to `max` of them.
+    pub fn sessions(&self, max: usize) -> (usize, Vec<Arc<str>>) {
+        let some = self.sessions.iter().take(max).map(|e| Arc::clone(e.key()));
+        (self.sessions.len(), some.collect())
     }
 
     /// Delivers the event if it is the next one of its session (one map lookup), or says

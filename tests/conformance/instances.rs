@@ -9,7 +9,7 @@ use afw_gateway::Config;
 use crate::Env;
 
 fn every_second(c: &mut Config) {
-    c.services.ops_report_secs = 1;
+    c.operations.ops_report_secs = 1;
 }
 
 async fn an_instance_s_record_is_read_back(env: Env) {
