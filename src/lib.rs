@@ -205,6 +205,13 @@ pub async fn run(
             Ok(())
         }
     };
+    // Serving has stopped: what the embedded store holds now is what a restart finds.
+    if let Some(snapshot) = &app.stores().snapshot {
+        match snapshot.save() {
+            Ok(wrote) => tracing::info!(%wrote, "wrote the memory store's snapshot"),
+            Err(error) => tracing::error!(%error, "the memory store's snapshot was not written"),
+        }
+    }
     tracing::info!("afw-gateway stopped");
     result
 }

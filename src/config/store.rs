@@ -32,6 +32,14 @@ pub struct Store {
     /// `store_full` (counted in `afw_store_full_total`). Unused on Redis (set its `maxmemory`).
     #[arg(long, env = "MEMORY_STORE_MAX_BYTES", value_name = "MEMORY_STORE_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub memory_store_max_bytes: usize,
+    /// A file the embedded store is written to when the gateway stops and read from when it
+    /// starts (`--snapshot FILE`); unset: nothing survives a restart. Unused on Redis.
+    #[arg(
+        long = "snapshot",
+        env = "MEMORY_SNAPSHOT_FILE",
+        value_name = "MEMORY_SNAPSHOT_FILE"
+    )]
+    pub memory_snapshot_file: Option<std::path::PathBuf>,
     /// A PEM file of the certificate authority that signed the Redis server's certificate,
     /// for a `rediss://` URL; unset: the system's trusted roots.
     #[arg(long, env = "REDIS_TLS_CA_FILE", value_name = "REDIS_TLS_CA_FILE")]
@@ -194,6 +202,7 @@ impl Default for Store {
             redis_prefix: DEFAULT_PREFIX.to_string(),
             pubsub_probe_every: Duration::from_secs(5),
             memory_store_max_bytes: 1024 * 1024 * 1024,
+            memory_snapshot_file: None,
             redis_tls_ca_file: None,
             redis_tls: false,
             sentinel: Sentinel::default(),

@@ -15,7 +15,7 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// TTL of an entry created by `incr` when the request names none.
 pub const INCR_DEFAULT_TTL_SECS: u64 = 86_400;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheEntry {
     pub value: Arc<str>,
     pub version: u64,

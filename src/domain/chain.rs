@@ -299,7 +299,7 @@ pub struct ChainLimits {
 /// How many chains there are of each status, and the sum of their progress in hundredths of
 /// a percent: what the stores keep as counters beside the chain index, so stats never decode
 /// every chain.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatusCounts {
     pub by_status: BTreeMap<String, (u64, i64)>,
 }

@@ -15,7 +15,7 @@ pub const MAX_PROMPT_CHARS: usize = 10_000;
 pub const MAX_WAIT_SECS: f64 = 60.0;
 
 /// A session's queues. Both are one queue implementation; they differ only in this policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ControlQueue {
     /// People steer the agent; the agent polls and acknowledges.
     Commands,

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::time::iso_ms;
 
 /// Where a job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum JobState {
     Waiting,
     Delayed,

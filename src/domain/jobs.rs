@@ -16,7 +16,7 @@ pub const MAX_PRIORITY: i64 = 1000;
 
 /// How long a failed job waits before its retry: `delay_ms`, doubled per earlier attempt when
 /// exponential, at most `max_ms`, then jittered to between half and all of that.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Backoff {
     pub exponential: bool,
     pub delay_ms: u64,

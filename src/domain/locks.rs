@@ -9,7 +9,7 @@ use super::FieldProblem;
 
 /// A lock as it stands: who holds it, until when (ms since the epoch, the store's clock),
 /// and the fencing token of that grant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LockHolder {
     pub owner: String,
     pub token: String,

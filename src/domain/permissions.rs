@@ -24,7 +24,7 @@ pub struct PermissionLimits {
 }
 
 /// Where a request stands. Only `Pending` moves, once, to one of the others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     Pending,
     Allowed,
@@ -60,7 +60,7 @@ impl Status {
 
 /// A request as stored: its immutable JSON, where it stands, the decision (JSON) once it has
 /// one, and its deadline (ms since the epoch, the store's clock).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     pub request: String,
     pub status: Status,

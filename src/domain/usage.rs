@@ -228,7 +228,7 @@ pub fn usage_draft(
 }
 
 /// One total as read back: the hash fields `in`, `out`, `cost`, `n` and their `:{model}`s.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsageTotals {
     pub fields: BTreeMap<String, u64>,
 }

@@ -107,6 +107,8 @@ pub struct StoreSettings {
     pub queue_max_items: usize,
     /// The memory store's budget (`MEMORY_STORE_MAX_BYTES`); writes past it get `store_full`.
     pub memory_max_bytes: usize,
+    /// Where the memory store is kept across restarts (`MEMORY_SNAPSHOT_FILE`).
+    pub memory_snapshot_file: Option<std::path::PathBuf>,
     /// The limits of the services beside the event stream (locks, jobs, cache, context, usage).
     pub services: crate::config::Services,
     /// Under Sentinel, the replicas a posted event must reach before it is answered
@@ -139,6 +141,14 @@ pub struct Stores {
     pub instances: Arc<dyn InstanceStore>,
     /// Makes another tenant's stores on the same backend (see [`crate::tenancy`]).
     pub scope: Arc<dyn TenantStores>,
+    /// The embedded store's snapshot, when `MEMORY_SNAPSHOT_FILE` asks for one.
+    pub snapshot: Option<Arc<dyn Snapshot>>,
+}
+
+/// The embedded store kept across restarts: written once serving has stopped.
+pub trait Snapshot: Send + Sync + 'static {
+    /// Writes every tenant's data to the snapshot file; what it wrote, for the log.
+    fn save(&self) -> Result<String, String>;
 }
 
 /// What makes the stores of a tenant other than the default one: on Redis the same
@@ -187,6 +197,7 @@ impl Stores {
             health: backend.clone(),
             instances: backend.clone(),
             scope: backend,
+            snapshot: None,
         }
     }
 }
@@ -201,7 +212,7 @@ pub async fn open(
 ) -> Result<Stores, StoreError> {
     let settings = settings(config, instance_id, metrics);
     if !config.store.on_redis() {
-        return Ok(memory::MemoryStore::start(settings, tasks, shutdown));
+        return memory::MemoryStore::start(settings, tasks, shutdown);
     }
     redis::RedisStore::start(&config.store, settings, tasks, shutdown).await
 }
@@ -218,6 +229,7 @@ pub fn settings(config: &Config, instance_id: Arc<str>, metrics: Arc<Metrics>) -
         read_max_bytes: config.events.read_max_bytes,
         queue_max_items: config.control.queue_max_items,
         memory_max_bytes: config.store.memory_store_max_bytes,
+        memory_snapshot_file: config.store.memory_snapshot_file.clone(),
         services: config.services.clone(),
         wait_replicas: config.store.wait(),
         metrics,

@@ -17,12 +17,12 @@ use crate::domain::cache::{counter, CacheEntry, CacheStats, Incr, Put, MAX_COUNT
 use crate::store::{CacheStore, StoreError};
 use crate::time::now_ms;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct CacheTable {
     namespaces: HashMap<String, Namespace>,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Namespace {
     entries: HashMap<String, CacheEntry>,
     /// Every entry by (expiry ms, key).

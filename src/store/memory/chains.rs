@@ -13,7 +13,7 @@ use crate::domain::chain::StatusCounts;
 use crate::domain::session::field;
 use crate::store::{ChainPage, ChainStore, ChainWrite, Cursor, StoreError};
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct ChainTable {
     chains: HashMap<String, ChainSlot>,
     /// Per session, its chain ids in creation order.
@@ -24,6 +24,7 @@ pub(super) struct ChainTable {
     counts: StatusCounts,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct ChainSlot {
     session_id: String,
     version: u64,
@@ -32,6 +33,7 @@ struct ChainSlot {
     status: String,
     progress_centi: i64,
     updated_ms: i64,
+    #[serde(with = "super::persisted::instant")]
     expires: Instant,
 }
 

@@ -12,22 +12,26 @@ use crate::bus::BusMessage;
 use crate::domain::control::ControlQueue;
 use crate::store::{Acked, ControlStore, StoreError};
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct ControlTable {
+    #[serde(with = "super::persisted::pairs")]
     queues: HashMap<(ControlQueue, String), SessionQueue>,
     /// Which session each live item belongs to.
+    #[serde(with = "super::persisted::pairs")]
     owners: HashMap<(ControlQueue, String), String>,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct SessionQueue {
     /// Item ids oldest first, pending or not.
     order: VecDeque<String>,
     items: HashMap<String, Item>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Item {
     record: Arc<str>,
+    #[serde(with = "super::persisted::instant")]
     expires: Instant,
     /// Taken by a poll or acknowledged: no longer pending.
     taken: bool,

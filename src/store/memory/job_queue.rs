@@ -23,7 +23,7 @@ pub(super) struct Rules {
     pub read_max: usize,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct JobQueue {
     pub(super) jobs: HashMap<String, Job>,
     /// By (priority offset, enqueue counter).
@@ -39,6 +39,7 @@ pub(super) struct JobQueue {
     pub(super) expires_ms: i64,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct Job {
     pub(super) fixed: Arc<str>,
     pub(super) state: JobState,

@@ -16,7 +16,7 @@ use crate::store::jobs::{ClaimSpec, Claimed, Failure, JobStats, Lease, Settled};
 use crate::store::{Cursor, JobStore, StoreError};
 use crate::time::now_ms;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct JobTable {
     queues: HashMap<String, JobQueue>,
 }

@@ -14,11 +14,12 @@ use crate::domain::locks::{next_fence, Acquire, LockHolder};
 use crate::store::{LockStore, StoreError};
 use crate::time::now_ms;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct LockTable {
     locks: HashMap<String, Slot>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Slot {
     holder: Option<LockHolder>,
     fence: u64,

@@ -8,6 +8,7 @@
 //! never held across an `.await`, and bus publishes happen under it, so the bus order is the
 //! seq order.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Bus, StoreError, StoreHealth, StoreSettings, Stores, TenantStores};
+use super::{Bus, Snapshot, StoreError, StoreHealth, StoreSettings, Stores, TenantStores};
 use crate::bus::{BusMessage, BUS_CAPACITY};
 
 mod cache;
@@ -29,9 +30,11 @@ mod job_queue;
 mod jobs;
 mod locks;
 mod permissions;
+mod persisted;
 mod quota;
 mod rate;
 mod sessions;
+mod snapshot;
 mod usage;
 mod user_context;
 
@@ -50,6 +53,10 @@ pub struct MemoryStore {
     /// Where another tenant's store starts its sweeper, and when it stops.
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    /// The other tenants' stores made from this one (for the snapshot), and the data of
+    /// those the snapshot had that are not made yet.
+    tenants: Mutex<Vec<Arc<MemoryStore>>>,
+    unclaimed: Mutex<HashMap<String, (State, quota::Quotas)>>,
 }
 
 /// What the budget counts for each stored thing beyond its own bytes (map entries, headers).
@@ -68,7 +75,7 @@ pub(super) trait Part {
 }
 
 /// Each service's data.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct State {
     sessions: sessions::SessionTable,
     control: control::ControlTable,
@@ -82,7 +89,9 @@ struct State {
     /// Bytes counted against `MEMORY_STORE_MAX_BYTES`: every write adds what it stores, and
     /// a recount (each sweep, and when the budget looks spent) takes off what went. So it is
     /// never below what is held.
+    #[serde(skip)]
     used: usize,
+    #[serde(skip)]
     counted_at: Option<Instant>,
 }
 
@@ -117,24 +126,47 @@ impl State {
 }
 
 impl MemoryStore {
+    /// The store, with what `MEMORY_SNAPSHOT_FILE` holds when it is set and exists (a file
+    /// that cannot be read is an error: starting empty would overwrite it at shutdown).
     pub fn start(
         settings: StoreSettings,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
-    ) -> Stores {
+    ) -> Result<Stores, StoreError> {
+        let path = settings.memory_snapshot_file.clone();
+        let mut unclaimed = HashMap::new();
+        let (mut state, mut quotas) = (State::default(), quota::Quotas::default());
+        if let Some(path) = &path {
+            let file = snapshot::read(path).map_err(StoreError::Corrupt)?;
+            for t in file.into_iter().flat_map(|f| f.tenants) {
+                match t.tenant {
+                    None => (state, quotas) = (t.state, t.quotas),
+                    Some(name) => {
+                        unclaimed.insert(name, (t.state, t.quotas));
+                    }
+                }
+            }
+            state.recount(Instant::now());
+        }
         let store = Arc::new(MemoryStore {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             rates: rate::RateTable::default(),
             instances: Default::default(),
-            quotas: quota::QuotaTable::default(),
+            quotas: quota::QuotaTable(Mutex::new(quotas)),
             bus: broadcast::channel(BUS_CAPACITY).0,
             settings,
             tenant: None,
             tasks: tasks.clone(),
             shutdown,
+            tenants: Mutex::default(),
+            unclaimed: Mutex::new(unclaimed),
         });
         store.sweep_periodically();
-        Stores::of("memory", store)
+        let mut stores = Stores::of("memory", Arc::clone(&store));
+        if path.is_some() {
+            stores.snapshot = Some(store);
+        }
+        Ok(stores)
     }
 
     /// Drops what expired every [`SWEEP_EVERY`], until shutdown.
@@ -185,19 +217,59 @@ impl TenantStores for MemoryStore {
     /// A state of the tenant's own, with the same budget (`MEMORY_STORE_MAX_BYTES` holds for
     /// each tenant), on the same bus.
     fn tenant(&self, tenant: &Arc<str>) -> Stores {
+        let (mut state, quotas) = self.unclaimed.lock().remove(&**tenant).unwrap_or_default();
+        state.recount(Instant::now());
         let store = Arc::new(MemoryStore {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             rates: rate::RateTable::default(),
             instances: Default::default(),
-            quotas: quota::QuotaTable::default(),
+            quotas: quota::QuotaTable(Mutex::new(quotas)),
             bus: self.bus.clone(),
             settings: self.settings.clone(),
             tenant: Some(Arc::clone(tenant)),
             tasks: self.tasks.clone(),
             shutdown: self.shutdown.clone(),
+            tenants: Mutex::default(),
+            unclaimed: Mutex::default(),
         });
         store.sweep_periodically();
+        self.tenants.lock().push(Arc::clone(&store));
         Stores::of("memory", store)
+    }
+}
+
+impl Snapshot for MemoryStore {
+    /// Every tenant's state, each under its lock while it is written (serving has stopped),
+    /// and the data of tenants the snapshot had that nobody asked for since, as they were.
+    fn save(&self) -> Result<String, String> {
+        let Some(path) = &self.settings.memory_snapshot_file else {
+            return Ok("nothing: no snapshot file".into());
+        };
+        let tenants = self.tenants.lock();
+        let unclaimed = self.unclaimed.lock();
+        let mine = (self.state.lock(), self.quotas.0.lock());
+        let others: Vec<_> = tenants
+            .iter()
+            .map(|t| (t.tenant.as_deref(), t.state.lock(), t.quotas.0.lock()))
+            .collect();
+        let mut all = vec![snapshot::TenantRef {
+            tenant: None,
+            state: &mine.0,
+            quotas: &mine.1,
+        }];
+        all.extend(others.iter().map(|(t, s, q)| snapshot::TenantRef {
+            tenant: *t,
+            state: s,
+            quotas: q,
+        }));
+        all.extend(unclaimed.iter().map(|(t, (s, q))| snapshot::TenantRef {
+            tenant: Some(t),
+            state: s,
+            quotas: q,
+        }));
+        let n = all.len();
+        snapshot::write(path, all)?;
+        Ok(format!("{} ({n} tenants)", path.display()))
     }
 }
 

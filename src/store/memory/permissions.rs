@@ -14,7 +14,7 @@ use crate::store::permissions::{Opened, PermissionLimits, PermissionStore};
 use crate::store::StoreError;
 use crate::time::now_ms;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct PermissionTable {
     requests: HashMap<String, Kept>,
     /// Opening order, for listing newest first.
@@ -22,6 +22,7 @@ pub(super) struct PermissionTable {
     rules: Option<String>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Kept {
     record: Record,
     order: u64,

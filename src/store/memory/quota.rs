@@ -11,19 +11,22 @@ use super::MemoryStore;
 use crate::store::{Admission, Admitted, QuotaStore, StoreError};
 
 #[derive(Default)]
-pub(super) struct QuotaTable(Mutex<Quotas>);
+pub(super) struct QuotaTable(pub(super) Mutex<Quotas>);
 
-#[derive(Default)]
-struct Quotas {
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub(super) struct Quotas {
     sets: HashMap<String, HeldSet>,
+    #[serde(with = "super::persisted::timed_values")]
     counters: HashMap<String, (u64, Instant)>,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct HeldSet {
+    #[serde(with = "super::persisted::timed_values")]
     members: HashMap<String, (u64, Instant)>,
     total: u64,
     /// No member expires before this: a hold scans the members only once one may have.
+    #[serde(with = "super::persisted::maybe_instant")]
     next_expiry: Option<Instant>,
 }
 

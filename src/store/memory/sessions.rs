@@ -14,7 +14,7 @@ use crate::store::sessions::{decode, member_id, page_sessions};
 use crate::store::{SessionStore, StoreError};
 use crate::time::Now;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct SessionTable {
     slots: HashMap<String, Slot>,
     /// Listing index, members as [`index_member`] makes them.
@@ -22,6 +22,7 @@ pub(super) struct SessionTable {
 }
 
 /// A session and its stream.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct Slot {
     pub fields: HashMap<String, String>,
     pub epoch: Arc<str>,
@@ -29,7 +30,9 @@ pub(super) struct Slot {
     pub events: VecDeque<Arc<str>>,
     /// Bytes of `events`, for `MAX_SESSION_EVENT_BYTES`.
     pub event_bytes: usize,
+    #[serde(with = "super::persisted::timed_values")]
     pub dedup: HashMap<String, (u64, Instant)>,
+    #[serde(with = "super::persisted::instant")]
     pub expires: Instant,
 }
 

@@ -16,8 +16,9 @@ use crate::time::now_ms;
 
 type Key = (String, String, String);
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct UsageTable {
+    #[serde(with = "super::persisted::pairs")]
     totals: HashMap<Key, (UsageTotals, i64)>,
 }
 

@@ -12,11 +12,13 @@ use crate::domain::user_context::{ContextChange, UserContext};
 use crate::store::{StoreError, UserContextStore};
 use crate::time::now_ms;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct UserContextTable {
+    #[serde(with = "super::persisted::pairs")]
     by_user: HashMap<(String, String), Slot>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Slot {
     preferences: BTreeMap<String, String>,
     searches: VecDeque<String>,
