@@ -15,7 +15,7 @@ use clap::Parser;
 use crate::config::Config;
 use crate::domain::usage::DEFAULT_TENANT;
 use crate::store::redis::backup::{self, Summary};
-use crate::store::redis::cleanup::Cleaned;
+use crate::store::redis::cleanup::{Cleaned, ScanOn};
 use crate::store::redis::RedisStore;
 
 #[derive(Parser, Debug)]
@@ -67,16 +67,23 @@ pub struct CleanupReport {
     pub total: Cleaned,
 }
 
-/// The Redis a command works on: `REDIS_URL` (under Sentinel, the primary's URL).
-fn redis_of(config: &Config) -> Result<(String, Option<PathBuf>), String> {
-    match &config.store.redis_url {
-        Some(url) => Ok((url.clone(), config.store.redis_tls_ca_file.clone())),
-        None if config.store.on_redis() => Err("set REDIS_URL to one server: under Sentinel, \
-            the primary's; a Cluster is backed up node by node with its own tools"
-            .into()),
+/// The Redis a command works on: the one server `REDIS_URL` names, or the Cluster
+/// `REDIS_CLUSTER_NODES` names (under Sentinel, `REDIS_URL` must name the primary).
+async fn target(config: &Config) -> Result<backup::Target, String> {
+    let store = &config.store;
+    match &store.redis_url {
+        Some(url) => backup::connect(url, store.redis_tls_ca_file.as_deref())
+            .await
+            .map_err(|e| e.to_string()),
+        None if store.cluster.enabled() => backup::connect_cluster(store)
+            .await
+            .map_err(|e| e.to_string()),
+        None if store.on_redis() => {
+            Err("under Sentinel, set REDIS_URL to the primary's address".into())
+        }
         None => Err(
-            "the embedded store lives in the gateway's process and has nothing to \
-            back up or restore; set REDIS_URL"
+            "the embedded store lives in the gateway's process: keep it across \
+            restarts with MEMORY_SNAPSHOT_FILE; set REDIS_URL to back up Redis"
                 .into(),
         ),
     }
@@ -96,10 +103,7 @@ fn progress() -> impl FnMut(u64, Duration) {
 }
 
 pub async fn backup(config: &Config, args: &BackupArgs) -> Result<Summary, String> {
-    let (url, ca) = redis_of(config)?;
-    let mut conn = backup::connect(&url, ca.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut target = target(config).await?;
     let mut out: Box<dyn Write> = if args.out.as_os_str() == "-" {
         Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
     } else {
@@ -108,16 +112,18 @@ pub async fn backup(config: &Config, args: &BackupArgs) -> Result<Summary, Strin
         Box::new(std::io::BufWriter::new(f))
     };
     let mut shown = progress();
-    backup::backup(&mut conn, &config.store.redis_prefix, &mut out, &mut shown)
-        .await
-        .map_err(|e| e.to_string())
+    backup::backup(
+        &mut target,
+        &config.store.redis_prefix,
+        &mut out,
+        &mut shown,
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 pub async fn restore(config: &Config, args: &RestoreArgs) -> Result<Summary, String> {
-    let (url, ca) = redis_of(config)?;
-    let mut conn = backup::connect(&url, ca.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut target = target(config).await?;
     let mut input: Box<dyn std::io::BufRead> = if args.input.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin().lock()))
     } else {
@@ -127,7 +133,7 @@ pub async fn restore(config: &Config, args: &RestoreArgs) -> Result<Summary, Str
     };
     let mut shown = progress();
     let prefix = args.prefix.as_deref();
-    backup::restore(&mut conn, &mut input, args.replace, prefix, &mut shown)
+    backup::restore(&mut target, &mut input, args.replace, prefix, &mut shown)
         .await
         .map_err(|e| e.to_string())
 }
@@ -141,13 +147,14 @@ pub async fn cleanup(config: &Config, args: &CleanupArgs) -> Result<CleanupRepor
                 .into(),
         );
     }
-    if config.store.cluster.enabled() {
-        return Err(
-            "a Cluster's keys are found node by node: run it against each primary \
-            with REDIS_URL"
-                .into(),
-        );
-    }
+    // On a Cluster, `SCAN` runs on each primary.
+    let on = match config.store.cluster.enabled() {
+        true => match target(config).await? {
+            backup::Target::Cluster { primaries, .. } => ScanOn(primaries),
+            backup::Target::One(_) => ScanOn::default(),
+        },
+        false => ScanOn::default(),
+    };
     let tasks = tokio_util::task::TaskTracker::new();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let metrics = Arc::new(crate::metrics::Metrics::new(true));
@@ -158,12 +165,12 @@ pub async fn cleanup(config: &Config, args: &CleanupArgs) -> Result<CleanupRepor
             dry_run: args.dry_run,
             tenants: vec![(
                 DEFAULT_TENANT.to_string(),
-                store.cleanup(args.dry_run).await?,
+                store.cleanup(args.dry_run, &on).await?,
             )],
             total: Cleaned::default(),
         };
-        for tenant in store.tenants().await? {
-            let cleaned = store.scoped(&tenant).cleanup(args.dry_run).await?;
+        for tenant in store.tenants(&on).await? {
+            let cleaned = store.scoped(&tenant).cleanup(args.dry_run, &on).await?;
             report.tenants.push((tenant.to_string(), cleaned));
         }
         for (_, c) in &report.tenants {

@@ -1,7 +1,8 @@
 //! `afw-gateway backup` and `restore` on real Redis servers: a round trip of every key type
 //! with its TTL; a backup taken while four posters write restores sessions whose `_seq` is
 //! their last event's; a restore over existing keys changes nothing without `--replace`;
-//! `--prefix` moves the keys; the embedded store is refused with a reason.
+//! `--prefix` moves the keys; a Cluster is backed up primary by primary and restored through
+//! its client into another; the embedded store is refused with a reason.
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::process::Output;
 
 use redis::aio::MultiplexedConnection;
 use serde_json::{json, Value};
-use support::{copy_of, scan, Gateway, RedisServer};
+use support::{copy_of, scan, Gateway, RedisCluster, RedisServer};
 
 fn afw(args: &[&str], redis_url: Option<&str>) -> Output {
     let url = redis_url.map(|u| ("REDIS_URL", u));
@@ -199,6 +200,88 @@ async fn a_backup_taken_while_posters_write_restores_consistent_sessions() {
         });
         assert_eq!(seq.unwrap_or(0), last_seq.unwrap_or(0), "{key}");
     }
+    gw.stop().await;
+}
+
+fn on_cluster(c: &RedisCluster) -> afw_gateway::Config {
+    let mut config = support::config(None);
+    config.store.cluster.redis_cluster_nodes = c.node_list();
+    config.store.cluster.redis_pubsub_partitions = 6;
+    config.store.sentinel.redis_wait_replicas = 0;
+    config
+}
+
+/// Every key of a Cluster under `afw:` (each master's), sorted.
+async fn cluster_keys(c: &RedisCluster) -> Vec<String> {
+    let mut all = Vec::new();
+    for m in c.masters().await {
+        let keys: Vec<String> = c
+            .query(m.port, redis::cmd("KEYS").arg("afw:*"))
+            .await
+            .unwrap();
+        all.extend(keys);
+    }
+    all.sort();
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_is_backed_up_primary_by_primary_and_restored_into_another() {
+    let from = RedisCluster::start(3, 0).await;
+    let to = RedisCluster::start(3, 0).await;
+    let gw = Gateway::start(on_cluster(&from)).await;
+    for i in 0..12 {
+        for n in 0..3 {
+            gw.post_event(json!({"sessionId": format!("cl-{i}"), "type": "t", "n": n}))
+                .await;
+        }
+    }
+    gw.post("/api/queues/q1/jobs", json!({"type": "build"}))
+        .await;
+    gw.post("/api/locks/l1", json!({"owner": "w1", "ttlMs": 60000}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.jsonl");
+    let file = file.to_str().unwrap();
+    let nodes = |c: &RedisCluster| c.node_list().join(",");
+    let cli = |args: &[&str], c: &RedisCluster| {
+        let env = [("REDIS_CLUSTER_NODES", nodes(c))];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        support::afw_command(env!("CARGO_BIN_EXE_afw-gateway"), args, &env)
+    };
+    let said = ok(&cli(&["backup", "--out", file], &from));
+    let keys = cluster_keys(&from).await;
+    assert!(keys.len() > 36, "{keys:?}");
+    assert!(
+        said.contains(&format!("backed up {} keys", keys.len())),
+        "{said}"
+    );
+    let said = ok(&cli(&["restore", "--in", file], &to));
+    assert!(
+        said.contains(&format!("restored {} keys", keys.len())),
+        "{said}"
+    );
+    assert_eq!(
+        cluster_keys(&to).await,
+        keys,
+        "every key, on the primary of its slot"
+    );
+
+    // A gateway on the restored Cluster reads what the first had.
+    let again = Gateway::start(on_cluster(&to)).await;
+    for i in 0..12 {
+        let path = format!("/api/events/cl-{i}");
+        let (a, b) = (gw.get(&path).await, again.get(&path).await);
+        assert_eq!(a, b, "{path}");
+        assert_eq!(b.1["events"].as_array().unwrap().len(), 3);
+    }
+    let (_, listed) = again.get("/api/sessions?limit=100").await;
+    assert_eq!(listed["count"], 12, "{listed}");
+    let (_, lock) = again.get("/api/locks/l1").await;
+    assert_eq!(lock["held"], true, "{lock}");
+    let (_, q) = again.get("/api/queues/q1/stats").await;
+    assert_eq!(q["waiting"], 1, "{q}");
+    again.stop().await;
     gw.stop().await;
 }
 

@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{afw_command, copy_of, scan, Gateway, RedisServer};
+use support::{afw_command, copy_of, scan, Gateway, RedisCluster, RedisServer};
 
 fn cleanup(redis: &RedisServer, dry_run: bool) -> Value {
     let url = redis.url();
@@ -240,4 +240,107 @@ fn cleanup_says_why_it_cannot_clean_the_embedded_store() {
         err.contains("embedded store") && err.contains("REDIS_URL"),
         "{err}"
     );
+}
+
+/// Runs `cmd` on the primary of `key`'s slot.
+async fn on_owner(c: &RedisCluster, key: &str, cmd: &mut redis::Cmd) -> redis::Value {
+    let owner = c.owner_of(c.slot_of(key).await).await;
+    c.query(owner.port, cmd).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_cleanup_scans_every_primary() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let mut config = support::config(None);
+    config.store.cluster.redis_cluster_nodes = cluster.node_list();
+    config.store.cluster.redis_pubsub_partitions = 6;
+    config.store.sentinel.redis_wait_replicas = 0;
+    let gw = Gateway::start(config).await;
+    for sid in ["live", "gone"] {
+        gw.post_event(json!({"sessionId": sid, "type": "t"})).await;
+    }
+    let mut gone = Vec::new();
+    for m in cluster.masters().await {
+        let keys: Vec<String> = cluster
+            .query(m.port, redis::cmd("KEYS").arg("afw:sessions:*{gone}"))
+            .await
+            .unwrap();
+        gone.extend(keys);
+    }
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    on_owner(&cluster, &gone[0], redis::cmd("DEL").arg(&gone[0])).await;
+    for (n, name) in ["a", "b", "c"].iter().enumerate() {
+        gw.post(
+            &format!("/api/queues/q-{name}/jobs"),
+            json!({"type": "t", "jobId": format!("j{n}")}),
+        )
+        .await;
+        let (_, claimed) = gw
+            .post(
+                &format!("/api/queues/q-{name}/claim"),
+                json!({"workerId": "w"}),
+            )
+            .await;
+        let token = claimed["jobs"][0]["lease"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        gw.post(
+            &format!("/api/queues/q-{name}/jobs/j{n}/complete"),
+            json!({"token": token}),
+        )
+        .await;
+        let key = format!("afw:jobs:{{q-{name}}}:completed");
+        on_owner(
+            &cluster,
+            &key,
+            redis::cmd("ZADD").arg(&key).arg(1000).arg(format!("j{n}")),
+        )
+        .await;
+    }
+    for name in ["l1", "l2", "l3"] {
+        gw.post(
+            &format!("/api/locks/{name}"),
+            json!({"owner": "o", "ttlMs": 600000}),
+        )
+        .await;
+        let key = format!("afw:lock:{{{name}}}");
+        on_owner(
+            &cluster,
+            &key,
+            redis::cmd("HSET").arg(&key).arg("exp").arg(1),
+        )
+        .await;
+    }
+    let nodes = cluster.node_list().join(",");
+    let run = |args: &[&str]| {
+        let out = afw_command(
+            env!("CARGO_BIN_EXE_afw-gateway"),
+            args,
+            &[
+                ("REDIS_CLUSTER_NODES", &nodes),
+                ("REDIS_PUBSUB_PARTITIONS", "6"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let dry = run(&["cleanup", "--dry-run"]);
+    let want = json!({"sessionIndex": 1, "chainIndex": 0, "permissionIndex": 0,
+        "finishedJobs": 3, "tagMembers": 0, "lapsedLocks": 3});
+    assert_eq!(
+        dry["total"], want,
+        "queues and locks of every primary: {dry}"
+    );
+    assert_eq!(run(&["cleanup"])["total"], want);
+    let after = run(&["cleanup", "--dry-run"]);
+    assert_eq!(after["total"]["sessionIndex"], 0, "{after}");
+    assert_eq!(after["total"]["finishedJobs"], 0, "{after}");
+    let (_, listed) = gw.get("/api/sessions").await;
+    assert_eq!(listed["count"], 1, "{listed}");
+    gw.stop().await;
 }

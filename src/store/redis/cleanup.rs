@@ -12,12 +12,16 @@
 //! - **Cache tag members** whose entry was deleted, overwritten without the tag or expired: a
 //!   tag's set otherwise lives until its latest member's expiry.
 //!
+//! On a Cluster the keys found by `SCAN` (queues, tags, locks, tenants) are looked for on
+//! each primary ([`ScanOn`]); the indexes are known by name, one per partition.
+//!
 //! Locks are counted, never removed: a lock's HASH keeps its fencing token for
 //! `LOCK_FENCE_KEEP_SECS` after its last grant and then expires; deleting it sooner would let
 //! the next holder's token start again at 1, which is what fencing exists to prevent.
 
 use std::sync::Arc;
 
+use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 
 use super::chains::parse_chain_member;
@@ -28,6 +32,11 @@ use crate::store::StoreError;
 
 /// Members read per round trip.
 const PAGE: usize = 500;
+
+/// Where `SCAN` runs: the store's own connection on one server; on a Cluster, each primary
+/// (a key lives on one of them; `SCAN` through the cluster client would see one node).
+#[derive(Default)]
+pub struct ScanOn(pub Vec<MultiplexedConnection>);
 
 /// What one cleanup found (and, unless it was a dry run, removed), per kind.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -55,22 +64,22 @@ impl Cleaned {
 
 impl RedisStore {
     /// Cleans this store's key space (see the module); `dry_run` only counts.
-    pub async fn cleanup(&self, dry_run: bool) -> Result<Cleaned, StoreError> {
+    pub async fn cleanup(&self, dry_run: bool, on: &ScanOn) -> Result<Cleaned, StoreError> {
         Ok(Cleaned {
             session_index: self.tidy_session_index(dry_run).await?,
             chain_index: self.tidy_chain_index(dry_run).await?,
             permission_index: self.tidy_permission_index(dry_run).await?,
-            finished_jobs: self.tidy_jobs(dry_run).await?,
-            tag_members: self.tidy_tags(dry_run).await?,
-            lapsed_locks: self.lapsed_locks().await?,
+            finished_jobs: self.tidy_jobs(dry_run, on).await?,
+            tag_members: self.tidy_tags(dry_run, on).await?,
+            lapsed_locks: self.lapsed_locks(on).await?,
         })
     }
 
     /// The tenants other than the default one that have keys, each once (of the default
     /// tenant's store, whose `t` keys are theirs).
-    pub async fn tenants(&self) -> Result<Vec<Arc<str>>, StoreError> {
+    pub async fn tenants(&self, on: &ScanOn) -> Result<Vec<Arc<str>>, StoreError> {
         let mut found = std::collections::BTreeSet::new();
-        for key in self.scan(&self.keys.scan_pattern("t"), None).await? {
+        for key in self.scan(on, &self.keys.scan_pattern("t"), None).await? {
             if let Some((t, _)) = self.keys.channel_tenant(&key) {
                 found.insert(t.to_string());
             }
@@ -78,27 +87,21 @@ impl RedisStore {
         Ok(found.into_iter().map(Arc::from).collect())
     }
 
-    /// Every key matching `pattern` (of `kind`, when given), by `SCAN`.
-    async fn scan(&self, pattern: &str, kind: Option<&str>) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.conn();
-        let (mut cursor, mut keys) = (0u64, Vec::new());
-        loop {
-            let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000);
-            if let Some(kind) = kind {
-                cmd.arg("TYPE").arg(kind);
-            }
-            let (next, batch): (u64, Vec<String>) = cmd.query_async(&mut conn).await?;
-            keys.extend(batch);
-            if next == 0 {
-                return Ok(keys);
-            }
-            cursor = next;
+    /// Every key matching `pattern` (of `kind`, when given), by `SCAN` on each of `on`.
+    async fn scan(
+        &self,
+        on: &ScanOn,
+        pattern: &str,
+        kind: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        if on.0.is_empty() {
+            scan_one(&mut self.conn(), pattern, kind, &mut keys).await?;
         }
+        for conn in &on.0 {
+            scan_one(&mut conn.clone(), pattern, kind, &mut keys).await?;
+        }
+        Ok(keys)
     }
 
     /// Every member of a ZSET, read `PAGE` at a time by rank (before anything is removed).
@@ -220,10 +223,10 @@ impl RedisStore {
     }
 
     /// Finished jobs past their keep time, in every queue of this key space.
-    async fn tidy_jobs(&self, dry_run: bool) -> Result<u64, StoreError> {
+    async fn tidy_jobs(&self, dry_run: bool, on: &ScanOn) -> Result<u64, StoreError> {
         let mut n = 0;
         let queues = self
-            .scan(&self.keys.scan_pattern("jobs"), Some("hash"))
+            .scan(on, &self.keys.scan_pattern("jobs"), Some("hash"))
             .await?;
         for key in queues {
             let Some((queue, rest)) = self.keys.entity_of("jobs", &key) else {
@@ -246,10 +249,10 @@ impl RedisStore {
     }
 
     /// Members of every cache tag whose entry is gone or no longer carries the tag.
-    async fn tidy_tags(&self, dry_run: bool) -> Result<u64, StoreError> {
+    async fn tidy_tags(&self, dry_run: bool, on: &ScanOn) -> Result<u64, StoreError> {
         let mut n = 0;
         let tags = self
-            .scan(&self.keys.scan_pattern("cache"), Some("zset"))
+            .scan(on, &self.keys.scan_pattern("cache"), Some("zset"))
             .await?;
         for key in tags {
             let Some((ns, rest)) = self.keys.entity_of("cache", &key) else {
@@ -273,26 +276,52 @@ impl RedisStore {
         Ok(n)
     }
 
-    /// Locks whose holder's lease ran out and that nobody took since.
-    async fn lapsed_locks(&self) -> Result<u64, StoreError> {
+    /// Locks whose holder's lease ran out and that nobody took since (each lock in its own
+    /// slot: read one by one, all at once).
+    async fn lapsed_locks(&self, on: &ScanOn) -> Result<u64, StoreError> {
         let mut conn = self.conn();
         let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
         let now_ms = secs * 1000 + micros / 1000;
         let locks = self
-            .scan(&self.keys.scan_pattern("lock"), Some("hash"))
+            .scan(on, &self.keys.scan_pattern("lock"), Some("hash"))
             .await?;
         let mut n = 0;
         for page in locks.chunks(PAGE) {
-            let mut pipe = redis::pipe();
-            for key in page {
-                pipe.hget(key, "exp");
+            let reads = page.iter().map(|key| {
+                let mut conn = self.conn();
+                async move { conn.hget::<_, _, Option<i64>>(key, "exp").await }
+            });
+            for exp in futures::future::try_join_all(reads).await? {
+                n += u64::from(matches!(exp, Some(ms) if ms != 0 && ms <= now_ms));
             }
-            let exps: Vec<Option<i64>> = pipe.query_async(&mut conn).await?;
-            n += exps
-                .into_iter()
-                .filter(|e| matches!(e, Some(ms) if *ms != 0 && *ms <= now_ms))
-                .count() as u64;
         }
         Ok(n)
+    }
+}
+
+/// `SCAN` of one server, every key matching `pattern` (of `kind`, when given) into `keys`.
+async fn scan_one(
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
+    pattern: &str,
+    kind: Option<&str>,
+    keys: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    let mut cursor = 0u64;
+    loop {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000);
+        if let Some(kind) = kind {
+            cmd.arg("TYPE").arg(kind);
+        }
+        let (next, batch): (u64, Vec<String>) = cmd.query_async(conn).await?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
     }
 }
