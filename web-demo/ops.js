@@ -221,6 +221,10 @@ export class OpsView {
     this.instances(s);
     this.redis(s.redis);
     this.queues(s.jobQueues);
+    const held = s.locks?.held;
+    this.root.querySelector('#ops-locks').textContent = held === null || held === undefined
+      ? 'Locks held: not counted on a Redis Cluster (each lock lives in a slot of its own)'
+      : `Locks held: ${held}`;
   }
 
   instances(s) {

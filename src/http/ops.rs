@@ -1,8 +1,8 @@
 //! `GET /api/ops/summary`: what the dashboard's Operations page draws. Every instance's latest
 //! figures ([`crate::ops`]; this one's as of now), Redis as it reports itself, and the job
-//! queues `METRICS_JOB_QUEUES` names. One store read for the instances, one Redis report
-//! (`PING`, `INFO`, `DBSIZE`) and a stats read per named queue (at most 50): the same cost
-//! however many instances, connections or events there are.
+//! queues `METRICS_JOB_QUEUES` names, and the locks held. One store read for the instances,
+//! one Redis report (`PING`, `INFO`, `DBSIZE`), one count of the locks and a stats read per
+//! named queue (at most 50): the same cost however many instances, connections or events.
 
 use axum::extract::State;
 use axum::Json;
@@ -48,6 +48,13 @@ pub async fn summary(State(app): State<AppState>) -> Json<Value> {
                 "dead": s.dead})
         })
         .collect();
+    let locks = match app.stores().locks.held_locks().await {
+        Ok(held) => json!({"held": held}),
+        Err(e) => {
+            errors.push(format!("the locks held: {e}"));
+            json!({"held": null})
+        }
+    };
     let bounds_ms: Vec<f64> = BUCKETS_SECS.iter().map(|s| s * 1000.0).collect();
     Json(json!({
         "generatedAtMs": crate::time::now_ms(),
@@ -57,6 +64,7 @@ pub async fn summary(State(app): State<AppState>) -> Json<Value> {
         "instances": instances,
         "redis": redis,
         "jobQueues": queues,
+        "locks": locks,
         "errors": errors,
     }))
 }

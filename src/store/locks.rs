@@ -32,4 +32,8 @@ pub trait LockStore: Send + Sync + 'static {
     /// The lock's holder (`None` when it is free) and the last fencing token granted (0 for
     /// a name never granted, or not for `LOCK_FENCE_KEEP_DAYS`).
     async fn lock(&self, name: &str) -> Result<(Option<LockHolder>, u64), StoreError>;
+
+    /// How many locks are held now; `None` where that is not counted (a Redis Cluster, whose
+    /// locks each live in a slot of their own, with no index beside them).
+    async fn held_locks(&self) -> Result<Option<u64>, StoreError>;
 }

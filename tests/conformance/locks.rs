@@ -186,7 +186,42 @@ async fn bad_lock_requests_name_the_field_and_change_nothing(env: Env) {
     );
 }
 
+async fn the_locks_held_are_counted_except_on_a_cluster(env: Env) {
+    let gw = &env.gw;
+    let mut tokens = Vec::new();
+    for (name, ttl) in [
+        ("h1", 600_000),
+        ("h2", 600_000),
+        ("h3", 600_000),
+        ("short", 100),
+    ] {
+        let (s, v) = take(gw, name, json!({"owner": "o", "ttlMs": ttl})).await;
+        assert_eq!(s, 200, "{v}");
+        tokens.push(v["token"].as_str().unwrap().to_string());
+    }
+    let (s, _) = gw
+        .delete(&format!("/api/locks/h2?token={}", tokens[1]))
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = gw
+        .post(
+            "/api/locks/h3/extend",
+            json!({"token": tokens[2], "ttlMs": 600_000}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, summary) = gw.get("/api/ops/summary").await;
+    let held = &summary["locks"]["held"];
+    if env.cluster.is_some() {
+        assert!(held.is_null(), "not counted on a Cluster: {summary}");
+    } else {
+        assert_eq!(held, 2, "h1 and h3; h2 released, short expired: {summary}");
+    }
+}
+
 conformance! {
+    the_locks_held_are_counted_except_on_a_cluster => crate::defaults,
     grants_fence_and_only_the_holder_extends_or_releases => crate::defaults,
     an_expired_lock_is_free_and_its_fence_keeps_growing => crate::defaults,
     a_wait_is_woken_by_the_release => crate::defaults,

@@ -292,6 +292,7 @@ test('the Operations page charts both instances, Redis and a job queue from eith
   const b = await Gateway.start({ env });
   cleanup.push(() => b.stop());
   await a.api('POST', '/api/queues/builds/jobs', { type: 'compile' });
+  await b.api('POST', '/api/locks/release-train', { owner: 'ci', ttlMs: 600000 });
 
   const { page, problems } = await newPage(1280, 1000);
   await page.goto(a.url);
@@ -323,6 +324,7 @@ test('the Operations page charts both instances, Redis and a job queue from eith
   assert.equal(await page.$$eval('#chart-rate path.series', (ps) => ps.length), 2, 'in and delivered drawn');
   assert.match(await page.textContent('#ops-redis'), /Status\s*up/);
   assert.match(await page.textContent('#ops-redis'), /Keys\s*\d+/);
+  assert.equal(await page.textContent('#ops-locks'), 'Locks held: 1');
   const queue = await page.$$eval('#ops-queues tbody tr[data-queue="builds"] td', (tds) => tds.map((t) => t.textContent));
   assert.deepEqual(queue.slice(0, 2), ['builds', '1'], 'one waiting job');
   const shot = path.join(SHOTS, 'operations.png');

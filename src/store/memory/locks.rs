@@ -130,4 +130,16 @@ impl LockStore for MemoryStore {
             None => (None, 0),
         })
     }
+
+    async fn held_locks(&self) -> Result<Option<u64>, StoreError> {
+        let (state, now) = (self.state.lock(), now_ms());
+        Ok(Some(
+            state
+                .locks
+                .locks
+                .values()
+                .filter(|s| s.held(now).is_some())
+                .count() as u64,
+        ))
+    }
 }

@@ -18,7 +18,7 @@ impl InstanceStore for RedisStore {
         figures: &str,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let key = self.keys.instances();
+        let key = self.keys.plain("instances");
         let until = crate::time::now_ms() + ttl.as_millis() as i64;
         let _: () = redis::pipe()
             .hset(&key, id, format!("{until}|{figures}"))
@@ -31,7 +31,7 @@ impl InstanceStore for RedisStore {
     }
 
     async fn instances(&self) -> Result<Vec<String>, StoreError> {
-        let key = self.keys.instances();
+        let key = self.keys.plain("instances");
         let all: Vec<(String, String)> = self
             .read(|mut c| {
                 let key = key.clone();

@@ -380,9 +380,9 @@ impl Keys {
         format!("{}{kind}:*", glob_escaped(&self.base))
     }
 
-    /// HASH of every instance's latest figures (the operations view).
-    pub fn instances(&self) -> String {
-        format!("{}instances", self.base)
+    /// A key of this key space without a hash tag: `instances`, `index:locks` (one server).
+    pub fn plain(&self, name: &str) -> String {
+        format!("{}{name}", self.base)
     }
 
     /// The entity a key `{base}{kind}:{{entity}}…` names, unescaped, and what follows its tag.

@@ -23,6 +23,20 @@ impl RedisStore {
     fn fence_keep_ms(&self) -> u64 {
         self.settings.services.lock_fence_keep_secs * 1000
     }
+
+    /// A lock script with the lock's key, and on one server the index of held locks.
+    fn lock_script(
+        &self,
+        script: &'static redis::Script,
+        name: &str,
+    ) -> redis::ScriptInvocation<'static> {
+        let mut inv = script.prepare_invoke();
+        inv.key(self.keys.lock(name));
+        if !self.keys.clustered_layout() {
+            inv.key(self.keys.plain("index:locks"));
+        }
+        inv
+    }
 }
 
 #[async_trait]
@@ -34,12 +48,13 @@ impl LockStore for RedisStore {
         token: &str,
         ttl_ms: u64,
     ) -> Result<Acquire, StoreError> {
-        let reply: Vec<Value> = script!("lock_acquire.lua")
-            .key(self.keys.lock(name))
+        let reply: Vec<Value> = self
+            .lock_script(script!("lock_acquire.lua"), name)
             .arg(owner)
             .arg(token)
             .arg(ttl_ms)
             .arg(self.fence_keep_ms())
+            .arg(name)
             .invoke_async(&mut self.conn())
             .await?;
         let h = holder(&reply, 1).ok_or_else(|| corrupt("lock_acquire"))?;
@@ -56,11 +71,12 @@ impl LockStore for RedisStore {
         token: &str,
         ttl_ms: u64,
     ) -> Result<Option<LockHolder>, StoreError> {
-        let reply: Option<Vec<Value>> = script!("lock_extend.lua")
-            .key(self.keys.lock(name))
+        let reply: Option<Vec<Value>> = self
+            .lock_script(script!("lock_extend.lua"), name)
             .arg(token)
             .arg(ttl_ms)
             .arg(self.fence_keep_ms())
+            .arg(name)
             .invoke_async(&mut self.conn())
             .await?;
         match reply {
@@ -72,11 +88,12 @@ impl LockStore for RedisStore {
     }
 
     async fn release(&self, name: &str, token: &str) -> Result<bool, StoreError> {
-        let released: i64 = script!("lock_release.lua")
-            .key(self.keys.lock(name))
+        let released: i64 = self
+            .lock_script(script!("lock_release.lua"), name)
             .arg(token)
             .arg(self.keys.control_channel())
             .arg(Signal::Lock.announcement(name))
+            .arg(name)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(released == 1)
@@ -96,5 +113,20 @@ impl LockStore for RedisStore {
             reply.first().and_then(int).filter(|&v| v == 1).map(|_| h),
             fence,
         ))
+    }
+
+    async fn held_locks(&self) -> Result<Option<u64>, StoreError> {
+        if self.keys.clustered_layout() {
+            return Ok(None);
+        }
+        let key = self.keys.plain("index:locks");
+        let after = format!("({}", crate::time::now_ms());
+        let n: u64 = self
+            .read(|mut c| {
+                let (key, after) = (key.clone(), after.clone());
+                async move { redis::AsyncCommands::zcount(&mut c, key, after, "+inf").await }
+            })
+            .await?;
+        Ok(Some(n))
     }
 }

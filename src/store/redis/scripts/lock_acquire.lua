@@ -1,6 +1,7 @@
 -- Grants a lock unless it is held (checked against Redis's clock).
--- KEYS: lock (HASH owner, token, exp (ms), fence)
--- ARGV: owner, token, ttlMs, keepMs (how long the fencing state outlives a grant)
+-- KEYS: lock (HASH owner, token, exp (ms), fence), and on one server the index of held locks
+--   (ZSET name -> exp; a Cluster has none: each lock is in a slot of its own)
+-- ARGV: owner, token, ttlMs, keepMs (how long the fencing state outlives a grant), name
 -- Returns {1, owner, token, fence, exp} granted, or {0, owner, token, fence, exp} held.
 local lock = KEYS[1]
 local t = redis.call('TIME')
@@ -16,4 +17,8 @@ local until_ms = now + tonumber(ARGV[3])
 redis.call('HSET', lock, 'owner', ARGV[1], 'token', ARGV[2],
   'exp', string.format('%d', until_ms), 'fence', string.format('%d', fence))
 redis.call('PEXPIRE', lock, math.max(tonumber(ARGV[4]), tonumber(ARGV[3])))
+if KEYS[2] then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  redis.call('ZADD', KEYS[2], until_ms, ARGV[5])
+end
 return {1, ARGV[1], ARGV[2], fence, until_ms}
