@@ -222,7 +222,7 @@ impl Keys {
         self.spanning("index:sessions", partition)
     }
 
-    /// ZSET of chains scored by last update (ms), members from [`super::chains::chain_member`]; `active`:
+    /// ZSET of chains scored by last update (ms), members from `chains::chain_member`; `active`:
     /// only pending, running and paused ones (spans sessions; one per partition).
     pub fn chain_index(&self, active: bool, partition: usize) -> String {
         if active {
@@ -411,7 +411,7 @@ fn glob_escaped(s: &str) -> String {
         .collect()
 }
 
-/// What [`part`] escaped, as it was.
+/// What `part` escaped, as it was.
 pub fn unescaped(s: &str) -> String {
     s.replace("%7B", "{")
         .replace("%7D", "}")
