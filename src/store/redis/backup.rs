@@ -367,8 +367,8 @@ async fn restore_batch(
         Target::One(conn) => {
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
-            for c in batch.iter() {
-                pipe.add_command(c.clone());
+            for c in batch.drain(..) {
+                pipe.add_command(c);
             }
             let replies: Vec<Value> = pipe.query_async(conn).await?;
             replies
