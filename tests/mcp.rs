@@ -12,15 +12,10 @@ use std::process::Command;
 use serde_json::{json, Value};
 use support::{Endpoint, Gateway, RedisServer};
 
-fn python() -> String {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
-    std::env::var("AFW_PYTHON").unwrap_or_else(|_| venv.to_string_lossy().into_owned())
-}
-
 /// Runs the SDK client against `a`'s `/mcp`, answering on `b`; what each step got.
 async fn run_client(a: &Endpoint, b: &Endpoint, session: &str, key: &str) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agents/mcp_client.py");
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(support::python());
     cmd.arg(script)
         .env("MCP_URL", a.url("/mcp"))
         .env("API_B", b.url(""))
@@ -29,7 +24,12 @@ async fn run_client(a: &Endpoint, b: &Endpoint, session: &str, key: &str) -> Val
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()
-        .unwrap_or_else(|e| panic!("cannot run {} ({e}): run scripts/test.sh", python()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): run scripts/test.sh",
+                support::python()
+            )
+        });
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the MCP client failed:\n{stderr}");
     serde_json::from_slice(&out.stdout)

@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -58,14 +57,7 @@ async fn the_document_is_valid_openapi_3_1() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, doc.to_string()).unwrap();
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
-    let python = std::env::var("AFW_PYTHON").unwrap_or_else(|_| {
-        if venv.exists() {
-            venv.to_string_lossy().into_owned()
-        } else {
-            "python3".into()
-        }
-    });
+    let python = support::python();
     let out = Command::new(&python)
         .args(["-m", "openapi_spec_validator"])
         .arg(&file)

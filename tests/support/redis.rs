@@ -279,3 +279,16 @@ pub fn afw_command(bin: &str, args: &[&str], env: &[(&str, &str)]) -> std::proce
         .output()
         .unwrap()
 }
+
+/// The Python the tests run PyPI's tools with: `AFW_PYTHON`, else scripts/test.sh's
+/// virtualenv (`target/pyvenv`) when there is one, else `python3`.
+pub fn python() -> String {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
+    std::env::var("AFW_PYTHON").unwrap_or_else(|_| {
+        if venv.exists() {
+            venv.to_string_lossy().into_owned()
+        } else {
+            "python3".into()
+        }
+    })
+}
