@@ -90,6 +90,7 @@ impl AppState {
             outbound_limit: config.realtime.ws_outbound_limit_bytes,
             max_event_bytes: config.events.max_event_bytes,
             write_timeout: config.realtime.ws_write_timeout,
+            write_coalesce: config.realtime.ws_write_coalesce(),
             ping_every: config.realtime.ws_ping_every,
             pong_timeout: config.realtime.ws_pong_timeout,
             heartbeat_every: Some(config.realtime.ws_heartbeat_every).filter(|d| !d.is_zero()),

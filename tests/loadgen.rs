@@ -165,3 +165,45 @@ async fn the_service_cycles_run_clean_and_count_what_the_store_holds() {
     }
     assert_eq!(completed, cycles, "every cycle one job completed: {keys:?}");
 }
+
+/// The floor `scripts/bench.sh` measures the gateway against: `limit-server` serves the
+/// `fanout` scenario with nothing lost, in order, writing frame by frame or coalesced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_server_serves_fanout_in_both_modes() {
+    for mode in [&[][..], &["--coalesce", "--write-delay-ms", "2"][..]] {
+        let port = support::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = std::process::Command::new(support::loadgen_binary())
+            .args(["limit-server", "--listen", &listen])
+            .args(mode)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start limit-server");
+        let at = support::Endpoint::new(listen.parse().unwrap());
+        at.wait_ready().await;
+        let out = tokio::task::spawn_blocking({
+            let target = at.url("");
+            let pid = child.id().to_string();
+            move || {
+                std::process::Command::new(support::loadgen_binary())
+                    .args(["fanout", "--connections", "40", "--sessions", "4"])
+                    .args(["--rate", "400", "--duration", "1", "--publishers", "2"])
+                    .args(["--target", &target, "--gateway-pid", &pid, "--json"])
+                    .output()
+                    .expect("run afw-loadgen")
+            }
+        })
+        .await
+        .unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        let r: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+        assert!(out.status.success(), "{mode:?}: {r}");
+        assert!(r["eventsSent"].as_u64().unwrap() > 100, "{r}");
+        assert_eq!(r["deliveriesReceived"], r["deliveriesExpected"], "{r}");
+        assert!(
+            r["deliveriesPerGatewayCpuSec"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
+    }
+}

@@ -5,12 +5,14 @@
 //! not it assigns `seq`.
 //!
 //! `afw-loadgen <idle|fanout|ingest> --target URL[,URL...] [--connections N] [--sessions N]
-//! [--rate N] [--duration SECS] [--json]`; see `--help`.
+//! [--rate N] [--duration SECS] [--json]`; see `--help`. `afw-loadgen limit-server --listen
+//! ADDR [--coalesce]` is the other side: the floor fan-out is measured against.
 
 mod fanout;
 mod feed;
 mod idle;
 mod ingest;
+mod limit;
 mod net;
 mod procfs;
 mod services;
@@ -43,6 +45,8 @@ enum Scenario {
     Cache,
     /// Permission prompts: a hook held on one target, decided through the next.
     Permissions,
+    /// Serve, not load: the least a server must do for `fanout` (see `--listen`, `--coalesce`).
+    LimitServer,
 }
 
 #[derive(Parser, Debug)]
@@ -55,8 +59,18 @@ pub(crate) struct Args {
     scenario: Scenario,
     /// Gateway base URLs (http://IP:PORT), comma-separated; clients and publishers are spread
     /// over them round-robin.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',')]
     target: Vec<String>,
+    /// Where `limit-server` listens (IP:PORT).
+    #[arg(long, default_value = "127.0.0.1:3099")]
+    listen: std::net::SocketAddr,
+    /// `limit-server` writes every frame queued for a connection in one `writev`, not one
+    /// `write` per frame.
+    #[arg(long)]
+    coalesce: bool,
+    /// With `--coalesce`, milliseconds a writer waits after its first frame for more.
+    #[arg(long, default_value_t = 0.0)]
+    write_delay_ms: f64,
     /// WebSocket connections (idle, fanout) or HTTP connections (ingest).
     #[arg(long, default_value_t = 100)]
     connections: usize,
@@ -98,6 +112,9 @@ pub(crate) struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if args.scenario == Scenario::LimitServer {
+        return limit_server(&args);
+    }
     let targets: Result<Vec<Target>, String> = args
         .target
         .iter()
@@ -133,6 +150,7 @@ fn main() -> std::process::ExitCode {
             Scenario::Permissions => {
                 services::run(services::Kind::Permissions, &args, &targets).await
             }
+            Scenario::LimitServer => unreachable!("served above"),
         }
     });
     let ok = report["ok"].as_bool().unwrap_or(false);
@@ -145,6 +163,22 @@ fn main() -> std::process::ExitCode {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE
+    }
+}
+
+fn limit_server(args: &Args) -> std::process::ExitCode {
+    procfs::raise_nofile(200_000);
+    let mode = limit::Mode {
+        coalesce: args.coalesce,
+        delay: Duration::from_secs_f64(args.write_delay_ms.max(0.0) / 1000.0),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(limit::serve(args.listen, mode)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => fail(&format!("limit-server: {e}")),
     }
 }
 

@@ -37,6 +37,16 @@ pub struct Realtime {
     /// replays alike) before it is closed with 4008 (slow_consumer).
     #[arg(long, env = "WS_WRITE_TIMEOUT_SECS", value_name = "WS_WRITE_TIMEOUT_SECS", value_parser = parse_secs, default_value = "30")]
     pub ws_write_timeout: Duration,
+    /// Milliseconds a WebSocket connection waits, once a frame is queued for it, for more to
+    /// write with it in one write (0: write at once). Trades latency for CPU where clients get
+    /// many events a second; at most 1000.
+    #[arg(
+        long,
+        env = "WS_WRITE_COALESCE_MS",
+        value_name = "WS_WRITE_COALESCE_MS",
+        default_value_t = 0
+    )]
+    pub ws_write_coalesce_ms: u64,
     /// Seconds between the keep-alive comments of a server-sent-events stream
     /// (`/api/sessions/:id/stream`), so proxies do not time an idle stream out.
     #[arg(long, env = "SSE_KEEPALIVE_SECS", value_name = "SSE_KEEPALIVE_SECS", value_parser = parse_secs, default_value = "15")]
@@ -52,6 +62,7 @@ impl Default for Realtime {
             ws_heartbeat_every: Duration::from_secs(15),
             ws_pong_timeout: DEFAULT_WS_PONG_TIMEOUT,
             ws_write_timeout: Duration::from_secs(30),
+            ws_write_coalesce_ms: 0,
             sse_keepalive_every: Duration::from_secs(15),
         }
     }
@@ -64,6 +75,9 @@ impl Realtime {
         if self.ws_max_connections == 0 {
             return Err(bad("WS_MAX_CONNECTIONS", "must be at least 1"));
         }
+        if self.ws_write_coalesce_ms > 1000 {
+            return Err(bad("WS_WRITE_COALESCE_MS", "must be between 0 and 1000"));
+        }
         for (var, d) in [
             ("WS_PING_INTERVAL_SECS", self.ws_ping_every),
             ("WS_PONG_TIMEOUT_SECS", self.ws_pong_timeout),
@@ -74,5 +88,10 @@ impl Realtime {
             }
         }
         Ok(())
+    }
+
+    /// How long a connection waits for more frames before writing (`WS_WRITE_COALESCE_MS`).
+    pub fn ws_write_coalesce(&self) -> Option<Duration> {
+        Some(Duration::from_millis(self.ws_write_coalesce_ms)).filter(|d| !d.is_zero())
     }
 }

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub events_appended: Counter,
     /// Event frames queued to local WebSocket clients.
     pub deliveries: Counter,
+    /// Writes of queued frames to WebSocket clients (one flush each, however many frames).
+    pub ws_writes: Counter,
     /// Open WebSocket connections.
     pub ws_connections: Gauge,
     /// Open server-sent-events streams.
@@ -116,6 +118,7 @@ impl Metrics {
             filled_events: Counter::default(),
             events_appended: Counter::default(),
             deliveries: Counter::default(),
+            ws_writes: Counter::default(),
             ws_connections: Gauge::default(),
             sse_streams: Gauge::default(),
             long_polls: Gauge::default(),
@@ -208,6 +211,11 @@ impl Metrics {
             "afw_deliveries",
             "Event frames queued to local WebSocket clients",
             m.deliveries.clone(),
+        );
+        registry.register(
+            "afw_ws_writes",
+            "Writes of queued frames to WebSocket clients, one flush each",
+            m.ws_writes.clone(),
         );
         registry.register(
             "afw_ws_connections",

@@ -10,6 +10,7 @@ pub mod fanout;
 pub mod hub;
 pub mod position;
 pub mod protocol;
+pub mod queue;
 pub mod sse;
 pub mod stamp;
 pub mod tally;

@@ -28,6 +28,31 @@ async fn memory_mode_delivers_http_events_live() {
     gw.stop().await;
 }
 
+/// `WS_WRITE_COALESCE_MS`: frames queued while a connection waits go out together, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalesced_writes_carry_many_frames_each() {
+    let mut config = support::config(None);
+    config.realtime.ws_write_coalesce_ms = 1000;
+    let gw = Gateway::start(config).await;
+    let mut c = WsClient::connect(&gw.ws_url()).await;
+    c.subscribe("batched", None, None).await;
+    let writes = gw.metric("afw_ws_writes_total").await;
+    for i in 0..10 {
+        gw.post_event(json!({"sessionId": "batched", "type": "t", "i": i}))
+            .await;
+    }
+    let start = BTreeMap::from([("batched".to_string(), 1)]);
+    receive_in_order(&mut c, 10, &start).await;
+    let written = gw.metric("afw_ws_writes_total").await - writes;
+    // Posted one after another (each answered before the next), so written at once each
+    // would be ten writes; the first waits a second, and the rest join it.
+    assert!(
+        (1.0..=2.0).contains(&written),
+        "10 events in {written} writes"
+    );
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_deliver_every_event_once_in_order() {
     let redis = RedisServer::start().await;

@@ -63,6 +63,9 @@ pub struct WsContext {
     pub max_event_bytes: usize,
     /// How long one write may wait for the socket before the client counts as too slow.
     pub write_timeout: Duration,
+    /// How long a connection waits for more frames once one is queued, to write them
+    /// together (`WS_WRITE_COALESCE_MS`; None: write at once).
+    pub write_coalesce: Option<Duration>,
     pub ping_every: Duration,
     pub pong_timeout: Duration,
     /// An application-level heartbeat message this often (`WS_HEARTBEAT_SECS`; None: off):
@@ -355,8 +358,14 @@ impl Connection {
     }
 
     /// Sends `first` and whatever else is already queued (up to [`BATCH`] messages), then
-    /// flushes once: under load one write carries many frames.
+    /// flushes once: under load one write carries many frames. With `WS_WRITE_COALESCE_MS`
+    /// it first waits that long for more, unless a write's worth is queued already.
     async fn drain(&mut self, queue: &mut ConnQueue, first: Outbound) -> Result<(), End> {
+        if let Some(delay) = self.ctx.write_coalesce {
+            if self.handle.queued_bytes() < WRITE_BUFFER {
+                tokio::time::sleep(delay).await;
+            }
+        }
         let mut item = first;
         let mut tally = Tally::default();
         for _ in 0..BATCH {
@@ -370,6 +379,7 @@ impl Connection {
             }
         }
         let r = self.flush().await;
+        self.ctx.hub.metrics().ws_writes.inc();
         tally.publish(self.ctx.hub.metrics());
         r
     }
