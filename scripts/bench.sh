@@ -10,8 +10,15 @@
 # machine's open-file hard limit caps it), FANOUT_SUBSCRIBERS (1000), FANOUT_SESSIONS (10),
 # FANOUT_RATE (events/s, default 1000), INGEST_CONNECTIONS (32, also the clients of the
 # locks, jobs and cache rows), ONLY (space-separated row groups to run: ingest services
-# lb fanout idle; default all: lb is ingest and fan-out through deploy/nginx.conf beside the
-# same three Redis instances straight).
+# lb fanout highrate idle; default all: lb is ingest and fan-out through deploy/nginx.conf
+# beside the same three Redis instances straight; highrate is HIGHRATE_SUBSCRIBERS (50) on one
+# session at HIGHRATE_RATE (4000) events/s, for each WS_WRITE_COALESCE_MS in COALESCE_DELAYS
+# ("0 1 2 5 10")), PEERS=1 (also sockudo, the Rust Pusher-protocol server, built once into
+# target/peers with `cargo install`: a long first build, never in CI).
+#
+# The fanout and highrate groups run `afw-loadgen limit-server` beside the gateway: the least
+# a server must do for the same scenario (a pre-built frame per event, one write per
+# subscriber, or every queued frame in one writev), the floor the gateway is measured against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +28,11 @@ FANOUT_SUBSCRIBERS=${FANOUT_SUBSCRIBERS:-1000}
 FANOUT_SESSIONS=${FANOUT_SESSIONS:-10}
 FANOUT_RATE=${FANOUT_RATE:-1000}
 INGEST_CONNECTIONS=${INGEST_CONNECTIONS:-32}
-ONLY=${ONLY:-ingest services lb fanout idle}
+ONLY=${ONLY:-ingest services lb fanout highrate idle}
+HIGHRATE_SUBSCRIBERS=${HIGHRATE_SUBSCRIBERS:-50}
+HIGHRATE_RATE=${HIGHRATE_RATE:-4000}
+COALESCE_DELAYS=${COALESCE_DELAYS:-0 1 2 5 10}
+PEERS=${PEERS:-0}
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
 OUT=bench-results
 mkdir -p "$OUT"
@@ -45,6 +56,14 @@ need python3 python3
 cargo build --release --workspace --bins >&2
 GW=target/release/afw-gateway
 LG=target/release/afw-loadgen
+SOCKUDO=target/peers/sockudo/bin/sockudo
+if [ "$PEERS" = 1 ] && [ ! -x "$SOCKUDO" ]; then
+  # sockudo's build runs protoc (metrics-exporter-tcp); its Redis adapter is a feature.
+  need protoc protobuf-compiler
+  say "building sockudo 5.2.0 into target/peers (once; it takes a while)"
+  CARGO_TARGET_DIR=target/peers/build cargo install sockudo --version 5.2.0 --features redis \
+    --locked --root target/peers/sockudo >&2
+fi
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -79,6 +98,29 @@ start_redis() { # prints "pid port"
 }
 
 stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; }
+
+start_limit() { # args: limit-server options; prints "pid port"
+  local port; port=$(free_port)
+  "$LG" limit-server --listen "127.0.0.1:$port" "$@" >"$TMP/limit-$port.log" 2>&1 &
+  local pid=$!
+  wait_http "http://127.0.0.1:$port/ready"
+  echo "$pid $port"
+}
+
+# sockudo with one app (id afw, key afw-key, secret afw-secret), its limits off; args: env.
+start_sockudo() {
+  local port; port=$(free_port)
+  env HOST=127.0.0.1 PORT="$port" METRICS_ENABLED=false RATE_LIMITER_ENABLED=false \
+    SOCKUDO_DEFAULT_APP_ID=afw SOCKUDO_DEFAULT_APP_KEY=afw-key SOCKUDO_DEFAULT_APP_SECRET=afw-secret \
+    SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS=1000000 SOCKUDO_DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SECOND=10000000 \
+    SOCKUDO_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SECOND=10000000 APP_MANAGER_DRIVER=memory \
+    CACHE_DRIVER=memory QUEUE_DRIVER=memory RATE_LIMITER_DRIVER=memory LOG_LEVEL=warn "$@" \
+    "$SOCKUDO" >"$TMP/sockudo-$port.log" 2>&1 &
+  local pid=$!
+  wait_http "http://127.0.0.1:$port/up/afw"
+  echo "$pid $port"
+}
+PUSHER=(--transport pusher --pusher-app afw:afw-key:afw-secret)
 
 run() { # name, loadgen args...
   local name=$1; shift
@@ -122,6 +164,12 @@ run ingest-memory ingest --target "http://127.0.0.1:$PORT1" --connections "$INGE
   --duration "$DURATION" --gateway-pid "$P1"
 services memory "$PORT1" "$P1"
 stop "$P1"
+if [ "$PEERS" = 1 ] && wants ingest; then
+  read -r S1 SPORT < <(start_sockudo); PIDS+=("$S1")
+  run ingest-sockudo ingest --target "http://127.0.0.1:$SPORT" --connections "$INGEST_CONNECTIONS" \
+    --duration "$DURATION" "${PUSHER[@]}" --gateway-pid "$S1"
+  stop "$S1"
+fi
 read -r RP RPORT < <(start_redis); PIDS+=("$RP")
 read -r P1 PORT1 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P1")
 run ingest-redis-1 ingest --target "http://127.0.0.1:$PORT1" --connections "$INGEST_CONNECTIONS" \
@@ -164,6 +212,43 @@ run fanout-redis-1 fanout --target "http://127.0.0.1:$PORT1" "${FAN[@]}" --gatew
 stop "$P1" "$RP"
 read -r P1 PORT1 < <(start_gateway); PIDS+=("$P1")
 run fanout-memory fanout --target "http://127.0.0.1:$PORT1" "${FAN[@]}" --gateway-pid "$P1"
+stop "$P1"
+read -r L1 LPORT < <(start_limit); PIDS+=("$L1")
+run fanout-limit fanout --target "http://127.0.0.1:$LPORT" "${FAN[@]}" --gateway-pid "$L1"
+stop "$L1"
+read -r L1 LPORT < <(start_limit --coalesce); PIDS+=("$L1")
+run fanout-limit-coalesced fanout --target "http://127.0.0.1:$LPORT" "${FAN[@]}" --gateway-pid "$L1"
+stop "$L1"
+if [ "$PEERS" = 1 ]; then
+  read -r S1 SPORT < <(start_sockudo); PIDS+=("$S1")
+  run fanout-sockudo fanout --target "http://127.0.0.1:$SPORT" "${FAN[@]}" "${PUSHER[@]}" --gateway-pid "$S1"
+  stop "$S1"
+  read -r RP RPORT < <(start_redis); PIDS+=("$RP")
+  read -r S1 SPORT < <(start_sockudo ADAPTER_DRIVER=redis REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$S1")
+  run fanout-sockudo-redis fanout --target "http://127.0.0.1:$SPORT" "${FAN[@]}" "${PUSHER[@]}" --gateway-pid "$S1"
+  stop "$S1" "$RP"
+fi
+fi
+
+# --- high-rate fan-out: each WS_WRITE_COALESCE_MS, beside the limit server's writev -------
+if wants highrate; then
+HR=(--connections "$HIGHRATE_SUBSCRIBERS" --sessions 1 --rate "$HIGHRATE_RATE" --duration "$DURATION" --publishers 1)
+read -r L1 LPORT < <(start_limit); PIDS+=("$L1")
+run highrate-limit fanout --target "http://127.0.0.1:$LPORT" "${HR[@]}" --gateway-pid "$L1"
+stop "$L1"
+for d in $COALESCE_DELAYS; do
+  read -r P1 PORT1 < <(start_gateway WS_WRITE_COALESCE_MS="$d"); PIDS+=("$P1")
+  run "highrate-memory-$d" fanout --target "http://127.0.0.1:$PORT1" "${HR[@]}" --gateway-pid "$P1"
+  stop "$P1"
+  read -r L1 LPORT < <(start_limit --coalesce --write-delay-ms "$d"); PIDS+=("$L1")
+  run "highrate-limit-$d" fanout --target "http://127.0.0.1:$LPORT" "${HR[@]}" --gateway-pid "$L1"
+  stop "$L1"
+done
+if [ "$PEERS" = 1 ]; then
+  read -r S1 SPORT < <(start_sockudo); PIDS+=("$S1")
+  run highrate-sockudo fanout --target "http://127.0.0.1:$SPORT" "${HR[@]}" "${PUSHER[@]}" --gateway-pid "$S1"
+  stop "$S1"
+fi
 fi
 
 # --- idle (fresh instances, so memory freed by earlier runs does not flatter them) --------
@@ -184,9 +269,15 @@ read -r P3 PORT3 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=
 run idle-redis-3 idle --target "http://127.0.0.1:$PORT1,http://127.0.0.1:$PORT2,http://127.0.0.1:$PORT3" \
   --connections "$IDLE_CONNECTIONS" --sessions 1000 --duration 5 --gateway-pid "$P1,$P2,$P3"
 stop "$P1" "$P2" "$P3" "$RP"
+if [ "$PEERS" = 1 ]; then
+  read -r S1 SPORT < <(start_sockudo); PIDS+=("$S1")
+  run idle-sockudo idle --target "http://127.0.0.1:$SPORT" --connections "$IDLE_CONNECTIONS" \
+    --sessions 1000 --duration 5 "${PUSHER[@]}" --gateway-pid "$S1"
+  stop "$S1"
+fi
 fi
 
-ONLY="$ONLY" python3 - "$OUT" <<'EOF'
+ONLY="$ONLY" COALESCE_DELAYS="$COALESCE_DELAYS" python3 - "$OUT" <<'EOF'
 import json, os, sys
 out = sys.argv[1]
 # Only what this run measured: files of groups it skipped may be left from older runs.
@@ -209,7 +300,7 @@ print()
 print("| ingest | events/s | vs nginx | p50 ms | p99 ms | server CPU s | loadgen CPU s | errors |")
 print("|---|---|---|---|---|---|---|---|")
 ng = load("ingest-nginx")
-for name in ["ingest-nginx", "ingest-memory", "ingest-redis-1", "ingest-redis-3"]:
+for name in ["ingest-nginx", "ingest-memory", "ingest-sockudo", "ingest-redis-1", "ingest-redis-3"]:
     r = load(name)
     if not r: continue
     ratio = r["eventsPerSec"] / ng["eventsPerSec"] if ng else None
@@ -245,19 +336,39 @@ if "lb" in groups:
     how = "through nginx" if name.endswith("-lb") else "straight"
     print(f"| {name.split('-')[0]}, {how} | {f(rate)} | {l['p50Ms']} | {l['p99Ms']} | {f(cpu, 1)} | {f(per, 1)} | {bad} |")
   print()
+def per_cpu(r):
+    return r.get("deliveriesPerGatewayCpuSec") if r else None
+def times(a, b):
+    # CPU per delivery of `a` as a multiple of `b`'s: b's deliveries per CPU-s over a's.
+    x, y = per_cpu(a), per_cpu(b)
+    return f"{y / x:.2f}x" if x and y else "n/a"
 if "fanout" in groups:
-  print("| fanout | events/s | deliveries/s | deliveries per gateway CPU-s | lost / dup / reordered | p50 ms | p99 ms | p999 ms | max ms | gateway CPU s | loadgen CPU s |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|")
-for name in ["fanout-memory", "fanout-redis-1", "fanout-redis-3"]:
+  print("| fanout | events/s | deliveries/s | deliveries per server CPU-s | CPU per delivery vs limit server | lost / dup / reordered | p50 ms | p99 ms | p999 ms | max ms | server CPU s | loadgen CPU s |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+limit = load("fanout-limit")
+for name in ["fanout-limit", "fanout-limit-coalesced", "fanout-memory", "fanout-sockudo", "fanout-redis-1", "fanout-sockudo-redis", "fanout-redis-3"]:
     r = load(name)
     if not r: continue
     l = r["latency"]
-    print(f"| {name[7:]} | {f(r['eventsPerSec'])} | {f(r['deliveriesPerSec'])} | {f(r['deliveriesPerGatewayCpuSec'])} | {r['lost']} / {r['duplicated']} / {r['reordered']} | {l['p50Ms']} | {l['p99Ms']} | {l['p999Ms']} | {l['maxMs']} | {f(r['costs']['gatewayCpuSecs'], 1)} | {f(r['costs']['loadgenCpuSecs'], 1)} |")
+    print(f"| {name[7:]} | {f(r['eventsPerSec'])} | {f(r['deliveriesPerSec'])} | {f(r['deliveriesPerGatewayCpuSec'])} | {times(r, limit)} | {r['lost']} / {r['duplicated']} / {r['reordered']} | {l['p50Ms']} | {l['p99Ms']} | {l['p999Ms']} | {l['maxMs']} | {f(r['costs']['gatewayCpuSecs'], 1)} | {f(r['costs']['loadgenCpuSecs'], 1)} |")
 print()
+if "highrate" in groups:
+  print("| high-rate fan-out, write delay | events/s | gateway deliveries per CPU-s | p50 ms | p99 ms | lost / dup / reordered | limit server (writev) deliveries per CPU-s | its p99 ms | gateway CPU per delivery vs limit |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for d in os.environ.get("COALESCE_DELAYS", "0 1 2 5 10").split():
+    g, l = load(f"highrate-memory-{d}"), load(f"highrate-limit-{d}")
+    if not g: continue
+    gl = g["latency"]
+    print(f"| {d} ms | {f(g['eventsPerSec'])} | {f(per_cpu(g))} | {gl['p50Ms']} | {gl['p99Ms']} | {g['lost']} / {g['duplicated']} / {g['reordered']} | {f(per_cpu(l))} | {l['latency']['p99Ms'] if l else 'n/a'} | {times(g, l)} |")
+  for name, what in [("highrate-limit", "limit server, one write per frame"), ("highrate-sockudo", "sockudo")]:
+    r = load(name)
+    if r:
+      print(f"| {what} | {f(r['eventsPerSec'])} | {f(per_cpu(r))} | {r['latency']['p50Ms']} | {r['latency']['p99Ms']} | {r['lost']} / {r['duplicated']} / {r['reordered']} | | | |")
+  print()
 if "idle" in groups:
   print("| idle | connections held | failures | gateway RSS before | held | per connection |")
   print("|---|---|---|---|---|---|")
-for name in ["idle-memory", "idle-redis-1", "idle-redis-3"]:
+for name in ["idle-memory", "idle-sockudo", "idle-redis-1", "idle-redis-3"]:
     r = load(name)
     if not r: continue
     print(f"| {name[5:]} | {r['connectionsHeld']:,} | {r['failures']} | {f(r['gatewayRssBeforeBytes'] / 2**20, 1)} MiB | {f(r['gatewayRssHeldBytes'] / 2**20, 1)} MiB | {f(r['gatewayRssPerConnectionBytes'])} B |")

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use hyper::body::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -15,7 +14,7 @@ use crate::feed::Feed;
 use crate::idle::open_subscribers;
 use crate::net::{self, Target};
 use crate::procfs;
-use crate::{costs, histogram, latency_json, progress, run_id, Args};
+use crate::{costs, histogram, latency_json, progress, run_id, Args, Publish};
 
 #[derive(Deserialize)]
 struct Frame<'a> {
@@ -163,6 +162,7 @@ pub(crate) async fn fanout(args: &Args, targets: &[Target]) -> Value {
         let target = targets[p % targets.len()].clone();
         let mine: Vec<usize> = (0..sessions).filter(|s| s % publishers == p).collect();
         let (sent, pad, run) = (sent.clone(), pad.clone(), run.clone());
+        let publish = Publish::of(args);
         pubs.push(tokio::spawn(async move {
             let mut counts = vec![0u64; sessions];
             let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
@@ -180,7 +180,8 @@ pub(crate) async fn fanout(args: &Args, targets: &[Target]) -> Value {
                     r#"{{"sessionId":"{run}-{s}","type":"load","n":{n},"sentAt":{},"pad":"{pad}"}}"#,
                     micros_since(base)
                 );
-                match http.post("/api/events", Bytes::from(body)).await {
+                let (path, body) = publish.request(&format!("{run}-{s}"), body);
+                match http.post(&path, body).await {
                     Some(st @ (200 | 201)) => {
                         counts[s] += 1;
                         sent.fetch_add(1, Ordering::Relaxed);

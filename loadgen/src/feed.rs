@@ -1,6 +1,7 @@
 //! A subscriber's feed of a session, over either transport the gateway serves: a WebSocket
 //! (`subscribe` message) or a server-sent-events stream (`GET /api/sessions/:id/stream`,
-//! read through hyper). Both give the same JSON messages, so the scenarios read text alone.
+//! read through hyper). Both give the same JSON messages, so the scenarios read text alone; a
+//! Pusher-protocol peer's events are read into the same shape.
 
 use std::net::SocketAddr;
 
@@ -17,11 +18,15 @@ use crate::net::{self, Target, Ws};
 pub(crate) enum Transport {
     Ws,
     Sse,
+    /// A Pusher-protocol server (`--pusher-app`): subscribers on `/app/{key}`, publishers
+    /// signed to `/apps/{id}/events`.
+    Pusher,
 }
 
 pub(crate) enum Feed {
     Ws(Box<Ws>),
     Sse(SseFeed),
+    Pusher(Box<Ws>),
 }
 
 pub(crate) struct SseFeed {
@@ -33,6 +38,7 @@ impl Feed {
     /// Connects and subscribes to `session`, returning once the subscription is confirmed.
     pub(crate) async fn open(
         transport: Transport,
+        pusher: &crate::pusher::App,
         target: &Target,
         source: Option<SocketAddr>,
         session: &str,
@@ -40,6 +46,9 @@ impl Feed {
         match transport {
             Transport::Ws => Ok(Feed::Ws(Box::new(
                 net::subscribe(target, source, session).await?,
+            ))),
+            Transport::Pusher => Ok(Feed::Pusher(Box::new(
+                pusher.subscribe(target, source, session).await?,
             ))),
             Transport::Sse => {
                 let mut feed = Feed::Sse(SseFeed::open(target, source, session).await?);
@@ -62,6 +71,7 @@ impl Feed {
                 }
             },
             Feed::Sse(s) => s.next_data().await,
+            Feed::Pusher(ws) => crate::pusher::next_text(ws).await,
         }
     }
 }

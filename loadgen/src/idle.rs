@@ -30,6 +30,7 @@ where
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let run = run_id();
     let transport = args.transport;
+    let pusher = args.pusher_app.clone();
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {
         let target = targets[i % targets.len()].clone();
@@ -38,9 +39,10 @@ where
         let session = format!("{run}-{}", i % args.sessions.max(1));
         let permit = Arc::clone(&gate).acquire_owned().await.expect("semaphore");
         let (opened, failed, serve) = (opened.clone(), failed.clone(), serve.clone());
+        let pusher = pusher.clone();
         handles.push(tokio::spawn(async move {
             let src = net::source_for(&target, nth);
-            let connected = Feed::open(transport, &target, src, &session).await;
+            let connected = Feed::open(transport, &pusher, &target, src, &session).await;
             drop(permit);
             match connected {
                 Ok(ws) => {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::fanout::micros_since;
 use crate::net::{self, Target};
 use crate::procfs;
-use crate::{costs, histogram, latency_json, progress, run_id, Args};
+use crate::{costs, histogram, latency_json, progress, run_id, Args, Publish};
 
 pub(crate) async fn ingest(args: &Args, targets: &[Target]) -> Value {
     let base = Instant::now();
@@ -36,6 +36,7 @@ pub(crate) async fn ingest(args: &Args, targets: &[Target]) -> Value {
     for c in 0..args.connections.max(1) {
         let target = targets[c % targets.len()].clone();
         let (posted, pad, run) = (posted.clone(), pad.clone(), run.clone());
+        let publish = Publish::of(args);
         clients.push(tokio::spawn(async move {
             let mut latency = histogram();
             let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
@@ -61,7 +62,12 @@ pub(crate) async fn ingest(args: &Args, targets: &[Target]) -> Value {
                     )
                 };
                 let t0 = Instant::now();
-                let status = http.post(path, Bytes::from(body)).await;
+                let (path, body) = if hooks {
+                    (path.to_string(), Bytes::from(body))
+                } else {
+                    publish.request(&format!("{run}-{session}"), body)
+                };
+                let status = http.post(&path, body).await;
                 let _ = latency.record((t0.elapsed().as_micros() as u64).max(1));
                 match status {
                     Some(s) => {

@@ -15,6 +15,7 @@ mod ingest;
 mod limit;
 mod net;
 mod procfs;
+mod pusher;
 mod services;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -95,6 +96,9 @@ pub(crate) struct Args {
     /// How subscribers (idle, fanout) connect: a WebSocket, or a server-sent-events stream.
     #[arg(long, value_enum, default_value = "ws")]
     transport: feed::Transport,
+    /// The Pusher app (`ID:KEY:SECRET`) with `--transport pusher`.
+    #[arg(long, default_value = "afw:afw-key:afw-secret")]
+    pusher_app: pusher::App,
     /// Connections opened at once while connecting.
     #[arg(long, default_value_t = 512)]
     connect_concurrency: usize,
@@ -204,6 +208,25 @@ fn print_table(report: &Value) {
         }
     }
     walk("", report);
+}
+
+/// How events are published: the gateway's `POST /api/events`, or a Pusher peer's signed
+/// `POST /apps/{id}/events`.
+#[derive(Clone)]
+pub(crate) struct Publish(Option<pusher::App>);
+
+impl Publish {
+    pub(crate) fn of(args: &Args) -> Publish {
+        Publish((args.transport == feed::Transport::Pusher).then(|| args.pusher_app.clone()))
+    }
+
+    /// The path and body that publish `event` (JSON with `sessionId`) to `session`.
+    pub(crate) fn request(&self, session: &str, event: String) -> (String, hyper::body::Bytes) {
+        match &self.0 {
+            Some(app) => app.publish(session, &event),
+            None => ("/api/events".into(), event.into()),
+        }
+    }
 }
 
 /// A unique prefix for this run's session ids.
