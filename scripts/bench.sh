@@ -98,6 +98,8 @@ start_redis() { # prints "pid port"
 }
 
 stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; }
+# sockudo drains for a while after SIGTERM, and its port and memory with it.
+stop_hard() { stop "$@"; for p in "$@"; do kill -9 "$p" 2>/dev/null || true; done; }
 
 start_limit() { # args: limit-server options; prints "pid port"
   local port; port=$(free_port)
@@ -168,7 +170,7 @@ if [ "$PEERS" = 1 ] && wants ingest; then
   read -r S1 SPORT < <(start_sockudo); PIDS+=("$S1")
   run ingest-sockudo ingest --target "http://127.0.0.1:$SPORT" --connections "$INGEST_CONNECTIONS" \
     --duration "$DURATION" "${PUSHER[@]}" --gateway-pid "$S1"
-  stop "$S1"
+  stop_hard "$S1"
 fi
 read -r RP RPORT < <(start_redis); PIDS+=("$RP")
 read -r P1 PORT1 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P1")
@@ -222,11 +224,12 @@ stop "$L1"
 if [ "$PEERS" = 1 ]; then
   read -r S1 SPORT < <(start_sockudo); PIDS+=("$S1")
   run fanout-sockudo fanout --target "http://127.0.0.1:$SPORT" "${FAN[@]}" "${PUSHER[@]}" --gateway-pid "$S1"
-  stop "$S1"
+  stop_hard "$S1"
   read -r RP RPORT < <(start_redis); PIDS+=("$RP")
-  read -r S1 SPORT < <(start_sockudo ADAPTER_DRIVER=redis REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$S1")
+  # Its Redis adapter wants its cache on Redis too.
+  read -r S1 SPORT < <(start_sockudo ADAPTER_DRIVER=redis CACHE_DRIVER=redis REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$S1")
   run fanout-sockudo-redis fanout --target "http://127.0.0.1:$SPORT" "${FAN[@]}" "${PUSHER[@]}" --gateway-pid "$S1"
-  stop "$S1" "$RP"
+  stop_hard "$S1"; stop "$RP"
 fi
 fi
 
@@ -247,7 +250,7 @@ done
 if [ "$PEERS" = 1 ]; then
   read -r S1 SPORT < <(start_sockudo); PIDS+=("$S1")
   run highrate-sockudo fanout --target "http://127.0.0.1:$SPORT" "${HR[@]}" "${PUSHER[@]}" --gateway-pid "$S1"
-  stop "$S1"
+  stop_hard "$S1"
 fi
 fi
 
@@ -273,7 +276,7 @@ if [ "$PEERS" = 1 ]; then
   read -r S1 SPORT < <(start_sockudo); PIDS+=("$S1")
   run idle-sockudo idle --target "http://127.0.0.1:$SPORT" --connections "$IDLE_CONNECTIONS" \
     --sessions 1000 --duration 5 "${PUSHER[@]}" --gateway-pid "$S1"
-  stop "$S1"
+  stop_hard "$S1"
 fi
 fi
 

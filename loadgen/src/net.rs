@@ -109,10 +109,12 @@ pub async fn subscribe(
     Ok(ws)
 }
 
-/// One keep-alive HTTP/1.1 connection.
+/// One keep-alive HTTP/1.1 connection (opened again when the server answered
+/// `connection: close`, as sockudo does to every API request).
 pub struct Http {
     send: SendRequest<Full<Bytes>>,
     target: Target,
+    closing: bool,
 }
 
 impl Http {
@@ -125,6 +127,7 @@ impl Http {
         Ok(Http {
             send,
             target: target.clone(),
+            closing: false,
         })
     }
 
@@ -163,9 +166,16 @@ impl Http {
             req = req.header("authorization", format!("Bearer {k}"));
         }
         let req = req.body(Full::new(body)).ok()?;
+        if self.closing {
+            *self = Http::connect(&self.target).await.ok()?;
+        }
         self.send.ready().await.ok()?;
         let resp = self.send.send_request(req).await.ok()?;
         let status = resp.status().as_u16();
+        self.closing = resp
+            .headers()
+            .get("connection")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         resp.into_body().collect().await.ok()?;
         Some(status)
     }
