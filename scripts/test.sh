@@ -160,7 +160,9 @@ cargo build -p afw-loadgen
 if [ $# -gt 0 ]; then
   cargo test --workspace --all-targets "$@"
 else
-  cargo test --workspace --all-targets -- --skip chaos_
+  cargo test --workspace --lib --bins --tests -- --skip chaos_
+  # The criterion benches once each, as tests (criterion's runner takes no --skip).
+  cargo test -p afw-gateway --benches
   # The chaos test prints what it proved (delivered, lost, duplicated, reordered, resumes).
   cargo test --test chaos -- --nocapture
   # The hostile suites again with credentials required, as a tenant other than the default
