@@ -155,12 +155,10 @@ impl ConnHandle {
         self.shared.dead.load(Ordering::Acquire)
     }
 
-    /// Completes once the connection is closed (for a write that may block on a client that
-    /// stopped reading).
-    pub async fn closed(&self) {
-        while !self.is_closed() {
-            self.shared.ready.notified().await;
-        }
+    /// The connection's wake-up, for a write that may block on a client that stopped reading
+    /// to learn of a close (it also fires when something is queued: check [`Self::is_closed`]).
+    pub fn closing(&self) -> tokio::sync::futures::Notified<'_> {
+        self.shared.ready.notified()
     }
 
     /// Bytes waiting in the queue.

@@ -332,32 +332,17 @@ impl Connection {
     }
 
     async fn send(&mut self, msg: Message) -> Result<(), End> {
-        bounded(
-            self.sink.send(msg),
-            self.handle.closed(),
-            self.ctx.write_timeout,
-        )
-        .await
+        bounded(self.sink.send(msg), &self.handle, self.ctx.write_timeout).await
     }
 
     /// Writes into the socket's buffer without flushing (it flushes by itself past
     /// [`WRITE_BUFFER`]); [`Connection::flush`] sends the rest.
     async fn feed(&mut self, msg: Message) -> Result<(), End> {
-        bounded(
-            self.sink.feed(msg),
-            self.handle.closed(),
-            self.ctx.write_timeout,
-        )
-        .await
+        bounded(self.sink.feed(msg), &self.handle, self.ctx.write_timeout).await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        bounded(
-            self.sink.flush(),
-            self.handle.closed(),
-            self.ctx.write_timeout,
-        )
-        .await
+        bounded(self.sink.flush(), &self.handle, self.ctx.write_timeout).await
     }
 
     /// Sends `first` and whatever else is already queued (up to [`BATCH`] messages), then
