@@ -63,9 +63,13 @@ pub async fn websocket(
     let peer = arrival
         .map(|Extension(a)| a.peer.to_string())
         .unwrap_or_default();
+    // The connection runs as a task of its own rather than inside the upgrade's: that task
+    // keeps the upgrade's configuration and callback beside the connection for its lifetime,
+    // 192 bytes more for every idle connection.
     ws::configure(upgrade).on_upgrade(move |socket| {
         let span = tracing::info_span!("ws", client_id = %client_id, peer = %peer);
         let conn = ws::serve(ctx, (id, client_id), socket, principal, held);
-        tracker.track_future(conn.instrument(span))
+        tracker.spawn(conn.instrument(span));
+        std::future::ready(())
     })
 }

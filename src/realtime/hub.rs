@@ -12,7 +12,7 @@ use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 
 use super::protocol::EventFrames;
-pub use super::queue::{queue, ConnHandle, ConnQueue, Outbound};
+pub use super::queue::{queue, ConnHandle, ConnQueue, FramedEvent, FramedMessage, Outbound};
 use crate::bus::LiveEvent;
 use crate::metrics::Metrics;
 
@@ -76,13 +76,12 @@ impl Hub {
             return;
         };
         let sid = Arc::clone(subs.key());
-        let frame = Utf8Bytes::from(frame);
-        subs.conns.retain(|c| {
-            c.push(Outbound::Message {
-                session_id: Arc::clone(&sid),
-                frame: frame.clone(),
-            })
+        let message = Arc::new(FramedMessage {
+            session_id: sid,
+            frame: Utf8Bytes::from(frame),
         });
+        subs.conns
+            .retain(|c| c.push(Outbound::Message(Arc::clone(&message))));
         let emptied = subs.conns.is_empty();
         drop(subs);
         if emptied {
@@ -208,17 +207,17 @@ impl Hub {
             &ev.epoch,
             &ev.event,
         ));
-        let stamp = super::stamp::Stamp::of(&ev.event);
-        subs.conns.retain(|c| {
-            c.push(Outbound::Event {
-                session_id: Arc::clone(&ev.session_id),
-                seq: ev.seq,
-                epoch: Arc::clone(&ev.epoch),
-                frame: frame.clone(),
-                stamp,
-            })
+        let len = frame.as_str().len() as u64;
+        let framed = Arc::new(FramedEvent {
+            session_id: Arc::clone(&ev.session_id),
+            seq: ev.seq,
+            epoch: Arc::clone(&ev.epoch),
+            frame,
+            stamp: super::stamp::Stamp::of(&ev.event),
         });
-        let (n, len) = (subs.conns.len() as u64, frame.as_str().len() as u64);
+        subs.conns
+            .retain(|c| c.push(Outbound::Event(Arc::clone(&framed))));
+        let n = subs.conns.len() as u64;
         self.metrics.delivered(n, len);
         subs.conns.is_empty()
     }
@@ -294,9 +293,9 @@ mod tests {
         );
         let seqs: Vec<u64> = std::iter::from_fn(|| q.try_recv())
             .map(|item| match item {
-                Outbound::Event { seq, frame, .. } => {
-                    assert!(frame.as_str().contains(&format!("\"seq\":{seq}")));
-                    seq
+                Outbound::Event(e) => {
+                    assert!(e.frame.as_str().contains(&format!("\"seq\":{}", e.seq)));
+                    e.seq
                 }
                 other => panic!("{other:?}"),
             })

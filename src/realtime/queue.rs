@@ -13,18 +13,13 @@ use tokio::sync::Notify;
 /// Bytes charged to a queue for a message that is not an event frame.
 const CONTROL_COST: usize = 64;
 
-/// What the hub queues for a connection.
+/// What the hub queues for a connection. Events and messages are framed once and shared by
+/// every subscriber: queuing one for a connection takes one reference, and the queue's slot
+/// stays small.
 #[derive(Debug)]
 pub enum Outbound {
     /// A stored event, already framed.
-    Event {
-        session_id: Arc<str>,
-        seq: u64,
-        epoch: Arc<str>,
-        frame: Utf8Bytes,
-        /// When it was appended and queued, for the latency metrics.
-        stamp: super::stamp::Stamp,
-    },
+    Event(Arc<FramedEvent>),
     /// The session is gone for this connection (e.g. `deleted`).
     Unsubscribed {
         session_id: Arc<str>,
@@ -34,10 +29,25 @@ pub enum Outbound {
     /// from the last seq this connection sent.
     CatchUp { session_id: Arc<str> },
     /// A framed message about the session that is not a stored event (`command`, `chain`).
-    Message {
-        session_id: Arc<str>,
-        frame: Utf8Bytes,
-    },
+    Message(Arc<FramedMessage>),
+}
+
+/// A stored event framed for the session's subscribers on this instance.
+#[derive(Debug)]
+pub struct FramedEvent {
+    pub session_id: Arc<str>,
+    pub seq: u64,
+    pub epoch: Arc<str>,
+    pub frame: Utf8Bytes,
+    /// When it was appended and queued, for the latency metrics.
+    pub stamp: super::stamp::Stamp,
+}
+
+/// A framed message about a session that is not a stored event.
+#[derive(Debug)]
+pub struct FramedMessage {
+    pub session_id: Arc<str>,
+    pub frame: Utf8Bytes,
 }
 
 /// A connection's queue: a deque under a lock held only to push or pop, and a wake-up. It
@@ -75,11 +85,24 @@ impl ConnQueue {
     /// connection has been closed (over its budget).
     pub async fn recv(&mut self) -> Option<Outbound> {
         loop {
-            if self.shared.dead.load(Ordering::Acquire) {
+            if !self.ready().await {
                 return None;
             }
             if let Some(item) = self.try_recv() {
                 return Some(item);
+            }
+        }
+    }
+
+    /// Waits until a message is queued, and takes none: `false` once the connection has been
+    /// closed (over its budget).
+    pub async fn ready(&mut self) -> bool {
+        loop {
+            if self.shared.dead.load(Ordering::Acquire) {
+                return false;
+            }
+            if !self.shared.items.lock().is_empty() {
+                return true;
             }
             // A push or close between the checks above and this wait leaves a permit: no lost
             // wake-up.
@@ -104,7 +127,8 @@ impl ConnQueue {
 
 fn cost(item: &Outbound) -> usize {
     match item {
-        Outbound::Event { frame, .. } | Outbound::Message { frame, .. } => frame.as_str().len(),
+        Outbound::Event(e) => e.frame.as_str().len(),
+        Outbound::Message(m) => m.frame.as_str().len(),
         _ => CONTROL_COST,
     }
 }
@@ -175,9 +199,11 @@ mod tests {
     fn a_connection_is_woken_once_per_batch() {
         use futures::FutureExt;
         let (h, mut q) = queue(1, 1 << 20);
-        let msg = |n: u64| Outbound::Message {
-            session_id: "s".into(),
-            frame: Utf8Bytes::from(n.to_string()),
+        let msg = |n: u64| {
+            Outbound::Message(Arc::new(FramedMessage {
+                session_id: "s".into(),
+                frame: Utf8Bytes::from(n.to_string()),
+            }))
         };
         assert!(h.push(msg(1)));
         assert!(h.shared.ready.notified().now_or_never().is_some(), "woken");

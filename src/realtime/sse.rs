@@ -233,14 +233,12 @@ impl SseStream {
 
     fn on_outbound(&mut self, buf: &mut Vec<u8>, item: Outbound) {
         match &item {
-            Outbound::Event {
-                seq, epoch, frame, ..
-            } => match self.pos.admit(epoch, *seq) {
+            Outbound::Event(e) => match self.pos.admit(&e.epoch, e.seq) {
                 Admit::Skip => {}
-                Admit::Next => self.framed(buf, epoch, *seq, frame.as_str()),
+                Admit::Next => self.framed(buf, &e.epoch, e.seq, e.frame.as_str()),
                 Admit::Gap => {
                     self.fill = Some(Fill {
-                        until: Some(seq - 1),
+                        until: Some(e.seq - 1),
                         then: Some(item),
                     })
                 }
@@ -258,9 +256,9 @@ impl SseStream {
                     Some(_) => data(buf, None, &AgUi::error("unsubscribed", reason).to_string()),
                 }
             }
-            Outbound::Message { frame, .. } => match self.ag_ui.as_mut() {
-                None => data(buf, None, frame.as_str()),
-                Some(a) => group(buf, None, &a.message(frame.as_str())),
+            Outbound::Message(m) => match self.ag_ui.as_mut() {
+                None => data(buf, None, m.frame.as_str()),
+                Some(a) => group(buf, None, &a.message(m.frame.as_str())),
             },
         }
     }
@@ -288,13 +286,10 @@ impl SseStream {
             }
             Ok(None) => {
                 let then = self.fill.take().and_then(|f| f.then);
-                if let Some(Outbound::Event {
-                    seq, epoch, frame, ..
-                }) = then
-                {
-                    if self.pos.admit(&epoch, seq) != Admit::Skip {
-                        self.pos.last = seq;
-                        self.framed(&mut buf, &epoch, seq, frame.as_str());
+                if let Some(Outbound::Event(e)) = then {
+                    if self.pos.admit(&e.epoch, e.seq) != Admit::Skip {
+                        self.pos.last = e.seq;
+                        self.framed(&mut buf, &e.epoch, e.seq, e.frame.as_str());
                     }
                 }
             }

@@ -30,12 +30,12 @@ pub struct Tally {
 impl Tally {
     pub fn count(&mut self, item: &Outbound) {
         match item {
-            Outbound::Event { stamp, .. } => {
-                self.first.get_or_insert(*stamp);
+            Outbound::Event(e) => {
+                self.first.get_or_insert(e.stamp);
             }
-            Outbound::Message { frame, .. } => {
+            Outbound::Message(m) => {
                 self.other += 1;
-                self.bytes += frame.as_str().len() as u64;
+                self.bytes += m.frame.as_str().len() as u64;
             }
             Outbound::Unsubscribed { .. } | Outbound::CatchUp { .. } => self.other += 1,
         }

@@ -5,24 +5,24 @@
 //! a duplicate, is `streams`; what each client message does, `messages`; what its credentials
 //! allow and when they run out, `grant`; the deadline of every write, `deadline`.
 
-use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{self, ConnHandle, ConnQueue, Hub, Outbound};
+use super::hub::{self, ConnHandle, ConnQueue, Hub};
 use super::tally::Tally;
 
 mod deadline;
 mod grant;
 mod messages;
 mod streams;
+mod subs;
 use super::protocol::{self as proto, close, ClientMessage};
 use crate::credentials::{Credentials, Principal};
 use crate::domain::rate::Gcra;
@@ -141,10 +141,11 @@ struct Connection {
     /// Kept as 16 bytes and formatted when sent: it is held by every idle connection.
     client_id: uuid::Uuid,
     handle: ConnHandle,
-    queue: Option<ConnQueue>,
-    sink: SplitSink<WebSocket, Message>,
-    stream: Option<SplitStream<WebSocket>>,
-    subs: HashMap<Arc<str>, streams::Sub>,
+    queue: ConnQueue,
+    /// Read and written by this one task, so not split in two (a split puts the socket
+    /// behind a lock in an allocation of its own, locked on every read and write).
+    socket: WebSocket,
+    subs: subs::Subs,
     /// The credentials held (`grant` says what they allow).
     principal: Option<Arc<Principal>>,
     /// Credentials are required and none came yet: only an `auth` message is served.
@@ -172,7 +173,6 @@ impl Connection {
         principal: Option<Arc<Principal>>,
     ) -> Connection {
         let (handle, queue) = hub::queue(id, ctx.outbound_limit);
-        let (sink, stream) = socket.split();
         let pending = principal.is_none() && ctx.credentials.required();
         let due = match &principal {
             Some(p) => expiry(p, ctx.auth_grace),
@@ -183,10 +183,9 @@ impl Connection {
             ctx,
             client_id,
             handle,
-            queue: Some(queue),
-            sink,
-            stream: Some(stream),
-            subs: HashMap::new(),
+            queue,
+            socket,
+            subs: subs::Subs::default(),
             principal,
             pending,
             auth_due_us: 0,
@@ -202,14 +201,13 @@ impl Connection {
     async fn run(&mut self) {
         tracing::debug!("connected");
         self.ctx.hub.metrics().ws_connections.inc();
-        let mut stream = self.stream.take().expect("run runs once");
-        let end = self.serve(&mut stream).await;
+        let end = self.serve().await;
         for sid in self.subs.keys() {
             self.ctx.hub.unsubscribe(sid, self.handle.id);
         }
         if let End::ClientClosed = end {
             // Without the flush the client never gets its Close answered and sees 1006.
-            let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.close()).await;
+            let _ = tokio::time::timeout(CLOSE_GRACE, SinkExt::close(&mut self.socket)).await;
         }
         if let End::Close(code, reason) = end {
             self.ctx.hub.metrics().ws_closed(code);
@@ -225,8 +223,8 @@ impl Connection {
             // why. On shutdown the instance does not wait: clients move on at once.
             let handshake = code != close::GOING_AWAY;
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                if self.sink.send(frame).await.is_ok() && handshake {
-                    while let Some(Ok(m)) = stream.next().await {
+                if SinkExt::send(&mut self.socket, frame).await.is_ok() && handshake {
+                    while let Some(Ok(m)) = self.socket.next().await {
                         if matches!(m, Message::Close(_)) {
                             break;
                         }
@@ -240,29 +238,24 @@ impl Connection {
         tracing::debug!("disconnected");
     }
 
-    async fn serve(&mut self, stream: &mut SplitStream<WebSocket>) -> End {
+    async fn serve(&mut self) -> End {
         let greeting = proto::connected(&self.client_id.to_string(), &self.ctx.instance_id);
         if self.send_text(greeting).await.is_err() {
             return End::Gone;
         }
-        let mut queue = self.queue.take().expect("serve runs once");
-        let shutdown = self.ctx.shutdown.clone();
-        let every = self.ctx.ping_every;
-        let pong_timeout = self.ctx.pong_timeout;
-        // One timer serves both the next ping and the pong deadline: an idle connection holds
-        // a single timer entry.
-        let mut next_ping = Instant::now() + every;
+        // One timer serves the next ping, the pong deadline, the heartbeat and the auth
+        // deadline: an idle connection holds a single timer entry. (The settings are read
+        // from `ctx` where used: copies would be held by every connection's future.)
+        let mut next_ping = Instant::now() + self.ctx.ping_every;
         let mut pong_due: Option<Instant> = None;
-        let beat = self.ctx.heartbeat_every;
-        let mut next_beat = beat.map(|b| Instant::now() + b);
-        let first = next_beat.map_or(next_ping, |b| b.min(next_ping));
-        let timer = tokio::time::sleep_until(self.auth_due().map_or(first, |a| a.min(first)));
+        let mut next_beat = self.ctx.heartbeat_every.map(|b| Instant::now() + b);
+        let timer = tokio::time::sleep_until(self.wake_at(next_ping, pong_due, next_beat));
         tokio::pin!(timer);
         loop {
             let step = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
-                incoming = stream.next() => match incoming {
+                _ = self.ctx.shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
+                incoming = self.socket.next() => match incoming {
                     None => return End::Gone,
                     Some(Ok(Message::Close(_))) => return End::ClientClosed,
                     Some(Err(e)) => {
@@ -273,7 +266,9 @@ impl Connection {
                             None => End::Gone,
                         };
                     }
-                    Some(Ok(Message::Text(t))) => self.on_text(t.as_str()).await,
+                    // Boxed: a client message's handling is the largest thing the loop
+                    // awaits, and every connection's future would be that large while idle.
+                    Some(Ok(Message::Text(t))) => Box::pin(self.on_text(t.as_str())).await,
                     Some(Ok(Message::Binary(_))) => {
                         self.send_error("binary_not_supported", "send JSON text messages", None).await
                     }
@@ -283,9 +278,9 @@ impl Connection {
                     }
                     Some(Ok(Message::Ping(_))) => Ok(()),
                 },
-                item = queue.recv() => match item {
-                    Some(item) => self.drain(&mut queue, item).await,
-                    None => return End::Close(close::SLOW_CONSUMER, "slow_consumer"),
+                alive = self.queue.ready() => match alive {
+                    true => self.drain().await,
+                    false => return End::Close(close::SLOW_CONSUMER, "slow_consumer"),
                 },
                 _ = &mut timer => {
                     let now = Instant::now();
@@ -301,19 +296,17 @@ impl Connection {
                     }
                     let mut r = Ok(());
                     if next_ping <= now {
-                        next_ping = now + every;
-                        pong_due.get_or_insert(now + pong_timeout);
+                        next_ping = now + self.ctx.ping_every;
+                        pong_due.get_or_insert(now + self.ctx.pong_timeout);
                         r = self.send(Message::Ping(Default::default())).await;
                     }
-                    if let (Some(at), Some(b)) = (next_beat, beat) {
+                    if let (Some(at), Some(b)) = (next_beat, self.ctx.heartbeat_every) {
                         if at <= now && r.is_ok() {
                             next_beat = Some(now + b);
                             r = self.send(Message::Text(Utf8Bytes::from_static(self.ctx.heartbeat))).await;
                         }
                     }
-                    let wake = pong_due.map_or(next_ping, |due| due.min(next_ping));
-                    let wake = next_beat.map_or(wake, |b| b.min(wake));
-                    timer.as_mut().reset(self.auth_due().map_or(wake, |a| a.min(wake)));
+                    timer.as_mut().reset(self.wake_at(next_ping, pong_due, next_beat));
                     r
                 }
             };
@@ -322,49 +315,71 @@ impl Connection {
             }
             if self.auth_changed {
                 self.auth_changed = false;
-                let wake = pong_due.map_or(next_ping, |due| due.min(next_ping));
-                let wake = next_beat.map_or(wake, |b| b.min(wake));
                 timer
                     .as_mut()
-                    .reset(self.auth_due().map_or(wake, |a| a.min(wake)));
+                    .reset(self.wake_at(next_ping, pong_due, next_beat));
             }
         }
     }
 
-    async fn send(&mut self, msg: Message) -> Result<(), End> {
-        bounded(self.sink.send(msg), &self.handle, self.ctx.write_timeout).await
+    /// When the connection's one timer fires next: the earliest of the next ping, the pong
+    /// deadline, the next heartbeat and the auth deadline.
+    fn wake_at(
+        &self,
+        next_ping: Instant,
+        pong_due: Option<Instant>,
+        next_beat: Option<Instant>,
+    ) -> Instant {
+        [pong_due, next_beat, self.auth_due()]
+            .into_iter()
+            .flatten()
+            .fold(next_ping, Instant::min)
+    }
+
+    // The writes are plain functions returning the bounded write, not `async fn`s: an
+    // `async fn` would hold its message beside the write that holds it too, in the future of
+    // every caller up to the connection's own.
+    fn send(&mut self, msg: Message) -> impl Future<Output = Result<(), End>> + '_ {
+        bounded(
+            SinkExt::send(&mut self.socket, msg),
+            &self.handle,
+            self.ctx.write_timeout,
+        )
     }
 
     /// Writes into the socket's buffer without flushing (it flushes by itself past
     /// [`WRITE_BUFFER`]); [`Connection::flush`] sends the rest.
-    async fn feed(&mut self, msg: Message) -> Result<(), End> {
-        bounded(self.sink.feed(msg), &self.handle, self.ctx.write_timeout).await
+    fn feed(&mut self, msg: Message) -> impl Future<Output = Result<(), End>> + '_ {
+        bounded(self.socket.feed(msg), &self.handle, self.ctx.write_timeout)
     }
 
-    async fn flush(&mut self) -> Result<(), End> {
-        bounded(self.sink.flush(), &self.handle, self.ctx.write_timeout).await
+    fn flush(&mut self) -> impl Future<Output = Result<(), End>> + '_ {
+        bounded(
+            SinkExt::flush(&mut self.socket),
+            &self.handle,
+            self.ctx.write_timeout,
+        )
     }
 
-    /// Sends `first` and whatever else is already queued (up to [`BATCH`] messages), then
-    /// flushes once: under load one write carries many frames. With `WS_WRITE_COALESCE_MS`
-    /// it first waits that long for more, unless a write's worth is queued already.
-    async fn drain(&mut self, queue: &mut ConnQueue, first: Outbound) -> Result<(), End> {
+    /// Sends what is queued (up to [`BATCH`] messages), then flushes once: under load one
+    /// write carries many frames. With `WS_WRITE_COALESCE_MS` it first waits that long for
+    /// more, unless a write's worth is queued already. It takes the messages off the queue
+    /// itself, one at a time: one handed in would be held twice in the connection's future.
+    async fn drain(&mut self) -> Result<(), End> {
         if let Some(delay) = self.ctx.write_coalesce {
             if self.handle.queued_bytes() < WRITE_BUFFER {
                 tokio::time::sleep(delay).await;
             }
         }
-        let mut item = first;
         let mut tally = Tally::default();
         for _ in 0..BATCH {
+            let Some(item) = self.queue.try_recv() else {
+                break;
+            };
             tally.count(&item);
             let r = self.on_outbound(&item).await;
-            queue.release(&item);
+            self.queue.release(&item);
             r?;
-            match queue.try_recv() {
-                Some(next) => item = next,
-                None => break,
-            }
         }
         let r = self.flush().await;
         self.ctx.hub.metrics().ws_writes.inc();
@@ -387,17 +402,16 @@ impl Connection {
         scoped(tenant, session_id).into()
     }
 
-    async fn send_text(&mut self, text: String) -> Result<(), End> {
-        self.send(Message::Text(text.into())).await
+    fn send_text(&mut self, text: String) -> impl Future<Output = Result<(), End>> + '_ {
+        self.send(Message::Text(text.into()))
     }
 
-    async fn send_error(
+    fn send_error(
         &mut self,
         code: &str,
         message: &str,
         session_id: Option<&str>,
-    ) -> Result<(), End> {
+    ) -> impl Future<Output = Result<(), End>> + '_ {
         self.send_text(proto::error(code, message, session_id))
-            .await
     }
 }

@@ -203,30 +203,24 @@ impl Connection {
 
     pub(super) async fn on_outbound(&mut self, item: &Outbound) -> Result<(), End> {
         match item {
-            Outbound::Event {
-                session_id,
-                seq,
-                epoch,
-                frame,
-                ..
-            } => {
-                let Some(sub) = self.subs.get_mut(session_id) else {
+            Outbound::Event(e) => {
+                let Some(sub) = self.subs.get_mut(&e.session_id) else {
                     return Ok(()); // unsubscribed while it was queued
                 };
-                match sub.admit(epoch, *seq) {
+                match sub.admit(&e.epoch, e.seq) {
                     Admit::Skip => return Ok(()),
                     // The usual case: one lookup, then the shared frame. Recording the seq
                     // before the write is safe, since a failed write ends the connection.
                     Admit::Next => {}
                     Admit::Gap => {
-                        Box::pin(self.catch_up(session_id, Some(seq - 1))).await?;
-                        match self.subs.get_mut(session_id) {
-                            Some(sub) => sub.last = *seq,
+                        Box::pin(self.catch_up(&e.session_id, Some(e.seq - 1))).await?;
+                        match self.subs.get_mut(&e.session_id) {
+                            Some(sub) => sub.last = e.seq,
                             None => return Ok(()),
                         }
                     }
                 }
-                self.feed(Message::Text(frame.clone())).await
+                self.feed(Message::Text(e.frame.clone())).await
             }
             Outbound::Unsubscribed { session_id, reason } => {
                 self.subs.remove(session_id);
@@ -234,11 +228,11 @@ impl Connection {
                     .await
             }
             Outbound::CatchUp { session_id } => Box::pin(self.catch_up(session_id, None)).await,
-            Outbound::Message { session_id, frame } => {
-                if !self.subs.contains_key(session_id) {
+            Outbound::Message(m) => {
+                if !self.subs.contains_key(&m.session_id) {
                     return Ok(()); // unsubscribed while it was queued
                 }
-                self.feed(Message::Text(frame.clone())).await
+                self.feed(Message::Text(m.frame.clone())).await
             }
         }
     }
