@@ -310,13 +310,14 @@ async fn events_survive_a_migration_a_failover_and_a_killed_master_exactly_once(
 async fn the_deploy_script_starts_a_cluster_a_gateway_uses() {
     let dir = tempfile::tempdir().unwrap();
     // Six ports in a row, their cluster bus ports (10000 above) free too.
-    let base = loop {
+    let free_run = || loop {
         let p = support::free_port();
         let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
         if p < 55_000 && (0..6).all(|i| free(p + i) && free(p + i + 10_000)) {
             break p;
         }
     };
+    let base = std::cell::Cell::new(free_run());
     let script = |cmd: &str| {
         std::process::Command::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -325,7 +326,7 @@ async fn the_deploy_script_starts_a_cluster_a_gateway_uses() {
         .arg(cmd)
         .env("CLUSTER_DIR", dir.path())
         .env("TMPDIR", dir.path())
-        .env("CLUSTER_BASE_PORT", base.to_string())
+        .env("CLUSTER_BASE_PORT", base.get().to_string())
         .output()
         .expect("run deploy/redis-cluster.sh")
     };
@@ -338,7 +339,22 @@ async fn the_deploy_script_starts_a_cluster_a_gateway_uses() {
     }
     let _down = Down(script);
     let script = |cmd: &str| (_down.0)(cmd);
-    let up = script("up");
+    // A port found free may be taken before its redis-server binds it (the other test here
+    // starts servers and clients meanwhile): then `down`, and `up` again on other ports.
+    let mut up = script("up");
+    for _ in 0..2 {
+        if up.status.success() {
+            break;
+        }
+        eprintln!(
+            "up on {} failed, trying other ports: {}",
+            base.get(),
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let _ = script("down");
+        base.set(free_run());
+        up = script("up");
+    }
     assert!(
         up.status.success(),
         "{}",
