@@ -7,7 +7,9 @@
 #
 #   scripts/bench-ab.sh A_BINARY B_BINARY      (e.g. a release build of the previous commit)
 #
-# Scenarios: ingest (memory store, then Redis with AOF), fanout (memory), idle (memory), and
+# Scenarios: ingest (memory store, then Redis with AOF), fanout (memory), highrate (memory: 50
+# subscribers on one session at 4,000 events/s from one publisher, at WS_WRITE_COALESCE_MS =
+# HIGHRATE_COALESCE_MS, default 10, as scripts/bench.sh's high-rate rows), idle (memory), and
 # the services beside the stream: jobs (enqueue, claim, complete) and workers (bulks and
 # completions that claim the next job) on both stores, cache hits on both.
 # Knobs: DURATION (s, default 10), ROUNDS (default 2), IDLE_CONNECTIONS (default 18000),
@@ -28,7 +30,7 @@ A=$1; B=$2
 A_ENV=${A_ENV:-}; B_ENV=${B_ENV:-}; A_KEY=${A_KEY:-}; B_KEY=${B_KEY:-}
 A_TRANSPORT=${A_TRANSPORT:-ws}; B_TRANSPORT=${B_TRANSPORT:-ws}
 DURATION=${DURATION:-10}; ROUNDS=${ROUNDS:-2}; IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-18000}
-ONLY=${ONLY:-ingest-memory ingest-redis fanout-memory idle-memory jobs-memory jobs-redis workers-memory workers-redis cache-memory cache-redis}
+ONLY=${ONLY:-ingest-memory ingest-redis fanout-memory highrate-memory idle-memory jobs-memory jobs-redis workers-memory workers-redis cache-memory cache-redis}
 OUT=bench-results; mkdir -p "$OUT"
 cargo build --release -p afw-loadgen >&2
 LG=target/release/afw-loadgen
@@ -66,6 +68,7 @@ for r in $(seq "$ROUNDS"); do
     want ingest-redis && scenario "ingest-redis-$side-$r" "$bin" "REDIS_URL=redis://127.0.0.1:$rport" ingest --connections 32 --duration "$DURATION"
     redis-cli -p "$rport" flushall >/dev/null
     want fanout-memory && scenario "fanout-memory-$side-$r" "$bin" "" fanout --transport "$T" --connections 1000 --sessions 10 --rate 1000 --duration "$DURATION"
+    want highrate-memory && scenario "highrate-memory-$side-$r" "$bin" "WS_WRITE_COALESCE_MS=${HIGHRATE_COALESCE_MS:-10}" fanout --transport "$T" --connections 50 --sessions 1 --rate 4000 --publishers 1 --duration "$DURATION"
     want idle-memory && scenario "idle-memory-$side-$r" "$bin" "" idle --transport "$T" --connections "$IDLE_CONNECTIONS" --sessions 1000 --duration 5
     for kind in jobs workers cache; do
       want "$kind-memory" && scenario "$kind-memory-$side-$r" "$bin" "" "$kind" --connections 32 --duration "$DURATION"
@@ -82,6 +85,8 @@ rows = [("ingest, memory: events/s", "ingest-memory", lambda r: r["eventsPerSec"
         ("ingest, Redis AOF: events/s", "ingest-redis", lambda r: r["eventsPerSec"]),
         ("fanout, memory: deliveries per gateway CPU-s", "fanout-memory", lambda r: r["deliveriesPerGatewayCpuSec"]),
         ("fanout, memory: p99 ms", "fanout-memory", lambda r: r["latency"]["p99Ms"]),
+        ("highrate, memory: deliveries per gateway CPU-s", "highrate-memory", lambda r: r["deliveriesPerGatewayCpuSec"]),
+        ("highrate, memory: p99 ms", "highrate-memory", lambda r: r["latency"]["p99Ms"]),
         ("idle, memory: bytes per connection", "idle-memory", lambda r: r["gatewayRssPerConnectionBytes"]),
         ("jobs, memory: cycles/s", "jobs-memory", lambda r: r["cyclesPerSec"]),
         ("jobs, memory: claim p50 µs", "jobs-memory", lambda r: r["latency"]["p50Ms"] * 1000),
