@@ -232,7 +232,9 @@ async fn a_cluster_is_backed_up_primary_by_primary_and_restored_into_another() {
     let gw = Gateway::start(on_cluster(&from)).await;
     for i in 0..12 {
         for n in 0..3 {
-            gw.post_event(json!({"sessionId": format!("cl-{i}"), "type": "t", "n": n}))
+            // eventIds of their own, so their dedup markers are backed up too.
+            gw.post_event(json!({"sessionId": format!("cl-{i}"), "type": "t", "n": n,
+                "eventId": format!("e-{i}-{n}")}))
                 .await;
         }
     }

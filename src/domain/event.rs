@@ -24,6 +24,9 @@ pub const MAX_READ_LIMIT: usize = 1000;
 pub struct EventDraft {
     pub session_id: String,
     pub event_id: String,
+    /// The client gave the `eventId` (a retry can repeat it), so the store marks it for the
+    /// dedup window; one the gateway made up needs no marker.
+    pub event_id_given: bool,
     pub json_head: String,
     /// The whole body, parsed, when it is a chain or step event (the chain state machine
     /// reads it); taken by the service before the draft is stored.
@@ -252,6 +255,7 @@ pub fn draft_event(
     let (Some(session_id), Some(kind)) = (session_id, kind) else {
         unreachable!("required fields were checked above")
     };
+    let event_id_given = event_id.is_some();
     let event_id = match event_id {
         Some(id) => id.into_owned(),
         None => uuid::Uuid::now_v7().to_string(),
@@ -303,6 +307,7 @@ pub fn draft_event(
     Ok(EventDraft {
         session_id: session_id.into_owned(),
         event_id,
+        event_id_given,
         json_head,
         chain,
         session_info,

@@ -179,13 +179,14 @@ async fn redis_prefix_is_followed_by_keys_and_channel() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(ttl > 86_000 && ttl <= 86_400, "events TTL {ttl}");
+    // Renewed to the TTL plus 1% (docs/redis.md).
+    assert!(ttl > 86_000 && ttl <= 87_264, "events TTL {ttl}");
     let ttl: i64 = redis::cmd("TTL")
         .arg("x:sessions:{pfx}")
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(ttl > 86_000 && ttl <= 86_400, "session TTL {ttl}");
+    assert!(ttl > 86_000 && ttl <= 87_264, "session TTL {ttl}");
     let dedup = keys
         .iter()
         .find(|k| k.starts_with("x:dedup:{pfx}:"))
@@ -208,4 +209,65 @@ async fn redis_prefix_is_followed_by_keys_and_channel() {
     );
     a.stop().await;
     b.stop().await;
+}
+
+/// An append renews a session's TTLs only when they would end sooner than its TTL from now
+/// (then to the TTL plus 1%), and marks for dedup only the eventIds clients gave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_renew_short_ttls_and_mark_given_event_ids() {
+    let redis = RedisServer::start().await;
+    let mut config = support::config(Some(&redis));
+    config.events.session_ttl_secs = 200;
+    let gw = Gateway::start(config).await;
+    let (s, _) = gw.post("/api/sessions", json!({"id": "r"})).await;
+    assert_eq!(s, 201);
+    let space = support::key_space();
+    let (hash, list) = (
+        &*format!("{space}sessions:{{r}}"),
+        &*format!("{space}events:{{r}}"),
+    );
+    gw.post_event(json!({"sessionId": "r", "type": "t", "eventId": "given"}))
+        .await;
+    let fresh = 195_000..=202_000;
+    for key in [hash, list] {
+        let ttl = redis.pttl(key).await;
+        assert!(fresh.contains(&ttl), "{key} after the first event: {ttl}");
+    }
+    let mut conn = redis.connection().await.unwrap();
+    let pexpire = |key: &str, ms: i64| {
+        let mut conn = conn.clone();
+        let mut cmd = redis::cmd("PEXPIRE");
+        cmd.arg(key).arg(ms);
+        async move { cmd.query_async::<i64>(&mut conn).await.unwrap() }
+    };
+    // Still past the TTL from now: left alone.
+    pexpire(hash, 201_500).await;
+    pexpire(list, 201_500).await;
+    gw.post_event(json!({"sessionId": "r", "type": "t"})).await;
+    for key in [hash, list] {
+        let ttl = redis.pttl(key).await;
+        assert!(
+            (195_000..=201_500).contains(&ttl),
+            "{key} not renewed: {ttl}"
+        );
+    }
+    // Sooner than the TTL from now: renewed, both keys.
+    pexpire(hash, 150_000).await;
+    pexpire(list, 150_000).await;
+    gw.post_event(json!({"sessionId": "r", "type": "t"})).await;
+    for key in [hash, list] {
+        let ttl = redis.pttl(key).await;
+        assert!(fresh.contains(&ttl), "{key} renewed: {ttl}");
+    }
+    let markers: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{space}dedup:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        markers,
+        vec![format!("{space}dedup:{{r}}:given")],
+        "a marker for the given eventId only"
+    );
+    gw.stop().await;
 }

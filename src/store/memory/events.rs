@@ -33,7 +33,11 @@ impl EventStore for MemoryStore {
             slot.expires = clock + slot.ttl(ttl);
             slot.fields
                 .insert(field::UPDATED_AT.to_string(), now.iso.clone());
-            if let Some((seq, until)) = slot.dedup.get(&d.event_id) {
+            let marked = d
+                .event_id_given
+                .then(|| slot.dedup.get(&d.event_id))
+                .flatten();
+            if let Some((seq, until)) = marked {
                 if *until > clock {
                     out.push(Appended {
                         session_id: d.session_id.clone(),
@@ -57,7 +61,9 @@ impl EventStore for MemoryStore {
                     slot.event_bytes -= old.len();
                 }
             }
-            slot.dedup.insert(d.event_id.clone(), (seq, clock + window));
+            if d.event_id_given {
+                slot.dedup.insert(d.event_id.clone(), (seq, clock + window));
+            }
             let epoch = Arc::clone(&slot.epoch);
             out.push(Appended {
                 session_id: d.session_id.clone(),

@@ -47,10 +47,14 @@ impl RedisStore {
         for d in drafts {
             inv.key(k.session(&d.session_id))
                 .key(k.events(&d.session_id))
-                .key(k.dedup(&d.session_id, &d.event_id))
                 .arg(&d.session_id)
-                .arg(json_string(&self.published_id(&d.session_id)))
-                .arg(&d.json_head);
+                .arg(json_string(&self.published_id(&d.session_id)));
+            if d.event_id_given {
+                inv.key(k.dedup(&d.session_id, &d.event_id)).arg(1);
+            } else {
+                inv.arg(0);
+            }
+            inv.arg(&d.json_head);
             let Some(u) = &d.usage else {
                 inv.arg(0).arg(0);
                 continue;

@@ -6,18 +6,25 @@
 -- and PUBLISH it. Publishing inside the script makes the channel order of a session its seq
 -- order; counting usage here means a duplicate eventId never counts twice.
 --
--- KEYS: session index, then per event: session, events, dedup marker; then every event's
---       usage totals (HASHes), in event order.
+-- Each session's state is read once (HMGET) and written once (HSET) per call, whatever the
+-- number of its events; an eventId the gateway made up (the client sent none, so no retry can
+-- repeat it) gets no dedup marker; a session's TTLs are renewed only when they would end
+-- sooner than its TTL from now, and then to its TTL plus 1%, so a session lives at least its
+-- TTL after its last event (at most 1% more) and renews once per 1% of it, not on every event.
+--
+-- KEYS: session index, then per event: session, events, and its dedup marker when it has
+--       one; then every event's usage totals (HASHes), in event order.
 -- ARGV: maxEvents, ttlSecs, dedupSecs, nowIso, indexPrefix, origin, epochSeed, channel,
 --       maxBytes, n (the events), usageMax, publish (PUBLISH, or SPUBLISH for a Cluster's
---       sharded channel), then per event: sessionId, sessionIdAsJson, jsonHead (the stored JSON up to and
---       including '"seq":'), k (its usage totals), k TTLs (s), f, then f pairs of field and
---       increment (added to each of its k totals).
+--       sharded channel), then per event: sessionId, sessionIdAsJson, dedup (1 when it has
+--       a marker, else 0), jsonHead (the stored JSON up to and including '"seq":'), k (its
+--       usage totals), k TTLs (s), f, then f pairs of field and increment (added to each of
+--       its k totals).
 -- Returns per event: {seq, epoch, duplicate (0|1)}.
 local index = KEYS[1]
 local maxEvents = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
-local dedupTtl = tonumber(ARGV[3])
+local dedupTtl = ARGV[3]
 local now = ARGV[4]
 local indexPrefix = ARGV[5]
 local origin = ARGV[6]
@@ -30,68 +37,102 @@ local usageMax = tonumber(ARGV[11])
 local sharded = ARGV[12] == 'SPUBLISH'
 
 local results = {}
-local touched = {}
+-- Per session touched, in order: its keys and stream, as read once and written back once.
+local streams = {}
+local order = {}
 local fresh = 0
--- Events are read from ARGV with a cursor (their usage makes them of different lengths).
+-- Events are read from ARGV and KEYS with cursors (they differ in length).
 local a = 13
 local function arg()
   a = a + 1
   return ARGV[a - 1]
 end
-local usageKey = 2 + 3 * n
-for i = 0, n - 1 do
-  local sKey, evKey, dedupKey = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
-  local sid, sidJson, head = arg(), arg(), arg()
-  local ttls = {}
-  for j = 1, tonumber(arg()) do ttls[j] = tonumber(arg()) end
-  local incr = {}
-  for j = 1, tonumber(arg()) do incr[j] = {arg(), tonumber(arg())} end
-  local firstUsage = usageKey
-  usageKey = usageKey + #ttls
-  local epoch = redis.call('HGET', sKey, '_epoch')
-  if not epoch then
-    fresh = fresh + 1
-    epoch = epochSeed .. '-' .. fresh
-    if redis.call('HSETNX', sKey, 'id', sid) == 1 then
-      local idx = indexPrefix .. sid
-      redis.call('HSET', sKey, 'status', 'in_progress', 'startedAt', now, 'updatedAt', now, '_idx', idx)
-      redis.call('ZADD', index, 0, idx)
+local k = 2
+local function key()
+  k = k + 1
+  return KEYS[k - 1]
+end
+local events = {}
+for i = 1, n do
+  local e = {sKey = key(), evKey = key(), sid = arg(), sidJson = arg()}
+  if arg() == '1' then e.dedupKey = key() end
+  e.head = arg()
+  e.ttls = {}
+  for j = 1, tonumber(arg()) do e.ttls[j] = tonumber(arg()) end
+  e.incr = {}
+  for j = 1, tonumber(arg()) do e.incr[j] = {arg(), tonumber(arg())} end
+  events[i] = e
+end
+-- The usage totals' keys follow every event's own keys.
+local usageKey = k
+for _, e in ipairs(events) do
+  local sKey, evKey = e.sKey, e.evKey
+  local st = streams[sKey]
+  if not st then
+    local h = redis.call('HMGET', sKey, '_epoch', '_seq', '_bytes', '_ttl')
+    st = {evKey = evKey, epoch = h[1], seq = tonumber(h[2]) or 0, bytes = tonumber(h[3]) or 0,
+          own = tonumber(h[4]) or ttl}
+    if not st.epoch then
+      fresh = fresh + 1
+      st.epoch = epochSeed .. '-' .. fresh
+      st.fresh, st.seq, st.bytes, st.renew = true, 0, 0, true
+      if redis.call('HSETNX', sKey, 'id', e.sid) == 1 then
+        local idx = indexPrefix .. e.sid
+        redis.call('HSET', sKey, 'status', 'in_progress', 'startedAt', now, '_idx', idx)
+        redis.call('ZADD', index, 0, idx)
+      end
+      redis.call('DEL', evKey)
     end
-    redis.call('HSET', sKey, '_epoch', epoch, '_seq', 0, '_bytes', 0)
-    redis.call('DEL', evKey)
+    streams[sKey] = st
+    order[#order + 1] = sKey
   end
+  local epoch = st.epoch
+  local seq = st.seq + 1
   -- The marker is "{epoch}:{seq}": an eventId of an earlier stream is no duplicate.
-  local prior = redis.call('GET', dedupKey)
-  local priorEpoch, priorSeq
-  if prior then
-    priorEpoch, priorSeq = string.match(prior, '^(.*):(%d+)$')
+  local duplicate
+  if e.dedupKey then
+    local marker = epoch .. ':' .. seq
+    local prior = redis.call('SET', e.dedupKey, marker, 'NX', 'GET', 'EX', dedupTtl)
+    if prior then
+      local priorEpoch, priorSeq = string.match(prior, '^(.*):(%d+)$')
+      if priorEpoch == epoch then
+        duplicate = tonumber(priorSeq)
+      else
+        redis.call('SET', e.dedupKey, marker, 'EX', dedupTtl)
+      end
+    end
   end
-  if priorEpoch == epoch then
-    results[#results + 1] = { tonumber(priorSeq), epoch, 1 }
+  local firstUsage = usageKey
+  usageKey = usageKey + #e.ttls
+  if duplicate then
+    results[#results + 1] = { duplicate, epoch, 1 }
   else
-    local seq = redis.call('HINCRBY', sKey, '_seq', 1)
-    local stored = head .. seq .. '}'
+    st.seq = seq
+    seq = tostring(seq)
+    local stored = e.head .. seq .. '}'
     local len = redis.call('RPUSH', evKey, stored)
-    local bytes = redis.call('HINCRBY', sKey, '_bytes', #stored)
+    -- A list RPUSH made has no TTL yet.
+    if len == 1 then st.renew = true end
+    local bytes = st.bytes + #stored
     -- Oldest first, past the count or the bytes; the newest event always stays.
     while len > maxEvents or (bytes > maxBytes and len > 1) do
       local old = redis.call('LPOP', evKey)
       if not old then break end
       len = len - 1
-      bytes = redis.call('HINCRBY', sKey, '_bytes', -#old)
+      bytes = bytes - #old
     end
-    redis.call('SET', dedupKey, epoch .. ':' .. seq, 'EX', dedupTtl)
+    st.bytes = bytes
     -- Each total is read, added to and written whole: a sum past usageMax (exact in Lua's
     -- numbers) stays at it and the total says so (`sat`), so no overflow can stop the
     -- step halfway (HINCRBY's would, after the event was stored).
-    for j = 1, #ttls do
-      local key = KEYS[firstUsage + j - 1]
+    for j = 1, #e.ttls do
+      local uKey = KEYS[firstUsage + j - 1]
       local names = {}
-      for k, fv in ipairs(incr) do names[k] = fv[1] end
-      local cur = redis.call('HMGET', key, unpack(names))
+      for m, fv in ipairs(e.incr) do names[m] = fv[1] end
+      local cur = redis.call('HMGET', uKey, unpack(names))
       local sums = {}
-      for k, fv in ipairs(incr) do
-        local v = (tonumber(cur[k]) or 0) + fv[2]
+      for m, fv in ipairs(e.incr) do
+        local v = (tonumber(cur[m]) or 0) + fv[2]
         if v > usageMax then
           v = usageMax
           sums[#sums + 1] = 'sat'
@@ -100,24 +141,29 @@ for i = 0, n - 1 do
         sums[#sums + 1] = fv[1]
         sums[#sums + 1] = string.format('%.0f', v)
       end
-      redis.call('HSET', key, unpack(sums))
-      redis.call('EXPIRE', key, ttls[j])
+      redis.call('HSET', uKey, unpack(sums))
+      redis.call('EXPIRE', uKey, e.ttls[j])
     end
-    local message = '{"sessionId":' .. sidJson .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
+    local message = '{"sessionId":' .. e.sidJson .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
       '","timestamp":"' .. now .. '","origin":"' .. origin .. '","event":' .. stored .. '}'
     if sharded then
       redis.call('SPUBLISH', channel, message)
     else
       redis.call('PUBLISH', channel, message)
     end
-    results[#results + 1] = { seq, epoch, 0 }
+    results[#results + 1] = { st.seq, epoch, 0 }
   end
-  touched[sKey] = evKey
 end
-for sKey, evKey in pairs(touched) do
-  redis.call('HSET', sKey, 'updatedAt', now)
-  local own = tonumber(redis.call('HGET', sKey, '_ttl')) or ttl
-  redis.call('EXPIRE', sKey, own)
-  redis.call('EXPIRE', evKey, own)
+for _, sKey in ipairs(order) do
+  local st = streams[sKey]
+  if st.fresh then
+    redis.call('HSET', sKey, '_epoch', st.epoch, '_seq', st.seq, '_bytes', st.bytes, 'updatedAt', now)
+  else
+    redis.call('HSET', sKey, '_seq', st.seq, '_bytes', st.bytes, 'updatedAt', now)
+  end
+  if st.renew or redis.call('PTTL', sKey) < st.own * 1000 then
+    redis.call('PEXPIRE', sKey, st.own * 1010)
+    redis.call('PEXPIRE', st.evKey, st.own * 1010)
+  end
 end
 return results
