@@ -125,7 +125,10 @@ async fn the_deploy_script_starts_a_set_a_gateway_uses() {
             return p;
         }
     };
-    let (data, sentinels) = (base(()), base(()));
+    let (data, sentinels) = (
+        std::cell::Cell::new(base(())),
+        std::cell::Cell::new(base(())),
+    );
     let script = |cmd: &str| {
         std::process::Command::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -134,8 +137,8 @@ async fn the_deploy_script_starts_a_set_a_gateway_uses() {
         .arg(cmd)
         .env("SENTINEL_DIR", dir.path())
         .env("TMPDIR", dir.path())
-        .env("REDIS_BASE_PORT", data.to_string())
-        .env("SENTINEL_BASE_PORT", sentinels.to_string())
+        .env("REDIS_BASE_PORT", data.get().to_string())
+        .env("SENTINEL_BASE_PORT", sentinels.get().to_string())
         .output()
         .expect("run deploy/redis-sentinel.sh")
     };
@@ -148,7 +151,24 @@ async fn the_deploy_script_starts_a_set_a_gateway_uses() {
     }
     let _down = Down(script);
     let script = |cmd: &str| (_down.0)(cmd);
-    let up = script("up");
+    // A port found free may be taken before its server binds it (the other test here starts
+    // servers and clients meanwhile): then `down`, and `up` again on other ports.
+    let mut up = script("up");
+    for _ in 0..2 {
+        if up.status.success() {
+            break;
+        }
+        eprintln!(
+            "up on {}/{} failed, trying other ports: {}",
+            data.get(),
+            sentinels.get(),
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let _ = script("down");
+        data.set(base(()));
+        sentinels.set(base(()));
+        up = script("up");
+    }
     assert!(
         up.status.success(),
         "{}",

@@ -65,7 +65,7 @@ pub use user_context::UserContextStore;
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(600);
 
 /// A store operation that did not happen, by whose fault.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backing store did not answer or refused; nothing was written. Worth retrying
     /// (the API answers 503 with Retry-After).
@@ -97,6 +97,8 @@ pub struct StoreSettings {
     pub max_events_per_session: usize,
     /// Bytes of stored events a session keeps (`MAX_SESSION_EVENT_BYTES`).
     pub max_session_event_bytes: usize,
+    /// Most bytes of events one batch post holds (`MAX_BATCH_BYTES`), and so one append call.
+    pub max_batch_bytes: usize,
     pub dedup_window: Duration,
     pub instance_id: Arc<str>,
     /// How often the Redis store probes its pub/sub subscription.
@@ -223,6 +225,7 @@ pub fn settings(config: &Config, instance_id: Arc<str>, metrics: Arc<Metrics>) -
         session_ttl: Duration::from_secs(config.events.session_ttl_secs),
         max_events_per_session: config.events.max_events_per_session,
         max_session_event_bytes: config.events.max_session_event_bytes,
+        max_batch_bytes: config.events.max_batch_bytes,
         dedup_window: DEDUP_WINDOW,
         instance_id,
         pubsub_probe_every: config.store.pubsub_probe_every,

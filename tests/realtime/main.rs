@@ -5,6 +5,7 @@
 mod ag_ui;
 mod connections;
 mod delivery;
+mod group_commit;
 mod recovery;
 mod resume;
 mod sse;

@@ -16,18 +16,30 @@ use crate::domain::usage::USAGE_TOTAL_MAX;
 use crate::store::{EventStore, StoreError};
 use crate::time::Now;
 
+/// One request's appends as the append script takes them: its events' keys, its usage
+/// totals' keys and its events' arguments (after the call's own).
+pub(super) struct Share {
+    keys: Vec<String>,
+    usage_keys: Vec<String>,
+    /// The arguments only (no command name).
+    args: redis::Cmd,
+    pub(super) events: usize,
+    pub(super) bytes: usize,
+}
+
+/// An append call's own part: its key space's session index and the script's first
+/// arguments, the same for every share a call stores.
+pub(super) struct Head {
+    pub(super) index: String,
+    args: redis::Cmd,
+}
+
 impl RedisStore {
-    /// Appends drafts that are all of one partition (all of them on one server) in one script.
-    async fn append_in(
-        &self,
-        drafts: &[&EventDraft],
-        partition: usize,
-        now: &Now,
-    ) -> Result<Vec<Appended>, StoreError> {
+    /// The call's own part, for events of `partition` stored at `now`.
+    pub(super) fn head(&self, partition: usize, now: &Now) -> Head {
         let k = &self.keys;
-        let mut inv = script!("events_append.lua").prepare_invoke();
-        inv.key(k.session_index(partition))
-            .arg(self.settings.max_events_per_session)
+        let mut args = redis::Cmd::new();
+        args.arg(self.settings.max_events_per_session)
             .arg(self.ttl_secs())
             .arg(self.settings.dedup_window.as_secs().max(1))
             .arg(&now.iso)
@@ -36,27 +48,44 @@ impl RedisStore {
             .arg(uuid::Uuid::now_v7().simple().to_string())
             .arg(k.events_channel(partition))
             .arg(self.settings.max_session_event_bytes)
-            .arg(drafts.len())
             .arg(USAGE_TOTAL_MAX)
             .arg(if k.clustered_layout() {
                 "SPUBLISH"
             } else {
                 "PUBLISH"
             });
-        let mut usage_keys = Vec::new();
+        Head {
+            index: k.session_index(partition),
+            args,
+        }
+    }
+
+    /// The drafts' part of a call.
+    pub(super) fn share(&self, drafts: &[&EventDraft], partition: usize) -> Share {
+        let k = &self.keys;
+        let mut share = Share {
+            keys: Vec::with_capacity(drafts.len() * 3),
+            usage_keys: Vec::new(),
+            args: redis::Cmd::new(),
+            events: drafts.len(),
+            bytes: 0,
+        };
+        let args = &mut share.args;
         for d in drafts {
-            inv.key(k.session(&d.session_id))
-                .key(k.events(&d.session_id))
-                .arg(&d.session_id)
+            share.bytes += d.json_head.len();
+            share.keys.push(k.session(&d.session_id));
+            share.keys.push(k.events(&d.session_id));
+            args.arg(&d.session_id)
                 .arg(json_string(&self.published_id(&d.session_id)));
             if d.event_id_given {
-                inv.key(k.dedup(&d.session_id, &d.event_id)).arg(1);
+                share.keys.push(k.dedup(&d.session_id, &d.event_id));
+                args.arg(1);
             } else {
-                inv.arg(0);
+                args.arg(0);
             }
-            inv.arg(&d.json_head);
+            args.arg(&d.json_head);
             let Some(u) = &d.usage else {
-                inv.arg(0).arg(0);
+                args.arg(0).arg(0);
                 continue;
             };
             let s = &self.settings.services;
@@ -66,51 +95,43 @@ impl RedisStore {
                 s.usage_month_keep_secs,
             );
             let scoped = self.tenant_keys(&u.tenant);
-            inv.arg(buckets.len());
+            args.arg(buckets.len());
             for (scope, period, keep_secs) in &buckets {
-                usage_keys.push(scoped.usage(scope, period, partition));
-                inv.arg(*keep_secs);
+                share
+                    .usage_keys
+                    .push(scoped.usage(scope, period, partition));
+                args.arg(*keep_secs);
             }
             let incr = u.increments();
-            inv.arg(incr.len());
+            args.arg(incr.len());
             for (field, by) in incr {
-                inv.arg(field).arg(by);
+                args.arg(field).arg(by);
             }
         }
-        for key in usage_keys {
-            inv.key(key);
-        }
-        let mut conn = self.conn();
-        let reply: Vec<Vec<Value>> = inv.invoke_async(&mut conn).await?;
+        share
+    }
+
+    /// Appends drafts that are all of one partition (all of them on one server): on one
+    /// server through the group commit (with the appends of other requests in flight), on a
+    /// Cluster in a script of their own.
+    async fn append_in(
+        &self,
+        drafts: &[&EventDraft],
+        partition: usize,
+        now: &Now,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let share = self.share(drafts, partition);
+        let reply = match &self.group {
+            Some(group) => group.append(self.head(partition, now), share).await?,
+            None => {
+                let mut conn = self.conn();
+                let mut replies = call(&mut conn, &self.head(partition, now), &[&share]).await?;
+                self.wait_for_replicas(&mut conn, partition).await?;
+                replies.pop().ok_or_else(|| corrupt("append"))?
+            }
+        };
         if reply.len() != drafts.len() {
             return Err(corrupt("append"));
-        }
-        if let Some((replicas, timeout)) = self.settings.wait_replicas {
-            // On the same connection as the append (on a Cluster, the one to the node that
-            // holds the partition): it waits for the append too.
-            let mut wait = redis::cmd("WAIT");
-            wait.arg(replicas).arg(timeout.as_millis() as u64);
-            let reached: u64 = match &mut conn.raw {
-                Conn::One(c) => wait.query_async(c).await?,
-                Conn::Cluster(c, _) => {
-                    let node = Route::with_key(k.session_index(partition), SlotAddr::Master);
-                    // Boxed, so one server's append future does not carry its state.
-                    let v = Box::pin(c.route_command(
-                        wait,
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node)),
-                    ))
-                    .await?;
-                    // A node that refuses (a redirection, a cluster that is down) answers
-                    // with an error value here.
-                    redis::from_redis_value::<u64>(v)
-                        .map_err(|e| StoreError::Unavailable(format!("WAIT: {e}")))?
-                }
-            };
-            if reached < replicas {
-                return Err(StoreError::Unavailable(format!(
-                    "the append reached {reached} of {replicas} replicas in time"
-                )));
-            }
         }
         drafts
             .iter()
@@ -126,6 +147,20 @@ impl RedisStore {
                 _ => Err(corrupt("append")),
             })
             .collect()
+    }
+
+    /// Under `REDIS_WAIT_REPLICAS`, waits for the replicas to have what was written on
+    /// `conn` (on a Cluster, on the node that holds the partition).
+    async fn wait_for_replicas(
+        &self,
+        conn: &mut super::measured::Measured,
+        partition: usize,
+    ) -> Result<(), StoreError> {
+        let Some((replicas, timeout)) = self.settings.wait_replicas else {
+            return Ok(());
+        };
+        let node = Route::with_key(self.keys.session_index(partition), SlotAddr::Master);
+        wait_on(conn, replicas, timeout, node).await
     }
 
     /// On a Cluster, one script per partition the batch touches (each keeps to its slot), all
@@ -223,5 +258,90 @@ impl EventStore for RedisStore {
             epoch: (!epoch.is_empty()).then_some(epoch),
             events: events.into_iter().map(Arc::from).collect(),
         })
+    }
+}
+
+/// Runs one append call for `shares` (all of the key space and partition `head` names) and
+/// answers, per share, its events' replies.
+pub(super) async fn call(
+    conn: &mut super::measured::Measured,
+    head: &Head,
+    shares: &[&Share],
+) -> Result<Vec<Vec<Vec<Value>>>, StoreError> {
+    let mut inv = script!("events_append.lua").prepare_invoke();
+    inv.key(&head.index);
+    for share in shares {
+        for key in &share.keys {
+            inv.key(key);
+        }
+    }
+    for share in shares {
+        for key in &share.usage_keys {
+            inv.key(key);
+        }
+    }
+    for a in head.args.args_iter() {
+        inv.arg(simple(a));
+    }
+    inv.arg(shares.iter().map(|s| s.events).sum::<usize>());
+    for share in shares {
+        for a in share.args.args_iter() {
+            inv.arg(simple(a));
+        }
+    }
+    let mut reply: Vec<Vec<Value>> = inv.invoke_async(conn).await?;
+    let mut out = Vec::with_capacity(shares.len());
+    for share in shares.iter().rev() {
+        let at = reply
+            .len()
+            .checked_sub(share.events)
+            .ok_or_else(|| corrupt("append"))?;
+        out.push(reply.split_off(at));
+    }
+    if !reply.is_empty() {
+        return Err(corrupt("append"));
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// `WAIT` for `replicas` on `conn`, which wrote what is waited for (on a Cluster, sent to
+/// `node`): fewer in time is an error.
+pub(super) async fn wait_on(
+    conn: &mut super::measured::Measured,
+    replicas: u64,
+    timeout: std::time::Duration,
+    node: Route,
+) -> Result<(), StoreError> {
+    let mut wait = redis::cmd("WAIT");
+    wait.arg(replicas).arg(timeout.as_millis() as u64);
+    let reached: u64 = match &mut conn.raw {
+        Conn::One(c) => wait.query_async(c).await?,
+        Conn::Cluster(c, _) => {
+            // Boxed, so one server's append future does not carry its state.
+            let v = Box::pin(c.route_command(
+                wait,
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node)),
+            ))
+            .await?;
+            // A node that refuses (a redirection, a cluster that is down) answers with an
+            // error value here.
+            redis::from_redis_value::<u64>(v)
+                .map_err(|e| StoreError::Unavailable(format!("WAIT: {e}")))?
+        }
+    };
+    if reached < replicas {
+        return Err(StoreError::Unavailable(format!(
+            "the append reached {reached} of {replicas} replicas in time"
+        )));
+    }
+    Ok(())
+}
+
+/// An argument's bytes (a cursor, `SCAN`'s, is never added to an append).
+fn simple(a: redis::Arg<&[u8]>) -> &[u8] {
+    match a {
+        redis::Arg::Simple(b) => b,
+        _ => b"0",
     }
 }

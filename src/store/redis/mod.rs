@@ -29,6 +29,7 @@ mod chains;
 pub mod cleanup;
 mod control;
 mod events;
+mod group_commit;
 mod health;
 mod instances;
 mod jobs;
@@ -89,6 +90,9 @@ pub struct RedisStore {
     mode: &'static str,
     /// The tenant whose key space this is (`None`: the default tenant's).
     tenant: Option<Arc<str>>,
+    /// On one server, the appends' group commit (shared by every tenant's store); on a
+    /// Cluster each append is its own call.
+    group: Option<Arc<group_commit::GroupCommit>>,
 }
 
 impl RedisStore {
@@ -180,6 +184,14 @@ impl RedisStore {
             connect_timeout: CONNECT_TIMEOUT * 2,
         };
         tasks.spawn(pubsub.run(shutdown));
+        let group = (!cluster.enabled()).then(|| {
+            Arc::new(group_commit::GroupCommit::start(
+                Arc::clone(&links),
+                Arc::clone(&settings.metrics),
+                settings.wait_replicas,
+                settings.max_batch_bytes,
+            ))
+        });
         let store = Arc::new(RedisStore {
             links,
             keys,
@@ -190,6 +202,7 @@ impl RedisStore {
             last_message_ms,
             mode,
             tenant: None,
+            group,
         });
         Ok(store)
     }
@@ -280,6 +293,7 @@ impl RedisStore {
             last_message_ms: Arc::clone(&self.last_message_ms),
             mode: self.mode,
             tenant: Some(Arc::clone(tenant)),
+            group: self.group.clone(),
         }
     }
 }

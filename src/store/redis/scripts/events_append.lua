@@ -15,8 +15,8 @@
 -- KEYS: session index, then per event: session, events, and its dedup marker when it has
 --       one; then every event's usage totals (HASHes), in event order.
 -- ARGV: maxEvents, ttlSecs, dedupSecs, nowIso, indexPrefix, origin, epochSeed, channel,
---       maxBytes, n (the events), usageMax, publish (PUBLISH, or SPUBLISH for a Cluster's
---       sharded channel), then per event: sessionId, sessionIdAsJson, dedup (1 when it has
+--       maxBytes, usageMax, publish (PUBLISH, or SPUBLISH for a Cluster's sharded channel),
+--       n (the events: of one request, or of several stored together), then per event: sessionId, sessionIdAsJson, dedup (1 when it has
 --       a marker, else 0), jsonHead (the stored JSON up to and including '"seq":'), k (its
 --       usage totals), k TTLs (s), f, then f pairs of field and increment (added to each of
 --       its k totals).
@@ -31,10 +31,10 @@ local origin = ARGV[6]
 local epochSeed = ARGV[7]
 local channel = ARGV[8]
 local maxBytes = tonumber(ARGV[9])
-local n = tonumber(ARGV[10])
-local usageMax = tonumber(ARGV[11])
+local usageMax = tonumber(ARGV[10])
 -- Each `redis.call` names its command literally.
-local sharded = ARGV[12] == 'SPUBLISH'
+local sharded = ARGV[11] == 'SPUBLISH'
+local n = tonumber(ARGV[12])
 
 local results = {}
 -- Per session touched, in order: its keys and stream, as read once and written back once.
