@@ -47,15 +47,16 @@ local function arg()
   a = a + 1
   return ARGV[a - 1]
 end
+-- An event's keys start at KEYS[e.k]: session, events, then its marker's when it has one.
 local k = 2
-local function key()
-  k = k + 1
-  return KEYS[k - 1]
-end
 local events = {}
 for i = 1, n do
-  local e = {sKey = key(), evKey = key(), sid = arg(), sidJson = arg()}
-  if arg() == '1' then e.dedupKey = key() end
+  local e = {k = k, sid = arg(), sidJson = arg()}
+  k = k + 2
+  if arg() == '1' then
+    e.dedup = k
+    k = k + 1
+  end
   e.head = arg()
   e.ttls = {}
   for j = 1, tonumber(arg()) do e.ttls[j] = tonumber(arg()) end
@@ -66,11 +67,12 @@ end
 -- The usage totals' keys follow every event's own keys.
 local usageKey = k
 for _, e in ipairs(events) do
-  local sKey, evKey = e.sKey, e.evKey
+  local sKey, evKey = KEYS[e.k], KEYS[e.k + 1]
+  local dedupKey = KEYS[e.dedup or 0]
   local st = streams[sKey]
   if not st then
     local h = redis.call('HMGET', sKey, '_epoch', '_seq', '_bytes', '_ttl')
-    st = {evKey = evKey, epoch = h[1], seq = tonumber(h[2]) or 0, bytes = tonumber(h[3]) or 0,
+    st = {k = e.k, epoch = h[1], seq = tonumber(h[2]) or 0, bytes = tonumber(h[3]) or 0,
           own = tonumber(h[4]) or ttl}
     if not st.epoch then
       fresh = fresh + 1
@@ -84,21 +86,21 @@ for _, e in ipairs(events) do
       redis.call('DEL', evKey)
     end
     streams[sKey] = st
-    order[#order + 1] = sKey
+    order[#order + 1] = st
   end
   local epoch = st.epoch
   local seq = st.seq + 1
   -- The marker is "{epoch}:{seq}": an eventId of an earlier stream is no duplicate.
   local duplicate
-  if e.dedupKey then
+  if dedupKey then
     local marker = epoch .. ':' .. seq
-    local prior = redis.call('SET', e.dedupKey, marker, 'NX', 'GET', 'EX', dedupTtl)
+    local prior = redis.call('SET', dedupKey, marker, 'NX', 'GET', 'EX', dedupTtl)
     if prior then
       local priorEpoch, priorSeq = string.match(prior, '^(.*):(%d+)$')
       if priorEpoch == epoch then
         duplicate = tonumber(priorSeq)
       else
-        redis.call('SET', e.dedupKey, marker, 'EX', dedupTtl)
+        redis.call('SET', dedupKey, marker, 'EX', dedupTtl)
       end
     end
   end
@@ -154,8 +156,8 @@ for _, e in ipairs(events) do
     results[#results + 1] = { st.seq, epoch, 0 }
   end
 end
-for _, sKey in ipairs(order) do
-  local st = streams[sKey]
+for _, st in ipairs(order) do
+  local sKey, evKey = KEYS[st.k], KEYS[st.k + 1]
   if st.fresh then
     redis.call('HSET', sKey, '_epoch', st.epoch, '_seq', st.seq, '_bytes', st.bytes, 'updatedAt', now)
   else
@@ -163,7 +165,7 @@ for _, sKey in ipairs(order) do
   end
   if st.renew or redis.call('PTTL', sKey) < st.own * 1000 then
     redis.call('PEXPIRE', sKey, st.own * 1010)
-    redis.call('PEXPIRE', st.evKey, st.own * 1010)
+    redis.call('PEXPIRE', evKey, st.own * 1010)
   end
 end
 return results
