@@ -174,8 +174,15 @@ if [ "$PEERS" = 1 ] && wants ingest; then
 fi
 read -r RP RPORT < <(start_redis); PIDS+=("$RP")
 read -r P1 PORT1 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P1")
+# Redis's own CPU over the run (/proc ticks) and its commands (INFO commandstats), for the
+# ingest table's per-event costs.
+redis_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+redis-cli -p "$RPORT" config resetstat >/dev/null
+T0=$(redis_ticks "$RP")
 run ingest-redis-1 ingest --target "http://127.0.0.1:$PORT1" --connections "$INGEST_CONNECTIONS" \
   --duration "$DURATION" --gateway-pid "$P1"
+echo "$(($(redis_ticks "$RP") - T0)) $(getconf CLK_TCK)" >"$OUT/ingest-redis-1.redis-ticks"
+redis-cli -p "$RPORT" info commandstats >"$OUT/ingest-redis-1.commandstats"
 services redis-1 "$PORT1" "$P1"
 read -r P2 PORT2 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P2")
 read -r P3 PORT3 < <(start_gateway REDIS_URL="redis://127.0.0.1:$RPORT"); PIDS+=("$P3")
@@ -280,12 +287,15 @@ if [ "$PEERS" = 1 ]; then
 fi
 fi
 
-ONLY="$ONLY" COALESCE_DELAYS="$COALESCE_DELAYS" python3 - "$OUT" <<'EOF'
+ONLY="$ONLY" PEERS="$PEERS" COALESCE_DELAYS="$COALESCE_DELAYS" python3 - "$OUT" <<'EOF'
 import json, os, sys
 out = sys.argv[1]
-# Only what this run measured: files of groups it skipped may be left from older runs.
+# Only what this run measured: files of groups it skipped, or of the peers in a run without
+# them, may be left from older runs.
 groups = os.environ["ONLY"].split()
 def load(name):
+    if "sockudo" in name and os.environ["PEERS"] != "1":
+        return None
     group = "services" if name.split("-")[0] in ("locks", "jobs", "workers", "cache") else name.split("-")[0]
     if name.endswith("-lb") or name.endswith("-direct"):
         group = "lb"
@@ -309,6 +319,21 @@ for name in ["ingest-nginx", "ingest-memory", "ingest-sockudo", "ingest-redis-1"
     ratio = r["eventsPerSec"] / ng["eventsPerSec"] if ng else None
     print(f"| {name[7:]} | {f(r['eventsPerSec'])} | {f(ratio * 100 if ratio else None, 1)}% | {r['latency']['p50Ms']} | {r['latency']['p99Ms']} | {f(r['costs']['gatewayCpuSecs'], 1)} | {f(r['costs']['loadgenCpuSecs'], 1)} | {r['errors']} |")
 print()
+# Where an event's CPU goes on one Redis instance: the gateway's, Redis's, and Redis's script
+# calls (several requests' events share one call: the group commit, docs/redis.md).
+r1 = load("ingest-redis-1")
+ticks = os.path.join(out, "ingest-redis-1.redis-ticks")
+if r1 and r1["requests"] and os.path.exists(ticks):
+    t, hz = map(int, open(ticks).read().split())
+    calls = 0
+    for line in open(os.path.join(out, "ingest-redis-1.commandstats")):
+        if line.startswith("cmdstat_evalsha:"):
+            calls = int(line.split("calls=")[1].split(",")[0])
+    n = r1["requests"]
+    print("| redis-1, per event | gateway CPU µs | redis-server CPU µs | loadgen CPU µs | events per script call |")
+    print("|---|---|---|---|---|")
+    print(f"| ingest | {f(r1['costs']['gatewayCpuSecs'] / n * 1e6, 1)} | {f(t / hz / n * 1e6, 1)} | {f(r1['costs']['loadgenCpuSecs'] / n * 1e6, 1)} | {f(n / calls if calls else None, 1)} |")
+    print()
 ing = {n: load("ingest-" + n) for n in ["memory", "redis-1"]}
 if "services" in groups:
   print("| service | cycles/s | vs ingest (same store) | vs nginx | latency of | p50 ms | p99 ms | gateway CPU µs per cycle | errors |")
