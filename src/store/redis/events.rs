@@ -16,11 +16,10 @@ use crate::domain::usage::USAGE_TOTAL_MAX;
 use crate::store::{EventStore, StoreError};
 use crate::time::Now;
 
-/// One request's appends as the append script takes them: its events' keys, its usage
-/// totals' keys and its events' arguments (after the call's own).
+/// One request's appends as the append script takes them: its events' keys (each event's
+/// own, its usage totals' after them) and its events' arguments (after the call's own).
 pub(super) struct Share {
     keys: Vec<String>,
-    usage_keys: Vec<String>,
     /// The arguments only (no command name).
     args: redis::Cmd,
     pub(super) events: usize,
@@ -65,7 +64,6 @@ impl RedisStore {
         let k = &self.keys;
         let mut share = Share {
             keys: Vec::with_capacity(drafts.len() * 3),
-            usage_keys: Vec::new(),
             args: redis::Cmd::new(),
             events: drafts.len(),
             bytes: 0,
@@ -97,9 +95,7 @@ impl RedisStore {
             let scoped = self.tenant_keys(&u.tenant);
             args.arg(buckets.len());
             for (scope, period, keep_secs) in &buckets {
-                share
-                    .usage_keys
-                    .push(scoped.usage(scope, period, partition));
+                share.keys.push(scoped.usage(scope, period, partition));
                 args.arg(*keep_secs);
             }
             let incr = u.increments();
@@ -272,11 +268,6 @@ pub(super) async fn call(
     inv.key(&head.index);
     for share in shares {
         for key in &share.keys {
-            inv.key(key);
-        }
-    }
-    for share in shares {
-        for key in &share.usage_keys {
             inv.key(key);
         }
     }

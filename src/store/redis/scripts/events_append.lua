@@ -12,8 +12,8 @@
 -- sooner than its TTL from now, and then to its TTL plus 1%, so a session lives at least its
 -- TTL after its last event (at most 1% more) and renews once per 1% of it, not on every event.
 --
--- KEYS: session index, then per event: session, events, and its dedup marker when it has
---       one; then every event's usage totals (HASHes), in event order.
+-- KEYS: session index, then per event: session, events, its dedup marker when it has one,
+--       and its usage totals (HASHes).
 -- ARGV: maxEvents, ttlSecs, dedupSecs, nowIso, indexPrefix, origin, epochSeed, channel,
 --       maxBytes, usageMax, publish (PUBLISH, or SPUBLISH for a Cluster's sharded channel),
 --       n (the events: of one request, or of several stored together), then per event: sessionId, sessionIdAsJson, dedup (1 when it has
@@ -41,45 +41,40 @@ local results = {}
 local streams = {}
 local order = {}
 local fresh = 0
--- Events are read from ARGV and KEYS with cursors (they differ in length).
+-- Events are read from ARGV and KEYS with cursors (their lengths differ).
 local a = 13
 local function arg()
   a = a + 1
   return ARGV[a - 1]
 end
--- An event's keys start at KEYS[e.k]: session, events, then its marker's when it has one.
+-- An event's keys, from the cursor k: session, events, its marker's when it has one, then
+-- its usage totals.
 local k = 2
-local events = {}
-for i = 1, n do
-  local e = {k = k, sid = arg(), sidJson = arg()}
+for _ = 1, n do
+  local k0 = k
+  local sKey, evKey = KEYS[k], KEYS[k + 1]
   k = k + 2
-  if arg() == '1' then
-    e.dedup = k
-    k = k + 1
-  end
-  e.head = arg()
-  e.ttls = {}
-  for j = 1, tonumber(arg()) do e.ttls[j] = tonumber(arg()) end
-  e.incr = {}
-  for j = 1, tonumber(arg()) do e.incr[j] = {arg(), tonumber(arg())} end
-  events[i] = e
-end
--- The usage totals' keys follow every event's own keys.
-local usageKey = k
-for _, e in ipairs(events) do
-  local sKey, evKey = KEYS[e.k], KEYS[e.k + 1]
-  local dedupKey = KEYS[e.dedup or 0]
+  local sid, sidJson = arg(), arg()
+  local dedupKey = KEYS[arg() == '1' and k or 0]
+  if dedupKey then k = k + 1 end
+  local head = arg()
+  local ttls = {}
+  for j = 1, tonumber(arg()) do ttls[j] = tonumber(arg()) end
+  local incr = {}
+  for j = 1, tonumber(arg()) do incr[j] = {arg(), tonumber(arg())} end
+  local firstUsage = k
+  k = k + #ttls
   local st = streams[sKey]
   if not st then
     local h = redis.call('HMGET', sKey, '_epoch', '_seq', '_bytes', '_ttl')
-    st = {k = e.k, epoch = h[1], seq = tonumber(h[2]) or 0, bytes = tonumber(h[3]) or 0,
+    st = {k = k0, epoch = h[1], seq = tonumber(h[2]) or 0, bytes = tonumber(h[3]) or 0,
           own = tonumber(h[4]) or ttl}
     if not st.epoch then
       fresh = fresh + 1
       st.epoch = epochSeed .. '-' .. fresh
       st.fresh, st.seq, st.bytes, st.renew = true, 0, 0, true
-      if redis.call('HSETNX', sKey, 'id', e.sid) == 1 then
-        local idx = indexPrefix .. e.sid
+      if redis.call('HSETNX', sKey, 'id', sid) == 1 then
+        local idx = indexPrefix .. sid
         redis.call('HSET', sKey, 'status', 'in_progress', 'startedAt', now, '_idx', idx)
         redis.call('ZADD', index, 0, idx)
       end
@@ -104,14 +99,12 @@ for _, e in ipairs(events) do
       end
     end
   end
-  local firstUsage = usageKey
-  usageKey = usageKey + #e.ttls
   if duplicate then
     results[#results + 1] = { duplicate, epoch, 1 }
   else
     st.seq = seq
     seq = tostring(seq)
-    local stored = e.head .. seq .. '}'
+    local stored = head .. seq .. '}'
     local len = redis.call('RPUSH', evKey, stored)
     -- A list RPUSH made has no TTL yet.
     if len == 1 then st.renew = true end
@@ -127,13 +120,13 @@ for _, e in ipairs(events) do
     -- Each total is read, added to and written whole: a sum past usageMax (exact in Lua's
     -- numbers) stays at it and the total says so (`sat`), so no overflow can stop the
     -- step halfway (HINCRBY's would, after the event was stored).
-    for j = 1, #e.ttls do
+    for j = 1, #ttls do
       local uKey = KEYS[firstUsage + j - 1]
       local names = {}
-      for m, fv in ipairs(e.incr) do names[m] = fv[1] end
+      for m, fv in ipairs(incr) do names[m] = fv[1] end
       local cur = redis.call('HMGET', uKey, unpack(names))
       local sums = {}
-      for m, fv in ipairs(e.incr) do
+      for m, fv in ipairs(incr) do
         local v = (tonumber(cur[m]) or 0) + fv[2]
         if v > usageMax then
           v = usageMax
@@ -144,9 +137,9 @@ for _, e in ipairs(events) do
         sums[#sums + 1] = string.format('%.0f', v)
       end
       redis.call('HSET', uKey, unpack(sums))
-      redis.call('EXPIRE', uKey, e.ttls[j])
+      redis.call('EXPIRE', uKey, ttls[j])
     end
-    local message = '{"sessionId":' .. e.sidJson .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
+    local message = '{"sessionId":' .. sidJson .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
       '","timestamp":"' .. now .. '","origin":"' .. origin .. '","event":' .. stored .. '}'
     if sharded then
       redis.call('SPUBLISH', channel, message)
